@@ -1,0 +1,51 @@
+# PowerX Agent Taskflow: the two commands a newcomer runs are `make demo` and `make test`.
+# Every target installs what it needs under the repo (.venv, node_modules) and is idempotent:
+# the install steps re-run only when pyproject.toml or package.json change.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: all demo test test-fast lint bench setup setup-node clean synth help
+
+help:
+	@echo "make demo   - set up and run the engine end to end on the embedded local runtime"
+	@echo "make test   - set up and run the whole test suite (unit, integration, infrastructure, e2e)"
+	@echo "make lint   - ruff + strategy lint"
+	@echo "make bench  - run the benchmarks and write docs/benchmarks.md"
+	@echo "make synth  - synthesize the CDK app into cdk.out/"
+
+$(VENV)/.stamp: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check -e '.[test,infra,dev]'
+	@touch $@
+
+node_modules/.stamp: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(VENV)/.stamp node_modules/.stamp
+
+setup-node: node_modules/.stamp
+
+demo: setup
+	$(VENV)/bin/powerx-agent local demo
+
+test: setup
+	bash scripts/run-tests
+
+lint: setup
+	$(VENV)/bin/ruff check functions infra tests bench
+	$(VENV)/bin/powerx-agent strategy lint strategies
+
+bench: setup
+	$(PY) bench/run_all.py --out docs/benchmarks.md
+
+synth: setup
+	cdk synth --quiet
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .hypothesis build *.egg-info functions/*.egg-info

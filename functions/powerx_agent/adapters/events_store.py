@@ -1,0 +1,118 @@
+"""Idempotency records in ``agent_events``: conditional writes only (DESIGN.md §5).
+
+We use our own conditional ``PutItem``/``UpdateItem`` instead of Powertools' idempotency utility
+because the engine needs what it does not offer: a payload-hash *conflict* reported as its own
+rejection code (not an exception inside the decorator), a per-tenant record expiry, a lease that is
+much shorter than the record expiry (so a crashed attempt is taken over after the lease, not after
+24 h), and the first result (workflow id) returned to duplicates and to the replay endpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from powerx_agent.adapters.aws import error_code
+from powerx_agent.adapters.dynamo import from_item, key, to_item, values
+
+ClaimKind = Literal["new", "takeover", "duplicate", "conflict", "in_progress"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    kind: ClaimKind
+    record: dict[str, Any]
+
+
+def event_pk(tenant_id: str, idempotency_key: str) -> str:
+    return f"{tenant_id}#{idempotency_key}"
+
+
+class EventsStore:
+    def __init__(self, ddb: Any, table: str) -> None:
+        self._ddb = ddb
+        self._table = table
+
+    def get(self, tenant_id: str, idempotency_key: str) -> dict[str, Any] | None:
+        out = self._ddb.get_item(TableName=self._table, Key=key(pk=event_pk(tenant_id, idempotency_key)),
+                                 ConsistentRead=True)
+        return from_item(out.get("Item"))
+
+    def claim(self, *, tenant_id: str, idempotency_key: str, payload_hash: str, event_id: str,
+              workflow_id: str, event_type: str, lease_seconds: float, ttl_seconds: float,
+              now: float | None = None) -> Claim:
+        now = now if now is not None else time.time()
+        record = {
+            "pk": event_pk(tenant_id, idempotency_key), "tenant_id": tenant_id, "idempotency_key": idempotency_key,
+            "event_id": event_id, "event_type": event_type, "payload_hash": payload_hash,
+            "status": "IN_PROGRESS", "workflow_id": workflow_id, "lease_until": round(now + lease_seconds, 3),
+            "expires_at": int(now + ttl_seconds), "first_seen": round(now, 3), "attempts": 1,
+        }
+        try:
+            self._ddb.put_item(TableName=self._table, Item=to_item(record),
+                               ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
+                               ExpressionAttributeValues=values(now=int(now)))
+            return Claim("new", record)
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+        existing = self.get(tenant_id, idempotency_key) or {}
+        if existing.get("payload_hash") != payload_hash:
+            return Claim("conflict", existing)
+        if existing.get("status") != "IN_PROGRESS":
+            return Claim("duplicate", existing)
+        if float(existing.get("lease_until", 0)) > now:
+            return Claim("in_progress", existing)
+        try:  # the previous attempt's lease ran out: take it over, exactly one taker wins
+            out = self._ddb.update_item(
+                TableName=self._table, Key=key(pk=event_pk(tenant_id, idempotency_key)),
+                UpdateExpression="SET lease_until = :lease, attempts = attempts + :one",
+                ConditionExpression="#s = :inprog AND lease_until = :old",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values(lease=round(now + lease_seconds, 3), one=1, inprog="IN_PROGRESS",
+                                                 old=existing["lease_until"]),
+                ReturnValues="ALL_NEW",
+            )
+            return Claim("takeover", from_item(out["Attributes"]) or existing)
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return Claim("in_progress", self.get(tenant_id, idempotency_key) or existing)
+
+    def finish(self, tenant_id: str, idempotency_key: str, *, status: str, outcome: str,
+               strategy_id: str | None = None) -> None:
+        """IN_PROGRESS → COMPLETED | DEFERRED (idempotent: finishing twice changes nothing)."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table, Key=key(pk=event_pk(tenant_id, idempotency_key)),
+                UpdateExpression="SET #s = :st, outcome = :oc, finished_at = :t" +
+                                 (", strategy_id = :sid" if strategy_id else "") + " REMOVE lease_until",
+                ConditionExpression="#s = :inprog",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values(st=status, oc=outcome, t=round(time.time(), 3), inprog="IN_PROGRESS",
+                                                 **({"sid": strategy_id} if strategy_id else {})),
+            )
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+
+    def reopen(self, tenant_id: str, idempotency_key: str) -> None:
+        """DEFERRED → IN_PROGRESS again, so a replay after the orchestrator is switched on runs it."""
+        self._ddb.update_item(
+            TableName=self._table, Key=key(pk=event_pk(tenant_id, idempotency_key)),
+            UpdateExpression="SET #s = :inprog, lease_until = :lease",
+            ConditionExpression="#s = :deferred",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=values(inprog="IN_PROGRESS", deferred="DEFERRED", lease=0),
+        )
+
+    def scan(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableName": self._table}
+        while True:
+            out = self._ddb.scan(**kwargs)
+            items += [from_item(i) for i in out.get("Items", [])]
+            if "LastEvaluatedKey" not in out:
+                return items
+            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]

@@ -1,0 +1,213 @@
+"""Workflow, node, callback and review items in ``agent_workflows`` (DESIGN.md §5).
+
+Status only moves forward: every transition is a conditional update naming the statuses it may
+come from, so a late retry or a duplicate callback can never move a finished node back.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from powerx_agent.adapters.aws import error_code
+from powerx_agent.adapters.dynamo import from_item, key, to_item, values
+
+NODE_FROM = {
+    "RUNNING": ("PENDING", "RUNNING"),
+    "SUCCEEDED": ("PENDING", "RUNNING"),
+    "FAILED": ("PENDING", "RUNNING"),
+    "SKIPPED": ("PENDING",),
+    "ESCALATED": ("PENDING", "RUNNING", "FAILED"),
+}
+WORKFLOW_FROM = {
+    "RUNNING": ("PENDING",),
+    "SUCCEEDED": ("PENDING", "RUNNING"),
+    "FAILED": ("PENDING", "RUNNING"),
+    "ESCALATED": ("PENDING", "RUNNING", "FAILED"),
+    "STOPPED": ("PENDING", "RUNNING"),
+}
+TERMINAL = {"SUCCEEDED", "FAILED", "SKIPPED", "ESCALATED", "STOPPED"}
+
+
+def wf_pk(workflow_id: str) -> str:
+    return f"WF#{workflow_id}"
+
+
+class WorkflowsStore:
+    def __init__(self, ddb: Any, table: str) -> None:
+        self._ddb = ddb
+        self._table = table
+
+    # -- workflows ---------------------------------------------------------------------------
+    def create(self, meta: dict[str, Any], node_ids: list[str]) -> bool:
+        """Write META and one PENDING item per node; False when the workflow already exists."""
+        now = round(time.time(), 3)
+        item = {"pk": wf_pk(meta["workflow_id"]), "sk": "META", "status": "PENDING", "created_at": now,
+                "gsi1pk": f"WF#{meta['tenant_id']}", "gsi1sk": f"{now:017.3f}#{meta['workflow_id']}", **meta}
+        try:
+            self._ddb.put_item(TableName=self._table, Item=to_item(item),
+                               ConditionExpression="attribute_not_exists(pk)")
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return False
+        for node_id in node_ids:
+            self.ensure_node(meta["workflow_id"], node_id)
+        return True
+
+    def ensure_node(self, workflow_id: str, node_id: str) -> None:
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item=to_item({"pk": wf_pk(workflow_id), "sk": f"NODE#{node_id}", "node_id": node_id,
+                              "workflow_id": workflow_id, "status": "PENDING", "attempts": 0}),
+                ConditionExpression="attribute_not_exists(pk)")
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+
+    def update_meta(self, workflow_id: str, **fields: Any) -> None:
+        names = {f"#f{i}": k for i, k in enumerate(fields)}
+        vals = {f"v{i}": v for i, v in enumerate(fields.values())}
+        self._ddb.update_item(
+            TableName=self._table, Key=key(pk=wf_pk(workflow_id), sk="META"),
+            UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+            ExpressionAttributeNames=names, ExpressionAttributeValues=values(**vals))
+
+    def transition_workflow(self, workflow_id: str, status: str, **fields: Any) -> bool:
+        return self._transition(wf_pk(workflow_id), "META", status, WORKFLOW_FROM[status], fields)
+
+    def transition_node(self, workflow_id: str, node_id: str, status: str, **fields: Any) -> bool:
+        return self._transition(wf_pk(workflow_id), f"NODE#{node_id}", status, NODE_FROM[status], fields)
+
+    def _transition(self, pk: str, sk: str, status: str, allowed_from: tuple[str, ...],
+                    fields: dict[str, Any]) -> bool:
+        fields = {k: v for k, v in fields.items() if v is not None}
+        sets = ["#s = :status", "updated_at = :now"]
+        names = {"#s": "status"}
+        vals: dict[str, Any] = {"status": status, "now": round(time.time(), 3)}
+        for i, (name, value) in enumerate(fields.items()):
+            names[f"#f{i}"] = name
+            vals[f"v{i}"] = value
+            sets.append(f"#f{i} = :v{i}")
+        for i, prev in enumerate(allowed_from):
+            vals[f"from{i}"] = prev
+        condition = "attribute_exists(pk) AND #s IN (" + ", ".join(f":from{i}" for i in range(len(allowed_from))) + ")"
+        try:
+            self._ddb.update_item(TableName=self._table, Key=key(pk=pk, sk=sk),
+                                  UpdateExpression="SET " + ", ".join(sets), ConditionExpression=condition,
+                                  ExpressionAttributeNames=names, ExpressionAttributeValues=values(**vals))
+            return True
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return False
+
+    def get(self, workflow_id: str) -> dict[str, Any] | None:
+        """META plus ``nodes`` (by node id)."""
+        out = self._ddb.query(TableName=self._table, KeyConditionExpression="pk = :pk",
+                              ExpressionAttributeValues=values(pk=wf_pk(workflow_id)), ConsistentRead=True)
+        items = [from_item(i) for i in out.get("Items", [])]
+        meta = next((i for i in items if i["sk"] == "META"), None)
+        if meta is None:
+            return None
+        meta["nodes"] = {i["node_id"]: i for i in items if i["sk"].startswith("NODE#")}
+        return meta
+
+    def list_workflows(self, tenant_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        if tenant_id:
+            out = self._ddb.query(TableName=self._table, IndexName="gsi1",
+                                  KeyConditionExpression="gsi1pk = :p",
+                                  ExpressionAttributeValues=values(p=f"WF#{tenant_id}"),
+                                  ScanIndexForward=False, Limit=limit)
+            return [from_item(i) for i in out.get("Items", [])]
+        items = self._scan(filter_sk="META")
+        return sorted(items, key=lambda i: i.get("created_at", 0), reverse=True)[:limit]
+
+    def _scan(self, filter_sk: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableName": self._table, "FilterExpression": "sk = :sk",
+                                  "ExpressionAttributeValues": values(sk=filter_sk)}
+        while True:
+            out = self._ddb.scan(**kwargs)
+            items += [from_item(i) for i in out.get("Items", []) if i]
+            if "LastEvaluatedKey" not in out:
+                return [i for i in items if i.get("pk", "").startswith("WF#")]
+            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+
+    # -- callbacks (task tokens kept server side) -------------------------------------------
+    def put_callback(self, callback_id: str, *, task_token: str, workflow_id: str, node_id: str,
+                     kind: str, expires_at: float) -> None:
+        item = {"pk": f"CB#{callback_id}", "sk": "META", "callback_id": callback_id, "task_token": task_token,
+                "workflow_id": workflow_id, "node_id": node_id, "kind": kind, "status": "OPEN",
+                "created_at": round(time.time(), 3), "expires_at": int(expires_at)}
+        self._ddb.put_item(TableName=self._table, Item=to_item(item))
+
+    def get_callback(self, callback_id: str) -> dict[str, Any] | None:
+        out = self._ddb.get_item(TableName=self._table, Key=key(pk=f"CB#{callback_id}", sk="META"),
+                                 ConsistentRead=True)
+        return from_item(out.get("Item"))
+
+    def close_callback(self, callback_id: str, outcome: str) -> bool:
+        """OPEN → CLOSED exactly once; False if it was already closed (a duplicate callback)."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table, Key=key(pk=f"CB#{callback_id}", sk="META"),
+                UpdateExpression="SET #s = :closed, outcome = :o, closed_at = :t",
+                ConditionExpression="#s = :open", ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values(closed="CLOSED", o=outcome, open="OPEN", t=round(time.time(), 3)))
+            return True
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return False
+
+    # -- manual review tasks ---------------------------------------------------------------
+    def put_review(self, review: dict[str, Any]) -> None:
+        now = round(time.time(), 3)
+        item = {"pk": f"REVIEW#{review['review_id']}", "sk": "META", "status": "OPEN", "created_at": now,
+                "gsi1pk": "REVIEW#OPEN", "gsi1sk": f"{now:017.3f}#{review['review_id']}", **review}
+        try:
+            self._ddb.put_item(TableName=self._table, Item=to_item(item),
+                               ConditionExpression="attribute_not_exists(pk)")
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+
+    def get_review(self, review_id: str) -> dict[str, Any] | None:
+        out = self._ddb.get_item(TableName=self._table, Key=key(pk=f"REVIEW#{review_id}", sk="META"),
+                                 ConsistentRead=True)
+        return from_item(out.get("Item"))
+
+    def close_review(self, review_id: str, outcome: str, by: str, reason: str | None) -> bool:
+        try:
+            self._ddb.update_item(
+                TableName=self._table, Key=key(pk=f"REVIEW#{review_id}", sk="META"),
+                UpdateExpression="SET #s = :closed, outcome = :o, closed_by = :b, closed_at = :t, reason = :r "
+                                 "REMOVE gsi1pk, gsi1sk",
+                ConditionExpression="#s = :open", ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values(closed="CLOSED", o=outcome, b=by, r=reason or "",
+                                                 open="OPEN", t=round(time.time(), 3)))
+            return True
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return False
+
+    def open_reviews(self, limit: int = 500) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableName": self._table, "IndexName": "gsi1",
+                                  "KeyConditionExpression": "gsi1pk = :p",
+                                  "ExpressionAttributeValues": values(p="REVIEW#OPEN")}
+        while len(items) < limit:
+            out = self._ddb.query(**kwargs)
+            items += [from_item(i) for i in out.get("Items", [])]
+            if "LastEvaluatedKey" not in out:
+                break
+            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+        return items[:limit]
+
+    def mark_review(self, review_id: str, flag: str) -> None:
+        self._ddb.update_item(TableName=self._table, Key=key(pk=f"REVIEW#{review_id}", sk="META"),
+                              UpdateExpression="SET #f = :t", ExpressionAttributeNames={"#f": flag},
+                              ExpressionAttributeValues=values(t=round(time.time(), 3)))

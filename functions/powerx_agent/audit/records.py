@@ -1,0 +1,111 @@
+"""Audit records and their hash chain (pure logic; storage lives in ``adapters.audit_store``).
+
+Every record belongs to a *chain* (one per event/workflow: ``WF#<workflow_id>``, the workflow id
+being derived from tenant and idempotency key, so an event's acceptance, its decision and its
+workflow share one chain; ``STRAT#<id>`` for strategy changes, ``OPS#<day>`` for flags, replays
+and repairs; ``REJ#<fingerprint>`` for envelopes too broken to name a tenant). Records carry a
+sequence number and the hash of the previous record, so a missing or edited record breaks the
+chain and ``audit verify`` finds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+GENESIS = "0" * 64
+
+# the log fields of DESIGN.md §7, promoted to top-level attributes of every record
+LOG_FIELDS = ("event_id", "strategy_id", "workflow_id", "node_id", "status", "duration", "escalation_reason")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def canonical(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+def workflow_chain(workflow_id: str) -> str:
+    return f"WF#{workflow_id}"
+
+
+@dataclass
+class AuditEntry:
+    """What a step wants to record; the store adds sequence, time and hashes."""
+
+    kind: str
+    chain: str
+    tenant_id: str | None = None
+    event_id: str | None = None
+    workflow_id: str | None = None
+    strategy_id: str | None = None
+    node_id: str | None = None
+    status: str | None = None
+    duration: float | None = None
+    escalation_reason: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def seal(entry: AuditEntry, seq: int, prev_hash: str, ts: str | None = None) -> dict[str, Any]:
+    """The stored record: entry fields + chain position + hash over everything else."""
+    ts = ts or now_iso()
+    record: dict[str, Any] = {
+        "pk": entry.chain,
+        "seq": seq,
+        "ts": ts,
+        "day": ts[:10],
+        "ts_seq": f"{ts}#{entry.chain}#{seq:08d}",
+        "kind": entry.kind,
+        "tenant_id": entry.tenant_id,
+        "event_id": entry.event_id,
+        "workflow_id": entry.workflow_id,
+        "strategy_id": entry.strategy_id,
+        "node_id": entry.node_id,
+        "status": entry.status,
+        "duration": entry.duration,
+        "escalation_reason": entry.escalation_reason,
+        "data": entry.data,
+        "prev_hash": prev_hash,
+    }
+    record = {k: v for k, v in record.items() if v is not None}
+    record["hash"] = record_hash(record)
+    return record
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return hashlib.sha256(canonical(body).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainGap:
+    chain: str
+    seq: int | None
+    problem: str
+
+    def __str__(self) -> str:
+        at = f" at seq {self.seq}" if self.seq is not None else ""
+        return f"{self.chain}{at}: {self.problem}"
+
+
+def verify_chain(chain: str, records: list[dict[str, Any]]) -> list[ChainGap]:
+    """Sequence starts at 1 without holes, each prev_hash matches, each hash matches its body."""
+    gaps: list[ChainGap] = []
+    prev = GENESIS
+    expected_seq = 1
+    for record in sorted(records, key=lambda r: r["seq"]):
+        seq = record["seq"]
+        if seq != expected_seq:
+            gaps.append(ChainGap(chain, expected_seq, f"missing record(s) {expected_seq}..{seq - 1}"))
+        if record.get("prev_hash") != prev:
+            gaps.append(ChainGap(chain, seq, "prev_hash does not match the previous record"))
+        if record_hash(record) != record.get("hash"):
+            gaps.append(ChainGap(chain, seq, "record was altered (hash mismatch)"))
+        prev = record.get("hash", "")
+        expected_seq = seq + 1
+    return gaps

@@ -1,0 +1,89 @@
+"""Wiring: the clients and stores a handler passes to the logic (built once per process).
+
+Logic modules receive these objects as arguments; only this module and ``adapters`` know boto3.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from powerx_agent.adapters import aws
+from powerx_agent.adapters.audit_store import AuditStore
+from powerx_agent.adapters.events_store import EventsStore
+from powerx_agent.adapters.flags import DynamoFlagStore, Flags, appconfig_store
+from powerx_agent.adapters.metrics import MetricsRecorder
+from powerx_agent.adapters.secrets import SecretsCache
+from powerx_agent.adapters.strategies_store import StrategiesStore
+from powerx_agent.adapters.tenants_store import TenantsStore
+from powerx_agent.adapters.workflows_store import WorkflowsStore
+from powerx_agent.settings import Settings, load_settings
+
+
+@dataclass
+class Deps:
+    settings: Settings
+
+    def client(self, service: str) -> Any:
+        return aws.client(service, self.settings.region, self.settings.endpoint_url)
+
+    @cached_property
+    def ddb(self) -> Any:
+        return self.client("dynamodb")
+
+    @cached_property
+    def events(self) -> EventsStore:
+        return EventsStore(self.ddb, self.settings.events_table)
+
+    @cached_property
+    def workflows(self) -> WorkflowsStore:
+        return WorkflowsStore(self.ddb, self.settings.workflows_table)
+
+    @cached_property
+    def tenants(self) -> TenantsStore:
+        return TenantsStore(self.ddb, self.settings.tenants_table)
+
+    @cached_property
+    def strategies(self) -> StrategiesStore:
+        return StrategiesStore(self.ddb, self.settings.strategies_table)
+
+    @cached_property
+    def audit(self) -> AuditStore:
+        return AuditStore(self.ddb, self.settings.audit_table)
+
+    @cached_property
+    def secrets(self) -> SecretsCache:
+        return SecretsCache(self.client("secretsmanager"))
+
+    @cached_property
+    def flags(self) -> Flags:
+        store = appconfig_store() if self.settings.flags_store == "appconfig" else DynamoFlagStore(self.strategies)
+        return Flags(store)
+
+    def metrics(self) -> MetricsRecorder:
+        """A fresh recorder per invocation (flushed by the handler when it returns)."""
+        logs = self.client("logs") if self.settings.metrics_sink == "logs" else None
+        return MetricsRecorder(self.settings.metrics_sink, logs, self.settings.metrics_log_group)
+
+    @cached_property
+    def process_state(self) -> dict[str, Any]:
+        """Per-process caches owned by logic modules (library cache, compiled flows, ...)."""
+        return {}
+
+
+_lock = threading.Lock()
+_deps: Deps | None = None
+
+
+def get_deps() -> Deps:
+    """The process-wide Deps, rebuilt when the settings change (the embedded runtime restarts)."""
+    global _deps
+    settings = load_settings()
+    if _deps is not None and _deps.settings == settings:
+        return _deps
+    with _lock:
+        if _deps is None or _deps.settings != settings:
+            _deps = Deps(settings)
+        return _deps

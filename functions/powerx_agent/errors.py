@@ -1,0 +1,63 @@
+"""Typed errors with stable codes. Every error says what went wrong, where and why.
+
+``code`` is a stable dotted identifier (``envelope.missing_field``) that users, metrics and the
+DLQ records rely on; ``where`` points at the offending place (a JSON path, ``file:line:col``,
+a CLI option); ``message`` says why in plain words.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AgentError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+    code: str = "agent.error"
+    retryable: bool = False
+
+    def __init__(self, message: str, *, code: str | None = None, where: str | None = None,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.message = message
+        self.where = where
+        self.details = details or {}
+
+    def __str__(self) -> str:
+        where = f" at {self.where}" if self.where else ""
+        return f"{self.code}{where}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.where:
+            out["where"] = self.where
+        if self.details:
+            out["details"] = self.details
+        return out
+
+
+class StrategyError(AgentError):
+    """A strategy file or library is invalid (lint finding with a location)."""
+
+    code = "strategy.invalid"
+
+
+class TaskflowError(AgentError):
+    """A taskflow cannot be built or compiled (cycle, limit exceeded, ...)."""
+
+    code = "taskflow.invalid"
+
+
+class EventRejected(AgentError):
+    """An event envelope or its tenant scope is not acceptable; never retried."""
+
+    code = "envelope.invalid"
+
+
+class RetryableError(AgentError):
+    """A transient failure: the caller (Lambda retry, SQS redelivery, Step Functions) retries."""
+
+    code = "agent.transient"
+    retryable = True

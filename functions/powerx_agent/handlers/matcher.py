@@ -1,0 +1,22 @@
+"""SQS event source: match each queued event; failed records are reported for redelivery."""
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from powerx_agent.handlers._common import invocation, logger
+from powerx_agent.matcher import Matcher
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    with invocation() as (deps, metrics):
+        matcher = Matcher(deps, metrics)
+
+        def record_handler(record: SQSRecord) -> dict[str, Any]:
+            return matcher.handle(json.loads(record.body))
+
+        return process_partial_response(event=event, record_handler=record_handler,
+                                        processor=BatchProcessor(event_type=EventType.SQS), context=context)

@@ -1,0 +1,11 @@
+"""Step Functions task: run a notify node (see powerx_agent.nodes.runner)."""
+
+from typing import Any
+
+from powerx_agent.handlers._common import logger, run
+from powerx_agent.nodes.runner import NodeRunner
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return run(lambda deps, metrics: NodeRunner(deps, metrics).run(event))

@@ -1,0 +1,44 @@
+"""POST /internal/agent/events: signed manual replay of one event onto the bus.
+
+Answers 202 accepted, 200 duplicate (with the workflow id), 400 invalid, 401 bad signature,
+403 tenant not allowed, 409 idempotency conflict, 413 too large.
+"""
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+
+from powerx_agent.deps import get_deps
+from powerx_agent.errors import EventRejected
+from powerx_agent.handlers._api import check_request, install_error_handler, json_response
+from powerx_agent.handlers._common import logger
+from powerx_agent.ingest.replay import submit_replay
+
+app = APIGatewayRestResolver()
+install_error_handler(app, logger)
+
+
+@app.post("/internal/agent/events")
+def replay() -> Response:
+    deps = get_deps()
+    checked = check_request(app, deps)
+    if isinstance(checked, Response):
+        return checked
+    try:
+        event = json.loads(checked or b"null")
+    except ValueError as exc:
+        return json_response(400, {"code": "request.invalid_json", "message": str(exc)})
+    caller = (app.current_event.headers or {}).get("X-PowerX-Caller") or "replay-api"
+    try:
+        status, body = submit_replay(deps, event, replayed_by=caller)
+    except EventRejected as exc:
+        status = 403 if exc.code.startswith("tenant.") else 409 if exc.code.startswith("idempotency.") else \
+            413 if exc.code == "envelope.too_large" else 400
+        return json_response(status, exc.to_dict())
+    return json_response(status, body)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app.resolve(event, context)

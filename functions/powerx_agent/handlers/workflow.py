@@ -1,0 +1,11 @@
+"""Step Functions task: workflow transitions (skip a node, complete, escalate)."""
+
+from typing import Any
+
+from powerx_agent.handlers._common import logger, run
+from powerx_agent.nodes.workflow import WorkflowActions
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return run(lambda deps, metrics: WorkflowActions(deps, metrics).handle(event))

@@ -1,0 +1,37 @@
+"""Replays: validate like ingest, answer duplicates and conflicts at once, else put on the bus."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from powerx_agent.errors import EventRejected
+from powerx_agent.ingest.envelope import parse_event
+from powerx_agent.ingest.service import check_tenant_scope, workflow_id_for
+
+
+def submit_replay(deps: Any, event: Any, *, replayed_by: str) -> tuple[int, dict[str, Any]]:
+    incoming = parse_event(event)
+    env = incoming.envelope
+    if not env.idempotency_key:
+        raise EventRejected("a replay must carry an explicit idempotency_key", code="envelope.missing_field",
+                            where="detail.idempotency_key")
+    check_tenant_scope(deps.tenants.get(env.tenant_id), env.tenant_id, incoming.event_type)
+    existing = deps.events.get(env.tenant_id, env.key)
+    if existing is not None:
+        if existing.get("payload_hash") != incoming.payload_hash:
+            raise EventRejected(f"idempotency key '{env.key}' was used by another payload",
+                                code="idempotency.payload_conflict", where="detail.idempotency_key")
+        return 200, {"status": "duplicate", "workflow_id": existing.get("workflow_id"),
+                     "event_status": existing.get("status")}
+    detail = {**env.model_dump(mode="json", exclude_none=True), "replayed_by": replayed_by}
+    detail["occurred_at"] = event["detail"]["occurred_at"] if isinstance(event.get("detail"), dict) else \
+        detail["occurred_at"]
+    out = deps.client("events").put_events(Entries=[{
+        "Source": incoming.source, "DetailType": incoming.event_type, "Detail": json.dumps(detail),
+        "EventBusName": deps.settings.event_bus}])
+    if out.get("FailedEntryCount"):
+        entry = out["Entries"][0]
+        return 503, {"code": "bus.put_failed", "message": f"{entry.get('ErrorCode')}: {entry.get('ErrorMessage')}"}
+    return 202, {"status": "accepted", "workflow_id": workflow_id_for(env.tenant_id, env.key),
+                 "bus_event_id": out["Entries"][0].get("EventId")}

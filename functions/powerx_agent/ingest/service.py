@@ -1,0 +1,145 @@
+"""Ingest: envelope → tenant scope → idempotency → context → match queue (DESIGN.md §1, §3).
+
+Bad events are rejected with a specific code, audited, counted and kept in the ingest DLQ with the
+reason; they are never retried (retrying cannot fix them) and never lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from powerx_agent import spec
+from powerx_agent.audit.records import AuditEntry, workflow_chain
+from powerx_agent.errors import EventRejected, RetryableError
+from powerx_agent.ingest.envelope import IncomingEvent, parse_event
+from powerx_agent.ingest.trace import continue_or_start
+
+
+def workflow_id_for(tenant_id: str, idempotency_key: str) -> str:
+    """Deterministic: the same (tenant, key) always names the same workflow and execution."""
+    digest = hashlib.sha256(f"{tenant_id}\x1f{idempotency_key}".encode()).hexdigest()
+    return f"wf-{tenant_id[:20]}-{digest[:24]}"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    outcome: str  # accepted | duplicate | rejected | deferred
+    workflow_id: str | None = None
+    code: str | None = None
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def check_tenant_scope(tenant: dict[str, Any] | None, tenant_id: str, event_type: str) -> None:
+    if tenant is None:
+        raise EventRejected(f"tenant '{tenant_id}' is not registered", code="tenant.unknown", where="detail.tenant_id")
+    if tenant.get("status") != "active":
+        raise EventRejected(f"tenant '{tenant_id}' is {tenant.get('status', 'not active')}",
+                            code="tenant.suspended", where="detail.tenant_id")
+    allowed = tenant.get("allowed_event_types") or []
+    if "*" not in allowed and event_type not in allowed:
+        raise EventRejected(f"event type '{event_type}' is not allowed for tenant '{tenant_id}'",
+                            code="tenant.event_type_not_allowed", where="detail-type")
+
+
+def build_context(incoming: IncomingEvent, tenant: dict[str, Any], workflow_id: str) -> dict[str, Any]:
+    env = incoming.envelope
+    trace = continue_or_start(env.context.get("traceparent"))
+    return {
+        "workflow_id": workflow_id,
+        "tenant": {k: tenant.get(k) for k in ("tenant_id", "name", "owner", "notify", "allowed_plugins")},
+        "event": {
+            "event_type": incoming.event_type, "source": incoming.source, "bus_event_id": incoming.bus_event_id,
+            "event_id": env.event_id, "idempotency_key": env.key, "occurred_at": env.occurred_at.isoformat(),
+            "detail": env.model_dump(mode="json", exclude_none=True),
+        },
+        "trace": trace,
+        "received_at": round(time.time(), 3),
+    }
+
+
+class Ingestor:
+    def __init__(self, deps: Any, metrics: Any) -> None:
+        self.deps = deps
+        self.metrics = metrics
+        self.settings = deps.settings
+
+    def handle(self, event: dict[str, Any]) -> IngestResult:
+        try:
+            incoming = parse_event(event)
+        except EventRejected as exc:
+            return self._reject(event, exc, tenant_id=_peek(event, "tenant_id"), event_id=_peek(event, "event_id"))
+        env = incoming.envelope
+        workflow_id = workflow_id_for(env.tenant_id, env.key)
+        try:
+            tenant = self.deps.tenants.get(env.tenant_id)
+            check_tenant_scope(tenant, env.tenant_id, incoming.event_type)
+        except EventRejected as exc:
+            return self._reject(event, exc, tenant_id=env.tenant_id, event_id=env.event_id, workflow_id=workflow_id)
+        assert tenant is not None
+        ttl_hours = float(tenant.get("idempotency_ttl_hours") or self.settings.idempotency_default_ttl_hours)
+        claim = self.deps.events.claim(
+            tenant_id=env.tenant_id, idempotency_key=env.key, payload_hash=incoming.payload_hash,
+            event_id=env.event_id, workflow_id=workflow_id, event_type=incoming.event_type,
+            lease_seconds=self.settings.idempotency_lease_seconds, ttl_seconds=ttl_hours * 3600)
+        common = {"tenant_id": env.tenant_id, "event_id": env.event_id, "workflow_id": workflow_id}
+        if claim.kind == "conflict":
+            exc = EventRejected(
+                f"idempotency key '{env.key}' was first used by event '{claim.record.get('event_id')}' "
+                "with a different payload", code="idempotency.payload_conflict", where="detail.idempotency_key",
+                details={"first_event_id": claim.record.get("event_id")})
+            return self._reject(event, exc, tenant_id=env.tenant_id, event_id=env.event_id, workflow_id=workflow_id,
+                                chain=f"CONFLICT#{env.tenant_id}#{env.key}#{incoming.payload_hash[:16]}")
+        if claim.kind == "duplicate":
+            self.deps.audit.append(AuditEntry("event.duplicate", workflow_chain(workflow_id), status="DUPLICATE",
+                                              data={"first_event_id": claim.record.get("event_id"),
+                                                    "first_status": claim.record.get("status"),
+                                                    "bus_event_id": incoming.bus_event_id}, **common))
+            self.metrics.add(spec.METRICS["duplicates"], 1, tenant=env.tenant_id)
+            return IngestResult("duplicate", workflow_id=claim.record.get("workflow_id"))
+        if claim.kind == "in_progress":
+            # another delivery holds the lease: fail this one so it is retried after the lease
+            raise RetryableError(f"event {env.tenant_id}/{env.key} is being processed by another delivery",
+                                 code="idempotency.in_progress")
+        context = build_context(incoming, tenant, workflow_id)
+        if not self.deps.flags.enabled("agent-orchestrator", {"tenant_id": env.tenant_id}):
+            self.deps.events.finish(env.tenant_id, env.key, status="DEFERRED", outcome="deferred")
+            self.deps.audit.append(AuditEntry("event.deferred", workflow_chain(workflow_id), status="DEFERRED",
+                                              data={"reason": "feature flag agent-orchestrator is off",
+                                                    "event_type": incoming.event_type}, **common))
+            return IngestResult("deferred", workflow_id=workflow_id)
+        if claim.kind == "new":
+            self.deps.audit.append(AuditEntry(
+                "event.accepted", workflow_chain(workflow_id), status="ACCEPTED",
+                data={"event_type": incoming.event_type, "source": incoming.source,
+                      "idempotency_key": env.key, "payload_hash": incoming.payload_hash,
+                      "traceparent": context["trace"]["traceparent"],
+                      "replay_of": env.replay_of, "replayed_by": env.replayed_by}, **common))
+        self.deps.client("sqs").send_message(QueueUrl=self.settings.match_queue_url,
+                                             MessageBody=json.dumps(context, separators=(",", ":")))
+        return IngestResult("accepted", workflow_id=workflow_id)
+
+    def _reject(self, event: Any, exc: EventRejected, *, tenant_id: str | None, event_id: str | None,
+                workflow_id: str | None = None, chain: str | None = None) -> IngestResult:
+        fingerprint = hashlib.sha256(json.dumps(event, sort_keys=True, default=str).encode()).hexdigest()[:24]
+        chain = chain or (workflow_chain(workflow_id) if workflow_id else f"REJ#{fingerprint}")
+        self.deps.client("sqs").send_message(
+            QueueUrl=self.settings.ingest_dlq_url,
+            MessageBody=json.dumps({"reason": exc.to_dict(), "event": event}, default=str),
+            MessageAttributes={"code": {"DataType": "String", "StringValue": exc.code}})
+        self.deps.audit.append(AuditEntry("event.rejected", chain, tenant_id=tenant_id, event_id=event_id,
+                                          workflow_id=workflow_id, status="REJECTED", data=exc.to_dict()))
+        self.metrics.add(spec.METRICS["rejected"], 1, tenant=tenant_id if tenant_id else None, code=exc.code)
+        return IngestResult("rejected", workflow_id=None, code=exc.code, message=exc.message)
+
+
+def _peek(event: Any, field: str) -> str | None:
+    detail = event.get("detail") if isinstance(event, dict) else None
+    value = detail.get(field) if isinstance(detail, dict) else None
+    return value if isinstance(value, str) and len(value) <= 128 else None

@@ -1,0 +1,209 @@
+"""Creates every resource of ``powerx_agent.spec`` through boto3 against the embedded moto server.
+
+The same specification drives the CDK stack (``infra/``); ``describe`` returns what was created so
+an infrastructure test can compare both.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from powerx_agent import spec
+from powerx_agent.adapters.dynamo import to_item
+from powerx_agent.adapters.strategies_store import StrategiesStore
+
+ACCOUNT = "123456789012"
+_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                               "Principal": {"Service": ["lambda.amazonaws.com",
+                                                                                         "states.amazonaws.com"]}}]})
+
+
+def _code_zip() -> bytes:
+    """Placeholder code package: moto stores it; invocations run our handlers in process."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "PowerX Agent: code runs in process on the embedded runtime\n")
+    return buffer.getvalue()
+
+
+@dataclass
+class Deployment:
+    region: str
+    queue_urls: dict[str, str] = field(default_factory=dict)
+    queue_arns: dict[str, str] = field(default_factory=dict)
+    function_arns: dict[str, str] = field(default_factory=dict)
+    table_arns: dict[str, str] = field(default_factory=dict)
+    stream_arns: dict[str, str] = field(default_factory=dict)
+    lambda_role_arn: str = ""
+    workflow_role_arn: str = ""
+    signing_keys: dict[str, str] = field(default_factory=dict)
+    downstream_credentials: dict[str, str] = field(default_factory=dict)
+    rest_api_id: str = ""
+
+
+def deploy(client: Any, region: str, environment: dict[str, str], *, visibility_timeout: int | None = None,
+           max_receive_count: int | None = None) -> Deployment:
+    """``client(service)`` returns a boto3 client bound to the moto server."""
+    out = Deployment(region)
+    iam = client("iam")
+    out.lambda_role_arn = iam.create_role(RoleName=spec.LAMBDA_ROLE_NAME, AssumeRolePolicyDocument=_TRUST)["Role"]["Arn"]
+    out.workflow_role_arn = iam.create_role(RoleName=spec.WORKFLOW_ROLE_NAME,
+                                            AssumeRolePolicyDocument=_TRUST)["Role"]["Arn"]
+    _tables(client("dynamodb"), out)
+    _queues(client("sqs"), out, visibility_timeout, max_receive_count)
+    _secrets(client("secretsmanager"), out)
+    logs = client("logs")
+    for group in (spec.AUDIT_LOG_GROUP, environment.get("METRICS_LOG_GROUP", "/powerx/agent/metrics")):
+        logs.create_log_group(logGroupName=group)
+    env = {**environment, "WORKFLOW_ROLE_ARN": out.workflow_role_arn,
+           "MATCH_QUEUE_URL": out.queue_urls[spec.MATCH_QUEUE.name],
+           "INGEST_DLQ_URL": out.queue_urls[spec.INGEST_DLQ.name]}
+    env.update({f"NODE_{k}_ARN": f"arn:aws:lambda:{region}:{ACCOUNT}:function:{spec.FUNCTIONS_BY_KEY[f].name}"
+                for k, f in (("PLUGIN", "node_plugin"), ("NOTIFY", "node_notify"), ("REVIEW", "node_review"))})
+    env["WORKFLOW_FN_ARN"] = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{spec.FUNCTIONS_BY_KEY['workflow'].name}"
+    _functions(client("lambda"), out, env)
+    _event_sources(client("lambda"), out)
+    _bus(client("events"), out)
+    _api(client("apigateway"), out)
+    environment.update(env)
+    return out
+
+
+def _tables(ddb: Any, out: Deployment) -> None:
+    for table in spec.TABLES:
+        attributes = [{"AttributeName": name, "AttributeType": "N" if name == "seq" else "S"}
+                      for name in table.key_attributes]
+        schema = [{"AttributeName": table.partition_key, "KeyType": "HASH"}]
+        if table.sort_key:
+            schema.append({"AttributeName": table.sort_key, "KeyType": "RANGE"})
+        kwargs: dict[str, Any] = {"TableName": table.name, "AttributeDefinitions": attributes, "KeySchema": schema,
+                                  "BillingMode": "PAY_PER_REQUEST", "SSESpecification": {"Enabled": True}}
+        if table.indexes:
+            kwargs["GlobalSecondaryIndexes"] = [{
+                "IndexName": index.name,
+                "KeySchema": [{"AttributeName": index.partition_key, "KeyType": "HASH"}]
+                + ([{"AttributeName": index.sort_key, "KeyType": "RANGE"}] if index.sort_key else []),
+                "Projection": {"ProjectionType": "ALL"}} for index in table.indexes]
+        if table.stream:
+            kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": table.stream}
+        described = ddb.create_table(**kwargs)["TableDescription"]
+        out.table_arns[table.name] = described["TableArn"]
+        if table.stream:
+            out.stream_arns[table.name] = described["LatestStreamArn"]
+        if table.ttl_attribute:
+            ddb.update_time_to_live(TableName=table.name, TimeToLiveSpecification={
+                "Enabled": True, "AttributeName": table.ttl_attribute})
+        ddb.update_continuous_backups(TableName=table.name, PointInTimeRecoverySpecification={
+            "PointInTimeRecoveryEnabled": True})
+
+
+def _queues(sqs: Any, out: Deployment, visibility_timeout: int | None, max_receive_count: int | None) -> None:
+    for queue in spec.QUEUES:  # DLQs come first in spec.QUEUES
+        attributes = {"VisibilityTimeout": str(visibility_timeout or queue.visibility_timeout),
+                      "MessageRetentionPeriod": str(queue.retention_seconds)}
+        if queue.dlq:
+            attributes["RedrivePolicy"] = json.dumps({
+                "deadLetterTargetArn": out.queue_arns[queue.dlq],
+                "maxReceiveCount": str(max_receive_count or queue.max_receive_count)})
+        url = sqs.create_queue(QueueName=queue.name, Attributes=attributes)["QueueUrl"]
+        out.queue_urls[queue.name] = url
+        out.queue_arns[queue.name] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+
+
+def _secrets(sm: Any, out: Deployment) -> None:
+    out.signing_keys = {"current": secrets.token_hex(32), "previous": secrets.token_hex(32)}
+    sm.create_secret(Name=spec.SIGNING_SECRET_NAME, SecretString=json.dumps(out.signing_keys))
+    out.downstream_credentials = {"plugin_runtime_token": secrets.token_hex(16),
+                                  "notifications_token": secrets.token_hex(16), "ops_token": secrets.token_hex(16)}
+    sm.create_secret(Name=spec.DOWNSTREAM_SECRET_NAME, SecretString=json.dumps(out.downstream_credentials))
+
+
+def _functions(lam: Any, out: Deployment, env: dict[str, str]) -> None:
+    code = _code_zip()
+    for function in spec.FUNCTIONS:
+        arn = lam.create_function(
+            FunctionName=function.name, Runtime="python3.11", Role=out.lambda_role_arn, Handler=function.handler,
+            Code={"ZipFile": code}, Timeout=function.timeout, MemorySize=function.memory,
+            Description=function.description, Architectures=["arm64"],
+            Environment={"Variables": {k: v for k, v in env.items() if not k.startswith("AWS_")}},
+        )["FunctionArn"]
+        out.function_arns[function.key] = arn
+
+
+def _event_sources(lam: Any, out: Deployment) -> None:
+    for mapping in spec.EVENT_SOURCES_MAPPINGS:
+        function = spec.FUNCTIONS_BY_KEY[mapping.function].name
+        if mapping.kind == "sqs":
+            # created for fidelity but disabled in moto: moto would invoke inside SendMessage and ignore
+            # partial batch responses; the runtime's poller (local/pollers.py) does Lambda's polling instead
+            lam.create_event_source_mapping(EventSourceArn=out.queue_arns[mapping.source], FunctionName=function,
+                                            BatchSize=mapping.batch_size, Enabled=False,
+                                            FunctionResponseTypes=["ReportBatchItemFailures"])
+        else:
+            lam.create_event_source_mapping(EventSourceArn=out.stream_arns[mapping.source], FunctionName=function,
+                                            BatchSize=mapping.batch_size, StartingPosition="TRIM_HORIZON")
+
+
+def _bus(events: Any, out: Deployment) -> None:
+    bus_arn = events.create_event_bus(Name=spec.BUS_NAME)["EventBusArn"]
+    events.create_archive(ArchiveName=spec.ARCHIVE_NAME, EventSourceArn=bus_arn, RetentionDays=30)
+    rule = spec.INGEST_RULE
+    events.put_rule(Name=rule.name, EventBusName=rule.bus, EventPattern=json.dumps(rule.pattern), State="ENABLED")
+    events.put_targets(Rule=rule.name, EventBusName=rule.bus, Targets=[{
+        "Id": "ingest", "Arn": out.function_arns[rule.target_function],
+        "RetryPolicy": {"MaximumRetryAttempts": rule.max_retry_attempts,
+                        "MaximumEventAgeInSeconds": rule.max_event_age_seconds},
+        "DeadLetterConfig": {"Arn": out.queue_arns[rule.dlq]}}])
+
+
+def _api(apigw: Any, out: Deployment) -> None:
+    api = apigw.create_rest_api(name="powerx-agent-internal")
+    out.rest_api_id = api["id"]
+    resources = {r["path"]: r["id"] for r in apigw.get_resources(restApiId=api["id"])["items"]}
+    for function_key, (method, path) in spec.API_ROUTES.items():
+        parent = resources["/"]
+        built = ""
+        for part in path.strip("/").split("/"):
+            built += f"/{part}"
+            if built not in resources:
+                resources[built] = apigw.create_resource(restApiId=api["id"], parentId=parent, pathPart=part)["id"]
+            parent = resources[built]
+        apigw.put_method(restApiId=api["id"], resourceId=parent, httpMethod=method, authorizationType="NONE")
+        apigw.put_integration(
+            restApiId=api["id"], resourceId=parent, httpMethod=method, type="AWS_PROXY", integrationHttpMethod="POST",
+            uri=f"arn:aws:apigateway:{out.region}:lambda:path/2015-03-31/functions/"
+                f"{out.function_arns[function_key]}/invocations")
+
+
+def seed_tenants(ddb: Any, tenants_file: Path) -> list[dict[str, Any]]:
+    tenants = yaml.safe_load(tenants_file.read_text())["tenants"]
+    for tenant in tenants:
+        ddb.put_item(TableName=spec.TENANTS_TABLE.name, Item=to_item(tenant))
+    return tenants
+
+
+def publish_directory(store: StrategiesStore, directory: Path, actor: str = "local-runtime") -> list[dict[str, Any]]:
+    """Publish and approve every strategy file whose YAML says ``status: approved`` (local seeding)."""
+    from powerx_agent.strategy.loader import load_strategy_text
+
+    results = []
+    for path in sorted(directory.glob("*.y*ml")):
+        text = path.read_text()
+        compiled, findings = load_strategy_text(text, str(path))
+        errors = [f for f in findings if f.severity == "error"]
+        if compiled is None or errors:
+            raise ValueError(f"{path} does not load: " + "; ".join(str(f) for f in errors))
+        strategy = compiled.strategy
+        store.publish(strategy.id, strategy.version, text, actor)
+        if strategy.status == "approved":
+            results.append(store.approve(strategy.id, strategy.version, actor, "seeded by the local runtime"))
+    return results

@@ -1,0 +1,218 @@
+"""The embedded local runtime: moto in server mode on 127.0.0.1 with the Step Functions executor on,
+every resource of the design created through boto3, every Lambda invocation dispatched in process
+to our handlers, the sandbox downstream services and the internal APIs on loopback.
+
+    with LocalRuntime.start() as rt:
+        rt.put_event({...})
+        rt.wait_idle()
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from powerx_agent import spec
+from powerx_agent.adapters import aws
+from powerx_agent.deps import get_deps
+from powerx_agent.local import motopatch
+from powerx_agent.local.apiserver import ApiServer
+from powerx_agent.local.deployer import Deployment, deploy, publish_directory, seed_tenants
+from powerx_agent.local.pollers import SqsPoller
+from powerx_agent.local.sandbox import Sandbox
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+REGION = "us-east-1"
+
+
+class LocalRuntime:
+    def __init__(self, *, strategies_dir: Path | None = None, tenants_file: Path | None = None,
+                 rule_retry_base: float = 0.2, visibility_timeout: int = 3, max_receive_count: int = 3,
+                 idempotency_lease_seconds: float = 5.0) -> None:
+        self.strategies_dir = Path(strategies_dir or REPO_ROOT / "strategies")
+        self.tenants_file = Path(tenants_file or REPO_ROOT / "config" / "tenants.yaml")
+        self.rule_retry_base = rule_retry_base
+        self.visibility_timeout = visibility_timeout
+        self.max_receive_count = max_receive_count
+        self.idempotency_lease_seconds = idempotency_lease_seconds
+        self.sandbox = Sandbox()
+        self.server: Any = None
+        self.port = 0
+        self.deployment: Deployment | None = None
+        self.api: ApiServer | None = None
+        self.poller: SqsPoller | None = None
+        self._async = ThreadPoolExecutor(max_workers=4, thread_name_prefix="eventbridge-lambda")
+        self._inflight = 0
+        self._inflight_lock = threading.Lock()
+        self.environment: dict[str, str] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @classmethod
+    def start(cls, **kwargs: Any) -> LocalRuntime:
+        runtime = cls(**kwargs)
+        runtime._start()
+        return runtime
+
+    def __enter__(self) -> LocalRuntime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server.start()
+        self.port = self.server.get_host_and_port()[1]
+        endpoint = f"http://127.0.0.1:{self.port}"
+        motopatch.apply(self._deliver_rule_target)
+        requests.post(f"{endpoint}/moto-api/reset", timeout=10)
+        requests.post(f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}},
+                      timeout=10)
+        self.sandbox.start()
+        self.api = ApiServer(self.invoke).start()
+        self.environment = {
+            "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing", "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled", "MOTO_PORT": str(self.port),
+            "PLUGIN_RUNTIME_URL": self.sandbox.url, "NOTIFICATIONS_URL": self.sandbox.url, "OPS_URL": self.sandbox.url,
+            "METRICS_SINK": "logs", "METRICS_LOG_GROUP": "/powerx/agent/metrics", "FLAGS_STORE": "dynamodb",
+            "LIBRARY_SOURCE": "table", "LIBRARY_REFRESH_SECONDS": "1", "STRATEGIES_DIR": str(self.strategies_dir),
+            "IDEMPOTENCY_LEASE_SECONDS": str(self.idempotency_lease_seconds),
+            "HTTP_CONNECT_TIMEOUT": "1", "HTTP_READ_TIMEOUT": "2",
+            "POWERTOOLS_SERVICE_NAME": "powerx-agent", "POWERTOOLS_LOG_LEVEL": "ERROR",
+            "POWERTOOLS_METRICS_NAMESPACE": spec.NAMESPACE, "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_DEV": "false",
+        }
+        os.environ.update(self.environment)
+        aws.reset_clients()
+        self.deployment = deploy(self.client, REGION, self.environment, visibility_timeout=self.visibility_timeout,
+                                 max_receive_count=self.max_receive_count)
+        os.environ.update(self.environment)
+        self.sandbox.callback_url = f"{self.api.url}/internal/agent/callbacks"
+        self.sandbox.signing_key = self.deployment.signing_keys["current"]
+        seed_tenants(self.client("dynamodb"), self.tenants_file)
+        publish_directory(get_deps().strategies, self.strategies_dir)
+        self.poller = SqsPoller(self.client, self.deployment.queue_urls[spec.MATCH_QUEUE.name],
+                                spec.FUNCTIONS_BY_KEY["matcher"].name, batch_size=10).start()
+
+    def stop(self) -> None:
+        if self.poller:
+            self.poller.stop()
+        self._async.shutdown(wait=True, cancel_futures=True)
+        if self.api:
+            self.api.stop()
+        self.sandbox.stop()
+        if self.server:
+            try:
+                requests.post(f"http://127.0.0.1:{self.port}/moto-api/reset", timeout=10)
+            except requests.RequestException:
+                pass
+            self.server.stop()
+            self.server = None
+        aws.reset_clients()
+
+    # -- clients and invocations -----------------------------------------------------------
+    def client(self, service: str) -> Any:
+        return aws.client(service, REGION, f"http://127.0.0.1:{self.port}")
+
+    def invoke(self, function_key: str, event: dict[str, Any]) -> tuple[dict[str, Any] | Any, str | None]:
+        """Invoke a function through the Lambda API (RequestResponse): (payload, function error)."""
+        out = self.client("lambda").invoke(FunctionName=spec.FUNCTIONS_BY_KEY[function_key].name,
+                                           Payload=json.dumps(event).encode())
+        payload = json.loads(out["Payload"].read() or b"null")
+        return payload, out.get("FunctionError")
+
+    def _deliver_rule_target(self, target: dict[str, Any], event: dict[str, Any]) -> None:
+        """EventBridge → Lambda: asynchronous, retried with backoff and jitter, then the target DLQ."""
+        with self._inflight_lock:
+            self._inflight += 1
+        try:
+            self._async.submit(self._deliver, target, event)
+        except RuntimeError:  # shutting down
+            with self._inflight_lock:
+                self._inflight -= 1
+
+    def _deliver(self, target: dict[str, Any], event: dict[str, Any]) -> None:
+        try:
+            from moto.awslambda.utils import get_backend
+
+            function_arn = target["Arn"]
+            function = get_backend(function_arn.split(":")[4], REGION).get_function(function_arn)
+            attempts = 1 + int(target.get("RetryPolicy", {}).get("MaximumRetryAttempts", 2))
+            last = ""
+            for attempt in range(attempts):
+                result, errored, _ = motopatch.invoke_in_process(function, event)
+                if not errored:
+                    return
+                last = result
+                time.sleep(random.uniform(0, min(2.0, self.rule_retry_base * 2 ** attempt)))  # full jitter
+            dlq = target.get("DeadLetterConfig", {}).get("Arn")
+            if dlq:
+                self.client("sqs").send_message(
+                    QueueUrl=self.deployment.queue_urls[dlq.split(":")[-1]] if self.deployment else dlq,
+                    MessageBody=json.dumps(event),
+                    MessageAttributes={"ERROR_CODE": {"DataType": "String", "StringValue": "RetriesExhausted"},
+                                       "ERROR_MESSAGE": {"DataType": "String", "StringValue": last[:1000]},
+                                       "TARGET_ARN": {"DataType": "String", "StringValue": function_arn}})
+        finally:
+            with self._inflight_lock:
+                self._inflight -= 1
+
+    # -- what a producer and an operator do ------------------------------------------------
+    def put_event(self, event_type: str, detail: dict[str, Any], source: str = "powerx.plugins") -> dict[str, Any]:
+        return self.put_events([{"Source": source, "DetailType": event_type, "Detail": json.dumps(detail),
+                                 "EventBusName": spec.BUS_NAME}])
+
+    def put_events(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.client("events").put_events(Entries=entries)
+
+    def running_executions(self) -> int:
+        sfn = self.client("stepfunctions")
+        count = 0
+        for machine in sfn.list_state_machines().get("stateMachines", []):
+            count += len(sfn.list_executions(stateMachineArn=machine["stateMachineArn"],
+                                             statusFilter="RUNNING").get("executions", []))
+        return count
+
+    def wait_idle(self, timeout: float = 60.0, settle: float = 0.3, allow_running: bool = False) -> bool:
+        """Wait until no delivery, queued message or running execution is left (True) or timeout."""
+        deadline = time.monotonic() + timeout
+        quiet_since: float | None = None
+        sqs = self.client("sqs")
+        assert self.deployment is not None
+        url = self.deployment.queue_urls[spec.MATCH_QUEUE.name]
+        while time.monotonic() < deadline:
+            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+            busy = (self._inflight > 0 or int(attrs["ApproximateNumberOfMessages"]) > 0
+                    or int(attrs["ApproximateNumberOfMessagesNotVisible"]) > 0
+                    or (self.poller is not None and self.poller.busy)
+                    or (not allow_running and self.running_executions() > 0))
+            if busy:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= settle:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def dlq_messages(self, queue_name: str) -> list[dict[str, Any]]:
+        assert self.deployment is not None
+        sqs = self.client("sqs")
+        url = self.deployment.queue_urls[queue_name]
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0,
+                                       MessageAttributeNames=["All"]).get("Messages", [])
+        return messages

@@ -1,0 +1,203 @@
+"""The matcher step: decide → build → compile → ensure the state machine → start (DESIGN.md §1).
+
+Safe to run twice for the same event: the workflow item is created conditionally, the state
+machine is named by its definition hash, and the execution by the workflow id (derived from tenant
+and idempotency key), so Step Functions itself refuses a second start.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from powerx_agent import spec
+from powerx_agent.adapters.aws import error_code
+from powerx_agent.audit.records import AuditEntry, workflow_chain
+from powerx_agent.nodes.escalation import escalate
+from powerx_agent.strategy.library import Library, LibraryCache, build_library, library_from_directory
+from powerx_agent.strategy.loader import CompiledStrategy
+from powerx_agent.taskflow.asl import CompiledFlow, FunctionArns, compile_flow
+from powerx_agent.taskflow.limits import check_execution_input
+
+
+def evaluation_doc(detail: dict[str, Any], event_type: str) -> dict[str, Any]:
+    return {**detail, "event_type": event_type}
+
+
+def bus_event(context: dict[str, Any]) -> dict[str, Any]:
+    event = context["event"]
+    return {"source": event["source"], "detail-type": event["event_type"], "id": event.get("bus_event_id"),
+            "detail": event["detail"]}
+
+
+class Matcher:
+    def __init__(self, deps: Any, metrics: Any) -> None:
+        self.deps = deps
+        self.metrics = metrics
+        self.settings = deps.settings
+        self.state = deps.process_state
+
+    # -- library -----------------------------------------------------------------------------
+    def library(self) -> Library:
+        use_published = (self.settings.library_source == "table"
+                         and self.deps.flags.enabled("agent-strategy-library"))
+        cache_key = "library:table" if use_published else "library:dir"
+        cache = self.state.setdefault(cache_key, LibraryCache(self.settings.library_refresh_seconds))
+        if use_published:
+            def current() -> str:
+                return str(self.deps.strategies.revision()["revision"])
+
+            def load(revision: str) -> Library:
+                active = self.deps.strategies.revision().get("active", {})
+                return build_library(self.deps.strategies.documents(active), f"r{revision}")
+        else:
+            def current() -> str:
+                return f"dir:{self.settings.strategies_dir}"
+
+            def load(revision: str) -> Library:
+                return library_from_directory(self.settings.strategies_dir, revision)
+
+        def on_error(exc: Exception) -> None:
+            self.metrics.add(spec.METRICS["library_errors"], 1)
+            print(json.dumps({"level": "ERROR", "message": "strategy library not loaded; serving last good",
+                              "error": str(exc)[:2000]}))
+
+        return cache.get(current, load, on_error)
+
+    # -- the step ----------------------------------------------------------------------------
+    def handle(self, context: dict[str, Any]) -> dict[str, Any]:
+        started = time.monotonic()
+        event = context["event"]
+        detail = event["detail"]
+        tenant = context["tenant"]
+        tenant_id = tenant["tenant_id"]
+        workflow_id = context["workflow_id"]
+        key = event["idempotency_key"]
+        existing = self.deps.events.get(tenant_id, key)
+        if existing and existing.get("status") in ("COMPLETED", "DEFERRED"):
+            return {"outcome": "already_done", "workflow_id": workflow_id}
+        library = self.library()
+        doc = evaluation_doc(detail, event["event_type"])
+        decision, selected = library.index.decide(event_type=event["event_type"], tenant_id=tenant_id,
+                                                  event_id=event["event_id"], doc=doc, bus_event=bus_event(context))
+        chain = workflow_chain(workflow_id)
+        self.deps.audit.append(AuditEntry(
+            "decision", chain, tenant_id=tenant_id, event_id=event["event_id"], workflow_id=workflow_id,
+            strategy_id=selected.strategy.id if selected else None, status="MATCHED" if selected else "UNMATCHED",
+            data={"decision": decision.to_dict(), "reason": decision.reason()}))
+        self.metrics.add(spec.METRICS["hit_rate"], 100.0 if selected else 0.0, "Percent", tenant=tenant_id)
+        if selected is None:
+            return self._unmatched(context, decision.reason())
+        return self._launch(context, selected, doc, decision.to_dict(), started)
+
+    def _unmatched(self, context: dict[str, Any], why: str) -> dict[str, Any]:
+        event, tenant = context["event"], context["tenant"]
+        result = escalate(self.deps, self.metrics, workflow_id=context["workflow_id"], tenant_id=tenant["tenant_id"],
+                          event_id=event["event_id"], reason="no_strategy_matched", queue="ops",
+                          notify_to=list(tenant.get("notify") or [tenant.get("owner")]),
+                          details={"event_type": event["event_type"], "why": why},
+                          traceparent=context["trace"]["traceparent"])
+        self.deps.events.finish(tenant["tenant_id"], event["idempotency_key"], status="COMPLETED", outcome="escalated")
+        return {"outcome": "escalated", "workflow_id": context["workflow_id"], **result}
+
+    def _launch(self, context: dict[str, Any], compiled: CompiledStrategy, doc: dict[str, Any],
+                decision: dict[str, Any], started: float) -> dict[str, Any]:
+        event, tenant = context["event"], context["tenant"]
+        tenant_id, workflow_id, strategy = tenant["tenant_id"], context["workflow_id"], compiled.strategy
+        allowed = tenant.get("allowed_plugins") or []
+        refused = sorted({n.plugin for n in strategy.flow.nodes
+                          if n.plugin and "*" not in allowed and n.plugin not in allowed})
+        if refused:
+            result = escalate(self.deps, self.metrics, workflow_id=workflow_id, tenant_id=tenant_id,
+                              event_id=event["event_id"], reason="plugin_not_allowed", queue="ops",
+                              notify_to=list(tenant.get("notify") or [tenant.get("owner")]),
+                              details={"strategy_id": strategy.id, "plugins": refused},
+                              strategy_id=strategy.id, traceparent=context["trace"]["traceparent"])
+            self.deps.events.finish(tenant_id, event["idempotency_key"], status="COMPLETED", outcome="escalated",
+                                    strategy_id=strategy.id)
+            return {"outcome": "escalated", "workflow_id": workflow_id, **result}
+        builtins = {"tenant": tenant_id, "event_id": event["event_id"], "owner": tenant.get("owner") or "",
+                    "event_type": event["event_type"], "idempotency_key": event["idempotency_key"]}
+        variables = compiled.variables.render(doc, builtins)
+        flow = self._compiled_flow(compiled)
+        when = {flow.when_keys[node_id]: cond.evaluate(doc) is None for node_id, cond in compiled.node_whens.items()}
+        execution_input = {
+            "workflow": {"workflow_id": workflow_id, "tenant_id": tenant_id, "event_id": event["event_id"],
+                         "idempotency_key": event["idempotency_key"], "event_type": event["event_type"],
+                         "strategy_id": strategy.id, "strategy_version": strategy.version,
+                         "traceparent": context["trace"]["traceparent"]},
+            "variables": {**builtins, **variables},
+            "when": when,
+        }
+        input_json = json.dumps(execution_input, separators=(",", ":"), default=str)
+        check_execution_input(input_json)
+        state_machine_arn = self._ensure_state_machine(flow)
+        created = self.deps.workflows.create(
+            {"workflow_id": workflow_id, "tenant_id": tenant_id, "event_id": event["event_id"],
+             "idempotency_key": event["idempotency_key"], "event_type": event["event_type"],
+             "strategy_id": strategy.id, "strategy_version": strategy.version,
+             "state_machine_arn": state_machine_arn, "state_machine_type": flow.type, "type_reason": flow.type_reason,
+             "decision": decision, "traceparent": context["trace"]["traceparent"],
+             "received_at": context.get("received_at")},
+            [n.id for n in strategy.flow.nodes])
+        execution_arn = self._start(state_machine_arn, workflow_id, input_json)
+        self.deps.workflows.update_meta(workflow_id, execution_arn=execution_arn)
+        self.deps.workflows.transition_workflow(workflow_id, "RUNNING")
+        latency_ms = (time.monotonic() - started) * 1000
+        if created:
+            self.deps.audit.append(AuditEntry(
+                "workflow.started", workflow_chain(workflow_id), tenant_id=tenant_id, event_id=event["event_id"],
+                workflow_id=workflow_id, strategy_id=strategy.id, status="RUNNING", duration=round(latency_ms, 3),
+                data={"strategy_version": strategy.version, "state_machine": flow.state_machine_name,
+                      "type": flow.type, "type_reason": flow.type_reason, "execution_arn": execution_arn,
+                      "variables": variables, "when": when}))
+            self.metrics.add(spec.METRICS["generated"], 1, tenant=tenant_id, strategy=strategy.id)
+            self.metrics.add(spec.METRICS["latency"], latency_ms, "Milliseconds", tenant=tenant_id, strategy=strategy.id)
+        self.deps.events.finish(tenant_id, event["idempotency_key"], status="COMPLETED", outcome="workflow_started",
+                                strategy_id=strategy.id)
+        return {"outcome": "started", "workflow_id": workflow_id, "execution_arn": execution_arn}
+
+    def _compiled_flow(self, compiled: CompiledStrategy) -> CompiledFlow:
+        arns = FunctionArns(**self.settings.function_arns)
+        cache = self.state.setdefault("flows", {})
+        cache_key = (compiled.strategy.key, compiled.strategy.model_dump_json(), arns)
+        flow = cache.get(cache_key)
+        if flow is None:
+            flow = compile_flow(compiled.strategy, arns)
+            cache[cache_key] = flow
+        return flow
+
+    def _ensure_state_machine(self, flow: CompiledFlow) -> str:
+        known = self.state.setdefault("state_machines", {})
+        if flow.state_machine_name in known:
+            return known[flow.state_machine_name]
+        sfn = self.deps.client("stepfunctions")
+        account = self.settings.workflow_role_arn.split(":")[4]
+        arn = f"arn:aws:states:{self.settings.region}:{account}:stateMachine:{flow.state_machine_name}"
+        try:
+            sfn.describe_state_machine(stateMachineArn=arn)
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "StateMachineDoesNotExist":
+                raise
+            try:
+                arn = sfn.create_state_machine(
+                    name=flow.state_machine_name, definition=flow.definition_json,
+                    roleArn=self.settings.workflow_role_arn, type=flow.type,
+                    tags=[{"key": "powerx:definition-sha256", "value": flow.sha256}])["stateMachineArn"]
+            except Exception as create_exc:  # noqa: BLE001
+                if error_code(create_exc) not in ("StateMachineAlreadyExists",):
+                    raise
+        known[flow.state_machine_name] = arn
+        return arn
+
+    def _start(self, state_machine_arn: str, workflow_id: str, input_json: str) -> str:
+        sfn = self.deps.client("stepfunctions")
+        try:
+            return sfn.start_execution(stateMachineArn=state_machine_arn, name=workflow_id,
+                                       input=input_json)["executionArn"]
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ExecutionAlreadyExists":
+                raise
+            # a redelivered message: the execution was started by the first delivery
+            return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{workflow_id}"

@@ -1,0 +1,128 @@
+"""Callbacks that resume waiting nodes: asynchronous plugins and manual reviews.
+
+A callback id or review id maps to the task token stored server side. The first callback closes
+it (conditional update) and resumes the execution; a second one changes nothing and is answered
+with the first outcome (HTTP 409).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from powerx_agent.adapters.aws import error_code
+from powerx_agent.audit.records import AuditEntry, workflow_chain
+from powerx_agent.nodes.runner import NodeRunner, small
+
+
+class CallbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    callback_id: str | None = Field(default=None, pattern=r"^cb-[0-9a-f]{24}$")
+    review_id: str | None = Field(default=None, pattern=r"^rv-[0-9a-f]{20}$")
+    outcome: Literal["succeeded", "failed", "approved", "rejected", "heartbeat"]
+    output: dict[str, Any] | None = None
+    reason: str | None = Field(default=None, max_length=2000)
+    actor: str | None = Field(default=None, max_length=256)
+
+    @model_validator(mode="after")
+    def _one_id(self) -> CallbackRequest:
+        if (self.callback_id is None) == (self.review_id is None):
+            raise ValueError("give exactly one of callback_id or review_id")
+        if self.callback_id and self.outcome in ("approved", "rejected"):
+            raise ValueError("plugin callbacks use outcome succeeded or failed")
+        if self.review_id and self.outcome in ("succeeded", "failed", "heartbeat"):
+            raise ValueError("reviews use outcome approved or rejected")
+        return self
+
+
+@dataclass(frozen=True)
+class CallbackResult:
+    status: int
+    body: dict[str, Any]
+
+
+class Callbacks:
+    def __init__(self, deps: Any, metrics: Any) -> None:
+        self.deps = deps
+        self.metrics = metrics
+
+    def handle(self, request: CallbackRequest) -> CallbackResult:
+        if request.review_id:
+            return self._review(request)
+        return self._plugin(request)
+
+    def _plugin(self, request: CallbackRequest) -> CallbackResult:
+        assert request.callback_id
+        item = self.deps.workflows.get_callback(request.callback_id)
+        if item is None:
+            return CallbackResult(404, {"code": "callback.unknown", "message": "no such callback id"})
+        sfn = self.deps.client("stepfunctions")
+        if request.outcome == "heartbeat":
+            if item["status"] != "OPEN":
+                return CallbackResult(409, {"code": "callback.closed", "first_outcome": item.get("outcome")})
+            self._send(sfn.send_task_heartbeat, taskToken=item["task_token"])
+            return CallbackResult(200, {"status": "heartbeat recorded"})
+        if not self.deps.workflows.close_callback(request.callback_id, request.outcome):
+            first = self.deps.workflows.get_callback(request.callback_id) or {}
+            return CallbackResult(409, {"code": "callback.duplicate", "first_outcome": first.get("outcome")})
+        wf = self._wf(item["workflow_id"])
+        if request.outcome == "succeeded":
+            self._send(sfn.send_task_success, taskToken=item["task_token"], output=json.dumps(small(request.output or {})))
+            NodeRunner(self.deps, self.metrics).succeed(wf, item["node_id"], request.output, None, None, via="callback")
+        else:
+            self.deps.workflows.transition_node(item["workflow_id"], item["node_id"], "FAILED",
+                                                error={"type": "CallbackFailed", "message": request.reason or ""})
+            self._send(sfn.send_task_failure, taskToken=item["task_token"], error="CallbackFailed",
+                       cause=(request.reason or "the plugin reported a failure")[:256])
+        self._audit(wf, item["node_id"], "callback.received", request)
+        return CallbackResult(200, {"status": "accepted", "outcome": request.outcome})
+
+    def _review(self, request: CallbackRequest) -> CallbackResult:
+        assert request.review_id
+        review = self.deps.workflows.get_review(request.review_id)
+        if review is None:
+            return CallbackResult(404, {"code": "review.unknown", "message": "no such review id"})
+        actor = request.actor or "callback-api"
+        if not self.deps.workflows.close_review(request.review_id, request.outcome, actor, request.reason):
+            first = self.deps.workflows.get_review(request.review_id) or {}
+            return CallbackResult(409, {"code": "review.duplicate", "first_outcome": first.get("outcome")})
+        wf = self._wf(review["workflow_id"])
+        token = review.get("task_token")
+        if token:  # a manual_review node waits for this outcome
+            sfn = self.deps.client("stepfunctions")
+            if request.outcome == "approved":
+                self._send(sfn.send_task_success, taskToken=token,
+                           output=json.dumps({"review_id": request.review_id, "outcome": "approved"}))
+                NodeRunner(self.deps, self.metrics).succeed(wf, review["node_id"], {"approved_by": actor}, None, None,
+                                                            via="review")
+            else:
+                self.deps.workflows.transition_node(review["workflow_id"], review["node_id"], "FAILED",
+                                                    error={"type": "ReviewRejected", "message": request.reason or ""})
+                self._send(sfn.send_task_failure, taskToken=token, error="ReviewRejected",
+                           cause=(request.reason or "rejected by reviewer")[:256])
+        self._audit(wf, review.get("node_id"), "review.closed", request, actor=actor)
+        return CallbackResult(200, {"status": "accepted", "outcome": request.outcome})
+
+    def _send(self, call: Any, **kwargs: Any) -> None:
+        try:
+            call(**kwargs)
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) not in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
+                raise
+
+    def _wf(self, workflow_id: str) -> dict[str, Any]:
+        meta = self.deps.workflows.get(workflow_id) or {"workflow_id": workflow_id, "tenant_id": "unknown"}
+        return {k: meta.get(k) for k in ("workflow_id", "tenant_id", "event_id", "strategy_id")}
+
+    def _audit(self, wf: dict[str, Any], node_id: str | None, kind: str, request: CallbackRequest,
+               actor: str | None = None) -> None:
+        self.deps.audit.append(AuditEntry(kind, workflow_chain(wf["workflow_id"]), tenant_id=wf["tenant_id"],
+                                          event_id=wf.get("event_id"), workflow_id=wf["workflow_id"],
+                                          strategy_id=wf.get("strategy_id"), node_id=node_id,
+                                          status=request.outcome.upper(),
+                                          data={"outcome": request.outcome, "reason": request.reason,
+                                                "actor": actor, "id": request.callback_id or request.review_id}))

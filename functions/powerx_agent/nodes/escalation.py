@@ -1,0 +1,59 @@
+"""Escalation to people: a manual review work order plus a notification to the owners.
+
+Retry-safe: the review id is derived from what is escalated, the review item is created
+conditionally (so ``agent.manual_escalation_total`` counts each escalation exactly once), and the
+ops call and the notification are each marked done on the item, so a retry after a downstream
+failure sends what is missing and nothing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from powerx_agent import spec
+from powerx_agent.audit.records import AuditEntry, workflow_chain
+from powerx_agent.ingest.trace import child
+from powerx_agent.nodes.calls import Downstream
+
+
+def review_id_for(workflow_id: str, reason: str, node_id: str | None = None) -> str:
+    digest = hashlib.sha256(f"{workflow_id}|{reason}|{node_id or ''}".encode()).hexdigest()
+    return f"rv-{digest[:20]}"
+
+
+def escalate(deps: Any, metrics: Any, *, workflow_id: str, tenant_id: str, event_id: str | None,
+             reason: str, queue: str, notify_to: list[str], details: dict[str, Any],
+             strategy_id: str | None = None, node_id: str | None = None, traceparent: str = "",
+             task_token: str | None = None) -> dict[str, Any]:
+    review_id = review_id_for(workflow_id, reason, node_id)
+    review = {"review_id": review_id, "workflow_id": workflow_id, "tenant_id": tenant_id, "event_id": event_id,
+              "strategy_id": strategy_id, "node_id": node_id, "queue": queue, "reason": reason,
+              "details": details, "kind": "escalation" if task_token is None else "review_node",
+              "task_token": task_token}
+    review = {k: v for k, v in review.items() if v is not None}
+    existing = deps.workflows.get_review(review_id)
+    if existing is None:
+        deps.workflows.put_review(review)
+        existing = deps.workflows.get_review(review_id) or review
+        if task_token is None:
+            metrics.add(spec.METRICS["escalations"], 1, tenant=tenant_id, strategy=strategy_id)
+        deps.audit.append(AuditEntry(
+            "escalation.opened" if task_token is None else "review.requested", workflow_chain(workflow_id),
+            tenant_id=tenant_id, event_id=event_id, workflow_id=workflow_id, strategy_id=strategy_id,
+            node_id=node_id, status="ESCALATED" if task_token is None else "WAITING", escalation_reason=reason,
+            data={"review_id": review_id, "queue": queue, "details": details}))
+    downstream = Downstream(deps)
+    headers = {"Idempotency-Key": review_id, "X-Tenant-Id": tenant_id, "traceparent": child(traceparent)}
+    if not existing.get("ops_sent"):
+        # the ops system gets the work order, never the task token (kept server side)
+        downstream.manual_review({"review_id": review_id, "tenant_id": tenant_id, "workflow_id": workflow_id,
+                                  "event_id": event_id, "strategy_id": strategy_id, "node_id": node_id,
+                                  "queue": queue, "reason": reason, "details": details}, headers)
+        deps.workflows.mark_review(review_id, "ops_sent")
+    if not existing.get("notified"):
+        downstream.notify({"type": "escalated" if task_token is None else "review_requested",
+                           "to": notify_to, "tenant_id": tenant_id, "workflow_id": workflow_id,
+                           "review_id": review_id, "reason": reason, "queue": queue}, headers)
+        deps.workflows.mark_review(review_id, "notified")
+    return {"review_id": review_id, "reason": reason}

@@ -1,0 +1,160 @@
+"""Node execution: plugin, notify and manual review nodes, with status write-back and audit.
+
+Status moves PENDING → RUNNING → SUCCEEDED | FAILED (forward only, conditional updates); every
+transition is audited. Retryable failures are raised as typed errors for the state machine's
+``Retry``; on the last attempt the node is marked FAILED before the error propagates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+from powerx_agent import spec
+from powerx_agent.audit.records import AuditEntry, workflow_chain
+from powerx_agent.errors import AgentError
+from powerx_agent.ingest.trace import child
+from powerx_agent.nodes.calls import Downstream
+from powerx_agent.nodes.errors import NodeInputError, TenantScopeError
+from powerx_agent.nodes.escalation import escalate
+from powerx_agent.strategy.templates import Template, compile_template
+
+MAX_OUTPUT_BYTES = 8 * 1024
+_templates: dict[str, Template] = {}
+
+
+def render(value: Any, variables: dict[str, Any], where: str) -> Any:
+    cache_key = json.dumps(value, sort_keys=True, default=str)
+    template = _templates.get(cache_key)
+    if template is None:
+        try:
+            template = compile_template(value, where)
+        except AgentError as exc:
+            raise NodeInputError(str(exc)) from exc
+        _templates[cache_key] = template
+    missing = set(template.names) - set(variables)
+    if missing:
+        raise NodeInputError(f"{where} uses undefined variable(s): {', '.join(sorted(missing))}")
+    return template.render(variables)
+
+
+def callback_id_for(workflow_id: str, node_id: str) -> str:
+    return "cb-" + hashlib.sha256(f"{workflow_id}|{node_id}".encode()).hexdigest()[:24]
+
+
+def small(output: Any) -> Any:
+    text = json.dumps(output, default=str)
+    if len(text.encode()) <= MAX_OUTPUT_BYTES:
+        return output
+    return {"truncated": True, "bytes": len(text.encode()), "preview": text[:512]}
+
+
+class NodeRunner:
+    def __init__(self, deps: Any, metrics: Any) -> None:
+        self.deps = deps
+        self.metrics = metrics
+        self.downstream = Downstream(deps)
+
+    def run(self, payload: dict[str, Any]) -> dict[str, Any]:
+        node, wf = payload["node"], payload["workflow"]
+        workflow_id, node_id = wf["workflow_id"], node["id"]
+        attempt = int(payload.get("retry_count") or 0) + 1
+        max_attempts = int((node.get("retry") or {}).get("attempts", 1))
+        started = time.monotonic()
+        self.deps.workflows.transition_node(workflow_id, node_id, "RUNNING", attempts=attempt,
+                                            kind=node["kind"], last_attempt_at=round(time.time(), 3))
+        self._audit("node.running", wf, node_id, "RUNNING", data={"attempt": attempt, "kind": node["kind"]})
+        try:
+            result = self._dispatch(payload, node, wf, attempt)
+        except AgentError as exc:
+            duration = round((time.monotonic() - started) * 1000, 3)
+            final = not exc.retryable or attempt >= max_attempts
+            error = {"type": type(exc).__name__, "code": exc.code, "message": exc.message, "attempt": attempt}
+            if final:
+                self.deps.workflows.transition_node(workflow_id, node_id, "FAILED", error=error, duration=duration)
+                self.metrics.add(spec.METRICS["node_failure"], 1, tenant=wf["tenant_id"], strategy=wf["strategy_id"])
+            else:
+                self.deps.workflows.transition_node(workflow_id, node_id, "RUNNING", last_error=error)
+            self._audit("node.failed" if final else "node.attempt_failed", wf, node_id,
+                        "FAILED" if final else "RUNNING", duration=duration, data=error)
+            raise
+        duration = round((time.monotonic() - started) * 1000, 3)
+        if result.get("waiting"):
+            self._audit("node.waiting", wf, node_id, "RUNNING", duration=duration, data=result)
+            return result
+        self.succeed(wf, node_id, result.get("output"), duration, attempt)
+        return {"node_id": node_id, "status": "SUCCEEDED"}
+
+    def succeed(self, wf: dict[str, Any], node_id: str, output: Any, duration: float | None, attempt: int | None,
+                via: str = "lambda") -> bool:
+        changed = self.deps.workflows.transition_node(wf["workflow_id"], node_id, "SUCCEEDED", output=small(output),
+                                                      duration=duration)
+        if changed:
+            self.metrics.add(spec.METRICS["node_success"], 1, tenant=wf["tenant_id"], strategy=wf["strategy_id"])
+            self._audit("node.succeeded", wf, node_id, "SUCCEEDED", duration=duration,
+                        data={"attempt": attempt, "via": via})
+        return changed
+
+    def _dispatch(self, payload: dict[str, Any], node: dict[str, Any], wf: dict[str, Any],
+                  attempt: int) -> dict[str, Any]:
+        variables = payload.get("variables") or {}
+        rendered = render(node.get("input") or {}, variables, f"node {node['id']} input")
+        headers = {"Idempotency-Key": f"{wf['workflow_id']}:{node['id']}", "X-Tenant-Id": wf["tenant_id"],
+                   "traceparent": child(wf.get("traceparent", ""))}
+        kind = node["kind"]
+        if kind == "plugin":
+            return self._plugin(payload, node, wf, rendered, headers, attempt)
+        if kind == "notify":
+            to = render(node["notify"]["to"], variables, f"node {node['id']} notify.to")
+            self.downstream.notify({"type": "agent_task", "template": node["notify"]["template"],
+                                    "to": to if isinstance(to, list) else [to], "tenant_id": wf["tenant_id"],
+                                    "workflow_id": wf["workflow_id"], "node_id": node["id"], "input": rendered},
+                                   headers)
+            return {"output": {"notified": to}}
+        if kind == "manual_review":
+            review = node["manual_review"]
+            tenant = self.deps.tenants.get(wf["tenant_id"]) or {}
+            result = escalate(self.deps, self.metrics, workflow_id=wf["workflow_id"], tenant_id=wf["tenant_id"],
+                              event_id=wf.get("event_id"), reason=review["reason"], queue=review["queue"],
+                              notify_to=list(tenant.get("notify") or []), details={"input": rendered},
+                              strategy_id=wf["strategy_id"], node_id=node["id"],
+                              traceparent=wf.get("traceparent", ""), task_token=payload["task_token"])
+            return {"waiting": True, "review_id": result["review_id"]}
+        raise NodeInputError(f"unknown node kind {kind!r}")
+
+    def _plugin(self, payload: dict[str, Any], node: dict[str, Any], wf: dict[str, Any], rendered: Any,
+                headers: dict[str, str], attempt: int) -> dict[str, Any]:
+        tenant = self.deps.tenants.get(wf["tenant_id"]) or {}
+        allowed = tenant.get("allowed_plugins") or []
+        if "*" not in allowed and node["plugin"] not in allowed:
+            raise TenantScopeError(f"tenant {wf['tenant_id']} may not use plugin {node['plugin']}")
+        body = {"workflow_id": wf["workflow_id"], "node_id": node["id"], "tenant_id": wf["tenant_id"],
+                "strategy_id": wf["strategy_id"], "input": rendered,
+                "context": {"event_id": wf.get("event_id"), "event_type": wf.get("event_type"),
+                            "strategy_version": wf.get("strategy_version"), "attempt": attempt,
+                            "traceparent": headers["traceparent"]}}
+        task_token = payload.get("task_token")
+        if task_token:
+            callback_id = callback_id_for(wf["workflow_id"], node["id"])
+            timeout = float((node.get("callback") or {}).get("timeout", 600))
+            self.deps.workflows.put_callback(callback_id, task_token=task_token, workflow_id=wf["workflow_id"],
+                                             node_id=node["id"], kind="plugin", expires_at=time.time() + timeout + 86400)
+            body["callback_id"] = callback_id
+        result = self.downstream.execute_plugin(node["plugin"], body, headers)
+        if task_token:
+            if result.status == 202:
+                return {"waiting": True, "callback_id": body["callback_id"]}
+            # answered synchronously after all: resume the execution ourselves
+            self.deps.client("stepfunctions").send_task_success(taskToken=task_token,
+                                                                output=json.dumps(small(result.body)))
+            self.deps.workflows.close_callback(body["callback_id"], "succeeded")
+        return {"output": result.body}
+
+    def _audit(self, kind: str, wf: dict[str, Any], node_id: str, status: str, duration: float | None = None,
+               data: dict[str, Any] | None = None) -> None:
+        self.deps.audit.append(AuditEntry(kind, workflow_chain(wf["workflow_id"]), tenant_id=wf["tenant_id"],
+                                          event_id=wf.get("event_id"), workflow_id=wf["workflow_id"],
+                                          strategy_id=wf.get("strategy_id"), node_id=node_id, status=status,
+                                          duration=duration, data=data or {}))

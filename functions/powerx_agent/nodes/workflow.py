@@ -1,0 +1,101 @@
+"""Workflow-level transitions invoked by the state machine: skip a node, complete, escalate."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from powerx_agent import spec
+from powerx_agent.audit.records import AuditEntry, workflow_chain
+from powerx_agent.nodes.escalation import escalate
+
+
+def _duration_ms(meta: dict[str, Any] | None) -> float | None:
+    if not meta or not meta.get("created_at"):
+        return None
+    return round((time.time() - float(meta["created_at"])) * 1000, 3)
+
+
+def _failure_summary(failure: dict[str, Any] | None) -> dict[str, Any]:
+    failure = failure or {}
+    cause = failure.get("Cause")
+    try:
+        parsed = json.loads(cause) if isinstance(cause, str) else cause
+    except ValueError:
+        parsed = cause
+    message = parsed.get("errorMessage") if isinstance(parsed, dict) else parsed
+    return {"error": failure.get("Error"), "message": str(message)[:1000] if message else None}
+
+
+class WorkflowActions:
+    def __init__(self, deps: Any, metrics: Any) -> None:
+        self.deps = deps
+        self.metrics = metrics
+
+    def handle(self, payload: dict[str, Any]) -> dict[str, Any]:
+        action = payload.get("action")
+        if action == "skip":
+            return self.skip(payload["workflow"], payload["node_id"])
+        if action == "complete":
+            return self.complete(payload["workflow"])
+        if action == "escalate":
+            return self.escalate(payload["workflow"], payload.get("failure"), payload.get("escalation") or {})
+        raise ValueError(f"unknown workflow action {action!r}")
+
+    def _audit(self, kind: str, wf: dict[str, Any], **fields: Any) -> None:
+        self.deps.audit.append(AuditEntry(kind, workflow_chain(wf["workflow_id"]), tenant_id=wf["tenant_id"],
+                                          event_id=wf.get("event_id"), workflow_id=wf["workflow_id"],
+                                          strategy_id=wf.get("strategy_id"), **fields))
+
+    def skip(self, wf: dict[str, Any], node_id: str) -> dict[str, Any]:
+        if self.deps.workflows.transition_node(wf["workflow_id"], node_id, "SKIPPED", reason="when condition false"):
+            self._audit("node.skipped", wf, node_id=node_id, status="SKIPPED", data={"reason": "when condition false"})
+        return {"node_id": node_id, "status": "SKIPPED"}
+
+    def complete(self, wf: dict[str, Any]) -> dict[str, Any]:
+        meta = self.deps.workflows.get(wf["workflow_id"])
+        duration = _duration_ms(meta)
+        if self.deps.workflows.transition_workflow(wf["workflow_id"], "SUCCEEDED", finished_at=round(time.time(), 3),
+                                                   duration=duration):
+            self._audit("workflow.succeeded", wf, status="SUCCEEDED", duration=duration)
+        return {"workflow_id": wf["workflow_id"], "status": "SUCCEEDED"}
+
+    def escalate(self, wf: dict[str, Any], failure: dict[str, Any] | None,
+                 escalation: dict[str, Any]) -> dict[str, Any]:
+        workflow_id = wf["workflow_id"]
+        meta = self.deps.workflows.get(workflow_id) or {"nodes": {}}
+        summary = _failure_summary(failure)
+        nodes = meta.get("nodes", {})
+        failing = sorted(n for n, item in nodes.items() if item["status"] == "FAILED")
+        running = sorted(n for n, item in nodes.items() if item["status"] == "RUNNING")
+        if not failing and running:  # a task that timed out never wrote FAILED itself
+            failing, running = running, []
+            for node_id in failing:
+                if self.deps.workflows.transition_node(workflow_id, node_id, "FAILED", error=summary):
+                    self.metrics.add(spec.METRICS["node_failure"], 1, tenant=wf["tenant_id"],
+                                     strategy=wf.get("strategy_id"))
+                    self._audit("node.failed", wf, node_id=node_id, status="FAILED", data=summary)
+        for node_id in running:  # parallel siblings stopped by the failure
+            self.deps.workflows.transition_node(workflow_id, node_id, "FAILED",
+                                                error={"message": "stopped: another node failed"})
+        for node_id, item in nodes.items():
+            if item["status"] == "PENDING":
+                self.deps.workflows.transition_node(workflow_id, node_id, "SKIPPED", reason="upstream failure")
+        for node_id in failing:
+            self.deps.workflows.transition_node(workflow_id, node_id, "ESCALATED")
+        node_id = failing[0] if failing else None
+        attempts = nodes.get(node_id, {}).get("attempts") if node_id else None
+        tenant = self.deps.tenants.get(wf["tenant_id"]) or {}
+        notify_to = list(escalation.get("notify") or []) + list(tenant.get("notify") or [])
+        details = {"failing_node": node_id, "attempts": attempts, **summary}
+        if self.deps.workflows.transition_workflow(workflow_id, "ESCALATED", escalation_reason="node_failed",
+                                                   failure=details, finished_at=round(time.time(), 3),
+                                                   duration=_duration_ms(meta)):
+            self._audit("workflow.escalated", wf, node_id=node_id, status="ESCALATED",
+                        escalation_reason="node_failed", duration=_duration_ms(meta), data=details)
+        result = escalate(self.deps, self.metrics, workflow_id=workflow_id, tenant_id=wf["tenant_id"],
+                          event_id=wf.get("event_id"), reason="node_failed", queue=escalation.get("queue", "ops"),
+                          notify_to=notify_to, details=details, strategy_id=wf.get("strategy_id"), node_id=node_id,
+                          traceparent=wf.get("traceparent", ""))
+        return {"workflow_id": workflow_id, "status": "ESCALATED", **result}

@@ -1,0 +1,171 @@
+"""One resource specification for the CDK stack and the embedded runtime (DESIGN.md §2, §5).
+
+The CDK constructs (``infra/``) and the local deployer (``powerx_agent.local.deployer``) both build
+their resources from these definitions, and an infrastructure test compares the synthesized
+template with what the local runtime creates, so the two cannot drift apart.
+
+Names are logical: the deployed stack may prefix them (``<prefix>agent_events``); the local runtime
+uses them as they are. Pure data: no boto3 here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+NAMESPACE = "PowerX/Agent"
+BUS_NAME = "powerx-agent"
+INGEST_RULE_NAME = "powerx-agent-ingest"
+ARCHIVE_NAME = "powerx-agent-archive"
+AUDIT_LOG_GROUP = "/powerx/agent/audit"
+STATE_MACHINE_PREFIX = "agent-"
+WORKFLOW_ROLE_NAME = "powerx-agent-workflow"
+LAMBDA_ROLE_NAME = "powerx-agent-lambda"
+SIGNING_SECRET_NAME = "powerx/agent/signing-keys"
+DOWNSTREAM_SECRET_NAME = "powerx/agent/downstream-credentials"
+EVENT_SOURCES = ("powerx.plugins", "powerx.tenants", "powerx.ops", "powerx.replay")
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+    ttl_attribute: str | None = None
+    stream: str | None = None  # NEW_IMAGE | NEW_AND_OLD_IMAGES | None
+    indexes: tuple[IndexSpec, ...] = ()
+
+    @property
+    def key_attributes(self) -> tuple[str, ...]:
+        names = [self.partition_key, self.sort_key]
+        for index in self.indexes:
+            names += [index.partition_key, index.sort_key]
+        return tuple(dict.fromkeys(n for n in names if n))
+
+
+EVENTS_TABLE = TableSpec("agent_events", "pk", ttl_attribute="expires_at")
+WORKFLOWS_TABLE = TableSpec(
+    "agent_workflows",
+    "pk",
+    "sk",
+    indexes=(
+        # open review tasks and workflows by status: gsi1pk = "REVIEW#OPEN" / "WF#<tenant>"
+        IndexSpec("gsi1", "gsi1pk", "gsi1sk"),
+    ),
+)
+STRATEGIES_TABLE = TableSpec("agent_strategies", "pk", "sk")
+TENANTS_TABLE = TableSpec("agent_tenants", "tenant_id")
+AUDIT_TABLE = TableSpec("agent_audit", "pk", "seq", stream="NEW_IMAGE",
+                        indexes=(IndexSpec("by_time", "day", "ts_seq"),))
+TABLES: tuple[TableSpec, ...] = (EVENTS_TABLE, WORKFLOWS_TABLE, STRATEGIES_TABLE, TENANTS_TABLE, AUDIT_TABLE)
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    visibility_timeout: int
+    max_receive_count: int | None = 5  # None: this queue is itself a dead-letter queue
+    dlq: str | None = None
+    retention_seconds: int = 14 * 24 * 3600
+
+
+MATCH_DLQ = QueueSpec("powerx-agent-match-dlq", 30, None)
+MATCH_QUEUE = QueueSpec("powerx-agent-match", 60, 5, MATCH_DLQ.name)
+INGEST_DLQ = QueueSpec("powerx-agent-ingest-dlq", 30, None)  # rule target DLQ + rejected events
+QUEUES: tuple[QueueSpec, ...] = (MATCH_DLQ, MATCH_QUEUE, INGEST_DLQ)
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    key: str
+    name: str
+    handler: str
+    timeout: int
+    memory: int = 512
+    description: str = ""
+    environment: tuple[str, ...] = ()
+
+
+_H = "powerx_agent.handlers"
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    FunctionSpec("ingest", "powerx-agent-ingest", f"{_H}.ingest.handler", 30,
+                 description="Validates envelopes, tenant scope and idempotency; queues for matching"),
+    FunctionSpec("matcher", "powerx-agent-matcher", f"{_H}.matcher.handler", 60, 1024,
+                 description="Matches strategies, compiles the taskflow, starts the execution"),
+    FunctionSpec("node_plugin", "powerx-agent-node-plugin", f"{_H}.node_plugin.handler", 120,
+                 description="Runs plugin nodes against the plugin runtime"),
+    FunctionSpec("node_notify", "powerx-agent-node-notify", f"{_H}.node_notify.handler", 30,
+                 description="Sends agent-task notifications"),
+    FunctionSpec("node_review", "powerx-agent-node-review", f"{_H}.node_review.handler", 30,
+                 description="Opens manual review work orders and stores the task token"),
+    FunctionSpec("workflow", "powerx-agent-workflow", f"{_H}.workflow.handler", 60,
+                 description="Workflow transitions: skip, complete, escalate"),
+    FunctionSpec("audit_stream", "powerx-agent-audit-stream", f"{_H}.audit_stream.handler", 60,
+                 description="Forwards audit records from DynamoDB Streams to CloudWatch Logs + EMF"),
+    FunctionSpec("callbacks_api", "powerx-agent-callbacks-api", f"{_H}.callbacks_api.handler", 30,
+                 description="POST /internal/agent/callbacks (signed)"),
+    FunctionSpec("replay_api", "powerx-agent-replay-api", f"{_H}.replay_api.handler", 30,
+                 description="POST /internal/agent/events (signed manual replay)"),
+)
+FUNCTIONS_BY_KEY = {f.key: f for f in FUNCTIONS}
+
+
+@dataclass(frozen=True)
+class EventSourceSpec:
+    function: str  # FunctionSpec.key
+    source: str  # queue name or table name
+    kind: str  # "sqs" | "dynamodb"
+    batch_size: int = 10
+    report_batch_item_failures: bool = True
+
+
+EVENT_SOURCES_MAPPINGS: tuple[EventSourceSpec, ...] = (
+    EventSourceSpec("matcher", MATCH_QUEUE.name, "sqs", batch_size=10),
+    EventSourceSpec("audit_stream", AUDIT_TABLE.name, "dynamodb", batch_size=100),
+)
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    name: str
+    bus: str
+    pattern: dict = field(default_factory=dict)
+    target_function: str = "ingest"
+    dlq: str = INGEST_DLQ.name
+    max_retry_attempts: int = 8
+    max_event_age_seconds: int = 3600
+
+
+INGEST_RULE = RuleSpec(
+    INGEST_RULE_NAME,
+    BUS_NAME,
+    # every PowerX source; an envelope that does not carry a tenant still reaches ingest so it is
+    # rejected with a reason and kept, instead of being silently dropped by the rule
+    pattern={"source": list(EVENT_SOURCES)},
+)
+
+API_ROUTES = {
+    "replay_api": ("POST", "/internal/agent/events"),
+    "callbacks_api": ("POST", "/internal/agent/callbacks"),
+}
+
+METRICS = {
+    "hit_rate": "agent.strategy.hit_rate",
+    "generated": "agent.workflow.generated_total",
+    "node_success": "agent.node.success_total",
+    "node_failure": "agent.node.failure_total",
+    "escalations": "agent.manual_escalation_total",
+    "latency": "agent.workflow.latency_p95",
+    "rejected": "agent.event.rejected_total",
+    "duplicates": "agent.event.duplicate_total",
+    "library_errors": "agent.strategy.library_errors_total",
+    "review_backlog": "agent.review.backlog",
+}
+
+FEATURE_FLAGS = ("agent-orchestrator", "agent-strategy-library", "audit-streaming")
