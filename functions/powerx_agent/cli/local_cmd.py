@@ -1,0 +1,120 @@
+"""``powerx-agent local demo | serve``: the embedded runtime from the command line."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+app = typer.Typer(help="Embedded local runtime: moto server + sandbox services, no AWS account.",
+                  no_args_is_help=True)
+console = Console()
+
+
+def _ms(value: Any) -> str:
+    return f"{float(value):.0f} ms" if isinstance(value, int | float) else "—"
+
+
+def render_report(results: list[Any]) -> None:
+    for result in results:
+        colour = "green" if result.ok else "red"
+        console.rule(f"[bold]{result.name}[/bold] {result.title}  [{colour}]{'PASS' if result.ok else 'FAIL'}[/]")
+        wf = result.workflow or {}
+        facts = Table.grid(padding=(0, 2))
+        facts.add_column(style="bold")
+        facts.add_column()
+        facts.add_row("event", f"{result.event_type}  id={result.event_id}")
+        selected = (result.decision or {}).get("selected")
+        facts.add_row("decision", (f"{selected['strategy_id']} v{selected['version']} (weight {selected['weight']})"
+                                   if selected else "no strategy matched"))
+        facts.add_row("why", result.decision_reason or "—")
+        facts.add_row("workflow", result.workflow_id + ("" if wf else "  (no workflow: escalated before start)"))
+        if wf:
+            facts.add_row("state machine", f"{wf.get('state_machine_arn', '').rsplit(':', 1)[-1]}  "
+                                           f"[{wf.get('state_machine_type')}] {wf.get('type_reason', '')}")
+            facts.add_row("execution", f"{result.execution_status}  (workflow {wf.get('status')})")
+        event = result.event_record or {}
+        facts.add_row("event record", f"{event.get('status')} / {event.get('outcome')}")
+        facts.add_row("took", f"{result.seconds:.2f} s")
+        console.print(facts)
+        if wf.get("nodes"):
+            nodes = Table(title="nodes", title_justify="left", show_edge=False)
+            for column in ("node", "kind", "status", "attempts", "duration", "detail"):
+                nodes.add_column(column)
+            for node_id, node in wf["nodes"].items():
+                status = node.get("status", "")
+                style = {"SUCCEEDED": "green", "FAILED": "red", "ESCALATED": "yellow", "SKIPPED": "dim"}.get(status, "")
+                detail = node.get("reason") or (node.get("error") or {}).get("message") or ""
+                nodes.add_row(node_id, node.get("kind", "—"), f"[{style}]{status}[/]" if style else status,
+                              str(node.get("attempts", 0)), _ms(node.get("duration")), str(detail)[:60])
+            console.print(nodes)
+        calls = Table(title="downstream calls", title_justify="left", show_edge=False)
+        for column in ("call", "status", "key headers / body"):
+            calls.add_column(column)
+        for call in result.downstream:
+            headers = call["headers"]
+            body = call["body"] or {}
+            summary = (f"Idempotency-Key={headers.get('Idempotency-Key')} traceparent={headers.get('traceparent')}"
+                       if call["path"].startswith("/plugin") else
+                       json.dumps({k: body.get(k) for k in ("type", "reason", "queue", "to") if k in body}))
+            calls.add_row(f"POST {call['path']}", str(call["status"]), summary[:110])
+        console.print(calls)
+        console.print(f"audit trail: {len(result.audit)} records, chain WF#{result.workflow_id}: "
+                      + ", ".join(r["kind"] for r in result.audit))
+        for what, holds in result.expectations:
+            console.print(f"  {'[green]✓[/]' if holds else '[red]✗[/]'} {what}")
+        console.print()
+
+
+@app.command("demo")
+def demo(output_json: bool = typer.Option(False, "--json", help="print the results as JSON")) -> None:
+    """Start the embedded runtime, run scenarios C-1 and C-2, print a report; exit 1 if one misbehaves."""
+    from powerx_agent.local.demo import run_all
+    from powerx_agent.local.runtime import LocalRuntime
+
+    with console.status("starting the embedded runtime (moto server, sandbox services, resources)..."):
+        runtime = LocalRuntime.start()
+    try:
+        console.print(Panel.fit(
+            f"moto server  http://127.0.0.1:{runtime.port}   (Step Functions executor on)\n"
+            f"sandbox      {runtime.sandbox.url}   (plugin runtime, notifications, ops)\n"
+            f"internal API {runtime.api.url if runtime.api else '-'}   (replay, callbacks; signed)",
+            title="PowerX Agent Taskflow: embedded runtime"))
+        with console.status("running scenarios C-1 and C-2..."):
+            results = run_all(runtime)
+    finally:
+        runtime.stop()
+    if output_json:
+        console.print_json(json.dumps([{"name": r.name, "ok": r.ok, "workflow_id": r.workflow_id,
+                                         "execution_status": r.execution_status,
+                                         "expectations": r.expectations} for r in results], default=str))
+    else:
+        render_report(results)
+    passed = sum(r.ok for r in results)
+    console.print(f"[bold]{passed}/{len(results)} scenarios behaved as expected[/bold]")
+    raise typer.Exit(0 if passed == len(results) else 1)
+
+
+@app.command("serve")
+def serve() -> None:
+    """Keep the embedded runtime up until Ctrl-C; prints the endpoints to use with --endpoint-url."""
+    from powerx_agent.local.runtime import LocalRuntime
+
+    runtime = LocalRuntime.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    console.print(f"AWS endpoint  http://127.0.0.1:{runtime.port}\nsandbox       {runtime.sandbox.url}\n"
+                  f"internal API  {runtime.api.url if runtime.api else '-'}\n"
+                  f"export AWS_ENDPOINT_URL=http://127.0.0.1:{runtime.port} AWS_ACCESS_KEY_ID=testing "
+                  f"AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1\nCtrl-C stops it.")
+    try:
+        stop.wait()
+    finally:
+        runtime.stop()
