@@ -86,7 +86,8 @@ class Matcher:
             "decision", chain, tenant_id=tenant_id, event_id=event["event_id"], workflow_id=workflow_id,
             strategy_id=selected.strategy.id if selected else None, status="MATCHED" if selected else "UNMATCHED",
             data={"decision": decision.to_dict(), "reason": decision.reason()}))
-        self.metrics.add(spec.METRICS["hit_rate"], 100.0 if selected else 0.0, "Percent", tenant=tenant_id)
+        # 1 for a matched event, 0 for a miss: the average is the hit rate (alarm: 100 * (1 - avg) > 20)
+        self.metrics.add(spec.METRICS["hit_rate"], 1.0 if selected else 0.0, "None", tenant=tenant_id)
         if selected is None:
             return self._unmatched(context, decision.reason())
         return self._launch(context, selected, doc, decision.to_dict(), started)

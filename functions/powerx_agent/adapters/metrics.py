@@ -21,7 +21,7 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import Ama
 from powerx_agent import spec
 
 SERVICE = "powerx-agent"
-_UNITS = {"Count": MetricUnit.Count, "Percent": MetricUnit.Percent, "Milliseconds": MetricUnit.Milliseconds}
+_UNITS = {"Count": MetricUnit.Count, "None": MetricUnit.NoUnit, "Milliseconds": MetricUnit.Milliseconds}
 
 
 class MetricsRecorder:
@@ -39,6 +39,10 @@ class MetricsRecorder:
                 provider.add_dimension(dim, str(dim_value))
         provider.add_metric(name, _UNITS[unit], value)
         document = provider.serialize_metric_set()
+        # also publish under [service] alone, so alarms and the dashboard can read the totals
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            if ["service"] not in directive["Dimensions"]:
+                directive["Dimensions"].append(["service"])
         with self._lock:
             self._pending.append(document)
 

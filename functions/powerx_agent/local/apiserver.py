@@ -7,7 +7,6 @@ event and invokes the same Lambda function through the Lambda API.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid

@@ -1,0 +1,415 @@
+"""Load strategy files into compiled strategies, with a positioned finding for every problem.
+
+``load_strategy_text`` runs, for one file: the safe YAML reader (:mod:`.yamlload`), the strict
+pydantic models (:mod:`.dsl`), the condition compiler (``when`` and every node ``when``), the
+EventBridge pattern compiler (``pattern``), the variable and template compilers (node ``input``,
+``notify.to``; unknown names are errors) and the taskflow checks (cycles, unknown ``after``
+targets, ... from :func:`powerx_agent.taskflow.builder.flow_problems`). It collects every problem
+it can instead of stopping at the first; a strategy with any error-severity finding is not
+returned.
+
+``load_directory`` loads every ``*.yaml``/``*.yml`` under a directory (recursively, sorted by
+path, hidden files and directories skipped) and adds the cross-file checks: duplicate
+``(id, version)`` (error, the first file in path order is kept) and weight ties between approved
+strategies that could match the same event (warning).
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from powerx_agent.errors import StrategyError
+from powerx_agent.strategy.conditions import Condition, _loc, compile_condition
+from powerx_agent.strategy.dsl import Strategy
+from powerx_agent.strategy.templates import BUILTINS, Template, Variables, compile_template, compile_variables
+from powerx_agent.strategy.yamlload import MAX_BYTES, Loaded, load_yaml
+
+Severity = Literal["error", "warning"]
+STRATEGY_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One lint finding: ``source:line:col: CODE message`` (line and col are 1-based)."""
+
+    source: str
+    line: int
+    col: int
+    code: str
+    message: str
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}:{self.col}: {self.code} {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "line": self.line, "col": self.col, "code": self.code,
+                "message": self.message, "severity": self.severity}
+
+    @property
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (self.source, self.line, self.col, self.code, self.message)
+
+
+@dataclass(frozen=True)
+class CompiledStrategy:
+    """A validated strategy with everything compiled once: ready for the matcher."""
+
+    strategy: Strategy
+    source: str
+    condition: Condition | None
+    pattern: Any | None
+    variables: Variables
+    node_inputs: dict[str, Template]
+    node_whens: dict[str, Condition]
+    notify_targets: dict[str, Template]
+    key_positions: Mapping[str, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
+    """(line, col) of each top-level key in the source file (for cross-file findings)."""
+
+    @property
+    def id(self) -> str:
+        return self.strategy.id
+
+    @property
+    def version(self) -> int:
+        return self.strategy.version
+
+    @property
+    def weight(self) -> int:
+        return self.strategy.weight
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        return self.strategy.on.event
+
+    @property
+    def key(self) -> str:
+        return self.strategy.key
+
+
+# --- one file ----------------------------------------------------------------------------------
+
+
+class _Collector:
+    def __init__(self, source: str, loaded: Loaded | None) -> None:
+        self.source = source
+        self.loaded = loaded
+        self.findings: list[Finding] = []
+
+    def at(self, path: tuple, code: str, message: str, severity: Severity = "error") -> None:
+        line, col = self.loaded.position(path) if self.loaded is not None else (1, 1)
+        self.findings.append(Finding(self.source, line, col, code, message, severity))
+
+    def error(self, exc: StrategyError, fallback: tuple) -> None:
+        loc = exc.details.get("loc") if isinstance(exc.details.get("loc"), tuple) else None
+        if loc is None and exc.where and not exc.where.startswith(self.source + ":"):
+            loc = _loc(exc.where)
+        self.at(loc if loc else fallback, exc.code, exc.message)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(f.severity == "error" for f in self.findings)
+
+
+def load_strategy_text(text: str | bytes, source: str) -> tuple[CompiledStrategy | None, list[Finding]]:
+    """Load and compile one strategy file. Never raises for bad input: problems are findings."""
+    try:
+        loaded = load_yaml(text, source)
+    except StrategyError as exc:
+        line = int(exc.details.get("line", 1))
+        col = int(exc.details.get("col", 1))
+        return None, [Finding(source, line, col, exc.code, exc.message)]
+    out = _Collector(source, loaded)
+    data = loaded.data
+    if not isinstance(data, dict):
+        kind = "an empty file" if data is None else f"a {type(data).__name__}"
+        out.at((), "schema.invalid", f"a strategy file is a mapping (id, version, on, flow, ...), found {kind}")
+        return None, out.findings
+    try:
+        strategy = Strategy.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        for error in errors:
+            if error.get("type") == "too_short" and _has_nested_error(errors, tuple(error.get("loc", ()))):
+                continue  # a list emptied by an invalid item: the item's error says it all
+            _schema_finding(out, error, data)
+        _compile_parts_from_raw(out, data)
+        return None, out.findings
+
+    condition = None
+    if strategy.when is not None:
+        try:
+            condition = compile_condition(strategy.when, "when")
+        except StrategyError as exc:
+            out.error(exc, ("when",))
+
+    pattern = None
+    if strategy.pattern is not None:
+        pattern = _compile_pattern(out, strategy.pattern)
+
+    variables, known = _compile_variables(out, strategy.variables)
+    node_inputs: dict[str, Template] = {}
+    notify_targets: dict[str, Template] = {}
+    node_whens: dict[str, Condition] = {}
+    for index, node in enumerate(strategy.flow.nodes):
+        base = f"flow.nodes[{index}]"
+        try:
+            node_inputs[node.id] = compile_template(node.input, f"{base}.input", known)
+        except StrategyError as exc:
+            out.error(exc, ("flow", "nodes", index, "input"))
+        if node.notify is not None:
+            try:
+                notify_targets[node.id] = compile_template(node.notify.to, f"{base}.notify.to", known)
+            except StrategyError as exc:
+                out.error(exc, ("flow", "nodes", index, "notify", "to"))
+        if node.when is not None:
+            try:
+                node_whens[node.id] = compile_condition(node.when, f"{base}.when")
+            except StrategyError as exc:
+                out.error(exc, ("flow", "nodes", index, "when"))
+
+    _flow_findings(out, strategy)
+
+    if out.has_errors or variables is None:
+        return None, out.findings
+    top = {key: loaded.positions[(key,)] for key in data if (key,) in loaded.positions}
+    compiled = CompiledStrategy(strategy=strategy, source=source, condition=condition, pattern=pattern,
+                                variables=variables, node_inputs=node_inputs, node_whens=node_whens,
+                                notify_targets=notify_targets, key_positions=top)
+    return compiled, out.findings
+
+
+def _compile_variables(out: _Collector, raw: dict) -> tuple[Variables | None, frozenset[str]]:
+    try:
+        variables = compile_variables(raw, BUILTINS, "variables")
+    except StrategyError as exc:
+        out.error(exc, ("variables",))
+        names = frozenset(k for k in raw if isinstance(k, str))
+        return None, BUILTINS | names
+    return variables, BUILTINS | frozenset(variables.names)
+
+
+def _compile_pattern(out: _Collector, raw: dict) -> Any:
+    try:
+        from powerx_agent.strategy.pattern import compile_pattern
+    except ModuleNotFoundError as exc:
+        if exc.name != "powerx_agent.strategy.pattern":
+            raise
+        out.at(("pattern",), "pattern.unavailable", "EventBridge patterns are not supported by this build")
+        return None
+    try:
+        return compile_pattern(raw, "pattern")
+    except StrategyError as exc:
+        out.error(exc, ("pattern",))
+        return None
+
+
+def _compile_parts_from_raw(out: _Collector, data: dict) -> None:
+    """After schema errors, still report condition problems (they are independent of the models)."""
+    when = data.get("when")
+    if isinstance(when, dict):
+        try:
+            compile_condition(when, "when")
+        except StrategyError as exc:
+            out.error(exc, ("when",))
+    flow = data.get("flow")
+    nodes = flow.get("nodes") if isinstance(flow, dict) else None
+    if isinstance(nodes, list):
+        for index, node in enumerate(nodes):
+            if isinstance(node, dict) and isinstance(node.get("when"), dict):
+                try:
+                    compile_condition(node["when"], f"flow.nodes[{index}].when")
+                except StrategyError as exc:
+                    out.error(exc, ("flow", "nodes", index, "when"))
+
+
+def _flow_findings(out: _Collector, strategy: Strategy) -> None:
+    try:
+        from powerx_agent.taskflow.builder import flow_problems
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("powerx_agent.taskflow.builder", "powerx_agent.taskflow"):
+            raise
+        return
+    index_of = {node.id: i for i, node in enumerate(strategy.flow.nodes)}
+    for problem in flow_problems(strategy.flow):
+        details = getattr(problem, "details", None) or {}
+        node = details.get("node")
+        path: tuple = ("flow", "nodes")
+        if node in index_of:
+            i = index_of[node]
+            path = ("flow", "nodes", i, "id")
+            target = details.get("target", details.get("after"))
+            after = strategy.flow.nodes[i].after
+            if isinstance(target, str) and target in after:
+                path = ("flow", "nodes", i, "after", after.index(target))
+        severity = details.get("severity", getattr(problem, "severity", "error"))
+        if severity not in ("error", "warning"):
+            severity = "error"
+        out.at(path, getattr(problem, "code", "taskflow.invalid"),
+               getattr(problem, "message", str(problem)), severity)
+
+
+# --- pydantic errors → findings ------------------------------------------------------------------
+
+
+def _loc_text(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "the strategy"
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at ``loc`` (to list its allowed keys)."""
+    model: type[BaseModel] | None = Strategy
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if model is None or part not in model.model_fields:
+            return None
+        model = _first_model(model.model_fields[part].annotation)
+    return model
+
+
+def _first_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is not None:
+        for arg in typing.get_args(annotation):
+            found = _first_model(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _has_nested_error(errors: list, loc: tuple) -> bool:
+    return any(len(e.get("loc", ())) > len(loc) and tuple(e["loc"][: len(loc)]) == loc for e in errors)
+
+
+def _shorten(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _schema_finding(out: _Collector, error: Mapping[str, Any], data: dict) -> None:
+    loc = tuple(error.get("loc", ()))
+    kind = error.get("type", "")
+    where = _loc_text(loc)
+    if kind == "extra_forbidden":
+        parent = loc[:-1]
+        model = _model_at(parent)
+        allowed = f" (allowed: {', '.join(model.model_fields)})" if model is not None else ""
+        out.at(loc, "schema.unknown_key",
+               f"unknown key '{loc[-1]}' in {_loc_text(parent)}{allowed}")
+        return
+    if kind == "missing":
+        out.at(loc, "schema.invalid", f"{where}: required key '{loc[-1]}' is missing")
+        return
+    message = str(error.get("msg", "invalid value"))
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    shown = ""
+    if "input" in error and not isinstance(error["input"], dict | list):
+        shown = f" (got {_shorten(error['input'])})"
+    out.at(loc, "schema.invalid", f"{where}: {message}{shown}")
+
+
+# --- directories -------------------------------------------------------------------------------
+
+
+def strategy_files(path: str | Path) -> list[Path]:
+    """Every strategy file under ``path`` (or ``path`` itself if it is a file), sorted."""
+    root = Path(path)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise StrategyError(f"'{root}' is not a directory of strategies", code="library.not_found",
+                            where=str(root))
+    files = [p for p in root.rglob("*")
+             if p.suffix in STRATEGY_SUFFIXES and p.is_file()
+             and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+def load_file(path: str | Path) -> tuple[CompiledStrategy | None, list[Finding]]:
+    source = str(path)
+    try:
+        size = Path(path).stat().st_size
+        if size > MAX_BYTES:
+            return None, [Finding(source, 1, 1, "yaml.too_large",
+                                  f"file is {size} bytes, the limit is {MAX_BYTES}")]
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        return None, [Finding(source, 1, 1, "library.unreadable", f"cannot read the file: {exc.strerror}")]
+    return load_strategy_text(raw, source)
+
+
+def load_directory(path: str | Path) -> tuple[list[CompiledStrategy], list[Finding]]:
+    """Load a strategy library. Raises ``StrategyError(code="library.not_found")`` if ``path``
+    does not exist; everything else is reported as findings."""
+    compiled: list[CompiledStrategy] = []
+    findings: list[Finding] = []
+    for file in strategy_files(path):
+        strategy, found = load_file(file)
+        findings.extend(found)
+        if strategy is not None:
+            compiled.append(strategy)
+    kept, cross = cross_file_findings(compiled)
+    findings.extend(cross)
+    return kept, findings
+
+
+def _position(strategy: CompiledStrategy, key: str) -> tuple[int, int]:
+    return strategy.key_positions.get(key, strategy.key_positions.get("id", (1, 1)))
+
+
+def _overlap(left: tuple[str, ...], right: tuple[str, ...]) -> bool:
+    return "*" in left or "*" in right or bool(set(left) & set(right))
+
+
+def cross_file_findings(strategies: list[CompiledStrategy]) -> tuple[list[CompiledStrategy], list[Finding]]:
+    """Duplicate ``(id, version)`` → error (the later copies are dropped); weight ties → warning."""
+    findings: list[Finding] = []
+    seen: dict[tuple[str, int], CompiledStrategy] = {}
+    kept: list[CompiledStrategy] = []
+    for item in strategies:
+        key = (item.id, item.version)
+        if key in seen:
+            line, col = _position(item, "id")
+            first = seen[key]
+            findings.append(Finding(item.source, line, col, "strategy.duplicate_id",
+                                    f"strategy '{item.id}' version {item.version} is already defined in "
+                                    f"{first.source}:{_position(first, 'id')[0]}; ids are unique per version "
+                                    "(bump version or rename)"))
+            continue
+        seen[key] = item
+        kept.append(item)
+
+    by_weight: dict[int, list[CompiledStrategy]] = {}
+    for item in kept:
+        if item.strategy.status == "approved":
+            by_weight.setdefault(item.weight, []).append(item)
+    for weight, group in by_weight.items():
+        for j, later in enumerate(group):
+            for earlier in group[:j]:
+                if earlier.id == later.id:
+                    continue
+                common = set(earlier.event_types) & set(later.event_types)
+                if not common or not _overlap(earlier.strategy.tenants, later.strategy.tenants):
+                    continue
+                winner = min(earlier.id, later.id)
+                line, col = _position(later, "weight")
+                findings.append(Finding(
+                    later.source, line, col, "strategy.weight_tie",
+                    f"weight {weight} ties with '{earlier.id}' ({earlier.source}) for event "
+                    f"{', '.join(sorted(common))}: when both match, the lowest id ('{winner}') wins;"
+                    " give them different weights", "warning"))
+    return kept, findings

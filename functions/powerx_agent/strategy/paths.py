@@ -1,0 +1,152 @@
+"""JSONPath for conditions and variables, parsed once at load (DESIGN.md §4).
+
+Every expression is parsed with jsonpath-ng (its extended grammar, so filters such as
+``$.items[?(@.qty > 1)]`` are accepted) when the strategy is loaded. Simple chains of names and
+non-negative indices (``$.payload.job.id``, ``$.items[0].sku``, ``$['detail-type']``) then get a
+tuple-of-keys getter, so evaluating them costs a few dict lookups and never touches jsonpath-ng.
+
+Result of :meth:`CompiledPath.get`:
+
+* a *simple* path returns the one value it points at (which may be ``None`` for a JSON ``null``)
+  or :data:`MISSING` when any step is absent (a missing key, an index past the end, a key on a
+  list, an index on an object, a step into a scalar);
+* any other path (wildcards ``[*]``/``.*``, slices, negative indices, ``..``, filters, unions)
+  returns the **list** of every matched value, in document order, or :data:`MISSING` when nothing
+  matched.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from powerx_agent.errors import StrategyError
+
+MAX_PATH_CHARS = 512
+"""Longest JSONPath expression accepted."""
+
+
+class _Missing:
+    """The value of a path that points at nothing (distinct from JSON ``null``)."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
+_STEP = re.compile(rf"\.({_NAME})|\[(\d+)\]|\['([^'\\]*)'\]|\[\"([^\"\\]*)\"\]")
+
+
+def _simple_keys(expr: str) -> tuple[str | int, ...] | None:
+    """``$.a.b[0]['c d']`` → ``("a", "b", 0, "c d")``; ``None`` if the path is not a plain chain."""
+    if not expr.startswith("$"):
+        return None
+    keys: list[str | int] = []
+    pos = 1
+    while pos < len(expr):
+        match = _STEP.match(expr, pos)
+        if match is None:
+            return None
+        name, index, single, double = match.groups()
+        if name is not None:
+            keys.append(name)
+        elif index is not None:
+            if len(index) > 1 and index.startswith("0"):
+                return None
+            keys.append(int(index))
+        else:
+            keys.append(single if single is not None else double)
+        pos = match.end()
+    return tuple(keys)
+
+
+class CompiledPath:
+    """A JSONPath expression compiled once; :meth:`get` returns :data:`MISSING` when absent."""
+
+    __slots__ = ("expr", "keys", "_jsonpath")
+
+    def __init__(self, expr: str, keys: tuple[str | int, ...] | None, jsonpath: Any) -> None:
+        self.expr = expr
+        self.keys = keys  # None unless the path is a simple chain
+        self._jsonpath = jsonpath
+
+    @property
+    def is_simple(self) -> bool:
+        """True when the path is a plain chain of names and indices (one value or MISSING)."""
+        return self.keys is not None
+
+    def get(self, doc: Any) -> Any:
+        keys = self.keys
+        if keys is not None:
+            value = doc
+            for key in keys:
+                if isinstance(key, str):
+                    if not isinstance(value, dict):
+                        return MISSING
+                    try:
+                        value = value[key]
+                    except KeyError:
+                        return MISSING
+                else:
+                    if not isinstance(value, list) or key >= len(value):
+                        return MISSING
+                    value = value[key]
+            return value
+        try:
+            found = [match.value for match in self._jsonpath.find(doc)]
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError):
+            return MISSING
+        return found if found else MISSING
+
+    def __repr__(self) -> str:
+        return f"CompiledPath({self.expr!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CompiledPath) and other.expr == self.expr
+
+    def __hash__(self) -> int:
+        return hash(self.expr)
+
+
+@lru_cache(maxsize=4096)
+def _parse(expr: str) -> Any:
+    from jsonpath_ng.ext import parse
+
+    try:
+        return parse(expr)
+    except Exception as exc:  # jsonpath-ng raises JsonPathLexerError/ParserError, ply plain Exception
+        raise StrategyError(f"'{expr}' is not a valid JSONPath: {exc}", code="path.invalid") from None
+
+
+def compile_path(expr: str, where: str | None = None) -> CompiledPath:
+    """Parse ``expr`` once. Raises ``StrategyError(code="path.invalid")`` with ``where``."""
+    if not isinstance(expr, str):
+        raise StrategyError(f"a path must be a string like $.payload.id, got {type(expr).__name__}",
+                            code="path.invalid", where=where)
+    if len(expr) > MAX_PATH_CHARS:
+        raise StrategyError(f"path of {len(expr)} characters exceeds the limit of {MAX_PATH_CHARS}",
+                            code="path.invalid", where=where)
+    if not expr.startswith("$"):
+        raise StrategyError(f"'{expr}' is not a JSONPath: it must start with '$' (e.g. $.payload.id)",
+                            code="path.invalid", where=where)
+    try:
+        jsonpath = _parse(expr)
+    except StrategyError as exc:
+        raise StrategyError(exc.message, code="path.invalid", where=where) from None
+    return CompiledPath(expr, _simple_keys(expr), jsonpath)

@@ -1,0 +1,340 @@
+"""``${name}`` templates and strategy variables (DESIGN.md §4). Data only: nothing is evaluated.
+
+Template rules:
+
+* ``${name}`` is replaced by the value of ``name`` (a variable or a builtin); ``name`` is
+  ``[A-Za-z_][A-Za-z0-9_]*``. Anything else after ``${`` (``${a.b}``, ``${ x }``, ``${}``, an
+  unclosed ``${``) is a load-time error ``template.invalid``.
+* A string that is exactly one ``${name}`` keeps the value's type (a number stays a number, an
+  object stays an object, ``null`` stays ``null``).
+* Inside a longer string, values are written as text: strings as they are, numbers as JSON
+  (``3``, ``2.5``), booleans ``true``/``false``, ``null`` as ``null``, lists and objects as
+  compact JSON.
+* ``$${`` writes a literal ``${`` (so ``"$${HOME}"`` renders ``${HOME}``). In general a run of
+  ``n`` dollar signs followed by ``{`` writes ``n // 2`` dollar signs and, if ``n`` is odd, starts
+  a placeholder: ``"$$${price}"`` renders ``$`` followed by the price. A ``$`` not followed by
+  ``{`` is literal (``"$5"`` stays ``$5``).
+* Lists and object values are rendered recursively; object keys are never templated; numbers,
+  booleans and null are kept as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from powerx_agent.errors import StrategyError
+from powerx_agent.strategy.paths import MISSING, CompiledPath, compile_path
+
+BUILTINS = frozenset({"tenant", "event_id", "owner", "event_type", "idempotency_key"})
+"""Names every template may use besides the strategy's variables."""
+
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_TEMPLATE_DEPTH = 32
+
+_TOKEN = re.compile(r"(\$+)\{")
+
+
+class _Name:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is MISSING:
+        return "null"
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _parse_string(text: str, where: str) -> Any:
+    """A string → its literal value, a ``_Name`` (exact placeholder), or a tuple of parts."""
+    if "${" not in text:
+        return text
+    parts: list[str | _Name] = []
+    buf: list[str] = []
+    pos = 0
+    while True:
+        match = _TOKEN.search(text, pos)
+        if match is None:
+            buf.append(text[pos:])
+            break
+        buf.append(text[pos:match.start()])
+        dollars = len(match.group(1))
+        buf.append("$" * (dollars // 2))
+        if dollars % 2 == 0:  # "$${" → "${", "$$$${" → "$${": an escape, not a placeholder
+            buf.append("{")
+            pos = match.end()
+            continue
+        close = text.find("}", match.end())
+        name = text[match.end():close] if close >= 0 else None
+        if name is None or not NAME_RE.fullmatch(name):
+            shown = text[match.end() - 2:(close + 1 if close >= 0 else len(text))][:60]
+            raise StrategyError(f"'{shown}' is not a placeholder: write ${{name}} with a variable or builtin"
+                                " name (letters, digits, _), or $${ for a literal ${",
+                                code="template.invalid", where=where)
+        pending = "".join(buf)
+        if pending:
+            parts.append(pending)
+        buf = []
+        parts.append(_Name(name))
+        pos = close + 1
+    tail = "".join(buf)
+    if tail:
+        parts.append(tail)
+    if len(parts) == 1 and isinstance(parts[0], _Name):
+        return parts[0]
+    if all(isinstance(part, str) for part in parts):
+        return "".join(parts)  # only escapes
+    return tuple(parts)
+
+
+class Template:
+    """A compiled template; :meth:`render` substitutes values, never evaluates anything."""
+
+    __slots__ = ("names", "_tree", "source")
+
+    def __init__(self, tree: Any, names: frozenset[str], source: Any) -> None:
+        self._tree = tree
+        self.names = names
+        self.source = source
+
+    @property
+    def is_static(self) -> bool:
+        return not self.names
+
+    def render(self, values: Mapping[str, Any]) -> Any:
+        return _render(self._tree, values)
+
+    def __repr__(self) -> str:
+        return f"Template({self.source!r})"
+
+
+class _Seq(tuple):
+    pass
+
+
+class _Obj(tuple):
+    pass
+
+
+class _Parts(tuple):
+    pass
+
+
+def _lookup(values: Mapping[str, Any], name: str) -> Any:
+    try:
+        return values[name]
+    except KeyError:
+        raise StrategyError(f"no value for '${{{name}}}' at render time", code="template.missing_value",
+                            details={"name": name}) from None
+
+
+def _render(tree: Any, values: Mapping[str, Any]) -> Any:
+    if isinstance(tree, _Name):
+        value = _lookup(values, tree.name)
+        return None if value is MISSING else value
+    if isinstance(tree, _Parts):
+        return "".join(part if isinstance(part, str) else _text(_lookup(values, part.name)) for part in tree)
+    if isinstance(tree, _Obj):
+        return {key: _render(sub, values) for key, sub in tree}
+    if isinstance(tree, _Seq):
+        return [_render(sub, values) for sub in tree]
+    return tree
+
+
+def _compile(value: Any, where: str, names: set[str], depth: int) -> Any:
+    if depth > MAX_TEMPLATE_DEPTH:
+        raise StrategyError(f"value nested more than {MAX_TEMPLATE_DEPTH} levels", code="template.too_deep",
+                            where=where)
+    if isinstance(value, str):
+        parsed = _parse_string(value, where)
+        if isinstance(parsed, _Name):
+            names.add(parsed.name)
+            return parsed
+        if isinstance(parsed, tuple):
+            names.update(part.name for part in parsed if isinstance(part, _Name))
+            return _Parts(parsed)
+        return parsed
+    if isinstance(value, dict):
+        return _Obj((key, _compile(sub, f"{where}.{key}", names, depth + 1)) for key, sub in value.items())
+    if isinstance(value, list | tuple):
+        return _Seq(_compile(sub, f"{where}[{i}]", names, depth + 1) for i, sub in enumerate(value))
+    return value
+
+
+def compile_template(value: Any, where: str, known: frozenset[str] | None = None) -> Template:
+    """Compile ``value`` (string, list, mapping or scalar). With ``known``, a name outside it is a
+    ``template.unknown_name`` error (``details["name"]``)."""
+    names: set[str] = set()
+    tree = _compile(value, where, names, 0)
+    if known is not None:
+        unknown = sorted(names - known)
+        if unknown:
+            raise StrategyError(
+                f"unknown name '${{{unknown[0]}}}': define it under variables, or use a builtin"
+                f" ({', '.join(sorted(BUILTINS))})", code="template.unknown_name", where=where,
+                details={"name": unknown[0], "names": unknown})
+    return Template(tree, frozenset(names), value)
+
+
+# --- variables --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _PathVar:
+    path: CompiledPath
+    default: Any
+    has_default: bool
+
+
+class Variables:
+    """The strategy's ``variables:``, compiled; :meth:`render` computes them for one event."""
+
+    __slots__ = ("names", "_specs", "sources")
+
+    def __init__(self, names: tuple[str, ...], specs: dict[str, Any], sources: dict[str, Any]) -> None:
+        self.names = names  # evaluation order (dependencies first, otherwise as written)
+        self._specs = specs
+        self.sources = sources
+
+    def dependencies(self, name: str) -> frozenset[str]:
+        spec = self._specs[name]
+        return spec.names if isinstance(spec, Template) else frozenset()
+
+    def render(self, doc: dict, builtins: Mapping[str, Any]) -> dict[str, Any]:
+        """Variables only (not the builtins), in :attr:`names` order. A path that matches nothing
+        gives its ``default`` if one was written, else ``None``."""
+        scope: dict[str, Any] = dict(builtins)
+        out: dict[str, Any] = {}
+        for name in self.names:
+            spec = self._specs[name]
+            if isinstance(spec, _PathVar):
+                value = spec.path.get(doc)
+                if value is MISSING:
+                    value = spec.default if spec.has_default else None
+            else:
+                value = spec.render(scope)
+            scope[name] = value
+            out[name] = value
+        return out
+
+    def __repr__(self) -> str:
+        return f"Variables({self.names!r})"
+
+
+def _is_path(text: str) -> bool:
+    return text == "$" or text.startswith("$.") or text.startswith("$[")
+
+
+def compile_variables(raw: dict | None, builtins: frozenset[str] = BUILTINS,
+                      where: str = "variables") -> Variables:
+    """Compile ``variables:``. Each value is a JSONPath string (``$.x``), ``{path, default}``,
+    ``{value: <literal or template>}``, a template string, or a plain scalar/list.
+
+    Errors: ``template.invalid_variable`` (bad name or shape), ``template.shadows_builtin``,
+    ``path.invalid``, ``template.invalid``, ``template.unknown_name``, ``template.cycle``; each
+    with ``where="variables.<name>"`` and ``details["name"]``.
+    """
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise StrategyError("variables is a mapping of name: value", code="template.invalid_variable",
+                            where=where)
+    specs: dict[str, Any] = {}
+    for name, value in raw.items():
+        at = f"{where}.{name}"
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+            raise StrategyError(f"'{name}' is not a variable name (letters, digits, _; not starting with a digit)",
+                                code="template.invalid_variable", where=at, details={"name": name})
+        if name in builtins:
+            raise StrategyError(f"variable '{name}' would hide the builtin of the same name",
+                                code="template.shadows_builtin", where=at, details={"name": name})
+        if isinstance(value, str) and _is_path(value):
+            specs[name] = _PathVar(_path(value, at, name), None, False)
+        elif isinstance(value, dict) and "path" in value:
+            extra = sorted(set(value) - {"path", "default"})
+            if extra:
+                raise StrategyError(f"unknown key '{extra[0]}' in variable '{name}' (allowed: path, default)",
+                                    code="template.invalid_variable", where=f"{at}.{extra[0]}",
+                                    details={"name": name})
+            specs[name] = _PathVar(_path(value["path"], f"{at}.path", name), value.get("default"),
+                                   "default" in value)
+        elif isinstance(value, dict) and set(value) == {"value"}:
+            specs[name] = _template(value["value"], f"{at}.value", name)
+        elif isinstance(value, dict):
+            raise StrategyError(f"variable '{name}' is a mapping without 'path': write {{path: $.x, default: ...}}"
+                                " or {value: ...}", code="template.invalid_variable", where=at,
+                                details={"name": name})
+        else:
+            specs[name] = _template(value, at, name)
+    known = frozenset(builtins) | frozenset(specs)
+    for name, spec in specs.items():
+        if isinstance(spec, Template):
+            unknown = sorted(spec.names - known)
+            if unknown:
+                raise StrategyError(
+                    f"variable '{name}' uses unknown name '${{{unknown[0]}}}' (variables: "
+                    f"{', '.join(specs) or 'none'}; builtins: {', '.join(sorted(builtins))})",
+                    code="template.unknown_name", where=f"{where}.{name}",
+                    details={"name": name, "unknown": unknown[0]})
+    order = _order(specs, where)
+    return Variables(order, specs, dict(raw))
+
+
+def _path(expr: Any, where: str, name: str) -> CompiledPath:
+    try:
+        return compile_path(expr, where=where)
+    except StrategyError as exc:
+        raise StrategyError(exc.message, code=exc.code, where=where, details={"name": name}) from None
+
+
+def _template(value: Any, where: str, name: str) -> Template:
+    try:
+        return compile_template(value, where)
+    except StrategyError as exc:
+        raise StrategyError(exc.message, code=exc.code, where=exc.where or where,
+                            details={**exc.details, "name": name}) from None
+
+
+def _order(specs: dict[str, Any], where: str) -> tuple[str, ...]:
+    """Dependencies first; otherwise definition order. A cycle is ``template.cycle``."""
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def deps(name: str) -> list[str]:
+        spec = specs[name]
+        if isinstance(spec, Template):
+            return [d for d in specs if d in spec.names]
+        return []
+
+    for root in specs:
+        if state.get(root) == 2:
+            continue
+        stack: list[tuple[str, list[str]]] = [(root, deps(root))]
+        trail = [root]
+        state[root] = 1
+        while stack:
+            name, pending = stack[-1]
+            if pending:
+                nxt = pending.pop(0)
+                if state.get(nxt) == 1:
+                    cycle = trail[trail.index(nxt):] + [nxt]
+                    raise StrategyError(f"variables refer to each other in a cycle: {' -> '.join(cycle)}",
+                                        code="template.cycle", where=f"{where}.{nxt}",
+                                        details={"name": nxt, "cycle": cycle})
+                if state.get(nxt) != 2:
+                    state[nxt] = 1
+                    trail.append(nxt)
+                    stack.append((nxt, deps(nxt)))
+                continue
+            stack.pop()
+            trail.pop()
+            state[name] = 2
+            order.append(name)
+    return tuple(order)

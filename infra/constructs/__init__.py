@@ -1,0 +1,1 @@
+"""One construct per capability (DESIGN.md §2, §8)."""

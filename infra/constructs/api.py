@@ -1,0 +1,109 @@
+"""API Gateway REST API: ``spec.API_ROUTES`` as Lambda proxy integrations, access logs, throttling, tracing.
+
+Requests are HMAC-signed and verified by the functions (keys in the signing secret), so the methods
+use no API Gateway authorizer; see the cdk-nag suppressions below.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra import constants
+from infra.constructs.nag import acknowledge
+from powerx_agent import spec
+
+_SIGNED = (
+    "Internal endpoints authenticate every request with an HMAC signature over the body and a timestamp, "
+    "verified by the function against the rotating keys in the signing secret (replay protection included); "
+    "callers (plugin runtime, operators' CLI) hold no AWS or Cognito identity."
+)
+
+
+class Api(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        prefix: str,
+        functions: dict[str, lambda_.IFunction],
+        log_retention: logs.RetentionDays,
+        throttle_rate: int,
+        throttle_burst: int,
+    ) -> None:
+        super().__init__(scope, id)
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+        )
+        self.api = apigateway.RestApi(
+            self,
+            "RestApi",
+            rest_api_name=f"{prefix}{constants.API_NAME}",
+            description="PowerX Agent internal API: signed manual replay and task callbacks",
+            endpoint_types=[apigateway.EndpointType.REGIONAL],
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=RemovalPolicy.DESTROY,
+            deploy_options=apigateway.StageOptions(
+                stage_name=constants.API_STAGE,
+                tracing_enabled=True,
+                logging_level=apigateway.MethodLoggingLevel.INFO,
+                data_trace_enabled=False,
+                metrics_enabled=True,
+                throttling_rate_limit=throttle_rate,
+                throttling_burst_limit=throttle_burst,
+                access_log_destination=apigateway.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigateway.AccessLogFormat.json_with_standard_fields(
+                    caller=False,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=False,
+                ),
+            ),
+        )
+        validator = self.api.add_request_validator(
+            "BodyValidator", validate_request_body=True, validate_request_parameters=True
+        )
+        json_object = self.api.add_model(
+            "JsonObject",
+            content_type="application/json",
+            schema=apigateway.JsonSchema(schema=apigateway.JsonSchemaVersion.DRAFT4, type=apigateway.JsonSchemaType.OBJECT),
+        )
+        for key, (method, path) in spec.API_ROUTES.items():
+            resource = self.api.root.resource_for_path(path)
+            resource.add_method(
+                method,
+                apigateway.LambdaIntegration(functions[key], proxy=True),
+                request_validator=validator,
+                request_models={"application/json": json_object},
+            )
+        self._acknowledge()
+
+    def _acknowledge(self) -> None:
+        acknowledge(self.api, "AwsSolutions-APIG4", _SIGNED)
+        acknowledge(self.api, "AwsSolutions-COG4", _SIGNED)
+        acknowledge(
+            self.api,
+            "AwsSolutions-APIG3",
+            "Two internal POST routes behind HMAC signatures and stage throttling; attach a WAF web ACL to "
+            "the stage where the organisation mandates one (docs/deploy.md).",
+        )
+        acknowledge(
+            self.api,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]",
+            "The API Gateway account role for CloudWatch execution logs uses the AWS-managed "
+            "AmazonAPIGatewayPushToCloudWatchLogs policy, the documented setup.",
+        )
+
+    @property
+    def url(self) -> str:
+        return self.api.url

@@ -1,0 +1,280 @@
+"""Lambda functions from ``spec.FUNCTIONS``: one role each, only the environment and grants it uses.
+
+Code asset: the ``functions/`` directory (tests and caches excluded); third-party dependencies come
+from the layer built by ``layers/build.py``. arm64, X-Ray active, Powertools settings, explicit log
+groups with retention. Every grant below is listed in docs/architecture.md and asserted exactly by
+tests/infrastructure/test_least_privilege.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra import constants
+from infra.constructs.audit import Audit
+from infra.constructs.flags import Flags
+from infra.constructs.nag import acknowledge, logical_id
+from infra.constructs.queues import Queues
+from infra.constructs.secrets import Secrets
+from infra.constructs.tables import Tables
+from infra.constructs.workflow import Workflow
+from powerx_agent import spec
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CODE_EXCLUDE = [
+    "tests",
+    "**/tests",
+    "**/__pycache__",
+    "**/*.pyc",
+    "*.egg-info",
+    "**/.pytest_cache",
+    "**/.mypy_cache",
+    "**/.ruff_cache",
+]
+RUNTIME = getattr(lambda_.Runtime, "PYTHON_" + constants.PYTHON_VERSION.replace(".", "_"))
+
+_WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+KMS_READ = ("kms:Decrypt", "kms:DescribeKey")
+KMS_WRITE = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey")
+
+
+@dataclass(frozen=True)
+class Downstream:
+    plugin_runtime_url: str
+    notifications_url: str
+    ops_url: str
+
+
+def _logical(key: str) -> str:
+    return "".join(part.capitalize() for part in key.split("_"))
+
+
+class Functions(Construct):
+    """All functions; ``self.by_key[spec key]``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        prefix: str,
+        layer_dir: Path,
+        tables: Tables,
+        queues: Queues,
+        secrets: Secrets,
+        flags: Flags,
+        audit: Audit,
+        workflow: Workflow,
+        event_bus_name: str,
+        event_bus_arn: str,
+        downstream: Downstream,
+        log_retention: logs.RetentionDays,
+        idempotency_expiry_seconds: int,
+        reserved_concurrency: dict[str, int],
+    ) -> None:
+        super().__init__(scope, id)
+        self._tables = tables
+        self.code = lambda_.Code.from_asset(str(REPO_ROOT / "functions"), exclude=CODE_EXCLUDE)
+        self.layer = lambda_.LayerVersion(
+            self,
+            "DependenciesLayer",
+            code=lambda_.Code.from_asset(str(layer_dir)),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[lambda_.Architecture.ARM_64],
+            description="PowerX Agent runtime dependencies (layers/build.py)",
+        )
+        self.by_key: dict[str, lambda_.Function] = {}
+        self.roles: dict[str, iam.Role] = {}
+        self.log_groups: dict[str, logs.LogGroup] = {}
+
+        appconfig_env = {
+            "APPCONFIG_APPLICATION": flags.application.application_id,
+            "APPCONFIG_ENVIRONMENT": flags.environment.environment_id,
+            "APPCONFIG_PROFILE": flags.profile.configuration_profile_id,
+            "FLAGS_STORE": "appconfig",
+        }
+        urls = {
+            "PLUGIN_RUNTIME_URL": downstream.plugin_runtime_url,
+            "NOTIFICATIONS_URL": downstream.notifications_url,
+            "OPS_URL": downstream.ops_url,
+        }
+
+        # node functions first: the matcher's environment carries their ARNs
+        ordered = sorted(spec.FUNCTIONS, key=lambda f: (f.key not in constants.NODE_FUNCTIONS, f.key == "matcher"))
+        for fn_spec in ordered:
+            env: dict[str, str] = {}
+            for table_name in constants.TABLE_ACCESS[fn_spec.key]:
+                env[constants.TABLE_ENV[table_name]] = tables.by_name[table_name].table_name
+            for table_name, _index in constants.INDEX_QUERIES.get(fn_spec.key, ()):
+                env[constants.TABLE_ENV[table_name]] = tables.by_name[table_name].table_name
+            for var in constants.DOWNSTREAM_URLS.get(fn_spec.key, ()):
+                env[var] = urls[var]
+            if fn_spec.key in constants.USES_DOWNSTREAM_SECRET:
+                env["DOWNSTREAM_SECRET_ARN"] = secrets.downstream.secret_arn
+            if fn_spec.key in constants.USES_SIGNING_SECRET:
+                env["SIGNING_SECRET_ARN"] = secrets.signing.secret_arn
+            if fn_spec.key in constants.USES_APPCONFIG:
+                env.update(appconfig_env)
+            if fn_spec.key == "ingest":
+                env["MATCH_QUEUE_URL"] = queues.match.queue_url
+                env["INGEST_DLQ_URL"] = queues.ingest_dlq.queue_url
+                env["IDEMPOTENCY_EXPIRY_SECONDS"] = str(idempotency_expiry_seconds)
+            if fn_spec.key == "matcher":
+                env["WORKFLOW_ROLE_ARN"] = workflow.role.role_arn
+                env["STATE_MACHINE_PREFIX"] = f"{prefix}{spec.STATE_MACHINE_PREFIX}"
+                for node_key in constants.NODE_FUNCTIONS:
+                    env[constants.NODE_ARN_ENV[node_key]] = self.by_key[node_key].function_arn
+            if fn_spec.key == "replay_api":
+                env["EVENT_BUS_NAME"] = event_bus_name
+            if fn_spec.key == "audit_stream":
+                env["AUDIT_LOG_GROUP"] = audit.log_group.log_group_name
+            self._function(fn_spec, prefix, env, log_retention, reserved_concurrency.get(fn_spec.key))
+
+        # grants besides the tables (those are added per function in _function)
+        ingest = self.roles["ingest"]
+        for queue in (queues.match, queues.ingest_dlq):
+            ingest.add_to_policy(
+                iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[queue.queue_arn])
+            )
+        workflow.grant_manage(self.roles["matcher"])
+        workflow.grant_task_response(self.roles["callbacks_api"])
+        self.roles["replay_api"].add_to_policy(
+            iam.PolicyStatement(actions=["events:PutEvents"], resources=[event_bus_arn])
+        )
+        self.roles["audit_stream"].add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[audit.log_group.log_group_arn],
+            )
+        )
+        for key in constants.USES_DOWNSTREAM_SECRET:
+            self.roles[key].add_to_policy(
+                iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[secrets.downstream.secret_arn])
+            )
+        for key in constants.USES_SIGNING_SECRET:
+            self.roles[key].add_to_policy(
+                iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[secrets.signing.secret_arn])
+            )
+        for key in constants.USES_APPCONFIG:
+            self.roles[key].add_to_policy(
+                iam.PolicyStatement(
+                    actions=["appconfig:StartConfigurationSession", "appconfig:GetLatestConfiguration"],
+                    resources=[flags.configuration_arn],
+                )
+            )
+        # ingest: a failed asynchronous invocation (after Lambda's own retries) lands in the ingest DLQ
+        lambda_.CfnEventInvokeConfig(
+            self,
+            "IngestAsyncConfig",
+            function_name=self.by_key["ingest"].function_name,
+            qualifier="$LATEST",
+            maximum_retry_attempts=2,
+            destination_config=lambda_.CfnEventInvokeConfig.DestinationConfigProperty(
+                on_failure=lambda_.CfnEventInvokeConfig.OnFailureProperty(destination=queues.ingest_dlq.queue_arn)
+            ),
+        )
+        workflow.allow_invoke(self.by_key[k] for k in constants.NODE_FUNCTIONS)
+
+    def _function(
+        self,
+        fn_spec: spec.FunctionSpec,
+        prefix: str,
+        env: dict[str, str],
+        log_retention: logs.RetentionDays,
+        reserved: int | None,
+    ) -> None:
+        logical = _logical(fn_spec.key)
+        function_name = f"{prefix}{fn_spec.name}"
+        log_group = logs.LogGroup(
+            self,
+            f"{logical}Logs",
+            log_group_name=f"/aws/lambda/{function_name}",
+            retention=log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        role = iam.Role(
+            self,
+            f"{logical}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{function_name}: {fn_spec.description}"[:1000],
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
+            )
+        )
+        self._grant_tables(fn_spec.key, role)
+        environment = {
+            "POWERTOOLS_SERVICE_NAME": constants.SERVICE_NAME,
+            "POWERTOOLS_METRICS_NAMESPACE": constants.METRICS_NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+            "AGENT_FUNCTION": fn_spec.key,
+            **env,
+        }
+        fn = lambda_.Function(
+            self,
+            logical,
+            function_name=function_name,
+            description=fn_spec.description,
+            code=self.code,
+            handler=fn_spec.handler,
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            memory_size=fn_spec.memory,
+            timeout=Duration.seconds(fn_spec.timeout),
+            layers=[self.layer],
+            role=role,
+            log_group=log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            tracing=lambda_.Tracing.ACTIVE,
+            environment=environment,
+            reserved_concurrent_executions=reserved,
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray (active tracing) supports no resource-level permissions: xray:PutTraceSegments and "
+            "xray:PutTelemetryRecords need Resource '*'.",
+        )
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::<{logical_id(log_group)}.Arn>:*]",
+            "The function writes log streams in its own log group only; Lambda names the streams, so the "
+            "grant covers the streams of that one group.",
+        )
+        acknowledge(
+            fn,
+            "AwsSolutions-L1",
+            f"Pinned to Python {constants.PYTHON_VERSION}: the dependency layer's compiled wheels (pydantic-core, "
+            "google-re2) are built for this version by layers/build.py; runtime and layer move together.",
+        )
+        self.by_key[fn_spec.key] = fn
+        self.roles[fn_spec.key] = role
+        self.log_groups[fn_spec.key] = log_group
+
+    def _grant_tables(self, key: str, role: iam.Role) -> None:
+        writes = False
+        for table_name, actions in constants.TABLE_ACCESS[key].items():
+            table: dynamodb.Table = self._tables.by_name[table_name]
+            role.add_to_policy(iam.PolicyStatement(actions=list(actions), resources=[table.table_arn]))
+            writes = writes or bool(_WRITE_ACTIONS.intersection(actions))
+        for table_name, index in constants.INDEX_QUERIES.get(key, ()):
+            table = self._tables.by_name[table_name]
+            role.add_to_policy(
+                iam.PolicyStatement(actions=["dynamodb:Query"], resources=[f"{table.table_arn}/index/{index}"])
+            )
+        if constants.TABLE_ACCESS[key] or constants.INDEX_QUERIES.get(key):
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=list(KMS_WRITE if writes else KMS_READ), resources=[self._tables.key.key_arn]
+                )
+            )
+

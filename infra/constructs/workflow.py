@@ -1,0 +1,126 @@
+"""The Step Functions workflow role and the matcher's permission to manage ``agent-*`` state machines.
+
+State machines are not part of the stack: the matcher creates one per strategy version at runtime
+(named ``spec.STATE_MACHINE_PREFIX`` + definition hash) and passes this role to them. The role may
+invoke only the node functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aws_cdk import Aws
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.constructs.nag import acknowledge, logical_id
+from powerx_agent import spec
+
+MANAGE_ACTIONS = (
+    "states:CreateStateMachine",
+    "states:UpdateStateMachine",
+    "states:PublishStateMachineVersion",
+    "states:CreateStateMachineAlias",
+    "states:UpdateStateMachineAlias",
+    "states:DescribeStateMachine",
+    "states:StartExecution",
+)
+TASK_RESPONSE_ACTIONS = ("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat")
+
+
+def state_machine_arn_pattern(prefix: str) -> str:
+    """arn:<partition>:states:<region>:<account>:stateMachine:<prefix>agent-* (versions and aliases too)."""
+    return (
+        f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:stateMachine:"
+        f"{prefix}{spec.STATE_MACHINE_PREFIX}*"
+    )
+
+
+def execution_arn_pattern(prefix: str) -> str:
+    return (
+        f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:execution:"
+        f"{prefix}{spec.STATE_MACHINE_PREFIX}*"
+    )
+
+
+class Workflow(Construct):
+    def __init__(self, scope: Construct, id: str, *, prefix: str) -> None:
+        super().__init__(scope, id)
+        self.prefix = prefix
+        self.state_machine_arns = state_machine_arn_pattern(prefix)
+        self.execution_arns = execution_arn_pattern(prefix)
+        self.role = iam.Role(
+            self,
+            "WorkflowRole",
+            role_name=f"{prefix}{spec.WORKFLOW_ROLE_NAME}-{Aws.REGION}",
+            description="Assumed by the agent-* state machines the matcher creates; invokes the node functions",
+            assumed_by=iam.ServicePrincipal(
+                "states.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "ArnLike": {"aws:SourceArn": self.state_machine_arns},
+                },
+            ),
+        )
+
+    def allow_invoke(self, functions: Iterable[lambda_.IFunction]) -> None:
+        """The workflow role may invoke exactly these functions (and their versions/aliases)."""
+        functions_list = list(functions)
+        resources: list[str] = []
+        for fn in functions_list:
+            resources += [fn.function_arn, f"{fn.function_arn}:*"]
+        self.role.add_to_policy(
+            iam.PolicyStatement(sid="InvokeNodeFunctions", actions=["lambda:InvokeFunction"], resources=resources)
+        )
+        for fn in functions_list:
+            acknowledge(
+                self.role,
+                f"AwsSolutions-IAM5[Resource::<{logical_id(fn)}.Arn>:*]",
+                "Qualified ARNs (<function>:*) of the node functions only, so state machines may invoke "
+                "published versions/aliases of exactly those functions.",
+            )
+
+    def grant_manage(self, grantee: iam.IGrantable) -> None:
+        """The matcher: create/update/publish/alias/describe/start ``agent-*`` state machines; pass the role."""
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ManageAgentStateMachines", actions=list(MANAGE_ACTIONS), resources=[self.state_machine_arns]
+            )
+        )
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="DescribeAgentExecutions", actions=["states:DescribeExecution"], resources=[f"{self.execution_arns}"]
+            )
+        )
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="PassWorkflowRoleToStepFunctions",
+                actions=["iam:PassRole"],
+                resources=[self.role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}},
+            )
+        )
+        self._acknowledge_prefix(grantee, "stateMachine")
+        self._acknowledge_prefix(grantee, "execution")
+
+    def grant_task_response(self, grantee: iam.IGrantable) -> None:
+        """The callbacks API: resume waitForTaskToken nodes of ``agent-*`` executions."""
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="RespondToAgentTasks", actions=list(TASK_RESPONSE_ACTIONS), resources=[self.state_machine_arns]
+            )
+        )
+        self._acknowledge_prefix(grantee, "stateMachine")
+
+    def _acknowledge_prefix(self, grantee: iam.IGrantable, kind: str) -> None:
+        role = grantee.grant_principal
+        assert isinstance(role, iam.Role)
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
+            f"{kind}:{self.prefix}{spec.STATE_MACHINE_PREFIX}*]",
+            f"State machines are created at runtime, one per strategy version, named "
+            f"'{self.prefix}{spec.STATE_MACHINE_PREFIX}<definition hash>': the grant is scoped to that name "
+            f"prefix ({kind} ARNs), not to all state machines.",
+        )

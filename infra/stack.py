@@ -1,0 +1,139 @@
+"""The PowerX Agent stack: every capability wired together (DESIGN.md §1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra import constants
+from infra.constructs.api import Api
+from infra.constructs.audit import Audit
+from infra.constructs.event_sources import EventSources
+from infra.constructs.events import Events
+from infra.constructs.flags import Flags
+from infra.constructs.functions import Downstream, Functions
+from infra.constructs.observability import Observability
+from infra.constructs.queues import Queues
+from infra.constructs.secrets import Secrets
+from infra.constructs.tables import Tables
+from infra.constructs.workflow import Workflow
+from powerx_agent import spec
+
+_RETENTION_DAYS = {
+    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
+    60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
+    365: "ONE_YEAR", 400: "THIRTEEN_MONTHS", 545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS", 1096: "THREE_YEARS",
+    1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
+    3653: "TEN_YEARS",
+}
+
+
+def _retention(days: int) -> logs.RetentionDays:
+    if days in _RETENTION_DAYS:
+        return logs.RetentionDays[_RETENTION_DAYS[days]]
+    raise ValueError(f"{days} is not a CloudWatch Logs retention period (1, 3, 5, 7, 14, 30, 60, 90, ... days)")
+
+
+class PowerXAgentStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, layer_dir: Path, **kwargs: Any) -> None:
+        super().__init__(scope, id, description="PowerX Agent Taskflow: event-driven automation engine", **kwargs)
+        ctx = self._context
+        prefix = str(ctx("resourcePrefix"))
+        removal = RemovalPolicy.DESTROY if ctx("removalPolicy") == "destroy" else RemovalPolicy.RETAIN
+        log_retention = _retention(int(ctx("logRetentionDays")))
+
+        tables = Tables(self, "Tables", prefix=prefix, removal_policy=removal)
+        queues = Queues(self, "Queues", prefix=prefix)
+        secrets = Secrets(self, "Secrets", prefix=prefix)
+        flags = Flags(self, "Flags", prefix=prefix, environment_name=str(ctx("environmentName")))
+        audit = Audit(
+            self, "Audit", prefix=prefix, retention=_retention(int(ctx("auditLogRetentionDays"))),
+            removal_policy=removal,
+        )
+        events = Events(self, "Events", prefix=prefix, archive_retention_days=int(ctx("archiveRetentionDays")))
+        workflow = Workflow(self, "Workflow", prefix=prefix)
+        functions = Functions(
+            self,
+            "Functions",
+            prefix=prefix,
+            layer_dir=layer_dir,
+            tables=tables,
+            queues=queues,
+            secrets=secrets,
+            flags=flags,
+            audit=audit,
+            workflow=workflow,
+            event_bus_name=events.bus.event_bus_name,
+            event_bus_arn=events.bus.event_bus_arn,
+            downstream=Downstream(
+                plugin_runtime_url=str(ctx("pluginRuntimeUrl")),
+                notifications_url=str(ctx("notificationsUrl")),
+                ops_url=str(ctx("opsUrl")),
+            ),
+            log_retention=log_retention,
+            idempotency_expiry_seconds=int(ctx("idempotencyExpirySeconds")),
+            reserved_concurrency={k: int(v) for k, v in dict(ctx("reservedConcurrency") or {}).items()},
+        )
+        EventSources(self, "EventSources", functions=functions, queues=queues, tables=tables)
+        events.route_to_ingest(functions.by_key["ingest"], queues.ingest_dlq)
+        api = Api(
+            self,
+            "Api",
+            prefix=prefix,
+            functions=functions.by_key,
+            log_retention=log_retention,
+            throttle_rate=int(ctx("apiThrottleRate")),
+            throttle_burst=int(ctx("apiThrottleBurst")),
+        )
+        subscriptions = ctx("alarmSubscriptions") or []
+        if isinstance(subscriptions, str):
+            subscriptions = [s for s in subscriptions.split(",") if s]
+        observability = Observability(
+            self,
+            "Observability",
+            prefix=prefix,
+            alarm_email=str(ctx("alarmEmail") or ""),
+            alarm_subscriptions=subscriptions,
+            removal_policy=removal,
+        )
+        for alarm in queues.dlq_alarms.values():
+            observability.notify(alarm)
+        dashboard = observability.dashboard(
+            dlqs={name: queues.by_name[name] for name in queues.dlq_alarms},
+            audit_log_group_name=audit.log_group_name,
+        )
+
+        self.tables, self.queues, self.secrets, self.flags = tables, queues, secrets, flags
+        self.audit, self.events, self.workflow, self.functions = audit, events, workflow, functions
+        self.api, self.observability, self.dashboard = api, observability, dashboard
+
+        outputs = {
+            "EventBusName": events.bus.event_bus_name,
+            "EventBusArn": events.bus.event_bus_arn,
+            "ArchiveName": events.archive.archive_name,
+            "ApiUrl": api.url,
+            "MatchQueueUrl": queues.match.queue_url,
+            "IngestDlqUrl": queues.ingest_dlq.queue_url,
+            "WorkflowRoleArn": workflow.role.role_arn,
+            "StateMachinePrefix": f"{prefix}{spec.STATE_MACHINE_PREFIX}",
+            "AlarmTopicArn": observability.topic.topic_arn,
+            "DashboardName": f"{prefix}{constants.DASHBOARD_NAME}",
+            "AuditLogGroup": audit.log_group.log_group_name,
+            "SigningSecretArn": secrets.signing.secret_arn,
+            "DownstreamSecretArn": secrets.downstream.secret_arn,
+            "AppConfigApplication": flags.application.application_id,
+            "AppConfigEnvironment": flags.environment.environment_id,
+            "AppConfigProfile": flags.profile.configuration_profile_id,
+        }
+        for table_name, env_name in constants.TABLE_ENV.items():
+            outputs[env_name.title().replace("_", "")] = tables.by_name[table_name].table_name
+        for key, value in outputs.items():
+            CfnOutput(self, key, value=value)
+
+    def _context(self, key: str) -> Any:
+        value = self.node.try_get_context(key)
+        return constants.CONTEXT_DEFAULTS[key] if value is None else value

@@ -1,0 +1,353 @@
+"""The synthesized template: tables, queues, functions, rule, API, alarms, dashboard, secrets, AppConfig."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Match
+
+from infra import constants
+from powerx_agent import spec
+
+
+def _by_prop(synth, cfn_type: str, prop: str) -> dict[str, dict]:
+    return {r["Properties"][prop]: r for r in synth.of_type(cfn_type).values() if prop in r["Properties"]}
+
+
+# --- tables -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("table_spec", spec.TABLES, ids=lambda t: t.name)
+def test_table_is_on_demand_pitr_kms_with_spec_keys(synth, table_spec):
+    table = _by_prop(synth, "AWS::DynamoDB::Table", "TableName")[table_spec.name]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    sse = table["SSESpecification"]
+    assert sse["SSEEnabled"] is True and sse["SSEType"] == "KMS"
+    assert sse["KMSMasterKeyId"]["Fn::GetAtt"][0] == synth.logical_id(synth.stack.tables.key)
+    keys = [{"AttributeName": table_spec.partition_key, "KeyType": "HASH"}]
+    if table_spec.sort_key:
+        keys.append({"AttributeName": table_spec.sort_key, "KeyType": "RANGE"})
+    assert table["KeySchema"] == keys
+    if table_spec.ttl_attribute:
+        assert table["TimeToLiveSpecification"] == {"AttributeName": table_spec.ttl_attribute, "Enabled": True}
+    else:
+        assert "TimeToLiveSpecification" not in table
+    if table_spec.stream:
+        assert table["StreamSpecification"] == {"StreamViewType": table_spec.stream}
+    else:
+        assert "StreamSpecification" not in table
+
+
+def test_tables_key_rotates_and_tables_are_retained_by_default(synth):
+    key = synth.resources[synth.logical_id(synth.stack.tables.key)]
+    assert key["Properties"]["EnableKeyRotation"] is True
+    for table in synth.of_type("AWS::DynamoDB::Table").values():
+        assert table["DeletionPolicy"] == "Retain"
+        assert table["Properties"]["DeletionProtectionEnabled"] is True
+
+
+# --- queues -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("queue_spec", spec.QUEUES, ids=lambda q: q.name)
+def test_queue_matches_spec_with_redrive(synth, queue_spec):
+    queues = _by_prop(synth, "AWS::SQS::Queue", "QueueName")
+    queue = queues[queue_spec.name]["Properties"]
+    assert queue["VisibilityTimeout"] == queue_spec.visibility_timeout
+    assert queue["MessageRetentionPeriod"] == queue_spec.retention_seconds
+    assert queue["SqsManagedSseEnabled"] is True
+    if queue_spec.dlq:
+        dlq_id = next(k for k, v in synth.of_type("AWS::SQS::Queue").items()
+                      if v["Properties"]["QueueName"] == queue_spec.dlq)
+        assert queue["RedrivePolicy"] == {
+            "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
+            "maxReceiveCount": queue_spec.max_receive_count,
+        }
+    else:
+        assert "RedrivePolicy" not in queue
+
+
+def test_queues_enforce_tls(synth):
+    for policy in synth.of_type("AWS::SQS::QueuePolicy").values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+                   for s in statements)
+    assert len(synth.of_type("AWS::SQS::QueuePolicy")) == len(spec.QUEUES)
+
+
+# --- functions ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("fn_spec", spec.FUNCTIONS, ids=lambda f: f.key)
+def test_function_is_arm64_traced_with_powertools_env(synth, fn_spec):
+    fn = _by_prop(synth, "AWS::Lambda::Function", "FunctionName")[fn_spec.name]["Properties"]
+    assert fn["Architectures"] == ["arm64"]
+    assert fn["Runtime"] == f"python{constants.PYTHON_VERSION}"
+    assert fn["TracingConfig"] == {"Mode": "Active"}
+    assert fn["Handler"] == fn_spec.handler
+    assert fn["Timeout"] == fn_spec.timeout
+    assert fn["MemorySize"] == fn_spec.memory
+    env = fn["Environment"]["Variables"]
+    assert env["POWERTOOLS_SERVICE_NAME"] == "powerx-agent"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "PowerX/Agent"
+    assert fn["Layers"] == [{"Ref": synth.logical_id(synth.stack.functions.layer)}]
+    log_group = synth.resources[fn["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"]
+    assert log_group["LogGroupName"] == f"/aws/lambda/{fn_spec.name}"
+    assert log_group["RetentionInDays"] == 30
+
+
+EXPECTED_ENV = {
+    "ingest": {"EVENTS_TABLE", "TENANTS_TABLE", "AUDIT_TABLE", "MATCH_QUEUE_URL", "INGEST_DLQ_URL",
+               "IDEMPOTENCY_EXPIRY_SECONDS", "APPCONFIG_APPLICATION", "APPCONFIG_ENVIRONMENT", "APPCONFIG_PROFILE",
+               "FLAGS_STORE"},
+    "matcher": {"EVENTS_TABLE", "WORKFLOWS_TABLE", "STRATEGIES_TABLE", "TENANTS_TABLE", "AUDIT_TABLE",
+                "WORKFLOW_ROLE_ARN", "STATE_MACHINE_PREFIX", "NODE_PLUGIN_ARN", "NODE_NOTIFY_ARN", "NODE_REVIEW_ARN",
+                "WORKFLOW_FN_ARN", "NOTIFICATIONS_URL", "OPS_URL", "DOWNSTREAM_SECRET_ARN", "APPCONFIG_APPLICATION",
+                "APPCONFIG_ENVIRONMENT", "APPCONFIG_PROFILE", "FLAGS_STORE"},
+    "node_plugin": {"WORKFLOWS_TABLE", "TENANTS_TABLE", "AUDIT_TABLE", "PLUGIN_RUNTIME_URL", "DOWNSTREAM_SECRET_ARN"},
+    "node_notify": {"WORKFLOWS_TABLE", "TENANTS_TABLE", "AUDIT_TABLE", "NOTIFICATIONS_URL", "DOWNSTREAM_SECRET_ARN"},
+    "node_review": {"WORKFLOWS_TABLE", "AUDIT_TABLE", "OPS_URL", "DOWNSTREAM_SECRET_ARN"},
+    "workflow": {"EVENTS_TABLE", "WORKFLOWS_TABLE", "TENANTS_TABLE", "AUDIT_TABLE", "NOTIFICATIONS_URL", "OPS_URL",
+                 "DOWNSTREAM_SECRET_ARN"},
+    "audit_stream": {"AUDIT_LOG_GROUP", "APPCONFIG_APPLICATION", "APPCONFIG_ENVIRONMENT", "APPCONFIG_PROFILE",
+                     "FLAGS_STORE"},
+    "callbacks_api": {"WORKFLOWS_TABLE", "AUDIT_TABLE", "SIGNING_SECRET_ARN"},
+    "replay_api": {"TENANTS_TABLE", "AUDIT_TABLE", "SIGNING_SECRET_ARN", "EVENT_BUS_NAME"},
+}
+COMMON_ENV = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "AGENT_FUNCTION"}
+
+
+@pytest.mark.parametrize("key", sorted(EXPECTED_ENV))
+def test_function_gets_only_the_environment_it_needs(synth, key):
+    name = spec.FUNCTIONS_BY_KEY[key].name
+    env = _by_prop(synth, "AWS::Lambda::Function", "FunctionName")[name]["Properties"]["Environment"]["Variables"]
+    assert set(env) - COMMON_ENV == EXPECTED_ENV[key]
+    if "FLAGS_STORE" in env:
+        assert env["FLAGS_STORE"] == "appconfig"
+
+
+def test_matcher_node_arns_point_at_the_node_functions(synth):
+    functions = synth.stack.functions.by_key
+    env = synth.resources[synth.logical_id(functions["matcher"])]["Properties"]["Environment"]["Variables"]
+    for key, var in constants.NODE_ARN_ENV.items():
+        assert env[var] == {"Fn::GetAtt": [synth.logical_id(functions[key]), "Arn"]}
+    assert env["WORKFLOW_ROLE_ARN"] == {"Fn::GetAtt": [synth.logical_id(synth.stack.workflow.role), "Arn"]}
+
+
+def test_code_asset_excludes_tests_and_caches():
+    from infra.constructs.functions import CODE_EXCLUDE
+
+    for pattern in ("tests", "**/__pycache__", "*.egg-info"):
+        assert pattern in CODE_EXCLUDE
+
+
+def test_event_source_mappings_report_batch_item_failures(synth):
+    mappings = synth.of_type("AWS::Lambda::EventSourceMapping")
+    assert len(mappings) == len(spec.EVENT_SOURCES_MAPPINGS)
+    for mapping in mappings.values():
+        props = mapping["Properties"]
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    by_fn = {synth.resources[m["Properties"]["FunctionName"]["Ref"]]["Properties"]["FunctionName"]: m["Properties"]
+             for m in mappings.values()}
+    for source in spec.EVENT_SOURCES_MAPPINGS:
+        props = by_fn[spec.FUNCTIONS_BY_KEY[source.function].name]
+        assert props["BatchSize"] == source.batch_size
+        if source.kind == "dynamodb":
+            assert props["EventSourceArn"]["Fn::GetAtt"][1] == "StreamArn"
+            assert props["BisectBatchOnFunctionError"] is True
+        else:
+            assert props["EventSourceArn"]["Fn::GetAtt"][1] == "Arn"
+
+
+# --- events -------------------------------------------------------------------------------------
+def test_bus_archive_and_ingest_rule_with_retry_policy_and_dlq(synth):
+    bus_id = synth.logical_id(synth.stack.events.bus)
+    synth.template.has_resource_properties("AWS::Events::EventBus", {"Name": spec.BUS_NAME})
+    synth.template.has_resource_properties(
+        "AWS::Events::Archive",
+        {"ArchiveName": spec.ARCHIVE_NAME, "SourceArn": {"Fn::GetAtt": [bus_id, "Arn"]}, "RetentionDays": 30},
+    )
+    (rule,) = synth.of_type("AWS::Events::Rule").values()
+    props = rule["Properties"]
+    assert props["Name"] == spec.INGEST_RULE.name
+    assert props["EventBusName"] == {"Ref": bus_id}
+    assert props["EventPattern"] == spec.INGEST_RULE.pattern
+    (target,) = props["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [synth.logical_id(synth.stack.functions.by_key["ingest"]), "Arn"]}
+    assert target["RetryPolicy"] == {
+        "MaximumRetryAttempts": spec.INGEST_RULE.max_retry_attempts,
+        "MaximumEventAgeInSeconds": spec.INGEST_RULE.max_event_age_seconds,
+    }
+    dlq_id = synth.logical_id(synth.stack.queues.ingest_dlq)
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq_id, "Arn"]}}
+
+
+def test_ingest_async_failures_go_to_the_ingest_dlq(synth):
+    (config,) = synth.of_type("AWS::Lambda::EventInvokeConfig").values()
+    dlq_id = synth.logical_id(synth.stack.queues.ingest_dlq)
+    assert config["Properties"]["DestinationConfig"] == {"OnFailure": {"Destination": {"Fn::GetAtt": [dlq_id, "Arn"]}}}
+
+
+# --- API ----------------------------------------------------------------------------------------
+def test_api_routes_are_lambda_proxy_integrations(synth):
+    resources = synth.of_type("AWS::ApiGateway::Resource")
+    methods = synth.of_type("AWS::ApiGateway::Method")
+    assert len(methods) == len(spec.API_ROUTES)
+
+    def path_of(resource_ref: dict) -> str:
+        if "Fn::GetAtt" in resource_ref:  # the root resource
+            return ""
+        resource = resources[resource_ref["Ref"]]["Properties"]
+        return f"{path_of(resource['ParentId'])}/{resource['PathPart']}"
+
+    routes = {}
+    for method in methods.values():
+        props = method["Properties"]
+        integration = props["Integration"]
+        assert integration["Type"] == "AWS_PROXY" and integration["IntegrationHttpMethod"] == "POST"
+        uri_parts = integration["Uri"]["Fn::Join"][1]
+        fn_id = next(p["Fn::GetAtt"][0] for p in uri_parts if isinstance(p, dict) and "Fn::GetAtt" in p)
+        fn_name = synth.resources[fn_id]["Properties"]["FunctionName"]
+        routes[fn_name] = (props["HttpMethod"], path_of(props["ResourceId"]))
+    assert routes == {spec.FUNCTIONS_BY_KEY[k].name: route for k, route in spec.API_ROUTES.items()}
+
+
+def test_api_stage_has_access_logs_throttling_and_tracing(synth):
+    (stage,) = synth.of_type("AWS::ApiGateway::Stage").values()
+    props = stage["Properties"]
+    assert props["TracingEnabled"] is True
+    assert props["AccessLogSetting"]["DestinationArn"]["Fn::GetAtt"][1] == "Arn"
+    assert json.loads(props["AccessLogSetting"]["Format"])["status"] == "$context.status"
+    (settings,) = props["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] == 50 and settings["ThrottlingBurstLimit"] == 100
+    assert settings["LoggingLevel"] == "INFO" and settings["DataTraceEnabled"] is False
+
+
+# --- alarms and dashboard -----------------------------------------------------------------------
+def _alarm(synth, suffix: str) -> dict:
+    alarms = _by_prop(synth, "AWS::CloudWatch::Alarm", "AlarmName")
+    return alarms[f"powerx-agent-{suffix}"]["Properties"]
+
+
+def _metric_stats(alarm: dict) -> dict[str, dict]:
+    return {m["Id"]: m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m}
+
+
+def _expression(alarm: dict) -> str:
+    return next(m["Expression"] for m in alarm["Metrics"] if "Expression" in m)
+
+
+def _topic_id(synth) -> str:
+    return synth.logical_id(synth.stack.observability.topic)
+
+
+def test_strategy_miss_rate_alarm_uses_metric_math_over_15_minutes(synth):
+    alarm = _alarm(synth, "strategy-miss-rate")
+    assert _expression(alarm) == "100 * (1 - hit)"
+    stat = _metric_stats(alarm)["hit"]
+    assert stat["Metric"]["MetricName"] == spec.METRICS["hit_rate"]
+    assert stat["Metric"]["Namespace"] == spec.NAMESPACE
+    assert stat["Stat"] == "Average" and stat["Period"] == 900
+    assert alarm["Threshold"] == 20 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["EvaluationPeriods"] == 1
+    assert alarm["AlarmActions"] == [{"Ref": _topic_id(synth)}]
+
+
+def test_automated_failure_rate_alarm_is_failures_over_all_outcomes(synth):
+    alarm = _alarm(synth, "automated-failure-rate")
+    assert _expression(alarm) == "IF((failures + successes) > 0, 100 * failures / (failures + successes), 0)"
+    stats = _metric_stats(alarm)
+    assert stats["failures"]["Metric"]["MetricName"] == spec.METRICS["node_failure"]
+    assert stats["successes"]["Metric"]["MetricName"] == spec.METRICS["node_success"]
+    assert {s["Stat"] for s in stats.values()} == {"Sum"}
+    assert alarm["Threshold"] == 10 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["AlarmActions"] == [{"Ref": _topic_id(synth)}]
+
+
+def test_manual_backlog_alarm_on_the_gauge(synth):
+    alarm = _alarm(synth, "manual-review-backlog")
+    assert alarm["MetricName"] == spec.METRICS["review_backlog"]
+    assert alarm["Namespace"] == spec.NAMESPACE
+    assert alarm["Statistic"] == "Maximum"
+    assert alarm["Threshold"] == 20 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["AlarmActions"] == [{"Ref": _topic_id(synth)}]
+
+
+def test_every_dlq_has_a_depth_alarm_to_the_topic(synth):
+    alarms = _by_prop(synth, "AWS::CloudWatch::Alarm", "AlarmName")
+    dlqs = [q for q in spec.QUEUES if q.max_receive_count is None]
+    for queue_spec in dlqs:
+        alarm = alarms[f"{queue_spec.name}-depth"]["Properties"]
+        assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["AlarmActions"] == [{"Ref": _topic_id(synth)}]
+    assert len(alarms) == 3 + len(dlqs)
+
+
+def test_alarm_topic_is_kms_encrypted_and_tls_only(synth):
+    topic = synth.resources[_topic_id(synth)]["Properties"]
+    assert topic["KmsMasterKeyId"]["Fn::GetAtt"][0] == synth.logical_id(synth.stack.observability.key)
+    synth.template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {"PolicyDocument": {"Statement": Match.array_with([Match.object_like(
+            {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})])}},
+    )
+
+
+def _dashboard_body(synth) -> str:
+    (board,) = synth.of_type("AWS::CloudWatch::Dashboard").values()
+    assert board["Properties"]["DashboardName"] == "Agent-Automation"
+    body = board["Properties"]["DashboardBody"]
+    return body if isinstance(body, str) else "".join(p if isinstance(p, str) else json.dumps(p)
+                                                       for p in body["Fn::Join"][1])
+
+
+def test_dashboard_shows_the_five_metrics_alarms_dlqs_and_top_failing_strategies(synth):
+    body = _dashboard_body(synth)
+    assert "# Agent Automation" in body
+    for key in ("hit_rate", "generated", "node_success", "escalations", "latency"):
+        assert f'"{spec.METRICS[key]}"' in body, key
+    assert '"type":"alarm"' in body
+    assert "ApproximateNumberOfMessagesVisible" in body
+    assert f"SOURCE '{spec.AUDIT_LOG_GROUP}'" in body
+    assert "stats count(*) as failures by strategy_id" in body
+
+
+# --- secrets, flags, audit ----------------------------------------------------------------------
+def test_signing_secret_has_two_generated_keys_and_downstream_secret_exists(synth):
+    secrets = _by_prop(synth, "AWS::SecretsManager::Secret", "Name")
+    signing = secrets[spec.SIGNING_SECRET_NAME]["Properties"]
+    parts = signing["SecretString"]["Fn::Join"][1]
+    text = "".join(p if isinstance(p, str) else "<ref>" for p in parts)
+    assert '"active":"k1"' in text and '"k1":"{{resolve:secretsmanager:<ref>' in text
+    assert '"k2":"{{resolve:secretsmanager:<ref>' in text
+    seeds = [secrets[f"{spec.SIGNING_SECRET_NAME}/seed-{k}"]["Properties"] for k in ("k1", "k2")]
+    assert all(s["GenerateSecretString"]["PasswordLength"] == 64 for s in seeds)
+    downstream = secrets[spec.DOWNSTREAM_SECRET_NAME]["Properties"]
+    assert downstream["GenerateSecretString"]["GenerateStringKey"] == "token"
+
+
+def test_appconfig_feature_flags_all_on_and_deployed(synth):
+    synth.template.has_resource_properties("AWS::AppConfig::Application", {"Name": constants.APPCONFIG_APPLICATION})
+    synth.template.has_resource_properties("AWS::AppConfig::Environment", {"Name": "prod"})
+    synth.template.has_resource_properties(
+        "AWS::AppConfig::ConfigurationProfile",
+        {"Name": constants.APPCONFIG_PROFILE, "Type": "AWS.AppConfig.FeatureFlags", "LocationUri": "hosted"},
+    )
+    (version,) = synth.of_type("AWS::AppConfig::HostedConfigurationVersion").values()
+    document = json.loads(version["Properties"]["Content"])
+    assert set(document["flags"]) == set(spec.FEATURE_FLAGS)
+    assert all(document["values"][name] == {"enabled": True} for name in spec.FEATURE_FLAGS)
+    assert len(synth.of_type("AWS::AppConfig::DeploymentStrategy")) == 1
+    assert len(synth.of_type("AWS::AppConfig::Deployment")) == 1
+
+
+def test_audit_log_group_has_retention_and_kms(synth):
+    groups = _by_prop(synth, "AWS::Logs::LogGroup", "LogGroupName")
+    audit = groups[spec.AUDIT_LOG_GROUP]["Properties"]
+    assert audit["RetentionInDays"] == 365
+    assert audit["KmsKeyId"]["Fn::GetAtt"][0] == synth.logical_id(synth.stack.audit.key)
+
+
+def test_outputs_for_the_cli(synth):
+    outputs = synth.json["Outputs"]
+    for name in ("EventBusName", "ApiUrl", "MatchQueueUrl", "WorkflowRoleArn", "AlarmTopicArn", "StrategiesTable",
+                 "EventsTable", "WorkflowsTable", "TenantsTable", "AuditTable", "ArchiveName", "AuditLogGroup",
+                 "SigningSecretArn", "StateMachinePrefix", "DashboardName"):
+        assert name in outputs, name
