@@ -171,11 +171,13 @@ class Matcher:
 
     def _ensure_state_machine(self, flow: CompiledFlow) -> str:
         known = self.state.setdefault("state_machines", {})
-        if flow.state_machine_name in known:
-            return known[flow.state_machine_name]
+        # the deployed stack may prefix names ("<stack>-agent-"); IAM allows exactly that prefix
+        name = self.settings.state_machine_prefix + flow.state_machine_name.removeprefix(spec.STATE_MACHINE_PREFIX)
+        if name in known:
+            return known[name]
         sfn = self.deps.client("stepfunctions")
         account = self.settings.workflow_role_arn.split(":")[4]
-        arn = f"arn:aws:states:{self.settings.region}:{account}:stateMachine:{flow.state_machine_name}"
+        arn = f"arn:aws:states:{self.settings.region}:{account}:stateMachine:{name}"
         try:
             sfn.describe_state_machine(stateMachineArn=arn)
         except Exception as exc:  # noqa: BLE001
@@ -183,13 +185,13 @@ class Matcher:
                 raise
             try:
                 arn = sfn.create_state_machine(
-                    name=flow.state_machine_name, definition=flow.definition_json,
+                    name=name, definition=flow.definition_json,
                     roleArn=self.settings.workflow_role_arn, type=flow.type,
                     tags=[{"key": "powerx:definition-sha256", "value": flow.sha256}])["stateMachineArn"]
             except Exception as create_exc:  # noqa: BLE001
                 if error_code(create_exc) not in ("StateMachineAlreadyExists",):
                     raise
-        known[flow.state_machine_name] = arn
+        known[name] = arn
         return arn
 
     def _start(self, state_machine_arn: str, workflow_id: str, input_json: str) -> str:

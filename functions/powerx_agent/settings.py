@@ -62,6 +62,7 @@ class Settings:
     http_read_timeout: float
     signature_window_seconds: float
     console_region_url: str
+    state_machine_prefix: str
 
     @property
     def function_arns(self) -> dict[str, str]:
@@ -100,9 +101,11 @@ def load_settings() -> Settings:
         library_source=_env("LIBRARY_SOURCE", "table"),
         library_refresh_seconds=_env_float("LIBRARY_REFRESH_SECONDS", 30.0),
         idempotency_lease_seconds=_env_float("IDEMPOTENCY_LEASE_SECONDS", 20.0),
-        idempotency_default_ttl_hours=_env_float("IDEMPOTENCY_TTL_HOURS", 24.0),
+        idempotency_default_ttl_hours=(_env_float("IDEMPOTENCY_EXPIRY_SECONDS", 0) / 3600
+                                       or _env_float("IDEMPOTENCY_TTL_HOURS", 24.0)),
         http_connect_timeout=_env_float("HTTP_CONNECT_TIMEOUT", 2.0),
         http_read_timeout=_env_float("HTTP_READ_TIMEOUT", 10.0),
         signature_window_seconds=_env_float("SIGNATURE_WINDOW_SECONDS", 300.0),
         console_region_url=_env("CONSOLE_URL", f"https://{region}.console.aws.amazon.com"),
+        state_machine_prefix=_env("STATE_MACHINE_PREFIX", spec.STATE_MACHINE_PREFIX),
     )

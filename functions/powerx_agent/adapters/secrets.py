@@ -29,6 +29,12 @@ class SecretsCache:
         return value
 
     def signing_keys(self, secret_id: str) -> list[str]:
-        """The active signing keys: ``{"current": "...", "previous": "..."}`` (rotation keeps both)."""
+        """The keys a signature may use, the active one first.
+
+        The secret is ``{"active": "k1", "k1": "...", "k2": "..."}`` (the stack's format: rotate by
+        replacing the inactive key, then switching ``active``); both keys verify during rotation.
+        """
         data = self.get_json(secret_id)
-        return [data[k] for k in ("current", "previous") if data.get(k)]
+        active = data.get("active")
+        names = [active] + sorted(k for k in data if k != "active" and k != active and k.startswith("k"))
+        return [data[name] for name in names if name and data.get(name)]

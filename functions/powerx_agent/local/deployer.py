@@ -120,8 +120,10 @@ def _queues(sqs: Any, out: Deployment, visibility_timeout: int | None, max_recei
 
 
 def _secrets(sm: Any, out: Deployment) -> None:
-    out.signing_keys = {"current": secrets.token_hex(32), "previous": secrets.token_hex(32)}
-    sm.create_secret(Name=spec.SIGNING_SECRET_NAME, SecretString=json.dumps(out.signing_keys))
+    # the stack's format (infra/constructs/secrets.py): {"active": "k1", "k1": ..., "k2": ...}
+    k1, k2 = secrets.token_hex(32), secrets.token_hex(32)
+    sm.create_secret(Name=spec.SIGNING_SECRET_NAME, SecretString=json.dumps({"active": "k1", "k1": k1, "k2": k2}))
+    out.signing_keys = {"current": k1, "previous": k2}
     out.downstream_credentials = {"plugin_runtime_token": secrets.token_hex(16),
                                   "notifications_token": secrets.token_hex(16), "ops_token": secrets.token_hex(16)}
     sm.create_secret(Name=spec.DOWNSTREAM_SECRET_NAME, SecretString=json.dumps(out.downstream_credentials))
