@@ -9,13 +9,35 @@ import typer
 from rich.console import Console
 
 from powerx_agent.cli import local_cmd, strategy_cmd
+from powerx_agent.cli.connect import Target, set_target
 
 app = typer.Typer(name="powerx-agent", help="PowerX Agent Taskflow: event-driven automation on AWS.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 app.add_typer(local_cmd.app, name="local")
 app.add_typer(strategy_cmd.app, name="strategy")
 
+
+@app.callback()
+def main(endpoint_url: str = typer.Option(None, "--endpoint-url", envvar="AWS_ENDPOINT_URL",
+                                          help="AWS endpoint (the embedded runtime: see `local serve`)"),
+         region: str = typer.Option(None, "--region", help="AWS region"),
+         profile: str = typer.Option(None, "--profile", help="AWS profile"),
+         stack: str = typer.Option(None, "--stack", help="deployed stack whose outputs name the resources")) -> None:
+    """Common options come before the command: powerx-agent --endpoint-url URL review list."""
+    set_target(Target(endpoint_url, region, profile, stack))
+
 console = Console()
+
+# subcommand groups owned by their own modules (registered here so main stays the one index)
+for _module, _name in (("review_cmd", "review"), ("workflow_cmd", "workflow"), ("audit_cmd", "audit"),
+                       ("replay_cmd", "replay"), ("flags_cmd", "flags")):
+    try:
+        _sub = __import__(f"powerx_agent.cli.{_module}", fromlist=["app"])
+    except ModuleNotFoundError as _exc:
+        if _exc.name != f"powerx_agent.cli.{_module}":
+            raise
+        continue
+    app.add_typer(_sub.app, name=_name)
 
 
 @app.command("version")

@@ -1,0 +1,106 @@
+"""How CLI commands reach an engine: the embedded runtime, a deployed stack, or the environment.
+
+Root options (``powerx-agent --endpoint-url URL --region R --profile P --stack NAME <command>``) or
+the usual AWS variables select the target:
+
+- ``--endpoint-url http://127.0.0.1:PORT`` (what ``powerx-agent local serve`` prints): the embedded
+  runtime; resources have their logical names, queue URLs are looked up, flags live in DynamoDB.
+- ``--stack NAME``: a deployed stack; names, URLs and ARNs come from its CloudFormation outputs.
+- neither: whatever the environment already says (inside tests the runtime has set it).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import typer
+
+from powerx_agent import spec
+from powerx_agent.deps import Deps, get_deps
+from powerx_agent.settings import load_settings
+
+# CloudFormation output key -> environment variable read by powerx_agent.settings
+STACK_OUTPUTS = {
+    "EventBusName": "EVENT_BUS_NAME", "MatchQueueUrl": "MATCH_QUEUE_URL", "IngestDlqUrl": "INGEST_DLQ_URL",
+    "WorkflowRoleArn": "WORKFLOW_ROLE_ARN", "StateMachinePrefix": "STATE_MACHINE_PREFIX",
+    "AuditLogGroup": "AUDIT_LOG_GROUP", "SigningSecretArn": "SIGNING_SECRET_ARN",
+    "DownstreamSecretArn": "DOWNSTREAM_SECRET_ARN", "AppConfigApplication": "APPCONFIG_APPLICATION",
+    "AppConfigEnvironment": "APPCONFIG_ENVIRONMENT", "AppConfigProfile": "APPCONFIG_PROFILE",
+    "ApiUrl": "POWERX_API_URL", "ArchiveName": "POWERX_ARCHIVE_NAME", "EventsTable": "EVENTS_TABLE",
+    "WorkflowsTable": "WORKFLOWS_TABLE", "StrategiesTable": "STRATEGIES_TABLE", "TenantsTable": "TENANTS_TABLE",
+    "AuditTable": "AUDIT_TABLE",
+}
+
+
+@dataclass
+class Target:
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    stack: str | None = None
+
+
+def is_loopback(url: str | None) -> bool:
+    host = urlparse(url or "").hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def configure(target: Target) -> None:
+    """Put the target into the environment the settings are read from."""
+    if target.endpoint_url:
+        if not urlparse(target.endpoint_url).scheme.startswith("http"):
+            raise typer.BadParameter(f"{target.endpoint_url!r} is not an http(s) URL", param_hint="--endpoint-url")
+        os.environ["AWS_ENDPOINT_URL"] = target.endpoint_url
+    if target.region:
+        os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = target.region
+    if target.profile:
+        os.environ["AWS_PROFILE"] = target.profile
+    os.environ.setdefault("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if is_loopback(endpoint):
+        for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                            ("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled"), ("FLAGS_STORE", "dynamodb"),
+                            ("METRICS_SINK", "logs")):
+            os.environ.setdefault(name, value)
+    if target.stack:
+        _from_stack(target.stack)
+    elif is_loopback(endpoint) and not os.environ.get("MATCH_QUEUE_URL"):
+        _local_queue_urls()
+
+
+def _from_stack(stack: str) -> None:
+    deps = Deps(load_settings())
+    try:
+        described = deps.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    except Exception as exc:  # noqa: BLE001 - reported as a usage problem with the cause
+        raise typer.BadParameter(f"cannot read stack {stack!r}: {exc}", param_hint="--stack") from None
+    for output in described.get("Outputs", []):
+        env = STACK_OUTPUTS.get(output["OutputKey"])
+        if env:
+            os.environ[env] = output["OutputValue"]
+
+
+def _local_queue_urls() -> None:
+    deps = get_deps()
+    sqs = deps.client("sqs")
+    for queue, env in ((spec.MATCH_QUEUE.name, "MATCH_QUEUE_URL"), (spec.INGEST_DLQ.name, "INGEST_DLQ_URL")):
+        try:
+            os.environ[env] = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        except Exception:  # noqa: BLE001, S110 - the queue is simply not there: commands that need it say so
+            continue
+
+
+_target = Target()
+
+
+def set_target(target: Target) -> None:
+    global _target
+    _target = target
+
+
+def connect() -> Deps:
+    """Configure from the root options and return the Deps the logic modules take."""
+    configure(_target)
+    return get_deps()
