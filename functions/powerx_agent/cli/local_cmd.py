@@ -47,7 +47,9 @@ def render_report(results: list[Any]) -> None:
             nodes = Table(title="nodes", title_justify="left", show_edge=False)
             for column in ("node", "kind", "status", "attempts", "duration", "detail"):
                 nodes.add_column(column)
-            for node_id, node in wf["nodes"].items():
+            ordered = sorted(wf["nodes"].items(),
+                             key=lambda kv: kv[1].get("last_attempt_at") or kv[1].get("updated_at") or 0)
+            for node_id, node in ordered:
                 status = node.get("status", "")
                 style = {"SUCCEEDED": "green", "FAILED": "red", "ESCALATED": "yellow", "SKIPPED": "dim"}.get(status, "")
                 detail = node.get("reason") or (node.get("error") or {}).get("message") or ""
