@@ -11,7 +11,7 @@ import json
 import time
 from typing import Any
 
-from powerx_agent import spec
+from powerx_agent import spec, strategy_ops
 from powerx_agent.adapters.aws import error_code
 from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.nodes.escalation import escalate
@@ -139,7 +139,7 @@ class Matcher:
              "idempotency_key": event["idempotency_key"], "event_type": event["event_type"],
              "strategy_id": strategy.id, "strategy_version": strategy.version,
              "state_machine_arn": state_machine_arn, "state_machine_type": flow.type, "type_reason": flow.type_reason,
-             "decision": decision, "traceparent": context["trace"]["traceparent"],
+             "decision": decision, "traceparent": context["trace"]["traceparent"], **self._state_machine_meta(flow),
              "received_at": context.get("received_at")},
             [n.id for n in strategy.flow.nodes])
         execution_arn = self._start(state_machine_arn, workflow_id, input_json)
@@ -170,29 +170,19 @@ class Matcher:
         return flow
 
     def _ensure_state_machine(self, flow: CompiledFlow) -> str:
+        """The ARN to start executions on. Creates the flow's hash-named state machine (published as
+        version 1, never updated) and publishes the flow as a version of the strategy's alias
+        machine, pointing its ``live`` alias there (see :mod:`powerx_agent.strategy_ops`)."""
         known = self.state.setdefault("state_machines", {})
-        # the deployed stack may prefix names ("<stack>-agent-"); IAM allows exactly that prefix
-        name = self.settings.state_machine_prefix + flow.state_machine_name.removeprefix(spec.STATE_MACHINE_PREFIX)
-        if name in known:
-            return known[name]
-        sfn = self.deps.client("stepfunctions")
-        account = self.settings.workflow_role_arn.split(":")[4]
-        arn = f"arn:aws:states:{self.settings.region}:{account}:stateMachine:{name}"
-        try:
-            sfn.describe_state_machine(stateMachineArn=arn)
-        except Exception as exc:  # noqa: BLE001
-            if error_code(exc) != "StateMachineDoesNotExist":
-                raise
-            try:
-                arn = sfn.create_state_machine(
-                    name=name, definition=flow.definition_json,
-                    roleArn=self.settings.workflow_role_arn, type=flow.type,
-                    tags=[{"key": "powerx:definition-sha256", "value": flow.sha256}])["stateMachineArn"]
-            except Exception as create_exc:  # noqa: BLE001
-                if error_code(create_exc) not in ("StateMachineAlreadyExists",):
-                    raise
-        known[name] = arn
-        return arn
+        name = strategy_ops.machine_name(self.deps, flow)
+        if name not in known:
+            known[name] = strategy_ops.ensure_state_machine(self.deps, flow)
+        return known[name]["state_machine_arn"]
+
+    def _state_machine_meta(self, flow: CompiledFlow) -> dict[str, Any]:
+        """Version and alias ARNs for the workflow META (recorded once _ensure_state_machine ran)."""
+        found = self.state.get("state_machines", {}).get(strategy_ops.machine_name(self.deps, flow), {})
+        return {k: v for k, v in found.items() if k != "state_machine_arn"}
 
     def _start(self, state_machine_arn: str, workflow_id: str, input_json: str) -> str:
         sfn = self.deps.client("stepfunctions")

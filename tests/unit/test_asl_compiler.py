@@ -413,3 +413,26 @@ def test_given_statuses_when_drawn_as_svg_then_it_is_self_contained_and_coloured
 
     assert y("start") < y("render") < y("parallel: archive + tell-owner") < y("archive") < y("approve.when")
     assert len(doc.getElementsByTagName("polyline")) >= 10 and svg.count('class="cluster"') == 2
+
+
+def test_given_a_flow_when_drawn_as_svg_then_every_edge_stays_inside_and_ends_on_a_box_border(
+        example: CompiledFlow) -> None:
+    doc = xml.dom.minidom.parseString(to_svg(example))
+    width = float(doc.documentElement.getAttribute("width"))
+    height = float(doc.documentElement.getAttribute("height"))
+    boxes = []
+    for rect in doc.getElementsByTagName("rect"):
+        if rect.parentNode.getAttribute("data-state"):
+            x, y = float(rect.getAttribute("x")), float(rect.getAttribute("y"))
+            boxes.append((x, y, x + float(rect.getAttribute("width")), y + float(rect.getAttribute("height"))))
+    catches = 0
+    for line in doc.getElementsByTagName("polyline"):
+        points = [tuple(map(float, p.split(","))) for p in line.getAttribute("points").split()]
+        assert all(0 <= x <= width and 0 <= y <= height for x, y in points)
+        end_x, end_y = points[-1]
+        assert any(abs(end_x - x0) < 0.2 or abs(end_x - x1) < 0.2 or abs(end_y - y0) < 0.2 or abs(end_y - y1) < 0.2
+                   for x0, y0, x1, y1 in boxes), "an arrow ends inside a box, hidden under it"
+        catches += "catch" in line.getAttribute("class")
+    assert catches >= 4  # every task can escalate
+    labels = [t.firstChild.data for t in doc.getElementsByTagName("text") if t.firstChild]
+    assert "approve = true" in labels and "default" in labels and "branch 1" in labels

@@ -66,3 +66,174 @@ def test_given_other_event_types_when_deciding_then_their_strategies_are_not_can
     decision, _ = StrategyIndex(compiled, "r").decide(event_type="a.created", tenant_id="acme", event_id="e",
                                                       doc={"payload": {"n": 1}}, bus_event={})
     assert [c.strategy_id for c in decision.candidates] == ["s-099"]
+
+
+# --- the record: the index (with equality pruning) reports exactly what a full evaluation reports ---
+
+SCALARS = [1, 1.0, True, False, "1", "a", "b", None, 0, 2.5]
+VALUES = SCALARS + [[1, "a"], {"k": 1}]
+PATHS = ["$.payload.kind", "$.payload.n", "$.payload.deep.x", "$.payload.items[0]", "$.payload.items[*]"]
+
+
+def leaf_strategy():
+    equals = st.builds(lambda p, v: {"path": p, "equals": v}, st.sampled_from(PATHS), st.sampled_from(VALUES))
+    in_ = st.builds(lambda p, vs: {"path": p, "in": vs}, st.sampled_from(PATHS),
+                    st.lists(st.sampled_from(SCALARS), min_size=1, max_size=3))
+    other = st.builds(lambda p, op, v: {"path": p, op: v}, st.sampled_from(PATHS),
+                      st.sampled_from(["gt", "lte"]), st.integers(-1, 2))
+    exists = st.builds(lambda p, v: {"path": p, "exists": v}, st.sampled_from(PATHS), st.booleans())
+    return st.one_of(equals, equals, in_, other, exists)
+
+
+conditions = st.recursive(
+    leaf_strategy(),
+    lambda inner: st.one_of(st.builds(lambda xs: {"all": xs}, st.lists(inner, min_size=1, max_size=3)),
+                            st.builds(lambda xs: {"any": xs}, st.lists(inner, min_size=1, max_size=2)),
+                            st.builds(lambda x: {"not": x}, inner)),
+    max_leaves=5)
+
+documents = st.fixed_dictionaries({"payload": st.fixed_dictionaries({}, optional={
+    "kind": st.sampled_from(VALUES), "n": st.sampled_from(VALUES),
+    "deep": st.fixed_dictionaries({}, optional={"x": st.sampled_from(VALUES)}),
+    "items": st.lists(st.sampled_from(SCALARS), max_size=2)})})
+
+
+def make_when(i: int, event_type: str, tenant: str, weight: int, when: dict | None) -> FakeCompiled:
+    raw = {"id": f"s-{i:03d}", "version": 2, "status": "approved", "owner": "o", "tenants": [tenant],
+           "on": {"event": event_type}, "weight": weight, "flow": {"nodes": [{"id": "x", "plugin": "p"}]}}
+    if when is not None:
+        raw["when"] = when
+    strategy = Strategy.model_validate(raw)
+    return FakeCompiled(strategy, compile_condition(when) if when is not None else None)
+
+
+def linear_record(compiled, event_type, tenant, doc, explain_all=True):
+    ordered = sorted((c for c in compiled if event_type in c.strategy.on.event
+                      and c.strategy.applies_to_tenant(tenant)),
+                     key=lambda c: (-c.strategy.weight, c.strategy.id))
+    candidates, selected = [], None
+    for c in ordered:
+        if selected is not None and not explain_all:
+            break
+        failure = evaluate(c, doc, {})
+        candidates.append({"strategy_id": c.strategy.id, "version": c.strategy.version, "weight": c.strategy.weight,
+                           "matched": failure is None, "failed": failure.to_dict() if failure else None})
+        if failure is None and selected is None:
+            selected = c
+    return selected, candidates
+
+
+library_specs = st.lists(st.tuples(st.sampled_from(EVENT_TYPES), st.sampled_from(TENANTS + ["*"]),
+                                   st.integers(0, 3), st.one_of(st.none(), conditions)), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(specs=library_specs, event_type=st.sampled_from(EVENT_TYPES), tenant=st.sampled_from(TENANTS),
+       docs=st.lists(documents, min_size=1, max_size=3), explain_all=st.booleans())
+def test_given_random_conditions_when_index_prunes_then_record_equals_full_evaluation(
+        specs, event_type, tenant, docs, explain_all):
+    compiled = [make_when(i, *spec) for i, spec in enumerate(specs)]
+    index = StrategyIndex(compiled, "r9")
+    for payload in docs:  # several events through the same index: the cached views are reused
+        doc = {**payload, "event_type": event_type}
+        decision, selected = index.decide(event_type=event_type, tenant_id=tenant, event_id="e", doc=doc,
+                                          bus_event={}, explain_all=explain_all)
+        expected_selected, expected_candidates = linear_record(compiled, event_type, tenant, doc, explain_all)
+        assert (selected.strategy.id if selected else None) == (
+            expected_selected.strategy.id if expected_selected else None)
+        assert decision.to_dict()["candidates"] == expected_candidates
+
+
+def test_given_equality_conjunct_when_value_differs_then_strategy_is_pruned_unevaluated_but_explained():
+    class Counting:
+        """A condition that counts evaluations, wrapping a compiled one."""
+
+        def __init__(self, inner):
+            self.inner, self.calls = inner, 0
+
+        def evaluate(self, doc):
+            self.calls += 1
+            return self.inner.evaluate(doc)
+
+        def matches(self, doc):
+            self.calls += 1
+            return self.inner.matches(doc)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    compiled = []
+    for i, kind in enumerate(["red", "blue", "green"]):
+        c = make_when(i, "a.created", "*", 5, {"all": [{"path": "$.payload.kind", "equals": kind},
+                                                      {"path": "$.payload.n", "gt": 0}]})
+        compiled.append(FakeCompiled(c.strategy, Counting(c.condition)))
+    decision, selected = StrategyIndex(compiled, "r").decide(
+        event_type="a.created", tenant_id="acme", event_id="e", doc={"payload": {"kind": "blue", "n": 3}},
+        bus_event={})
+    assert selected.strategy.id == "s-001"
+    assert [c.condition.calls for c in compiled] == [0, 1, 0]  # the pruned ones were not evaluated
+    record = decision.to_dict()["candidates"]
+    assert record[0]["failed"] == {"path": "$.payload.kind", "op": "equals", "expected": "red", "actual": "blue"}
+    assert record[2]["failed"]["expected"] == "green"
+    assert [compiled[0].condition.calls, compiled[2].condition.calls] == [0, 0]  # nor evaluated to explain them
+
+
+def test_given_in_with_true_and_one_when_value_is_true_then_it_is_not_pruned():
+    compiled = [make_when(0, "a.created", "*", 1, {"path": "$.payload.n", "in": [1, True]}),
+                make_when(1, "a.created", "*", 0, {"path": "$.payload.n", "equals": 1.0})]
+    index = StrategyIndex(compiled, "r")
+    _, selected = index.decide(event_type="a.created", tenant_id="acme", event_id="e",
+                               doc={"payload": {"n": True}}, bus_event={})
+    assert selected.strategy.id == "s-000"
+    decision, selected = index.decide(event_type="a.created", tenant_id="acme", event_id="e",
+                                      doc={"payload": {"n": "1"}}, bus_event={})
+    assert selected is None
+    assert [c["failed"]["actual"] for c in decision.to_dict()["candidates"]] == ["1", "1"]
+
+
+def test_given_equality_after_another_conjunct_when_both_fail_then_record_names_the_first_failing():
+    when = {"all": [{"path": "$.payload.n", "gt": 5}, {"path": "$.payload.kind", "equals": "red"}]}
+    compiled = [make_when(0, "a.created", "*", 1, when)]
+    decision, selected = StrategyIndex(compiled, "r").decide(
+        event_type="a.created", tenant_id="acme", event_id="e", doc={"payload": {"n": 1, "kind": "blue"}},
+        bus_event={})
+    assert selected is None
+    assert decision.to_dict()["candidates"][0]["failed"] == {"path": "$.payload.n", "op": "gt", "expected": 5,
+                                                             "actual": 1}
+
+
+range_specs = st.lists(st.tuples(st.sampled_from(["red", "blue"]), st.sampled_from(["gt", "gte", "lt", "lte"]),
+                                 st.sampled_from([-1, 0, 0.5, 1, 2, 3, 10]), st.integers(0, 3),
+                                 st.sampled_from(["$.payload.n"] * 9 + ["$.payload.m"])),
+                       min_size=1, max_size=25)
+
+
+@settings(max_examples=300, deadline=None)
+@given(specs=range_specs, kind=st.sampled_from(["red", "blue", "green"]),
+       n=st.one_of(st.sampled_from([-2, -1, -0.5, 0, 0.5, 1, 1.5, 2, 3, 9.99, 10, 11, True, "1", None]),
+                   st.sampled_from([-1, 0, 0.5, 1, 2, 3, 10]), st.floats(allow_nan=False)), drop_n=st.booleans(), explain_all=st.booleans())
+def test_given_key_and_numeric_strategies_when_range_plan_selects_then_it_equals_linear_scan(
+        specs, kind, n, drop_n, explain_all):
+    compiled = [make_when(i, "a.created", "*", weight, {"all": [{"path": "$.payload.kind", "equals": k},
+                                                                 {"path": path, op: bound}]})
+                for i, (k, op, bound, weight, path) in enumerate(specs)]
+    payload = {"kind": kind} if drop_n else {"kind": kind, "n": n, "m": n}
+    doc = {"payload": payload, "event_type": "a.created"}
+    decision, selected = StrategyIndex(compiled, "r").decide(event_type="a.created", tenant_id="acme",
+                                                             event_id="e", doc=doc, bus_event={},
+                                                             explain_all=explain_all)
+    expected_selected, expected_candidates = linear_record(compiled, "a.created", "acme", doc, explain_all)
+    assert (selected.strategy.id if selected else None) == (
+        expected_selected.strategy.id if expected_selected else None)
+    assert decision.to_dict()["candidates"] == expected_candidates
+
+
+def test_given_express_flow_over_five_minutes_when_linted_then_the_compiler_limit_is_a_lint_error():
+    from powerx_agent.strategy.loader import load_strategy_text
+
+    text = ("id: too-long\nversion: 1\nstatus: approved\nowner: o@example.com\non: {event: a.b}\n"
+            "flow:\n  mode: express\n  timeout: 10m\n  nodes:\n    - {id: a, plugin: p}\n")
+    compiled, findings = load_strategy_text(text, "too-long.yaml")
+    errors = [f for f in findings if f.severity == "error"]
+    assert [f.code for f in errors] == ["flow.express_timeout"]
+    assert errors[0].line == 8 and "600 s" in errors[0].message

@@ -1,9 +1,15 @@
-"""``powerx-agent strategy lint | test | graph | list``: the strategy library from the command line."""
+"""``powerx-agent strategy lint | test | simulate | graph | list | diff | publish | approve | rollback``.
+
+lint/test/simulate/graph/list work offline on a library directory; publish/approve/rollback/diff
+and ``list --published`` reach the deployment (root options ``--endpoint-url``/``--stack``) through
+:func:`powerx_agent.cli.connect.connect` and :mod:`powerx_agent.strategy_ops`."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -172,9 +178,27 @@ def graph(strategy_id: str = typer.Argument(..., help="strategy id"), strategies
 
 
 @app.command("list")
-def list_strategies(strategies: Path = StrategiesOpt, fmt: str = FormatOpt) -> None:
-    """The strategies of a library directory: id, version, status, events, weight, nodes."""
+def list_strategies(strategies: Path = StrategiesOpt, fmt: str = FormatOpt,
+                    published: bool = typer.Option(False, "--published",
+                                                   help="published versions and active pointers of the deployment"),
+                    strategy_ids: list[str] = typer.Option([], "--id", help="also list this strategy id (drafts)"),
+                    ) -> None:
+    """The strategies of a library directory, or with --published those of the deployment."""
     _check_format(fmt)
+    if published:
+        rows = _ops("list", lambda ops, deps: ops.published(deps, strategy_ids))
+        if fmt == "json":
+            sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+            return
+        table = Table("id", "version", "active", "approval", "author", "approved by", "reason")
+        for row in rows:
+            table.add_row(row["strategy_id"], str(row["version"]), "[green]*[/]" if row["active"] else "",
+                          str(row["approval"]), str(row["author"]), str(row["approved_by"] or ""),
+                          str(row["approval_reason"] or ""))
+        console.print(table)
+        if rows:
+            console.print(f"library revision {rows[0]['library_revision']}")
+        return
     library = _load_library(strategies)
     rows = [{"id": c.strategy.id, "version": c.strategy.version, "status": c.strategy.status,
              "events": list(c.strategy.on.event), "tenants": list(c.strategy.tenants), "weight": c.strategy.weight,
@@ -187,3 +211,187 @@ def list_strategies(strategies: Path = StrategiesOpt, fmt: str = FormatOpt) -> N
         table.add_row(row["id"], str(row["version"]), row["status"], ", ".join(row["events"]),
                       ", ".join(row["tenants"]), str(row["weight"]), str(row["nodes"]))
     console.print(table)
+
+
+# -- the deployment: publish / approve / rollback / diff ------------------------------------------
+
+
+def _ops(what: str, action: Any) -> Any:
+    """Run ``action(strategy_ops, deps)``; an AgentError is reported and exits 1."""
+    from powerx_agent import strategy_ops
+    from powerx_agent.cli.connect import connect
+    from powerx_agent.errors import AgentError
+
+    try:
+        return action(strategy_ops, connect())
+    except AgentError as exc:
+        err.print(f"[red]{what}: {exc}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _emit(fmt: str, payload: Any, text: str) -> None:
+    if fmt == "json":
+        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+    else:
+        console.print(text, highlight=False)
+
+
+@app.command("publish")
+def publish(path: Path = typer.Argument(Path("strategies"), help="a strategy file or a directory of them"),
+            author: str = typer.Option(..., "--author", help="who publishes (recorded and audited)"),
+            fmt: str = FormatOpt) -> None:
+    """Upload strategy versions as drafts (approval PENDING); audited as strategy.published."""
+    _check_format(fmt)
+    if not path.exists():
+        raise typer.BadParameter(f"{path} does not exist", param_hint="PATH")
+    results = _ops("publish", lambda ops, deps: ops.publish(deps, path, author))
+    lines = [f"{r.strategy_id} v{r.version} {'already published (same content)' if r.already else 'published'}"
+             for r in results]
+    _emit(fmt, [r.to_dict() for r in results], "\n".join(lines) or "nothing to publish")
+
+
+@app.command("approve")
+def approve(strategy_id: str = typer.Argument(...), version: int = typer.Option(..., "--version"),
+            approver: str = typer.Option(..., "--approver"), reason: str = typer.Option(..., "--reason"),
+            fmt: str = FormatOpt) -> None:
+    """Approve a published version and make it active (REQUIRE_OTHER_APPROVER: not by its author)."""
+    _check_format(fmt)
+    result = _ops("approve", lambda ops, deps: ops.approve(deps, strategy_id, version, approver, reason))
+    _emit(fmt, result, f"{strategy_id} v{version} approved by {approver} and active "
+                       f"(was v{result.get('previous')}); library revision {result.get('revision')}")
+
+
+@app.command("rollback")
+def rollback(strategy_id: str = typer.Argument(...),
+             to: int | None = typer.Option(None, "--to", help="version to go back to (default: the previous)"),
+             actor: str = typer.Option("cli", "--actor", help="who rolls back (audited)"), fmt: str = FormatOpt) -> None:
+    """Move the active pointer back to the previous approved version (or --to N), and the alias."""
+    _check_format(fmt)
+    result = _ops("rollback", lambda ops, deps: ops.rollback(deps, strategy_id, actor, to))
+    alias = result.get("alias") or {}
+    where = f"alias {alias['alias_arn']}" if alias.get("pointed") else f"alias not moved: {alias.get('why')}"
+    _emit(fmt, result, f"{strategy_id}: active v{result['version']} (was v{result.get('previous')}); {where}")
+
+
+@app.command("diff")
+def diff(strategy_id: str = typer.Argument(...), from_version: int = typer.Option(..., "--from"),
+         to_version: int = typer.Option(..., "--to")) -> None:
+    """Unified diff of the YAML of two published versions (exit 1 when they differ, like diff)."""
+    text = _ops("diff", lambda ops, deps: ops.diff(deps, strategy_id, from_version, to_version))
+    sys.stdout.write(text)
+    raise typer.Exit(1 if text else 0)
+
+
+# -- simulate: a backtest of a library over recorded events ------------------------------------
+
+
+@dataclass
+class _Decided:
+    line: int
+    event_id: str
+    event_type: str
+    tenant_id: str
+    selected: str | None
+
+
+def _decide_line(library: Any, event: dict[str, Any]) -> tuple[Any, Any]:
+    from powerx_agent.ingest.envelope import parse_event
+    from powerx_agent.matcher import evaluation_doc
+
+    incoming = parse_event(event)
+    env = incoming.envelope
+    doc = evaluation_doc(env.model_dump(mode="json", exclude_none=True), incoming.event_type)
+    bus_event = {"source": incoming.source, "detail-type": incoming.event_type, "detail": event["detail"]}
+    decision, selected = library.index.decide(event_type=incoming.event_type, tenant_id=env.tenant_id,
+                                              event_id=env.event_id, doc=doc, bus_event=bus_event, explain_all=False)
+    return decision, selected
+
+
+@app.command("simulate")
+def simulate(events: Path = typer.Option(..., "--events", help="JSON Lines file, one EventBridge event a line"),
+             strategies: Path = StrategiesOpt,
+             baseline: Path | None = typer.Option(None, "--baseline", help="library to compare with (backtest)"),
+             fmt: str = FormatOpt) -> None:
+    """Hit rate, matches per strategy, unmatched events; with --baseline, every differing decision."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from powerx_agent.errors import AgentError
+
+    _check_format(fmt)
+    if not events.is_file():
+        raise typer.BadParameter(f"{events} does not exist", param_hint="--events")
+    library = _load_library(strategies)
+    base = _load_library(baseline) if baseline is not None else None
+    try:
+        lines = events.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise typer.BadParameter(f"{events} is not UTF-8", param_hint="--events") from None
+    decided: list[_Decided] = []
+    bad: list[dict[str, Any]] = []
+    differences: list[dict[str, Any]] = []
+    per_strategy: Counter[str] = Counter()
+    progress = Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=err, transient=True, disable=fmt == "json" or len(lines) < 200)
+    with progress:
+        task = progress.add_task("events", total=len(lines))
+        for number, raw in enumerate(lines, start=1):
+            progress.advance(task)
+            if not raw.strip():
+                continue
+            try:
+                event = json.loads(raw)
+                if not isinstance(event, dict):
+                    raise ValueError("not a JSON object")
+                decision, selected = _decide_line(library, event)
+            except (ValueError, AgentError, KeyError, TypeError) as exc:
+                bad.append({"line": number, "error": str(exc)[:300]})
+                continue
+            sid = selected.strategy.id if selected else None
+            decided.append(_Decided(number, decision.event_id, decision.event_type, decision.tenant_id, sid))
+            if selected is not None:
+                per_strategy[f"{sid}@v{selected.strategy.version}"] += 1
+            if base is not None:
+                base_decision, base_selected = _decide_line(base, event)
+                before = (base_selected.strategy.id, base_selected.strategy.version) if base_selected else None
+                after = (selected.strategy.id, selected.strategy.version) if selected else None
+                if before != after:
+                    differences.append({"line": number, "event_id": decision.event_id,
+                                        "event_type": decision.event_type, "tenant_id": decision.tenant_id,
+                                        "baseline": base_decision.selected, "candidate": decision.selected,
+                                        "baseline_reason": base_decision.reason(), "reason": decision.reason()})
+    matched = sum(1 for d in decided if d.selected)
+    unmatched = [{"line": d.line, "event_id": d.event_id, "event_type": d.event_type, "tenant_id": d.tenant_id}
+                 for d in decided if d.selected is None]
+    report: dict[str, Any] = {
+        "events": len(decided), "matched": matched, "hit_rate": round(matched / len(decided), 4) if decided else None,
+        "per_strategy": dict(sorted(per_strategy.items())), "unmatched": unmatched, "bad_lines": bad,
+        "library": library.revision}
+    if base is not None:
+        report["baseline"] = base.revision
+        report["differences"] = differences
+    if fmt == "json":
+        sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
+    else:
+        rate = f"{report['hit_rate']:.1%}" if decided else "n/a"
+        console.print(f"[bold]{len(decided)}[/bold] events, {matched} matched, hit rate {rate}"
+                      f" ({library.revision})")
+        table = Table("strategy", "matches")
+        for name, count in report["per_strategy"].items():
+            table.add_row(name, str(count))
+        console.print(table)
+        for item in unmatched[:50]:
+            console.print(f"  unmatched line {item['line']}: {item['event_type']} {item['tenant_id']} "
+                          f"{item['event_id']}", highlight=False)
+        if len(unmatched) > 50:
+            console.print(f"  ... and {len(unmatched) - 50} more unmatched")
+        if base is not None:
+            console.print(f"[bold]{len(differences)}[/bold] decision(s) differ from the baseline ({base.revision})")
+            for item in differences:
+                before = item["baseline"] or {}
+                after = item["candidate"] or {}
+                console.print(f"  line {item['line']} {item['event_id']}: "
+                              f"{before.get('strategy_id', 'none')} v{before.get('version', '-')} -> "
+                              f"{after.get('strategy_id', 'none')} v{after.get('version', '-')}", highlight=False)
+        for item in bad:
+            err.print(f"[red]{events}:{item['line']}: {item['error']}[/red]", highlight=False)
+    raise typer.Exit(1 if bad else 0)

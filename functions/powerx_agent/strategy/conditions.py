@@ -101,6 +101,11 @@ def _type_key(value: Any) -> tuple[str, Any] | None:
     return None
 
 
+def type_key(value: Any) -> tuple[str, Any] | None:
+    """Public name of the strict-equality key (None for lists, objects and MISSING)."""
+    return _type_key(value)
+
+
 def _shown(actual: Any) -> Any:
     return MISSING_TEXT if actual is MISSING else actual
 
@@ -137,6 +142,22 @@ class Condition:
 
     def leaves(self) -> Iterator[Leaf]:
         raise NotImplementedError
+
+    def conjunct_leaves(self) -> Iterator[Leaf]:
+        """The leaves that must all hold for the condition to hold (AND-ed from the top), in
+        evaluation order. Used with :meth:`leading_leaf` by the matcher's index."""
+        return iter(())
+
+    def leading_leaf(self) -> Leaf | None:
+        """The leaf evaluated first when it is also a conjunct: if it fails, its failure is the
+        condition's failure (``evaluate`` reports the first failing conjunct)."""
+        return None
+
+    def index_keys(self) -> frozenset | None:
+        """For an ``equals`` (scalar) or ``in`` leaf on a simple path: the exact lookup keys (see
+        :func:`type_key`) such that the leaf holds ⇔ ``type_key(value) in keys``. None otherwise.
+        Unlike :meth:`equality_hints` this is exact (``1``, ``1.0`` and ``true`` stay apart)."""
+        return None
 
 
 class Leaf(Condition):
@@ -177,6 +198,30 @@ class Leaf(Condition):
 
     def leaves(self) -> Iterator[Leaf]:
         yield self
+
+    def conjunct_leaves(self) -> Iterator[Leaf]:
+        yield self
+
+    def leading_leaf(self) -> Leaf | None:
+        return self
+
+    def index_keys(self) -> frozenset | None:
+        if not self.path.is_simple:
+            return None
+        if self.op == "equals":
+            key = _type_key(self.expected)
+            return None if key is None else frozenset([key])
+        if self.op == "in":
+            return frozenset(_type_key(item) for item in self.expected)
+        return None
+
+    def holds_for(self, value: Any) -> bool:
+        """The operator's test on a value already looked up (``MISSING`` when absent)."""
+        return bool(self._test(value))
+
+    def failure_for(self, actual: Any) -> Failure:
+        """The failure :meth:`evaluate` reports for a value this leaf rejects."""
+        return Failure(self.path.expr, self.op, self.expected, _shown(actual))
 
     def __repr__(self) -> str:
         return f"Leaf({self.path.expr!r}, {self.op}={self.expected!r})"
@@ -219,6 +264,13 @@ class All(Condition):
         for child in self.children:
             yield from child.leaves()
 
+    def conjunct_leaves(self) -> Iterator[Leaf]:
+        for child in self.children:
+            yield from child.conjunct_leaves()
+
+    def leading_leaf(self) -> Leaf | None:
+        return self.children[0].leading_leaf()
+
 
 class Any_(Condition):
     __slots__ = ("children",)
@@ -258,6 +310,13 @@ class Any_(Condition):
     def leaves(self) -> Iterator[Leaf]:
         for child in self.children:
             yield from child.leaves()
+
+    def conjunct_leaves(self) -> Iterator[Leaf]:
+        if len(self.children) == 1:
+            yield from self.children[0].conjunct_leaves()
+
+    def leading_leaf(self) -> Leaf | None:
+        return self.children[0].leading_leaf() if len(self.children) == 1 else None
 
 
 class Not(Condition):

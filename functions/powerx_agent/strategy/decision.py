@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,14 +34,41 @@ class Candidate:
                 "matched": self.matched, "failed": self.failed.to_dict() if self.failed else None}
 
 
-@dataclass(frozen=True)
 class Decision:
-    event_id: str
-    tenant_id: str
-    event_type: str
-    library_revision: str
-    selected: dict[str, Any] | None
-    candidates: tuple[Candidate, ...]
+    """One decision. ``candidates`` is either given, or produced on first access by ``resolve``: the
+    indexed matcher selects without explaining every candidate and explains them when the record is
+    read (the record is the same either way; see :mod:`powerx_agent.strategy.index`)."""
+
+    __slots__ = ("event_id", "tenant_id", "event_type", "library_revision", "selected", "_candidates", "_resolve")
+
+    def __init__(self, *, event_id: str, tenant_id: str, event_type: str, library_revision: str,
+                 selected: dict[str, Any] | None, candidates: tuple[Candidate, ...] | None = None,
+                 resolve: Callable[[], tuple[Candidate, ...]] | None = None) -> None:
+        if (candidates is None) == (resolve is None):
+            raise ValueError("give either candidates or resolve")
+        self.event_id = event_id
+        self.tenant_id = tenant_id
+        self.event_type = event_type
+        self.library_revision = library_revision
+        self.selected = selected
+        self._candidates = candidates
+        self._resolve = resolve
+
+    @property
+    def candidates(self) -> tuple[Candidate, ...]:
+        if self._candidates is None:
+            assert self._resolve is not None
+            self._candidates = tuple(self._resolve())
+            self._resolve = None
+        return self._candidates
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Decision) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Decision({self.to_dict()!r})"
 
     @property
     def matched(self) -> bool:

@@ -1,17 +1,39 @@
-"""The matcher's index: strategies by event type, selection by weight, explainable decisions.
+"""The matcher's index: strategies by event type and tenant, then by the value of an equality
+condition; selection by weight; explainable decisions.
 
-Built once per library revision. Looking up an event costs a dict access for its type plus the
-evaluation of that type's candidates (those that apply to the tenant); strategies for other event
-types are never touched, so the cost does not grow with the size of the library.
+Built once per library revision. Looking up an event costs:
+
+1. a dict access for its (event type, tenant) view (built on first use, then cached);
+2. for each *key path* of that view, one path lookup in the event and one dict access: the
+   strategies whose equality (``equals`` a scalar / ``in``) conjunct on that path cannot hold are
+   pruned without being evaluated;
+3. the evaluation, in selection order (highest weight, then lowest id), of the strategies that
+   survive, until the first match: that is the selection.
+
+So the cost per event depends on the strategies that can match it, not on the size of the library.
+
+The decision record stays complete and identical to a full evaluation of every candidate: it
+lists every candidate in selection order, and is produced when it is first read
+(:class:`~powerx_agent.strategy.decision.Decision`). A pruned strategy whose key is its *leading*
+conjunct (the condition evaluated first; ``evaluate`` reports the first failing conjunct) is
+explained from the key alone (path, operator, expected, actual) without evaluating it; any other
+candidate that was not evaluated on the hot path is evaluated then. ``tests/unit/
+test_strategy_index.py`` checks the records against a linear scan with hypothesis.
 """
 
 from __future__ import annotations
 
+import bisect
+import heapq
+import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from powerx_agent.strategy.conditions import All, Leaf, is_number, type_key
 from powerx_agent.strategy.decision import Candidate, Decision, FailedCondition
+from powerx_agent.strategy.paths import MISSING
 
 if TYPE_CHECKING:
     from powerx_agent.strategy.loader import CompiledStrategy
@@ -22,6 +44,140 @@ class _Entry:
     compiled: CompiledStrategy
     wildcard_tenant: bool
     tenants: frozenset[str]
+    key_leaf: Leaf | None      # the equality conjunct the index uses, if any
+    key_leading: bool          # True when key_leaf is the leading conjunct (explains a prune alone)
+    keys: frozenset            # type_key values under which key_leaf holds
+    holds: Callable[[dict, dict], bool]  # the hot-path test, given that key_leaf holds
+    range_leaf: Leaf | None    # when ``holds`` is exactly one numeric comparison on a simple path
+
+
+NUMERIC_OPS = ("gt", "gte", "lt", "lte")
+
+
+def _range_leaf(compiled: CompiledStrategy, key_leaf: Leaf | None) -> Leaf | None:
+    condition = compiled.condition
+    if (compiled.pattern is not None or key_leaf is None or not isinstance(condition, All)
+            or len(condition.children) != 2 or condition.children[0] is not key_leaf):
+        return None
+    leaf = condition.children[1]
+    if (isinstance(leaf, Leaf) and leaf.op in NUMERIC_OPS and leaf.path.is_simple
+            and math.isfinite(leaf.expected)):
+        return leaf
+    return None
+
+
+@dataclass(frozen=True)
+class _RangePlan:
+    """For a bucket whose strategies each test one numeric comparison on the same path: the first
+    passing position for every region of the number line between (and at) their bounds."""
+
+    leaf: Leaf                  # any of the bucket's leaves (for .path.get)
+    bounds: tuple[float, ...]   # sorted distinct bounds
+    first: tuple[int, ...]      # 2 * len(bounds) + 1 regions → first passing position or -1
+
+    def select(self, value: Any) -> int:
+        if type(value) not in (int, float) and not is_number(value):  # the common types first, then subclasses
+            return -1
+        i = bisect.bisect_left(self.bounds, value)
+        return self.first[2 * i + 1 if i < len(self.bounds) and self.bounds[i] == value else 2 * i]
+
+
+def _range_plan(entries: tuple[_Entry, ...], positions: tuple[int, ...]) -> _RangePlan | None:
+    leaves = [entries[pos].range_leaf for pos in positions]
+    if any(leaf is None for leaf in leaves) or len({leaf.path.expr for leaf in leaves}) != 1:  # type: ignore[union-attr]
+        return None
+    bounds = tuple(sorted({leaf.expected for leaf in leaves}))  # type: ignore[union-attr]
+    probes: list[float] = [bounds[0] - 1]
+    for i, bound in enumerate(bounds):
+        probes.append(bound)
+        probes.append((bound + bounds[i + 1]) / 2 if i + 1 < len(bounds) else bound + 1)
+    first = tuple(next((pos for pos, leaf in zip(positions, leaves, strict=True)
+                        if leaf.holds_for(probe)), -1)  # type: ignore[union-attr]
+                  for probe in probes)
+    return _RangePlan(leaves[0], bounds, first)  # type: ignore[arg-type]
+
+
+def _always(doc: dict, bus_event: dict) -> bool:
+    return True
+
+
+def _hot_test(compiled: CompiledStrategy, key_leaf: Leaf | None) -> Callable[[dict, dict], bool]:
+    """A boolean test for the hot path. The record is explained later by :func:`evaluate`; a
+    strategy reached through the index already has its key conjunct holding, so when that key is
+    the first child of a top-level ``all`` only the other children are tested."""
+    if compiled.pattern is not None:
+        pattern = compiled.pattern
+        return lambda doc, bus_event: pattern.matches(bus_event)
+    condition = compiled.condition
+    if condition is None:
+        return _always
+    if key_leaf is not None and isinstance(condition, All) and condition.children[0] is key_leaf:
+        rest = condition.children[1:]
+        if not rest:
+            return _always
+        if len(rest) == 1:
+            only = rest[0].matches
+            return lambda doc, bus_event: only(doc)
+        tests = tuple(child.matches for child in rest)
+        return lambda doc, bus_event: all(test(doc) for test in tests)
+    if key_leaf is not None and condition is key_leaf:
+        return _always
+    matches = condition.matches
+    return lambda doc, bus_event: matches(doc)
+
+
+def _key_for(compiled: CompiledStrategy) -> tuple[Leaf | None, bool, frozenset]:
+    if compiled.pattern is not None or compiled.condition is None:
+        return None, False, frozenset()
+    condition = compiled.condition
+    leading = condition.leading_leaf()
+    if leading is not None:
+        keys = leading.index_keys()
+        if keys is not None:
+            return leading, True, keys
+    for leaf in condition.conjunct_leaves():
+        keys = leaf.index_keys()
+        if keys is not None:
+            return leaf, False, keys
+    return None, False, frozenset()
+
+
+@dataclass(frozen=True)
+class _Group:
+    leaf: Leaf                               # one of the leaves on this path (for .path.get)
+    table: dict[Any, tuple[int, ...]]        # type_key → positions (sorted)
+    plans: dict[Any, _RangePlan]             # type_key → range plan, for buckets that have one
+
+
+@dataclass(frozen=True)
+class _View:
+    entries: tuple[_Entry, ...]              # selection order
+    always: tuple[int, ...]                  # positions never pruned (sorted)
+    groups: tuple[_Group, ...]
+    group_of: tuple[int, ...]                # position → group number, -1 for "always"
+    single: bool = False                     # one group and no "always": range plans apply
+
+
+def _build_view(entries: tuple[_Entry, ...]) -> _View:
+    by_path: dict[str, list[int]] = defaultdict(list)
+    always: list[int] = []
+    group_of = [-1] * len(entries)
+    for pos, entry in enumerate(entries):
+        if entry.key_leaf is None:
+            always.append(pos)
+        else:
+            by_path[entry.key_leaf.path.expr].append(pos)
+    groups = []
+    for number, positions in enumerate(by_path.values()):
+        table: dict[Any, list[int]] = defaultdict(list)
+        for pos in positions:
+            group_of[pos] = number
+            for key in entries[pos].keys:
+                table[key].append(pos)
+        frozen = {k: tuple(v) for k, v in table.items()}
+        plans = {k: plan for k, v in frozen.items() if len(v) > 1 and (plan := _range_plan(entries, v)) is not None}
+        groups.append(_Group(entries[positions[0]].key_leaf, frozen, plans))
+    return _View(entries, tuple(always), tuple(groups), tuple(group_of), len(groups) == 1 and not always)
 
 
 class StrategyIndex:
@@ -34,38 +190,87 @@ class StrategyIndex:
             strategy = compiled.strategy
             if strategy.status == "retired" or (only_approved and strategy.status != "approved"):
                 continue
-            entry = _Entry(compiled, "*" in strategy.tenants, frozenset(strategy.tenants))
+            key_leaf, leading, keys = _key_for(compiled)
+            entry = _Entry(compiled, "*" in strategy.tenants, frozenset(strategy.tenants), key_leaf, leading, keys,
+                           _hot_test(compiled, key_leaf), _range_leaf(compiled, key_leaf))
             for event_type in strategy.on.event:
                 by_type[event_type].append(entry)
         # highest weight first, then lowest id: the first match in this order is the selection
         self._by_type = {t: tuple(sorted(es, key=lambda e: (-e.compiled.strategy.weight, e.compiled.strategy.id)))
                          for t, es in by_type.items()}
+        self._views: dict[tuple[str, str], _View] = {}
         self.size = len(strategies)
 
+    def _view(self, event_type: str, tenant_id: str) -> _View:
+        view = self._views.get((event_type, tenant_id))
+        if view is None:
+            entries = tuple(e for e in self._by_type.get(event_type, ())
+                            if e.wildcard_tenant or tenant_id in e.tenants)
+            view = _build_view(entries)
+            if len(self._views) < 100_000:  # bounded: (event type, tenant) pairs actually seen
+                self._views[(event_type, tenant_id)] = view
+        return view
+
     def candidates(self, event_type: str, tenant_id: str) -> list[CompiledStrategy]:
-        return [e.compiled for e in self._by_type.get(event_type, ())
-                if e.wildcard_tenant or tenant_id in e.tenants]
+        return [e.compiled for e in self._view(event_type, tenant_id).entries]
 
     def decide(self, *, event_type: str, tenant_id: str, event_id: str, doc: dict[str, Any],
                bus_event: dict[str, Any], explain_all: bool = True) -> tuple[Decision, CompiledStrategy | None]:
-        """Evaluate the candidates in selection order; with ``explain_all`` every candidate is evaluated
-        so the decision record says why each one did or did not match."""
-        candidates: list[Candidate] = []
-        selected: CompiledStrategy | None = None
-        for compiled in self.candidates(event_type, tenant_id):
-            strategy = compiled.strategy
-            if selected is not None and not explain_all:
-                break
-            failure = evaluate(compiled, doc, bus_event)
-            candidates.append(Candidate(strategy.id, strategy.version, strategy.weight, failure is None, failure))
-            if failure is None and selected is None:
-                selected = compiled
+        """Select the first matching candidate in selection order. With ``explain_all`` the record
+        lists every candidate with why it did or did not match; without it, the candidates up to and
+        including the selected one (all of them when nothing matched)."""
+        view = self._view(event_type, tenant_id)
+        entries = view.entries
+        actuals: list[Any] = []
+        live: list[tuple[int, ...]] = [view.always] if view.always else []
+        plan: _RangePlan | None = None
+        for group in view.groups:
+            actual = group.leaf.path.get(doc)
+            actuals.append(actual)
+            if actual is MISSING:
+                continue
+            key = type_key(actual)
+            hit = group.table.get(key)
+            if hit:
+                live.append(hit)
+                if view.single:
+                    plan = group.plans.get(key)
+        selected_pos = -1
+        if plan is not None:  # one bucket of "key and one numeric comparison" strategies: a bisection
+            selected_pos = plan.select(plan.leaf.path.get(doc))
+        else:
+            ordered = live[0] if len(live) == 1 else heapq.merge(*live)
+            for pos in ordered:
+                if entries[pos].holds(doc, bus_event):
+                    selected_pos = pos
+                    break
+        selected = entries[selected_pos].compiled if selected_pos >= 0 else None
+        shown = len(entries) if explain_all or selected_pos < 0 else selected_pos + 1
+
+        def resolve() -> tuple[Candidate, ...]:
+            out = []
+            for pos in range(shown):
+                entry = entries[pos]
+                group = view.group_of[pos]
+                actual = actuals[group] if group >= 0 else MISSING
+                pruned = group >= 0 and (actual is MISSING or type_key(actual) not in entry.keys)
+                if pruned and entry.key_leading:  # explained by its key alone, never evaluated
+                    assert entry.key_leaf is not None
+                    found = entry.key_leaf.failure_for(actual)
+                    failure: FailedCondition | None = FailedCondition(found.path, found.op, found.expected,
+                                                                      found.actual)
+                else:
+                    failure = evaluate(entry.compiled, doc, bus_event)
+                strategy = entry.compiled.strategy
+                out.append(Candidate(strategy.id, strategy.version, strategy.weight, failure is None, failure))
+            return tuple(out)
+
         decision = Decision(
             event_id=event_id, tenant_id=tenant_id, event_type=event_type, library_revision=self.revision,
             selected=None if selected is None else {
                 "strategy_id": selected.strategy.id, "version": selected.strategy.version,
                 "weight": selected.strategy.weight},
-            candidates=tuple(candidates),
+            resolve=resolve,
         )
         return decision, selected
 

@@ -254,6 +254,27 @@ def _flow_findings(out: _Collector, strategy: Strategy) -> None:
             severity = "error"
         out.at(path, getattr(problem, "code", "taskflow.invalid"),
                getattr(problem, "message", str(problem)), severity)
+        if severity == "error":
+            return
+    _compile_findings(out, strategy)
+
+
+def _compile_findings(out: _Collector, strategy: Strategy) -> None:
+    """Compile the flow once: limits (definition size, history events, Express duration, ...) that
+    only the compiler can check become lint errors here, never failures in the matcher."""
+    from powerx_agent import spec
+    from powerx_agent.errors import TaskflowError
+    from powerx_agent.taskflow.asl import FunctionArns, compile_flow
+
+    arns = FunctionArns(**{key: f"arn:aws:lambda:us-east-1:000000000000:function:{spec.FUNCTIONS_BY_KEY[fn].name}"
+                           for key, fn in (("plugin", "node_plugin"), ("notify", "node_notify"),
+                                           ("review", "node_review"), ("workflow", "workflow"))})
+    try:
+        compile_flow(strategy, arns)
+    except TaskflowError as exc:
+        where = tuple(int(p) if p.isdigit() else p for p in (exc.where or "flow").replace("[", ".").replace("]", "")
+                      .split(".") if p)
+        out.at(where if where and where[0] == "flow" else ("flow",), exc.code, exc.message, "error")
 
 
 # --- pydantic errors → findings ------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from powerx_agent.errors import TaskflowError
 from powerx_agent.strategy.dsl import NodeSpec, Strategy
 from powerx_agent.taskflow import limits
-from powerx_agent.taskflow.builder import Dag, Leaf, Seq, SpTree, build_dag, series_parallel, tree_nodes
+from powerx_agent.taskflow.builder import Dag, Leaf, Seq, SpTree, build_dag, series_parallel
 
 __all__ = [
     "COMPLETE",
@@ -93,6 +93,8 @@ class CompiledFlow:
     history_events: int = 0
     state_count: int = 0
     definition_bytes: int = 0
+    strategy_id: str = ""
+    strategy_version: int = 0
 
 
 def when_key(node_id: str) -> str:
@@ -271,6 +273,19 @@ class _Emitter:
         self.dag = dag
         self.arns = arns
         self.names: set[str] = {ESCALATE, ESCALATED, ESCALATION_FAILED, COMPLETE}
+        self._ids: dict[int, list[str]] = {}  # id(tree) -> its node ids (trees live for one compile)
+
+    def _tree_nodes(self, tree: SpTree) -> list[str]:
+        """``tree_nodes`` memoised per subtree: emission asks for them at every level."""
+        found = self._ids.get(id(tree))
+        if found is None:
+            if isinstance(tree, Leaf):
+                found = [tree.node]
+            else:
+                parts = tree.parts if isinstance(tree, Seq) else tree.branches
+                found = [n for part in parts for n in self._tree_nodes(part)]
+            self._ids[id(tree)] = found
+        return found
 
     def _unique(self, name: str) -> str:
         base = name if len(name) <= limits.MAX_STATE_NAME else name[: limits.MAX_STATE_NAME - 3] + "..."
@@ -283,7 +298,7 @@ class _Emitter:
         return candidate
 
     def _label(self, tree: SpTree) -> str:
-        ids = tree_nodes(tree)
+        ids = self._tree_nodes(tree)
         return ids[0] if len(ids) == 1 else f"{ids[0]}..{ids[-1]}"
 
     def emit(self, tree: SpTree, nxt: str | None, states: dict[str, Any], top: bool) -> str:
@@ -315,7 +330,7 @@ class _Emitter:
             sub: dict[str, Any] = {}
             start = self.emit(branch, None, sub, top=False)
             branches.append({"StartAt": start, "States": sub})
-        inside = set(tree_nodes(tree))
+        inside = set(self._tree_nodes(tree))
         before = sorted({d for n in inside for d in self.dag.deps[n] if d not in inside})
         state: dict[str, Any] = {
             "Type": "Parallel",
@@ -454,4 +469,6 @@ def compile_flow(strategy: Strategy, arns: FunctionArns) -> CompiledFlow:
         history_events=events,
         state_count=state_count,
         definition_bytes=size,
+        strategy_id=strategy.id,
+        strategy_version=strategy.version,
     )

@@ -67,8 +67,9 @@ def _walk(states: dict[str, Any], after: str, cluster: str | None, graph: StateG
         follow = state.get("Next", after if state.get("End") or kind in ("Succeed",) else None)
         if kind == "Choice":
             for rule in state.get("Choices", ()):
-                cond = next((f"{k}={json.dumps(v)}" for k, v in rule.items()
-                             if k not in ("Variable", "Next")), "")
+                var = str(rule.get("Variable", "")).rsplit(".", 1)[-1]
+                cond = next((f"{var} = {json.dumps(v)}" if var else f"{k} = {json.dumps(v)}"
+                             for k, v in rule.items() if k not in ("Variable", "Next")), "")
                 graph.edges.append((name, rule["Next"], "choice", cond))
             if "Default" in state:
                 graph.edges.append((name, state["Default"], "choice", "default"))
@@ -172,28 +173,38 @@ def to_svg(compiled: CompiledFlow | dict[str, Any], status: dict[str, str] | Non
         v.view = _VertexView(width, 28.0)
         gv[vid] = v
     ge: list[tuple[Edge, str, str]] = []
+    catches: list[tuple[str, str]] = []
     seen: set[tuple[str, str]] = set()
     for src, dst, style, label in graph.edges:
         if (src, dst) in seen or src == dst:
             continue
         seen.add((src, dst))
+        if style == "catch":  # drawn straight, outside the layout: the flow keeps its shape
+            catches.append((src, dst))
+            continue
         e = Edge(gv[src], gv[dst])
         e.view = _EdgeView()
         ge.append((e, style, label))
     g = Graph(list(gv.values()), [e for e, _, _ in ge])
     offset = 0.0
-    for component in g.C:
+    main_height = 0.0
+    for component in sorted(g.C, key=lambda c: not any(v.data == START for v in c.sV)):
         layout = SugiyamaLayout(component)
         roots = [v for v in component.sV if v.data == START] or None
         layout.init_all(roots=roots)
         layout.draw()
         xs = [v.view.xy[0] - v.view.w / 2 for v in component.sV]
-        shift = offset - min(xs)
+        ys = [v.view.xy[1] for v in component.sV]
+        shift = offset - min(xs) + (40.0 if offset else 0.0)
+        # the failure path (Escalate ...) sits beside the flow, level with its lower half
+        lift = 0.0 if not main_height else max(0.0, main_height * 0.55 - min(ys))
         for v in component.sV:
-            v.view.xy = (v.view.xy[0] + shift, v.view.xy[1])
+            v.view.xy = (v.view.xy[0] + shift, v.view.xy[1] + lift)
         for e in component.sE:
-            e.view.points = [(x + shift, y) for x, y in e.view.points]
+            e.view.points = [(x + shift, y + lift) for x, y in e.view.points]
         offset = max(v.view.xy[0] + v.view.w / 2 for v in component.sV) + 40.0
+        if not main_height:
+            main_height = max(ys) - min(ys)
 
     # cluster frames: bounding boxes of member states (nested frames get more padding)
     def cluster_members(cid: str) -> list[str]:
@@ -221,12 +232,18 @@ def to_svg(compiled: CompiledFlow | dict[str, Any], status: dict[str, str] | Non
         x1 = max(gv[v].view.xy[0] + gv[v].view.w / 2 for v in vids) + pad
         y0 = min(gv[v].view.xy[1] - gv[v].view.h / 2 for v in vids) - pad - 12.0
         y1 = max(gv[v].view.xy[1] + gv[v].view.h / 2 for v in vids) + pad
-        frames.append((depth(cid), x0, y0, x1, y1, f"{info['parallel']} / {info['label']}"))
+        frames.append((depth(cid), x0, y0, x1, y1, info["label"]))
 
     xs = [gv[v].view.xy[0] - gv[v].view.w / 2 for v in gv] + [f[1] for f in frames]
     ys = [gv[v].view.xy[1] - gv[v].view.h / 2 for v in gv] + [f[2] for f in frames]
     xe = [gv[v].view.xy[0] + gv[v].view.w / 2 for v in gv] + [f[3] for f in frames]
     ye = [gv[v].view.xy[1] + gv[v].view.h / 2 for v in gv] + [f[4] for f in frames]
+    for e, _, _ in ge:
+        for x, y in e.view.points:
+            xs.append(x)
+            xe.append(x)
+            ys.append(y)
+            ye.append(y)
     margin = 20.0
     min_x, min_y = min(xs) - margin, min(ys) - margin
     width, height = max(xe) - min_x + margin, max(ye) - min_y + margin
@@ -245,15 +262,27 @@ def to_svg(compiled: CompiledFlow | dict[str, Any], status: dict[str, str] | Non
                    f'width="{x1 - x0:.1f}" height="{y1 - y0:.1f}" rx="6" fill="none" stroke="#999" '
                    f'stroke-dasharray="4 3"/><text x="{x0 - min_x + 6:.1f}" y="{y0 - min_y + 12:.1f}" '
                    f'fill="#666" font-size="9">{escape(label)}</text></g>')
+    for src, dst in catches:
+        a, b = gv[src].view, gv[dst].view
+        start = _clip(a.xy, b.xy, a.w, a.h)
+        end = _clip(b.xy, a.xy, b.w, b.h)
+        out.append(f'<polyline class="edge catch" points="{p(*start)} {p(*end)}" fill="none" stroke="#c0392b" '
+                   f'stroke-opacity="0.55" stroke-dasharray="5 3" marker-end="url(#arrow)"/>')
     for e, style, label in ge:
-        pts = e.view.points or [gv[e.v[0].data].view.xy, gv[e.v[1].data].view.xy]
-        dash = ' stroke-dasharray="5 3"' if style == "catch" else ""
-        colour = "#c0392b" if style == "catch" else "#555"
+        a, b = gv[e.v[0].data].view, gv[e.v[1].data].view
+        pts = list(e.view.points) or [a.xy, b.xy]
+        if len(pts) < 2:
+            pts = [a.xy, b.xy]
+        pts[0] = _clip(a.xy, pts[1], a.w, a.h)
+        pts[-1] = _clip(b.xy, pts[-2], b.w, b.h)
         out.append(f'<polyline class="edge {style}" points="{" ".join(p(x, y) for x, y in pts)}" fill="none" '
-                   f'stroke="{colour}"{dash} marker-end="url(#arrow)"/>')
+                   f'stroke="#555" marker-end="url(#arrow)"/>')
         if label and style == "choice":
-            (ax, ay), (bx, by) = pts[0], pts[min(1, len(pts) - 1)]
-            out.append(f'<text x="{(ax + bx) / 2 - min_x + 4:.1f}" y="{(ay + by) / 2 - min_y:.1f}" '
+            (ax, ay), (bx, by) = pts[-2], pts[-1]
+            lx, ly = ax + (bx - ax) * 0.6, ay + (by - ay) * 0.6
+            anchor = "end" if bx < ax else "start"
+            dx = -4 if bx < ax else 4
+            out.append(f'<text x="{lx - min_x + dx:.1f}" y="{ly - min_y:.1f}" text-anchor="{anchor}" '
                        f'fill="#555" font-size="9">{escape(label)}</text>')
     for vid, v in gv.items():
         info = graph.vertices[vid]
@@ -271,6 +300,17 @@ def to_svg(compiled: CompiledFlow | dict[str, Any], status: dict[str, str] | Non
                    f"{escape(info['label'])}</text></g>")
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+def _clip(centre: tuple[float, float], toward: tuple[float, float], w: float, h: float) -> tuple[float, float]:
+    """Where the segment from a box's centre toward a point leaves the box (w × h)."""
+    (cx, cy), (tx, ty) = centre, toward
+    dx, dy = tx - cx, ty - cy
+    if dx == 0 and dy == 0:
+        return centre
+    scale = min(w / 2 / abs(dx) if dx else float("inf"), h / 2 / abs(dy) if dy else float("inf"))
+    scale = min(scale, 1.0)
+    return cx + dx * scale, cy + dy * scale
 
 
 def _attr(value: str) -> str:

@@ -1,0 +1,349 @@
+"""Publishing, approving and rolling back strategy versions, with their audit records, and the
+Step Functions version/alias bookkeeping per strategy (DESIGN.md §4, §5; docs/strategies.md).
+
+Used by the CLI (``powerx-agent strategy publish|approve|rollback|diff|list --published``) and by
+the matcher (:func:`ensure_state_machine`). Every function takes ``deps`` (a
+:class:`powerx_agent.deps.Deps`): the store is ``deps.strategies``, the audit trail
+``deps.audit`` (chain ``STRAT#<strategy id>``, kinds ``strategy.published``,
+``strategy.approved``, ``strategy.rolled_back``).
+
+State machines, versions and aliases
+------------------------------------
+Each strategy version compiles to a deterministic definition whose hash names its state machine
+(``agent-<strategy>-v<version>-<hash8>``). That machine is created once with ``publish=True``
+(version 1, described ``<id> v<version> <hash8>``) and never updated, so its unqualified ARN and
+its version 1 always run the same definition; executions start on it.
+
+Step Functions aliases route only to versions *of their own state machine*, so the alias per
+strategy lives on one more machine per strategy, named ``<prefix><strategy-id>``: every strategy
+version the matcher runs is published as a version of it (``update_state_machine(publish=True)``)
+and its alias ``live`` is pointed at that version. ``rollback`` points ``live`` back at the older
+strategy version's state-machine version when that one exists. The machine's tags map strategy
+versions to its versions (``powerx:v<N>`` → version ARN), because ListStateMachineVersions is not
+available on the embedded runtime.
+
+Locally (moto 5.2.5) StartExecution fails on a version ARN (a 500) and on an alias ARN
+(StateMachineDoesNotExist), so executions start on the unqualified ARN of the immutable,
+hash-named machine, which is the same definition as its version 1.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from powerx_agent import spec
+from powerx_agent.adapters.aws import error_code
+from powerx_agent.audit.records import AuditEntry
+from powerx_agent.errors import AgentError
+
+ALIAS_NAME = "live"
+VERSION_TAG = "powerx:v"
+
+
+def chain(strategy_id: str) -> str:
+    return f"STRAT#{strategy_id}"
+
+
+# -- publish / approve / rollback ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Published:
+    strategy_id: str
+    version: int
+    source: str
+    sha256: str
+    already: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"strategy_id": self.strategy_id, "version": self.version, "source": self.source,
+                "sha256": self.sha256, "already_published": self.already}
+
+
+def strategy_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    if path.is_file():
+        return [path]
+    raise AgentError(f"{path} is neither a strategy file nor a directory", code="strategy.not_found")
+
+
+def publish(deps: Any, path: Path, author: str) -> list[Published]:
+    """Upload every strategy under ``path`` as a draft (approval PENDING). All files must load
+    without errors first: nothing is published from a library that does not lint clean."""
+    from powerx_agent.strategy.loader import load_strategy_text
+
+    if not author.strip():
+        raise AgentError("publish needs an author", code="strategy.no_author")
+    loaded: list[tuple[Path, str, Any]] = []
+    problems: list[str] = []
+    for file in strategy_files(path):
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            problems.append(f"{file}: not UTF-8")
+            continue
+        compiled, findings = load_strategy_text(text, str(file))
+        errors = [f for f in findings if f.severity == "error"]
+        if errors or compiled is None:
+            problems += [str(f) for f in errors] or [f"{file}: not a strategy"]
+            continue
+        loaded.append((file, text, compiled))
+    if problems:
+        raise AgentError("not published, fix these first: " + "; ".join(problems[:10]), code="strategy.invalid",
+                         details={"problems": problems})
+    results = []
+    for file, text, compiled in loaded:
+        strategy = compiled.strategy
+        before = deps.strategies.version(strategy.id, strategy.version)
+        item = deps.strategies.publish(strategy.id, strategy.version, text, author)
+        already = before is not None
+        if not already:
+            deps.audit.append(AuditEntry("strategy.published", chain(strategy.id), strategy_id=strategy.id,
+                                         status="PENDING", data={"version": strategy.version, "author": author,
+                                                                 "sha256": item["sha256"], "source": file.name}))
+        results.append(Published(strategy.id, strategy.version, str(file), item["sha256"], already))
+    return results
+
+
+def approve(deps: Any, strategy_id: str, version: int, approver: str, reason: str,
+            require_other_approver: bool | None = None) -> dict[str, Any]:
+    """Approve a published version and make it the active one (the matcher picks it up within
+    ``LIBRARY_REFRESH_SECONDS``). With ``REQUIRE_OTHER_APPROVER`` the author cannot approve."""
+    if not approver.strip() or not reason.strip():
+        raise AgentError("approve needs an approver and a reason", code="strategy.approval_incomplete")
+    item = deps.strategies.version(strategy_id, version)
+    if item is None:
+        raise AgentError(f"{strategy_id} v{version} is not published", code="strategy.not_found")
+    _check_loads(strategy_id, version, item["yaml"])
+    required = deps.settings.require_other_approver if require_other_approver is None else require_other_approver
+    result = deps.strategies.approve(strategy_id, version, approver, reason, require_other_approver=required)
+    alias = point_alias(deps, strategy_id, version)
+    deps.audit.append(AuditEntry("strategy.approved", chain(strategy_id), strategy_id=strategy_id, status="ACTIVE",
+                                 data={"version": version, "approver": approver, "reason": reason,
+                                       "author": item.get("author"), "previous": result.get("previous"),
+                                       "revision": result.get("revision"), "alias": alias}))
+    return {**result, "alias": alias}
+
+
+def rollback(deps: Any, strategy_id: str, actor: str, to_version: int | None = None) -> dict[str, Any]:
+    """Move the active pointer back to the previous approved version (or ``to_version``) and point
+    the strategy's state-machine alias back when that version's state machine exists."""
+    result = deps.strategies.rollback(strategy_id, actor, to_version)
+    alias = point_alias(deps, strategy_id, int(result["version"]))
+    deps.audit.append(AuditEntry("strategy.rolled_back", chain(strategy_id), strategy_id=strategy_id,
+                                 status="ACTIVE", data={"version": result["version"], "from": result.get("previous"),
+                                                        "actor": actor, "revision": result.get("revision"),
+                                                        "alias": alias}))
+    return {**result, "alias": alias}
+
+
+def _check_loads(strategy_id: str, version: int, text: str) -> None:
+    from powerx_agent.strategy.loader import load_strategy_text
+
+    compiled, findings = load_strategy_text(text, f"{strategy_id}@v{version}")
+    errors = [str(f) for f in findings if f.severity == "error"]
+    if errors or compiled is None:
+        raise AgentError(f"{strategy_id} v{version} does not load: {'; '.join(errors[:5])}",
+                         code="strategy.invalid")
+    if compiled.strategy.id != strategy_id or compiled.strategy.version != version:
+        raise AgentError(f"{strategy_id} v{version} holds {compiled.strategy.id} v{compiled.strategy.version}",
+                         code="strategy.invalid")
+
+
+def diff(deps: Any, strategy_id: str, from_version: int, to_version: int) -> str:
+    """Unified diff of the YAML of two published versions."""
+    texts = []
+    for version in (from_version, to_version):
+        item = deps.strategies.version(strategy_id, version)
+        if item is None:
+            raise AgentError(f"{strategy_id} v{version} is not published", code="strategy.not_found")
+        texts.append(item["yaml"])
+    return "".join(difflib.unified_diff(
+        texts[0].splitlines(keepends=True), texts[1].splitlines(keepends=True),
+        fromfile=f"{strategy_id}@v{from_version}", tofile=f"{strategy_id}@v{to_version}"))
+
+
+def published(deps: Any, strategy_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """Published versions and the active pointer of each strategy in the library revision (plus
+    ``strategy_ids``, e.g. drafts never approved)."""
+    revision = deps.strategies.revision()
+    ids = sorted(set(revision.get("active", {})) | set(strategy_ids or []))
+    rows = []
+    for strategy_id in ids:
+        active = deps.strategies.active(strategy_id)
+        for item in sorted(deps.strategies.versions(strategy_id), key=lambda i: int(i["version"])):
+            rows.append({"strategy_id": strategy_id, "version": int(item["version"]),
+                         "active": bool(active and int(active["version"]) == int(item["version"])),
+                         "approval": item.get("approval"), "author": item.get("author"),
+                         "approved_by": item.get("approved_by"), "approval_reason": item.get("approval_reason"),
+                         "published_at": item.get("published_at"), "sha256": item.get("sha256"),
+                         "library_revision": revision.get("revision")})
+    return rows
+
+
+# -- state machines: versions and the alias per strategy ----------------------------------------
+
+
+def _names(deps: Any, strategy_id: str) -> tuple[str, str]:
+    settings = deps.settings
+    account = settings.workflow_role_arn.split(":")[4]
+    name = f"{settings.state_machine_prefix}{strategy_id}"
+    return name, f"arn:aws:states:{settings.region}:{account}:stateMachine:{name}"
+
+
+def machine_name(deps: Any, flow: Any) -> str:
+    """The hash-named state machine of a compiled flow, with the deployment's prefix."""
+    return deps.settings.state_machine_prefix + flow.state_machine_name.removeprefix(spec.STATE_MACHINE_PREFIX)
+
+
+def ensure_state_machine(deps: Any, flow: Any) -> dict[str, Any]:
+    """Create the flow's immutable, hash-named state machine when missing (published as version 1)
+    and publish the flow as a version of the strategy's alias machine with ``live`` pointing at it.
+
+    Returns ``{"state_machine_arn", "state_machine_version_arn", "strategy_state_machine_arn",
+    "strategy_alias_arn", "strategy_state_machine_version_arn"}``; idempotent."""
+    settings = deps.settings
+    sfn = deps.client("stepfunctions")
+    account = settings.workflow_role_arn.split(":")[4]
+    name = machine_name(deps, flow)
+    arn = f"arn:aws:states:{settings.region}:{account}:stateMachine:{name}"
+    description = f"{flow.strategy_id} v{flow.strategy_version} {flow.hash8}"
+    version_arn = f"{arn}:1"
+    try:
+        sfn.describe_state_machine(stateMachineArn=arn)
+        try:
+            sfn.describe_state_machine(stateMachineArn=version_arn)
+        except Exception as exc:  # noqa: BLE001 - created before versions were published
+            if error_code(exc) != "StateMachineDoesNotExist":
+                raise
+            version_arn = sfn.update_state_machine(stateMachineArn=arn, definition=flow.definition_json,
+                                                   publish=True, versionDescription=description
+                                                   )["stateMachineVersionArn"]
+    except Exception as exc:  # noqa: BLE001
+        if error_code(exc) != "StateMachineDoesNotExist":
+            raise
+        try:
+            sfn.create_state_machine(
+                name=name, definition=flow.definition_json, roleArn=settings.workflow_role_arn, type=flow.type,
+                publish=True, versionDescription=description,
+                tags=[{"key": "powerx:definition-sha256", "value": flow.sha256},
+                      {"key": "powerx:strategy", "value": f"{flow.strategy_id}@v{flow.strategy_version}"}])
+        except Exception as create_exc:  # noqa: BLE001
+            if error_code(create_exc) not in ("StateMachineAlreadyExists",):
+                raise
+    out = {"state_machine_arn": arn, "state_machine_version_arn": version_arn}
+    if flow.strategy_id:
+        out.update(_publish_strategy_version(deps, sfn, flow, description))
+    return out
+
+
+def _publish_strategy_version(deps: Any, sfn: Any, flow: Any, description: str) -> dict[str, Any]:
+    name, arn = _names(deps, flow.strategy_id)
+    tag = f"{VERSION_TAG}{flow.strategy_version}"
+    tags = _tags(sfn, arn)
+    if tags is None:
+        try:
+            version_arn = sfn.create_state_machine(
+                name=name, definition=flow.definition_json, roleArn=deps.settings.workflow_role_arn,
+                type=flow.type, publish=True, versionDescription=description,
+                tags=[{"key": "powerx:strategy", "value": flow.strategy_id}])["stateMachineVersionArn"]
+        except Exception as create_exc:  # noqa: BLE001
+            if error_code(create_exc) != "StateMachineAlreadyExists":
+                raise
+            return _publish_strategy_version(deps, sfn, flow, description)  # created concurrently
+        sfn.tag_resource(resourceArn=arn, tags=[{"key": tag, "value": version_arn}])
+        tags = None
+    if tags is not None:
+        version_arn = tags.get(tag, "")
+        if not version_arn or sfn.describe_state_machine(
+                stateMachineArn=version_arn).get("definition") != flow.definition_json:
+            version_arn = sfn.update_state_machine(
+                stateMachineArn=arn, definition=flow.definition_json, roleArn=deps.settings.workflow_role_arn,
+                publish=True, versionDescription=description)["stateMachineVersionArn"]
+            _retag(sfn, arn, tags, tag, version_arn)
+    alias_arn = _route_alias(sfn, arn, version_arn, f"{flow.strategy_id} v{flow.strategy_version}")
+    return {"strategy_state_machine_arn": arn, "strategy_state_machine_version_arn": version_arn,
+            "strategy_alias_arn": alias_arn}
+
+
+MAX_VERSION_TAGS = 40
+"""A resource has at most 50 tags: keep the newest 40 strategy-version mappings."""
+
+
+def _tags(sfn: Any, arn: str) -> dict[str, str] | None:
+    """The machine's tags, or None when the machine does not exist (moto lists tags of any ARN)."""
+    try:
+        sfn.describe_state_machine(stateMachineArn=arn)
+    except Exception as exc:  # noqa: BLE001
+        if error_code(exc) in ("StateMachineDoesNotExist", "ResourceNotFound"):
+            return None
+        raise
+    return {t["key"]: t["value"] for t in sfn.list_tags_for_resource(resourceArn=arn)["tags"]}
+
+
+def _retag(sfn: Any, arn: str, tags: dict[str, str], tag: str, version_arn: str) -> None:
+    versions = sorted(int(k.removeprefix(VERSION_TAG)) for k in tags
+                      if k.startswith(VERSION_TAG) and k.removeprefix(VERSION_TAG).isdigit() and k != tag)
+    stale = versions[: max(0, len(versions) + 1 - MAX_VERSION_TAGS)]
+    if stale:
+        sfn.untag_resource(resourceArn=arn, tagKeys=[f"{VERSION_TAG}{v}" for v in stale])
+    sfn.tag_resource(resourceArn=arn, tags=[{"key": tag, "value": version_arn}])
+
+
+def _route_alias(sfn: Any, machine_arn: str, version_arn: str, description: str) -> str:
+    alias_arn = f"{machine_arn}:{ALIAS_NAME}"
+    routing = [{"stateMachineVersionArn": version_arn, "weight": 100}]
+    try:
+        current = sfn.describe_state_machine_alias(stateMachineAliasArn=alias_arn)
+    except Exception as exc:  # noqa: BLE001
+        if error_code(exc) not in ("ResourceNotFound", "StateMachineDoesNotExist"):
+            raise
+        try:
+            return sfn.create_state_machine_alias(name=ALIAS_NAME, routingConfiguration=routing,
+                                                  description=description)["stateMachineAliasArn"]
+        except Exception as create_exc:  # noqa: BLE001
+            if error_code(create_exc) != "ConflictException":
+                raise
+            current = {"routingConfiguration": []}
+    if current.get("routingConfiguration") != routing:
+        sfn.update_state_machine_alias(stateMachineAliasArn=alias_arn, routingConfiguration=routing,
+                                       description=description)
+    return alias_arn
+
+
+def alias_target(deps: Any, strategy_id: str) -> dict[str, Any] | None:
+    """Where the strategy's alias points: ``{"alias_arn", "version_arn", "strategy_version"}``."""
+    _, arn = _names(deps, strategy_id)
+    sfn = deps.client("stepfunctions")
+    tags = _tags(sfn, arn)
+    if tags is None:
+        return None
+    try:
+        alias = sfn.describe_state_machine_alias(stateMachineAliasArn=f"{arn}:{ALIAS_NAME}")
+    except Exception as exc:  # noqa: BLE001
+        if error_code(exc) in ("ResourceNotFound", "StateMachineDoesNotExist"):
+            return None
+        raise
+    version_arn = alias["routingConfiguration"][0]["stateMachineVersionArn"]
+    strategy_version = next((int(k.removeprefix(VERSION_TAG)) for k, v in tags.items()
+                             if k.startswith(VERSION_TAG) and v == version_arn), None)
+    return {"alias_arn": f"{arn}:{ALIAS_NAME}", "version_arn": version_arn, "strategy_version": strategy_version}
+
+
+def point_alias(deps: Any, strategy_id: str, version: int) -> dict[str, Any]:
+    """Point the strategy's alias at the state-machine version of strategy ``version`` if the
+    matcher has created it; otherwise say why not (the matcher points it on the next event)."""
+    _, arn = _names(deps, strategy_id)
+    sfn = deps.client("stepfunctions")
+    tags = _tags(sfn, arn)
+    if tags is None:
+        return {"pointed": False, "why": "the strategy has no state machine yet"}
+    version_arn = tags.get(f"{VERSION_TAG}{version}")
+    if version_arn is None:
+        return {"pointed": False, "why": f"no state-machine version for v{version} yet"}
+    alias_arn = _route_alias(sfn, arn, version_arn, f"{strategy_id} v{version}")
+    return {"pointed": True, "alias_arn": alias_arn, "version_arn": version_arn}
