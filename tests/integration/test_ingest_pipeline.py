@@ -15,14 +15,24 @@ from powerx_agent.ingest.service import workflow_id_for
 
 
 def _dlq_reasons(rt) -> dict[str, dict]:
+    """Every message in the ingest DLQ (hidden while reading so each is seen once, then made visible)."""
     sqs = rt.client("sqs")
     url = rt.deployment.queue_urls[spec.INGEST_DLQ.name]
     found: dict[str, dict] = {}
-    for _ in range(5):
-        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0,
-                                           MessageAttributeNames=["All"]).get("Messages", []):
+    handles: list[str] = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60,
+                                    MessageAttributeNames=["All"]).get("Messages", [])
+        if not batch:
+            break
+        for message in batch:
+            handles.append(message["ReceiptHandle"])
             body = json.loads(message["Body"])
-            found[json.dumps(body["event"].get("detail"), sort_keys=True, default=str)] = body["reason"]
+            event = body.get("event") or {}
+            detail = event.get("detail") if isinstance(event, dict) else None
+            found[json.dumps(detail, sort_keys=True, default=str)] = body.get("reason", {})
+    for handle in handles:
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
     return found
 
 

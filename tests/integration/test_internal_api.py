@@ -88,3 +88,31 @@ def test_given_callback_for_unknown_id_or_bad_body_when_posted_then_404_or_400(r
     assert unknown.status_code == 404
     bad = _post(rt, "/internal/agent/callbacks", {"callback_id": "../../etc", "outcome": "succeeded"})
     assert bad.status_code == 400 and bad.json()["code"] == "callback.invalid"
+
+
+def test_given_replay_answers_when_posted_then_409_conflict_403_cross_tenant_400_without_key(rt, uid):
+    event = _event(uid)
+    assert _post(rt, "/internal/agent/events", event).status_code == 202
+    assert rt.wait_idle(60)
+    changed = _event(uid, event_id=f"evt-{uid}-b", payload={"job": {"id": "other", "type": "report", "rows": 1}})
+    conflict = _post(rt, "/internal/agent/events", changed)
+    assert conflict.status_code == 409 and conflict.json()["code"] == "idempotency.payload_conflict"
+    assert conflict.json()["details"]["first_event_id"] == f"evt-{uid}"
+    cross = _post(rt, "/internal/agent/events", _event(f"{uid}g", tenant_id="globex") | {"detail-type":
+                                                                                          "plugin.job.failed"})
+    assert cross.status_code == 403 and cross.json()["code"] == "tenant.event_type_not_allowed"
+    keyless = _event(f"{uid}k")
+    del keyless["detail"]["idempotency_key"]
+    no_key = _post(rt, "/internal/agent/events", keyless)
+    assert no_key.status_code == 400 and no_key.json()["where"] == "detail.idempotency_key"
+
+
+def test_given_replay_by_named_caller_when_accepted_then_lineage_in_audit_trail(rt, uid):
+    event = _event(uid, replay_of=f"evt-{uid}-original")
+    response = _post(rt, "/internal/agent/events", event, headers={"X-PowerX-Caller": "ops-console:alice"})
+    assert response.status_code == 202
+    assert rt.wait_idle(60)
+    workflow_id = response.json()["workflow_id"]
+    accepted = next(r for r in get_deps().audit.chain(f"WF#{workflow_id}") if r["kind"] == "event.accepted")
+    assert accepted["data"]["replayed_by"] == "ops-console:alice"
+    assert accepted["data"]["replay_of"] == f"evt-{uid}-original"

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from powerx_agent.adapters.aws import error_code
 from powerx_agent.adapters.dynamo import from_item, key, to_item, values
 
-ClaimKind = Literal["new", "takeover", "duplicate", "conflict", "in_progress"]
+ClaimKind = Literal["new", "takeover", "duplicate", "conflict", "in_progress", "deferred", "resumed"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,9 @@ class EventsStore:
         existing = self.get(tenant_id, idempotency_key) or {}
         if existing.get("payload_hash") != payload_hash:
             return Claim("conflict", existing)
+        if existing.get("status") == "DEFERRED":
+            # recorded while the orchestrator was off: the caller decides (flag on → reopen and run)
+            return Claim("deferred", existing)
         if existing.get("status") != "IN_PROGRESS":
             return Claim("duplicate", existing)
         if float(existing.get("lease_until", 0)) > now:
@@ -97,15 +100,32 @@ class EventsStore:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
 
-    def reopen(self, tenant_id: str, idempotency_key: str) -> None:
-        """DEFERRED → IN_PROGRESS again, so a replay after the orchestrator is switched on runs it."""
-        self._ddb.update_item(
-            TableName=self._table, Key=key(pk=event_pk(tenant_id, idempotency_key)),
-            UpdateExpression="SET #s = :inprog, lease_until = :lease",
-            ConditionExpression="#s = :deferred",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=values(inprog="IN_PROGRESS", deferred="DEFERRED", lease=0),
-        )
+    def reopen(self, tenant_id: str, idempotency_key: str, *, lease_seconds: float,
+               now: float | None = None) -> Claim:
+        """DEFERRED → IN_PROGRESS (conditional), so a replay after the orchestrator is switched on runs it.
+
+        Exactly one of several concurrent deliveries wins (``resumed``); the others see ``in_progress``
+        and are retried after the lease, when they find the record finished (``duplicate``).
+        """
+        now = now if now is not None else time.time()
+        try:
+            out = self._ddb.update_item(
+                TableName=self._table, Key=key(pk=event_pk(tenant_id, idempotency_key)),
+                UpdateExpression="SET #s = :inprog, lease_until = :lease, attempts = if_not_exists(attempts, :zero)"
+                                 " + :one, reopened_at = :now REMOVE outcome, finished_at",
+                ConditionExpression="#s = :deferred",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values(inprog="IN_PROGRESS", deferred="DEFERRED",
+                                                 lease=round(now + lease_seconds, 3), zero=0, one=1,
+                                                 now=round(now, 3)),
+                ReturnValues="ALL_NEW",
+            )
+            return Claim("resumed", from_item(out["Attributes"]) or {})
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+        current = self.get(tenant_id, idempotency_key) or {}
+        return Claim("in_progress" if current.get("status") == "IN_PROGRESS" else "duplicate", current)
 
     def scan(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

@@ -1,4 +1,9 @@
-"""Replays: validate like ingest, answer duplicates and conflicts at once, else put on the bus."""
+"""Replays: validate like ingest, answer duplicates and conflicts at once, else put on the bus.
+
+An event recorded as DEFERRED (the orchestrator was off) is put on the bus again once the flag is on:
+ingest reopens the record and runs it (202 ``resumed``). The caller becomes ``replayed_by`` in the
+envelope, which ingest writes into the audit trail.
+"""
 
 from __future__ import annotations
 
@@ -18,10 +23,14 @@ def submit_replay(deps: Any, event: Any, *, replayed_by: str) -> tuple[int, dict
                             where="detail.idempotency_key")
     check_tenant_scope(deps.tenants.get(env.tenant_id), env.tenant_id, incoming.event_type)
     existing = deps.events.get(env.tenant_id, env.key)
-    if existing is not None:
-        if existing.get("payload_hash") != incoming.payload_hash:
-            raise EventRejected(f"idempotency key '{env.key}' was used by another payload",
-                                code="idempotency.payload_conflict", where="detail.idempotency_key")
+    if existing is not None and existing.get("payload_hash") != incoming.payload_hash:
+        raise EventRejected(f"idempotency key '{env.key}' was used by another payload",
+                            code="idempotency.payload_conflict", where="detail.idempotency_key",
+                            details={"first_event_id": existing.get("event_id"),
+                                     "workflow_id": existing.get("workflow_id")})
+    resumable = (existing is not None and existing.get("status") == "DEFERRED"
+                 and deps.flags.enabled("agent-orchestrator", {"tenant_id": env.tenant_id}))
+    if existing is not None and not resumable:
         return 200, {"status": "duplicate", "workflow_id": existing.get("workflow_id"),
                      "event_status": existing.get("status")}
     detail = {**env.model_dump(mode="json", exclude_none=True), "replayed_by": replayed_by}
@@ -33,5 +42,5 @@ def submit_replay(deps: Any, event: Any, *, replayed_by: str) -> tuple[int, dict
     if out.get("FailedEntryCount"):
         entry = out["Entries"][0]
         return 503, {"code": "bus.put_failed", "message": f"{entry.get('ErrorCode')}: {entry.get('ErrorMessage')}"}
-    return 202, {"status": "accepted", "workflow_id": workflow_id_for(env.tenant_id, env.key),
+    return 202, {"status": "resumed" if resumable else "accepted", "workflow_id": workflow_id_for(env.tenant_id, env.key),
                  "bus_event_id": out["Entries"][0].get("EventId")}

@@ -96,34 +96,59 @@ class Ingestor:
                 details={"first_event_id": claim.record.get("event_id")})
             return self._reject(event, exc, tenant_id=env.tenant_id, event_id=env.event_id, workflow_id=workflow_id,
                                 chain=f"CONFLICT#{env.tenant_id}#{env.key}#{incoming.payload_hash[:16]}")
-        if claim.kind == "duplicate":
-            self.deps.audit.append(AuditEntry("event.duplicate", workflow_chain(workflow_id), status="DUPLICATE",
-                                              data={"first_event_id": claim.record.get("event_id"),
-                                                    "first_status": claim.record.get("status"),
-                                                    "bus_event_id": incoming.bus_event_id}, **common))
-            self.metrics.add(spec.METRICS["duplicates"], 1, tenant=env.tenant_id)
-            return IngestResult("duplicate", workflow_id=claim.record.get("workflow_id"))
+        orchestrator_on = self.deps.flags.enabled("agent-orchestrator", {"tenant_id": env.tenant_id})
+        if claim.kind == "deferred" and orchestrator_on:
+            # recorded while the orchestrator was off; this (re)delivery runs it now (exactly one wins)
+            claim = self.deps.events.reopen(env.tenant_id, env.key,
+                                            lease_seconds=self.settings.idempotency_lease_seconds)
+        if claim.kind in ("duplicate", "deferred"):
+            return self._duplicate(incoming, claim.record, common)
         if claim.kind == "in_progress":
             # another delivery holds the lease: fail this one so it is retried after the lease
             raise RetryableError(f"event {env.tenant_id}/{env.key} is being processed by another delivery",
                                  code="idempotency.in_progress")
         context = build_context(incoming, tenant, workflow_id)
-        if not self.deps.flags.enabled("agent-orchestrator", {"tenant_id": env.tenant_id}):
+        if not orchestrator_on:
             self.deps.events.finish(env.tenant_id, env.key, status="DEFERRED", outcome="deferred")
             self.deps.audit.append(AuditEntry("event.deferred", workflow_chain(workflow_id), status="DEFERRED",
                                               data={"reason": "feature flag agent-orchestrator is off",
                                                     "event_type": incoming.event_type}, **common))
             return IngestResult("deferred", workflow_id=workflow_id)
+        lineage = {"replay_of": env.replay_of, "replayed_by": env.replayed_by, "bus_event_id": incoming.bus_event_id}
         if claim.kind == "new":
             self.deps.audit.append(AuditEntry(
                 "event.accepted", workflow_chain(workflow_id), status="ACCEPTED",
                 data={"event_type": incoming.event_type, "source": incoming.source,
                       "idempotency_key": env.key, "payload_hash": incoming.payload_hash,
-                      "traceparent": context["trace"]["traceparent"],
-                      "replay_of": env.replay_of, "replayed_by": env.replayed_by}, **common))
+                      "traceparent": context["trace"]["traceparent"], **lineage}, **common))
+        elif claim.kind == "takeover":
+            # the previous attempt claimed the key and stopped before handing the event on
+            self.deps.audit.append(AuditEntry(
+                "event.takeover", workflow_chain(workflow_id), status="ACCEPTED",
+                data={"reason": "the previous attempt's lease expired before it finished",
+                      "attempts": claim.record.get("attempts"), "first_event_id": claim.record.get("event_id"),
+                      "lease_until": claim.record.get("lease_until"), **lineage}, **common))
+        elif claim.kind == "resumed":
+            self.deps.audit.append(AuditEntry(
+                "event.resumed", workflow_chain(workflow_id), status="ACCEPTED",
+                data={"reason": "deferred while agent-orchestrator was off; run on redelivery",
+                      "attempts": claim.record.get("attempts"), "first_event_id": claim.record.get("event_id"),
+                      **lineage}, **common))
         self.deps.client("sqs").send_message(QueueUrl=self.settings.match_queue_url,
                                              MessageBody=json.dumps(context, separators=(",", ":")))
         return IngestResult("accepted", workflow_id=workflow_id)
+
+    def _duplicate(self, incoming: IncomingEvent, record: dict[str, Any], common: dict[str, Any]) -> IngestResult:
+        env = incoming.envelope
+        self.deps.audit.append(AuditEntry("event.duplicate", workflow_chain(common["workflow_id"]),
+                                          status="DUPLICATE",
+                                          data={"first_event_id": record.get("event_id"),
+                                                "first_status": record.get("status"),
+                                                "bus_event_id": incoming.bus_event_id,
+                                                "replay_of": env.replay_of, "replayed_by": env.replayed_by},
+                                          **common))
+        self.metrics.add(spec.METRICS["duplicates"], 1, tenant=env.tenant_id)
+        return IngestResult("duplicate", workflow_id=record.get("workflow_id") or common["workflow_id"])
 
     def _reject(self, event: Any, exc: EventRejected, *, tenant_id: str | None, event_id: str | None,
                 workflow_id: str | None = None, chain: str | None = None) -> IngestResult:
