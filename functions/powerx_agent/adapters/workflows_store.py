@@ -2,6 +2,13 @@
 
 Status only moves forward: every transition is a conditional update naming the statuses it may
 come from, so a late retry or a duplicate callback can never move a finished node back.
+
+The one documented exception is manual takeover (``powerx_agent.nodes.takeover``,
+docs/operations-takeover.md): a retry starts a new *attempt generation*. ``begin_generation`` and
+``reset_node`` move a terminal workflow / node back to RUNNING / PENDING only for a generation
+number higher than the one recorded on the item (conditional), keep what the previous generation
+ended with in ``history``, and the caller audits every such move. ``fill_node`` records an outcome
+done by hand (SUCCEEDED with ``filled_by``) from any status but SUCCEEDED.
 """
 
 from __future__ import annotations
@@ -163,16 +170,19 @@ class WorkflowsStore:
             return False
 
     # -- manual review tasks ---------------------------------------------------------------
-    def put_review(self, review: dict[str, Any]) -> None:
+    def put_review(self, review: dict[str, Any]) -> bool:
+        """Create an OPEN review; False when it already exists (a retried escalation)."""
         now = round(time.time(), 3)
         item = {"pk": f"REVIEW#{review['review_id']}", "sk": "META", "status": "OPEN", "created_at": now,
                 "gsi1pk": "REVIEW#OPEN", "gsi1sk": f"{now:017.3f}#{review['review_id']}", **review}
         try:
             self._ddb.put_item(TableName=self._table, Item=to_item(item),
                                ConditionExpression="attribute_not_exists(pk)")
+            return True
         except Exception as exc:  # noqa: BLE001
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
+            return False
 
     def get_review(self, review_id: str) -> dict[str, Any] | None:
         out = self._ddb.get_item(TableName=self._table, Key=key(pk=f"REVIEW#{review_id}", sk="META"),
@@ -211,3 +221,93 @@ class WorkflowsStore:
         self._ddb.update_item(TableName=self._table, Key=key(pk=f"REVIEW#{review_id}", sk="META"),
                               UpdateExpression="SET #f = :t", ExpressionAttributeNames={"#f": flag},
                               ExpressionAttributeValues=values(t=round(time.time(), 3)))
+
+    # -- manual takeover: attempt generations (the documented exception to forward-only) -----
+    def get_node(self, workflow_id: str, node_id: str) -> dict[str, Any] | None:
+        out = self._ddb.get_item(TableName=self._table, Key=key(pk=wf_pk(workflow_id), sk=f"NODE#{node_id}"),
+                                 ConsistentRead=True)
+        return from_item(out.get("Item"))
+
+    def begin_generation(self, workflow_id: str, generation: int, previous: dict[str, Any],
+                         **fields: Any) -> bool:
+        """A terminal workflow → RUNNING for attempt ``generation`` (only if it is higher than the
+        recorded one); ``previous`` (what the last generation ended with) goes to ``history``."""
+        return self._new_generation(wf_pk(workflow_id), "META", "RUNNING", generation, previous, fields,
+                                    remove=("finished_at", "failure", "escalation_reason"),
+                                    allowed_from=tuple(sorted(TERMINAL)))
+
+    def reset_node(self, workflow_id: str, node_id: str, generation: int, previous: dict[str, Any],
+                   **fields: Any) -> bool:
+        """A node → PENDING for attempt ``generation`` (attempts restart at 0); ``previous`` goes to
+        ``history``."""
+        return self._new_generation(wf_pk(workflow_id), f"NODE#{node_id}", "PENDING", generation, previous,
+                                    {"attempts": 0, **fields},
+                                    remove=("error", "last_error", "output", "duration", "reason", "filled_by",
+                                            "filled_from", "filled_at"), allowed_from=None)
+
+    def _new_generation(self, pk: str, sk: str, status: str, generation: int, previous: dict[str, Any],
+                        fields: dict[str, Any], remove: tuple[str, ...],
+                        allowed_from: tuple[str, ...] | None) -> bool:
+        fields = {k: v for k, v in fields.items() if v is not None}
+        names = {"#s": "status", "#g": "generation", "#h": "history"}
+        vals: dict[str, Any] = {"status": status, "gen": generation, "now": round(time.time(), 3),
+                                "prev": [{k: v for k, v in previous.items() if v is not None}], "empty": []}
+        sets = ["#s = :status", "#g = :gen", "updated_at = :now", "#h = list_append(if_not_exists(#h, :empty), :prev)"]
+        for i, (name, value) in enumerate(fields.items()):
+            names[f"#f{i}"] = name
+            vals[f"v{i}"] = value
+            sets.append(f"#f{i} = :v{i}")
+        removes = [name for name in remove if name not in fields]
+        for i, name in enumerate(removes):
+            names[f"#r{i}"] = name
+        condition = "attribute_exists(pk) AND (attribute_not_exists(#g) OR #g < :gen)"
+        if allowed_from:
+            for i, prev in enumerate(allowed_from):
+                vals[f"from{i}"] = prev
+            condition += " AND #s IN (" + ", ".join(f":from{i}" for i in range(len(allowed_from))) + ")"
+        expression = "SET " + ", ".join(sets)
+        if removes:
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removes)))
+        try:
+            self._ddb.update_item(TableName=self._table, Key=key(pk=pk, sk=sk), UpdateExpression=expression,
+                                  ConditionExpression=condition, ExpressionAttributeNames=names,
+                                  ExpressionAttributeValues=values(**vals))
+            return True
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return False
+
+    def fill_node(self, workflow_id: str, node_id: str, output: Any, by: str, filled_from: str) -> bool:
+        """Record an outcome done by hand: SUCCEEDED with ``filled_by``, from any status but
+        SUCCEEDED (conditional on the status the caller saw, so two operators cannot both fill)."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table, Key=key(pk=wf_pk(workflow_id), sk=f"NODE#{node_id}"),
+                UpdateExpression="SET #s = :ok, #o = :out, filled_by = :by, filled_from = :from_, "
+                                 "filled_at = :now, updated_at = :now",
+                ConditionExpression="attribute_exists(pk) AND #s = :from_",
+                ExpressionAttributeNames={"#s": "status", "#o": "output"},
+                ExpressionAttributeValues=values(ok="SUCCEEDED", out=output, by=by, from_=filled_from,
+                                                 now=round(time.time(), 3)))
+            return True
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return False
+
+    def open_reviews_for(self, workflow_id: str) -> list[dict[str, Any]]:
+        return [r for r in self.open_reviews(limit=10_000) if r.get("workflow_id") == workflow_id]
+
+    def count_open_reviews(self) -> int:
+        """Exact number of OPEN review items (the backlog gauge), counted over every page."""
+        total = 0
+        kwargs: dict[str, Any] = {"TableName": self._table, "IndexName": "gsi1", "Select": "COUNT",
+                                  "KeyConditionExpression": "gsi1pk = :p",
+                                  "ExpressionAttributeValues": values(p="REVIEW#OPEN")}
+        while True:
+            out = self._ddb.query(**kwargs)
+            total += int(out.get("Count", 0))
+            if "LastEvaluatedKey" not in out:
+                return total
+            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]

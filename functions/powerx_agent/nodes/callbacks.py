@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from powerx_agent.adapters.aws import error_code
 from powerx_agent.audit.records import AuditEntry, workflow_chain
+from powerx_agent.nodes.backlog import emit_backlog
 from powerx_agent.nodes.runner import NodeRunner, small
 
 
@@ -90,6 +91,7 @@ class Callbacks:
         if not self.deps.workflows.close_review(request.review_id, request.outcome, actor, request.reason):
             first = self.deps.workflows.get_review(request.review_id) or {}
             return CallbackResult(409, {"code": "review.duplicate", "first_outcome": first.get("outcome")})
+        emit_backlog(self.deps, self.metrics)
         wf = self._wf(review["workflow_id"])
         token = review.get("task_token")
         if token:  # a manual_review node waits for this outcome

@@ -9,7 +9,18 @@ from powerx_agent.adapters.downstream import HttpResult, post_json
 from powerx_agent.nodes.errors import DownstreamUnavailable, PluginRejected, PluginUnavailable
 from powerx_agent.strategy.dsl import PLUGIN_ID_RE
 
-_PLUGIN_ID = re.compile(PLUGIN_ID_RE)
+_PLUGIN_ID = re.compile(PLUGIN_ID_RE.removesuffix("$"))
+
+
+def validate_plugin_id(plugin_id: object) -> str:
+    """The plugin id goes into the URL path: only ``[a-z0-9][a-z0-9._-]{0,63}``, matched in full
+    (no trailing newline), and no ``..`` anywhere, so no path traversal, no separators, no
+    percent-encoding and no case tricks reach the plugin runtime."""
+    if not isinstance(plugin_id, str) or not _PLUGIN_ID.fullmatch(plugin_id) or ".." in plugin_id:
+        raise PluginRejected(f"plugin id {str(plugin_id)[:80]!r} is not a valid plugin id "
+                             "(lowercase letters, digits, '.', '_', '-'; at most 64; no '..')",
+                             code="plugin.invalid_id")
+    return plugin_id
 
 
 class Downstream:
@@ -32,8 +43,7 @@ class Downstream:
         return post_json(url, body, headers, self.settings.http_connect_timeout, self.settings.http_read_timeout)
 
     def execute_plugin(self, plugin_id: str, body: dict[str, Any], headers: dict[str, str]) -> HttpResult:
-        if not _PLUGIN_ID.match(plugin_id) or ".." in plugin_id:
-            raise PluginRejected(f"plugin id {plugin_id!r} is not a valid plugin id", code="plugin.invalid_id")
+        validate_plugin_id(plugin_id)
         url = f"{self.settings.plugin_runtime_url}/plugin/runtime/{plugin_id}/execute"
         result = self._post(url, body, self._headers("plugin_runtime_token", headers))
         if result.status is None:

@@ -14,28 +14,35 @@ from typing import Any
 from powerx_agent import spec
 from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.ingest.trace import child
+from powerx_agent.nodes.backlog import emit_backlog
 from powerx_agent.nodes.calls import Downstream
 
 
-def review_id_for(workflow_id: str, reason: str, node_id: str | None = None) -> str:
-    digest = hashlib.sha256(f"{workflow_id}|{reason}|{node_id or ''}".encode()).hexdigest()
+def review_id_for(workflow_id: str, reason: str, node_id: str | None = None, generation: int = 1) -> str:
+    """Stable per (workflow, reason, node) within one attempt generation; a retry generation
+    (``workflow retry``) escalates afresh under a new id."""
+    text = f"{workflow_id}|{reason}|{node_id or ''}" + (f"|g{generation}" if generation > 1 else "")
+    digest = hashlib.sha256(text.encode()).hexdigest()
     return f"rv-{digest[:20]}"
 
 
 def escalate(deps: Any, metrics: Any, *, workflow_id: str, tenant_id: str, event_id: str | None,
              reason: str, queue: str, notify_to: list[str], details: dict[str, Any],
              strategy_id: str | None = None, node_id: str | None = None, traceparent: str = "",
-             task_token: str | None = None) -> dict[str, Any]:
-    review_id = review_id_for(workflow_id, reason, node_id)
+             task_token: str | None = None, generation: int = 1) -> dict[str, Any]:
+    review_id = review_id_for(workflow_id, reason, node_id, generation)
     review = {"review_id": review_id, "workflow_id": workflow_id, "tenant_id": tenant_id, "event_id": event_id,
               "strategy_id": strategy_id, "node_id": node_id, "queue": queue, "reason": reason,
               "details": details, "kind": "escalation" if task_token is None else "review_node",
               "task_token": task_token}
     review = {k: v for k, v in review.items() if v is not None}
+    if generation > 1:
+        review["generation"] = generation
     existing = deps.workflows.get_review(review_id)
-    if existing is None:
-        deps.workflows.put_review(review)
-        existing = deps.workflows.get_review(review_id) or review
+    if existing is None and deps.workflows.put_review(review):
+        # only the writer whose conditional put created the review counts it: a retried or
+        # concurrent Escalate finds it there and only completes what is missing below
+        existing = review
         if task_token is None:
             metrics.add(spec.METRICS["escalations"], 1, tenant=tenant_id, strategy=strategy_id)
         deps.audit.append(AuditEntry(
@@ -43,6 +50,16 @@ def escalate(deps: Any, metrics: Any, *, workflow_id: str, tenant_id: str, event
             tenant_id=tenant_id, event_id=event_id, workflow_id=workflow_id, strategy_id=strategy_id,
             node_id=node_id, status="ESCALATED" if task_token is None else "WAITING", escalation_reason=reason,
             data={"review_id": review_id, "queue": queue, "details": details}))
+        emit_backlog(deps, metrics)
+    elif existing is None:  # lost the race to a concurrent writer
+        existing = deps.workflows.get_review(review_id) or review
+    return _send(deps, existing, review_id, reason, queue, notify_to, details, traceparent, task_token)
+
+
+def _send(deps: Any, existing: dict[str, Any], review_id: str, reason: str, queue: str, notify_to: list[str],
+          details: dict[str, Any], traceparent: str, task_token: str | None) -> dict[str, Any]:
+    tenant_id, workflow_id = existing["tenant_id"], existing["workflow_id"]
+    event_id, strategy_id, node_id = existing.get("event_id"), existing.get("strategy_id"), existing.get("node_id")
     downstream = Downstream(deps)
     headers = {"Idempotency-Key": review_id, "X-Tenant-Id": tenant_id, "traceparent": child(traceparent)}
     if not existing.get("ops_sent"):

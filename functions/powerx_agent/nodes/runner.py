@@ -3,6 +3,11 @@
 Status moves PENDING → RUNNING → SUCCEEDED | FAILED (forward only, conditional updates); every
 transition is audited. Retryable failures are raised as typed errors for the state machine's
 ``Retry``; on the last attempt the node is marked FAILED before the error propagates.
+
+Idempotent re-runs: a node found already SUCCEEDED in ``agent_workflows`` (kept by ``workflow
+retry``, filled by hand with ``workflow fill``, or a Lambda retry after a success that was not
+returned) is not run again: the runner returns its stored output without calling downstream (and
+resumes the execution itself when the state waits for a task token).
 """
 
 from __future__ import annotations
@@ -40,8 +45,20 @@ def render(value: Any, variables: dict[str, Any], where: str) -> Any:
     return template.render(variables)
 
 
-def callback_id_for(workflow_id: str, node_id: str) -> str:
-    return "cb-" + hashlib.sha256(f"{workflow_id}|{node_id}".encode()).hexdigest()[:24]
+def callback_id_for(workflow_id: str, node_id: str, generation: int = 1) -> str:
+    text = f"{workflow_id}|{node_id}" + (f"|g{generation}" if generation > 1 else "")
+    return "cb-" + hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def generation_of(wf: dict[str, Any]) -> int:
+    """The attempt generation of a workflow (1; ``workflow retry`` starts 2, 3, ...)."""
+    return int(wf.get("generation") or 1)
+
+
+def idempotency_key(workflow_id: str, node_id: str, generation: int = 1) -> str:
+    """Stable across the state machine's retries of a node; a new retry generation is a new key
+    (the operator asked for the work to be done again)."""
+    return f"{workflow_id}:{node_id}" + (f":g{generation}" if generation > 1 else "")
 
 
 def small(output: Any) -> Any:
@@ -63,8 +80,14 @@ class NodeRunner:
         attempt = int(payload.get("retry_count") or 0) + 1
         max_attempts = int((node.get("retry") or {}).get("attempts", 1))
         started = time.monotonic()
-        self.deps.workflows.transition_node(workflow_id, node_id, "RUNNING", attempts=attempt,
-                                            kind=node["kind"], last_attempt_at=round(time.time(), 3))
+        generation = generation_of(wf)
+        moved = self.deps.workflows.transition_node(workflow_id, node_id, "RUNNING", attempts=attempt,
+                                                    kind=node["kind"], last_attempt_at=round(time.time(), 3),
+                                                    generation=generation)
+        if not moved:
+            item = self.deps.workflows.get_node(workflow_id, node_id) or {}
+            if item.get("status") == "SUCCEEDED":
+                return self._reuse(payload, wf, node_id, item, generation)
         self._audit("node.running", wf, node_id, "RUNNING", data={"attempt": attempt, "kind": node["kind"]})
         try:
             result = self._dispatch(payload, node, wf, attempt)
@@ -97,11 +120,23 @@ class NodeRunner:
                         data={"attempt": attempt, "via": via})
         return changed
 
+    def _reuse(self, payload: dict[str, Any], wf: dict[str, Any], node_id: str, item: dict[str, Any],
+               generation: int) -> dict[str, Any]:
+        output = item.get("output")
+        if payload.get("task_token"):
+            self.deps.client("stepfunctions").send_task_success(taskToken=payload["task_token"],
+                                                                output=json.dumps(small(output or {}), default=str))
+        self._audit("node.reused", wf, node_id, "SUCCEEDED",
+                    data={"generation": generation, "filled_by": item.get("filled_by"),
+                          "succeeded_in_generation": item.get("generation", 1)})
+        return {"node_id": node_id, "status": "SUCCEEDED", "reused": True}
+
     def _dispatch(self, payload: dict[str, Any], node: dict[str, Any], wf: dict[str, Any],
                   attempt: int) -> dict[str, Any]:
         variables = payload.get("variables") or {}
         rendered = render(node.get("input") or {}, variables, f"node {node['id']} input")
-        headers = {"Idempotency-Key": f"{wf['workflow_id']}:{node['id']}", "X-Tenant-Id": wf["tenant_id"],
+        headers = {"Idempotency-Key": idempotency_key(wf["workflow_id"], node["id"], generation_of(wf)),
+                   "X-Tenant-Id": wf["tenant_id"],
                    "traceparent": child(wf.get("traceparent", ""))}
         kind = node["kind"]
         if kind == "plugin":
@@ -120,7 +155,8 @@ class NodeRunner:
                               event_id=wf.get("event_id"), reason=review["reason"], queue=review["queue"],
                               notify_to=list(tenant.get("notify") or []), details={"input": rendered},
                               strategy_id=wf["strategy_id"], node_id=node["id"],
-                              traceparent=wf.get("traceparent", ""), task_token=payload["task_token"])
+                              traceparent=wf.get("traceparent", ""), task_token=payload["task_token"],
+                              generation=generation_of(wf))
             return {"waiting": True, "review_id": result["review_id"]}
         raise NodeInputError(f"unknown node kind {kind!r}")
 
@@ -137,7 +173,7 @@ class NodeRunner:
                             "traceparent": headers["traceparent"]}}
         task_token = payload.get("task_token")
         if task_token:
-            callback_id = callback_id_for(wf["workflow_id"], node["id"])
+            callback_id = callback_id_for(wf["workflow_id"], node["id"], generation_of(wf))
             timeout = float((node.get("callback") or {}).get("timeout", 600))
             self.deps.workflows.put_callback(callback_id, task_token=task_token, workflow_id=wf["workflow_id"],
                                              node_id=node["id"], kind="plugin", expires_at=time.time() + timeout + 86400)

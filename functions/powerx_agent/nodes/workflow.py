@@ -9,6 +9,10 @@ from typing import Any
 from powerx_agent import spec
 from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.nodes.escalation import escalate
+from powerx_agent.nodes.runner import callback_id_for, generation_of
+
+# a reviewer's decision is final: the workflow fails (audited) instead of escalating to people again
+DECIDED_BY_PEOPLE = ("ReviewRejected",)
 
 
 def _duration_ms(meta: dict[str, Any] | None) -> float | None:
@@ -67,7 +71,9 @@ class WorkflowActions:
         meta = self.deps.workflows.get(workflow_id) or {"nodes": {}}
         summary = _failure_summary(failure)
         nodes = meta.get("nodes", {})
-        failing = sorted(n for n, item in nodes.items() if item["status"] == "FAILED")
+        # ESCALATED too: a retried Escalate state finds the nodes the first attempt already moved on,
+        # and must name the same failing node (so the same review id: counted once)
+        failing = sorted(n for n, item in nodes.items() if item["status"] in ("FAILED", "ESCALATED"))
         running = sorted(n for n, item in nodes.items() if item["status"] == "RUNNING")
         if not failing and running:  # a task that timed out never wrote FAILED itself
             failing, running = running, []
@@ -82,9 +88,18 @@ class WorkflowActions:
         for node_id, item in nodes.items():
             if item["status"] == "PENDING":
                 self.deps.workflows.transition_node(workflow_id, node_id, "SKIPPED", reason="upstream failure")
-        for node_id in failing:
-            self.deps.workflows.transition_node(workflow_id, node_id, "ESCALATED")
         node_id = failing[0] if failing else None
+        generation = generation_of(wf)
+        for failed in failing:  # a callback that never came: a late one is answered 409
+            callback_id = callback_id_for(workflow_id, failed, generation)
+            if self.deps.workflows.get_callback(callback_id) and self.deps.workflows.close_callback(callback_id,
+                                                                                                "timed_out"):
+                self._audit("callback.expired", wf, node_id=failed, status="FAILED",
+                            data={"callback_id": callback_id, **summary})
+        if summary.get("error") in DECIDED_BY_PEOPLE:
+            return self._fail(wf, meta, node_id, summary)
+        for failed in failing:
+            self.deps.workflows.transition_node(workflow_id, failed, "ESCALATED")
         attempts = nodes.get(node_id, {}).get("attempts") if node_id else None
         tenant = self.deps.tenants.get(wf["tenant_id"]) or {}
         notify_to = list(escalation.get("notify") or []) + list(tenant.get("notify") or [])
@@ -97,5 +112,15 @@ class WorkflowActions:
         result = escalate(self.deps, self.metrics, workflow_id=workflow_id, tenant_id=wf["tenant_id"],
                           event_id=wf.get("event_id"), reason="node_failed", queue=escalation.get("queue", "ops"),
                           notify_to=notify_to, details=details, strategy_id=wf.get("strategy_id"), node_id=node_id,
-                          traceparent=wf.get("traceparent", ""))
+                          traceparent=wf.get("traceparent", ""), generation=generation)
         return {"workflow_id": workflow_id, "status": "ESCALATED", **result}
+
+    def _fail(self, wf: dict[str, Any], meta: dict[str, Any], node_id: str | None,
+              summary: dict[str, Any]) -> dict[str, Any]:
+        details = {"failing_node": node_id, **summary}
+        if self.deps.workflows.transition_workflow(wf["workflow_id"], "FAILED", failure=details,
+                                                   failure_reason="review_rejected",
+                                                   finished_at=round(time.time(), 3), duration=_duration_ms(meta)):
+            self._audit("workflow.failed", wf, node_id=node_id, status="FAILED", duration=_duration_ms(meta),
+                        data={"reason": "review_rejected", **details})
+        return {"workflow_id": wf["workflow_id"], "status": "FAILED", "reason": "review_rejected"}

@@ -1,0 +1,383 @@
+"""Manual takeover: what an operator does when automation cannot finish (docs/operations-takeover.md).
+
+The CLI (``powerx-agent review ...`` / ``powerx-agent workflow ...``) is a thin layer over these
+functions; they take ``deps`` (stores and clients) and a metrics recorder, like the handlers do.
+
+- reviews: list the open ones, approve / reject with the same effect as the callback API, audited
+  with the actor;
+- ``retry``: a new attempt *generation*: a new execution of the same state machine named
+  ``<workflow_id>-r<n>`` (moto has no ``RedriveExecution``; the same path works on AWS); nodes
+  already SUCCEEDED are kept (the node Lambda returns their stored output without calling
+  downstream), the others, and with ``from_node`` that node and every node after it, are reset to
+  PENDING for the new generation. That reset is the one documented exception to forward-only
+  status moves: conditional on a higher generation, the previous outcome kept in ``history``, and
+  every move audited;
+- ``fill``: record an outcome done by hand (resumes a node waiting on a task token);
+- ``stop``: StopExecution for one workflow or every running workflow of a tenant.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from powerx_agent.adapters.aws import error_code
+from powerx_agent.audit.records import AuditEntry, workflow_chain
+from powerx_agent.errors import AgentError
+from powerx_agent.nodes.backlog import emit_backlog
+from powerx_agent.nodes.callbacks import CallbackRequest, CallbackResult, Callbacks
+from powerx_agent.nodes.runner import callback_id_for, small
+from powerx_agent.strategy.loader import load_strategy_text
+
+ACTIVE = ("PENDING", "RUNNING")
+TERMINAL = ("SUCCEEDED", "FAILED", "ESCALATED", "STOPPED")
+_ROUTING_FIELDS = ("pk", "sk", "gsi1pk", "gsi1sk", "task_token")
+
+
+class TakeoverError(AgentError):
+    """The takeover cannot be done as asked (unknown id, wrong status, ...): nothing was changed."""
+
+    code = "takeover.refused"
+
+
+# ------------------------------------------------------------------------------------ reviews
+
+
+def public_review(review: dict[str, Any]) -> dict[str, Any]:
+    """A review as an operator sees it: never the task token (kept server side)."""
+    out = {k: v for k, v in review.items() if k not in _ROUTING_FIELDS}
+    out["waits_for_decision"] = bool(review.get("task_token"))
+    return out
+
+
+def list_reviews(deps: Any, queue: str | None = None) -> list[dict[str, Any]]:
+    reviews = deps.workflows.open_reviews(limit=10_000)
+    return [public_review(r) for r in reviews if queue is None or r.get("queue") == queue]
+
+
+def decide_review(deps: Any, metrics: Any, review_id: str, outcome: str, by: str,
+                  reason: str | None = None) -> CallbackResult:
+    """approve / reject exactly as ``POST /internal/agent/callbacks`` does, with ``by`` as actor."""
+    if outcome == "rejected" and not (reason or "").strip():
+        raise TakeoverError("a rejection needs a reason", code="takeover.reason_required")
+    if not by.strip():
+        raise TakeoverError("say who decides (--by)", code="takeover.actor_required")
+    try:
+        request = CallbackRequest(review_id=review_id, outcome=outcome, reason=reason, actor=by)
+    except ValueError as exc:
+        raise TakeoverError(f"{review_id!r} is not a review id (rv-<20 hex>)", code="takeover.bad_id") from exc
+    return Callbacks(deps, metrics).handle(request)
+
+
+# ---------------------------------------------------------------------------------- workflows
+
+
+def list_workflows(deps: Any, tenant: str | None = None, status: str | None = None,
+                   limit: int = 100) -> list[dict[str, Any]]:
+    items = deps.workflows.list_workflows(tenant, limit=10_000 if status else limit)
+    if status:
+        items = [i for i in items if i.get("status") == status.upper()]
+    return items[:limit]
+
+
+def _meta(deps: Any, workflow_id: str) -> dict[str, Any]:
+    meta = deps.workflows.get(workflow_id)
+    if meta is None:
+        raise TakeoverError(f"no workflow {workflow_id!r}", code="takeover.not_found")
+    return meta
+
+
+def _execution(deps: Any, execution_arn: str | None) -> dict[str, Any] | None:
+    if not execution_arn:
+        return None
+    try:
+        return deps.client("stepfunctions").describe_execution(executionArn=execution_arn)
+    except Exception as exc:  # noqa: BLE001
+        if error_code(exc) in ("ExecutionDoesNotExist", "InvalidArn"):
+            return None
+        raise
+
+
+def show_workflow(deps: Any, workflow_id: str) -> dict[str, Any]:
+    """META, nodes (attempts, duration, error, generation), execution status, decision summary."""
+    meta = _meta(deps, workflow_id)
+    execution = _execution(deps, meta.get("execution_arn"))
+    decision = meta.get("decision") or {}
+    selected = decision.get("selected") or {}
+    nodes = []
+    for node_id, item in sorted(meta.get("nodes", {}).items(),
+                                key=lambda kv: (kv[1].get("last_attempt_at") or kv[1].get("updated_at") or 0)):
+        nodes.append({"node_id": node_id, "kind": item.get("kind"), "status": item.get("status"),
+                      "attempts": item.get("attempts", 0), "duration_ms": item.get("duration"),
+                      "generation": item.get("generation", 1),
+                      "error": (item.get("error") or {}).get("message") if item.get("error") else None,
+                      "error_type": (item.get("error") or {}).get("type") if item.get("error") else None,
+                      "reason": item.get("reason"), "filled_by": item.get("filled_by"),
+                      "history": item.get("history", [])})
+    reviews = [public_review(r) for r in deps.workflows.open_reviews_for(workflow_id)]
+    meta_out = {k: v for k, v in meta.items() if k not in ("nodes", "decision", "pk", "sk", "gsi1pk", "gsi1sk")}
+    return {
+        "workflow": meta_out,
+        "execution": ({"arn": execution["executionArn"], "status": execution["status"],
+                       "started": str(execution.get("startDate")), "stopped": str(execution.get("stopDate") or "")}
+                      if execution else None),
+        "decision": {"strategy_id": selected.get("strategy_id"), "version": selected.get("version"),
+                     "weight": selected.get("weight"), "library_revision": decision.get("library_revision"),
+                     "candidates": len(decision.get("candidates") or [])},
+        "nodes": nodes,
+        "open_reviews": reviews,
+    }
+
+
+def _audit(deps: Any, kind: str, meta: dict[str, Any], **fields: Any) -> None:
+    deps.audit.append(AuditEntry(kind, workflow_chain(meta["workflow_id"]), tenant_id=meta["tenant_id"],
+                                 event_id=meta.get("event_id"), workflow_id=meta["workflow_id"],
+                                 strategy_id=meta.get("strategy_id"), **fields))
+
+
+def _close_reviews(deps: Any, metrics: Any, meta: dict[str, Any], outcome: str, by: str, reason: str,
+                   node_id: str | None = None) -> list[str]:
+    closed = []
+    for review in deps.workflows.open_reviews_for(meta["workflow_id"]):
+        if node_id is not None and review.get("node_id") != node_id:
+            continue
+        if deps.workflows.close_review(review["review_id"], outcome, by, reason):
+            closed.append(review["review_id"])
+            _audit(deps, "review.closed", meta, node_id=review.get("node_id"), status=outcome.upper(),
+                   data={"outcome": outcome, "reason": reason, "actor": by, "id": review["review_id"]})
+    if closed:
+        emit_backlog(deps, metrics)
+    return closed
+
+
+# -------------------------------------------------------------------------------------- retry
+
+
+def flow_edges(deps: Any, meta: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    """node id → the nodes it runs after, from the strategy version the workflow was started with."""
+    strategy_id, version = meta.get("strategy_id"), meta.get("strategy_version")
+    text: str | None = None
+    item = deps.strategies.version(strategy_id, int(version)) if strategy_id and version else None
+    if item is not None:
+        text = item["yaml"]
+    else:  # a library read from the directory shipped with the code
+        for path in sorted(Path(deps.settings.strategies_dir).glob("*.y*ml")):
+            candidate = path.read_text()
+            if f"id: {strategy_id}" in candidate:
+                text = candidate
+                break
+    if text is None:
+        raise TakeoverError(f"strategy {strategy_id} v{version} of workflow {meta['workflow_id']} is not available",
+                            code="takeover.strategy_missing")
+    compiled, findings = load_strategy_text(text, f"{strategy_id}@v{version}")
+    if compiled is None or compiled.strategy.version != int(version):
+        raise TakeoverError(f"strategy {strategy_id} v{version} cannot be loaded: "
+                            + "; ".join(f.message for f in findings[:3]), code="takeover.strategy_invalid")
+    return {n.id: tuple(n.after) for n in compiled.strategy.flow.nodes}
+
+
+def descendants(edges: dict[str, Iterable[str]], start: str) -> set[str]:
+    """``start`` and every node that runs after it, directly or transitively."""
+    children: dict[str, set[str]] = {n: set() for n in edges}
+    for node, after in edges.items():
+        for parent in after:
+            children.setdefault(parent, set()).add(node)
+    seen, todo = {start}, [start]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return seen
+
+
+def plan_retry(statuses: dict[str, str], edges: dict[str, Iterable[str]],
+               from_node: str | None = None) -> tuple[list[str], list[str]]:
+    """(nodes to reset and run again, nodes kept and reused). Every node that did not succeed runs
+    again; with ``from_node`` that node and everything after it run again as well."""
+    if from_node is not None and from_node not in statuses:
+        raise TakeoverError(f"no node {from_node!r} in this workflow (nodes: {', '.join(sorted(statuses))})",
+                            code="takeover.unknown_node")
+    reset = {n for n, s in statuses.items() if s != "SUCCEEDED"}
+    if from_node is not None:
+        reset |= descendants(edges, from_node) & set(statuses)
+    return sorted(reset), sorted(set(statuses) - reset)
+
+
+def retry_workflow(deps: Any, metrics: Any, workflow_id: str, by: str,
+                   from_node: str | None = None) -> dict[str, Any]:
+    meta = _meta(deps, workflow_id)
+    if meta.get("status") not in TERMINAL:
+        raise TakeoverError(f"workflow {workflow_id} is {meta.get('status')}; retry a finished workflow "
+                            "(stop it first: powerx-agent workflow stop)", code="takeover.not_finished")
+    execution = _execution(deps, meta.get("execution_arn"))
+    if execution is None:
+        raise TakeoverError(f"the execution of {workflow_id} is gone; its input cannot be reused",
+                            code="takeover.execution_missing")
+    if execution["status"] == "RUNNING":
+        raise TakeoverError(f"execution {execution['executionArn']} is still RUNNING; stop it first",
+                            code="takeover.not_finished")
+    statuses = {n: item.get("status", "PENDING") for n, item in meta.get("nodes", {}).items()}
+    edges = flow_edges(deps, meta) if from_node else {}
+    reset, reuse = plan_retry(statuses, edges, from_node)
+    previous_generation = int(meta.get("generation") or 1)
+    generation = previous_generation + 1
+    execution_input = json.loads(execution.get("input") or "{}")
+    execution_input.setdefault("workflow", {}).update(
+        {"generation": generation, "reuse": reuse, "retry_of": execution["executionArn"]})
+    name = f"{workflow_id}-r{generation - 1}"
+    previous = {"generation": previous_generation, "status": meta.get("status"),
+                "execution_arn": meta.get("execution_arn"), "finished_at": meta.get("finished_at"),
+                "escalation_reason": meta.get("escalation_reason"), "failure": meta.get("failure"),
+                "ended": round(time.time(), 3)}
+    if not deps.workflows.begin_generation(workflow_id, generation, previous, retried_by=by,
+                                           retried_at=round(time.time(), 3)):
+        raise TakeoverError(f"workflow {workflow_id} changed meanwhile (another retry?); look again",
+                            code="takeover.conflict")
+    for node_id in reset:
+        item = meta["nodes"][node_id]
+        before = {"generation": item.get("generation", 1), "status": item.get("status"),
+                  "attempts": item.get("attempts"), "error": item.get("error"), "filled_by": item.get("filled_by")}
+        if deps.workflows.reset_node(workflow_id, node_id, generation, before):
+            _audit(deps, "node.reset", meta, node_id=node_id, status="PENDING",
+                   data={"from_status": item.get("status"), "generation": generation, "actor": by,
+                         "why": "retry from this node" if node_id == from_node else
+                                ("after the retried node" if item.get("status") == "SUCCEEDED" else "did not succeed")})
+    closed = _close_reviews(deps, metrics, meta, "retried", by, f"retried as generation {generation}")
+    sfn = deps.client("stepfunctions")
+    try:
+        arn = sfn.start_execution(stateMachineArn=meta["state_machine_arn"], name=name,
+                                  input=json.dumps(execution_input, separators=(",", ":"), default=str))["executionArn"]
+    except Exception as exc:
+        deps.workflows.transition_workflow(workflow_id, "FAILED", failure={"error": "retry.start_failed",
+                                                                           "message": str(exc)[:500]})
+        _audit(deps, "workflow.failed", meta, status="FAILED",
+               data={"reason": "retry could not start", "generation": generation, "error": str(exc)[:500]})
+        raise
+    deps.workflows.update_meta(workflow_id, execution_arn=arn)
+    _audit(deps, "workflow.retried", meta, status="RUNNING",
+           data={"generation": generation, "from_status": meta.get("status"), "from_node": from_node,
+                 "reset": reset, "reuse": reuse, "execution_arn": arn, "previous_execution": meta.get("execution_arn"),
+                 "closed_reviews": closed, "actor": by})
+    return {"workflow_id": workflow_id, "generation": generation, "execution_arn": arn, "execution_name": name,
+            "reset": reset, "reuse": reuse, "closed_reviews": closed}
+
+
+# --------------------------------------------------------------------------------------- fill
+
+
+def fill_node(deps: Any, metrics: Any, workflow_id: str, node_id: str, output: Any, by: str) -> dict[str, Any]:
+    """Record an outcome done by hand. A node waiting on a task token (async plugin or manual
+    review) is resumed with ``output`` (SendTaskSuccess); otherwise the node is marked SUCCEEDED
+    with ``filled_by`` so that ``workflow retry`` reuses it instead of running it again."""
+    if not by.strip():
+        raise TakeoverError("say who filled the node (--by)", code="takeover.actor_required")
+    meta = _meta(deps, workflow_id)
+    item = meta.get("nodes", {}).get(node_id)
+    if item is None:
+        raise TakeoverError(f"no node {node_id!r} in workflow {workflow_id} "
+                            f"(nodes: {', '.join(sorted(meta.get('nodes', {})))})", code="takeover.unknown_node")
+    status = item.get("status", "PENDING")
+    if status == "SUCCEEDED":
+        raise TakeoverError(f"node {node_id} already SUCCEEDED; nothing to fill", code="takeover.already_done")
+    generation = int(meta.get("generation") or 1)
+    token, via = None, "record"
+    callback_id = callback_id_for(workflow_id, node_id, generation)
+    callback = deps.workflows.get_callback(callback_id)
+    if callback and callback.get("status") == "OPEN" and deps.workflows.close_callback(callback_id, "filled"):
+        token, via = callback["task_token"], "callback"
+    else:
+        for review in deps.workflows.open_reviews_for(workflow_id):
+            if review.get("node_id") == node_id and review.get("task_token") and \
+                    deps.workflows.close_review(review["review_id"], "filled", by, "filled by hand"):
+                token, via = review["task_token"], "review"
+                emit_backlog(deps, metrics)
+                break
+    stored = small(output)
+    if not deps.workflows.fill_node(workflow_id, node_id, stored, by, status):
+        raise TakeoverError(f"node {node_id} changed meanwhile; look again", code="takeover.conflict")
+    resumed = False
+    if token is not None:
+        try:
+            deps.client("stepfunctions").send_task_success(taskToken=token,
+                                                           output=json.dumps(stored, default=str))
+            resumed = True
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) not in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
+                raise
+    _audit(deps, "node.filled", meta, node_id=node_id, status="SUCCEEDED",
+           data={"actor": by, "from_status": status, "via": via, "resumed": resumed, "generation": generation,
+                 "output": stored})
+    hint = None
+    if not resumed and meta.get("status") in TERMINAL:
+        hint = f"powerx-agent workflow retry {workflow_id}  (reuses {node_id} and runs what is left)"
+    return {"workflow_id": workflow_id, "node_id": node_id, "from_status": status, "via": via,
+            "resumed": resumed, "next": hint}
+
+
+# --------------------------------------------------------------------------------------- stop
+
+
+def stop_workflow(deps: Any, metrics: Any, workflow_id: str, by: str, reason: str = "stopped by operator",
+                  meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    meta = meta or _meta(deps, workflow_id)
+    if meta.get("status") not in ACTIVE:
+        raise TakeoverError(f"workflow {workflow_id} is {meta.get('status')}, not running", code="takeover.not_running")
+    execution_status = None
+    generation = int(meta.get("generation") or 1)
+    tokens = [r["task_token"] for r in deps.workflows.open_reviews_for(workflow_id) if r.get("task_token")]
+    for node_id, item in meta.get("nodes", {}).items():
+        callback = deps.workflows.get_callback(callback_id_for(workflow_id, node_id, generation)) \
+            if item.get("status") == "RUNNING" else None
+        if callback and callback.get("status") == "OPEN":
+            tokens.append(callback["task_token"])
+    if meta.get("execution_arn"):
+        try:
+            deps.client("stepfunctions").stop_execution(executionArn=meta["execution_arn"], error="Agent.Stopped",
+                                                        cause=f"{by}: {reason}"[:256])
+            execution_status = "ABORTED"
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) not in ("ExecutionDoesNotExist", "ExecutionNotRunning"):
+                raise
+            execution = _execution(deps, meta["execution_arn"])
+            execution_status = execution["status"] if execution else None
+    for token in tokens:
+        # release the task a stopped execution was waiting on (AWS answers that the token is no
+        # longer valid; moto's executor only ends a stopped execution once its wait ends)
+        try:
+            deps.client("stepfunctions").send_task_failure(taskToken=token, error="Agent.Stopped",
+                                                           cause=f"stopped by {by}"[:256])
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) not in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
+                raise
+    changed = deps.workflows.transition_workflow(workflow_id, "STOPPED", stopped_by=by, stop_reason=reason,
+                                                 finished_at=round(time.time(), 3))
+    for node_id, item in meta.get("nodes", {}).items():
+        if item.get("status") == "RUNNING":
+            deps.workflows.transition_node(workflow_id, node_id, "FAILED",
+                                           error={"type": "Stopped", "message": f"workflow stopped by {by}"})
+            callback_id = callback_id_for(workflow_id, node_id, generation)
+            if deps.workflows.get_callback(callback_id):  # a late plugin callback is then answered 409
+                deps.workflows.close_callback(callback_id, "stopped")
+        elif item.get("status") == "PENDING":
+            deps.workflows.transition_node(workflow_id, node_id, "SKIPPED", reason=f"workflow stopped by {by}")
+    closed = _close_reviews(deps, metrics, meta, "stopped", by, reason)
+    if changed:
+        _audit(deps, "workflow.stopped", meta, status="STOPPED",
+               data={"actor": by, "reason": reason, "execution_status": execution_status, "closed_reviews": closed})
+    return {"workflow_id": workflow_id, "status": "STOPPED", "execution_status": execution_status,
+            "closed_reviews": closed, "changed": changed}
+
+
+def stop_tenant(deps: Any, metrics: Any, tenant_id: str, by: str,
+                reason: str = "stopped by operator") -> list[dict[str, Any]]:
+    stopped = []
+    for meta in deps.workflows.list_workflows(tenant_id, limit=10_000):
+        if meta.get("status") in ACTIVE:
+            full = deps.workflows.get(meta["workflow_id"])
+            if full and full.get("status") in ACTIVE:
+                stopped.append(stop_workflow(deps, metrics, meta["workflow_id"], by, reason, meta=full))
+    return stopped
