@@ -102,3 +102,100 @@ class AuditStore:
     def delete(self, chain: str, seq: int) -> None:
         """Only for tests and repair drills: remove one record (verify must then fail)."""
         self._ddb.delete_item(TableName=self._table, Key=key(pk=chain, seq=seq))
+
+    # -- read paths for verify, metrics, catch-up (additive) -----------------------------------
+    def since(self, ts: str, until: str | None = None) -> list[dict[str, Any]]:
+        """Every record with ``ts`` at or after ``ts`` (ISO, UTC), in time order, via the ``by_time`` GSI
+        (partition ``day``, sort ``ts_seq`` = ``<ts>#<chain>#<seq>``): one query per day up to today."""
+        from datetime import UTC, date, datetime, timedelta
+
+        start = date.fromisoformat(ts[:10])
+        end = date.fromisoformat(until[:10]) if until else datetime.now(UTC).date()
+        records: list[dict[str, Any]] = []
+        day = start
+        while day <= end:
+            first = day == start
+            kwargs: dict[str, Any] = {
+                "TableName": self._table, "IndexName": "by_time",
+                "KeyConditionExpression": "#d = :d AND ts_seq >= :t" if first else "#d = :d",
+                "ExpressionAttributeNames": {"#d": "day"},
+                "ExpressionAttributeValues": values(d=day.isoformat(), t=ts) if first else values(d=day.isoformat()),
+            }
+            while True:
+                out = self._ddb.query(**kwargs)
+                records += [from_item(i) for i in out.get("Items", [])]
+                if "LastEvaluatedKey" not in out:
+                    break
+                kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+            day += timedelta(days=1)
+        if until:
+            records = [r for r in records if r["ts"] <= until]
+        return sorted(records, key=lambda r: r["ts_seq"])
+
+
+class StreamCursor:
+    """``FLAGS / AUDIT_CURSOR`` in ``agent_strategies``: the time of the first audit record that was not
+    forwarded to CloudWatch Logs while ``audit-streaming`` was off (absent = nothing to catch up)."""
+
+    PK, SK = "FLAGS", "AUDIT_CURSOR"
+
+    def __init__(self, ddb: Any, table: str) -> None:
+        self._ddb = ddb
+        self._table = table
+
+    def get(self) -> str | None:
+        out = self._ddb.get_item(TableName=self._table, Key=key(pk=self.PK, sk=self.SK), ConsistentRead=True)
+        item = from_item(out.get("Item"))
+        return str(item["since"]) if item else None
+
+    def hold(self, ts: str) -> None:
+        """Remember ``ts`` unless an earlier unforwarded time is already held (keeps the minimum)."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table, Key=key(pk=self.PK, sk=self.SK),
+                UpdateExpression="SET since = :t, held_at = :now",
+                ConditionExpression="attribute_not_exists(since) OR since > :t",
+                ExpressionAttributeValues=values(t=ts, now=round(time.time(), 3)))
+        except Exception as exc:  # noqa: BLE001 - an earlier cursor is already held: nothing to do
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+
+    def take(self) -> str | None:
+        """Remove the cursor and return it; exactly one concurrent caller gets it (None for the rest)."""
+        try:
+            out = self._ddb.delete_item(TableName=self._table, Key=key(pk=self.PK, sk=self.SK),
+                                        ConditionExpression="attribute_exists(since)", ReturnValues="ALL_OLD")
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return None
+        item = from_item(out.get("Attributes"))
+        return str(item["since"]) if item else None
+
+
+class AuditLogSink:
+    """CloudWatch Logs group ``/powerx/agent/audit``: one log stream per day and process."""
+
+    MAX_BATCH = 500  # well under PutLogEvents' 10,000 events / 1 MiB per call
+
+    def __init__(self, logs: Any, group: str, stream_suffix: str) -> None:
+        self._logs = logs
+        self._group = group
+        self._suffix = stream_suffix
+        self._created: set[str] = set()
+
+    def put(self, log_events: list[dict[str, Any]], day: str) -> int:
+        if not log_events:
+            return 0
+        stream = f"{day}/{self._suffix}"
+        if stream not in self._created:
+            try:
+                self._logs.create_log_stream(logGroupName=self._group, logStreamName=stream)
+            except Exception as exc:  # noqa: BLE001
+                if error_code(exc) != "ResourceAlreadyExistsException":
+                    raise
+            self._created.add(stream)
+        for start in range(0, len(log_events), self.MAX_BATCH):
+            self._logs.put_log_events(logGroupName=self._group, logStreamName=stream,
+                                      logEvents=log_events[start:start + self.MAX_BATCH])
+        return len(log_events)

@@ -86,3 +86,9 @@ def read_emf_totals(logs: Any, log_group: str) -> dict[tuple[str, tuple[tuple[st
                     total = sum(raw) if isinstance(raw, list) else float(raw)
                     totals[(name, dims)] = totals.get((name, dims), 0.0) + total
     return totals
+
+
+def log_group_exists(logs: Any, log_group: str) -> bool:
+    """Whether the CloudWatch Logs group exists (``powerx-agent metrics`` cross-checks EMF only then)."""
+    out = logs.describe_log_groups(logGroupNamePrefix=log_group)
+    return any(g.get("logGroupName") == log_group for g in out.get("logGroups", []))

@@ -48,3 +48,44 @@ def to_log_events(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             millis = 0
         events.append({"timestamp": millis, "message": json.dumps(log_line(record), default=str)})
     return sorted(events, key=lambda e: e["timestamp"])
+
+
+def forward(records: list[dict[str, Any]], *, streaming_on: bool, sink: Any, cursor: Any,
+            audit: Any) -> dict[str, Any]:
+    """Forward one stream batch, honouring the ``audit-streaming`` flag.
+
+    Off: nothing is forwarded (the records are already safe in ``agent_audit``); the time of the
+    earliest unforwarded record is held in the cursor (``FLAGS / AUDIT_CURSOR``, the minimum wins).
+    On: if a cursor is held, this invocation takes it (exactly one taker), forwards every record
+    written since then (``by_time`` GSI, time order) and then the batch itself (records of the batch
+    that the catch-up already covered are not sent twice). If forwarding fails the cursor is put
+    back, so nothing is lost; delivery is at least once (each log line carries ``chain`` and
+    ``seq`` to de-duplicate on).
+    """
+    if not records:
+        return {"forwarded": 0}
+    if not streaming_on:
+        cursor.hold(min(r["ts"] for r in records))
+        return {"forwarded": 0, "paused": len(records)}
+    caught_up: list[dict[str, Any]] = []
+    held = cursor.take()
+    batch_keys = {(r.get("pk"), r.get("seq")) for r in records}
+    try:
+        if held:
+            caught_up = [r for r in audit.since(held) if (r.get("pk"), r.get("seq")) not in batch_keys]
+            _put(sink, caught_up)
+        _put(sink, records)
+    except Exception:
+        if held:
+            cursor.hold(held)
+        raise
+    return {"forwarded": len(records) + len(caught_up), "caught_up": len(caught_up),
+            **({"cursor": held} if held else {})}
+
+
+def _put(sink: Any, records: list[dict[str, Any]]) -> None:
+    by_day: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_day.setdefault(str(record.get("ts") or "")[:10] or "unknown", []).append(record)
+    for day, group in sorted(by_day.items()):
+        sink.put(to_log_events(group), day)

@@ -1,0 +1,161 @@
+"""``powerx-agent metrics``: the spec's figures computed from the audit trail (DESIGN.md §7).
+
+The audit trail is the source of truth, so the figures can be checked without CloudWatch. Each
+figure is defined so that it equals what the EMF metric of the same name adds up to:
+
+- hit rate: decisions that selected a strategy / all decisions (``agent.strategy.hit_rate`` is 1
+  or 0 per decision, its average is the hit rate);
+- generated: ``workflow.started`` records (``agent.workflow.generated_total``);
+- node success / failures: ``node.succeeded`` / ``node.failed`` (``agent.node.success_total`` /
+  ``agent.node.failure_total``); automated failure rate = failures / (successes + failures);
+- escalations: ``escalation.opened`` (``agent.manual_escalation_total``);
+- latency p95: 95th percentile (nearest rank) of ``workflow.started.duration``, the matcher's
+  time from taking the event to StartExecution (``agent.workflow.latency_p95``);
+- rejected / duplicates: ``event.rejected`` / ``event.duplicate``;
+- backlog: review work orders opened (``escalation.opened`` / ``review.requested``) and not yet
+  closed (a ``review.*`` record naming the review id), cross-checked with the open REVIEW items.
+
+When EMF totals are available (the embedded runtime writes EMF documents to a log group), each
+count is compared with the sum of its metric; ``mismatches`` lists the differences.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from powerx_agent import spec
+
+CLOSING = ("review.closed", "review.approved", "review.rejected", "review.cancelled")
+
+
+def p95(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+@dataclass
+class Figures:
+    decisions: int = 0
+    matched: int = 0
+    generated: int = 0
+    node_success: int = 0
+    node_failure: int = 0
+    escalations: int = 0
+    latencies: list[float] = field(default_factory=list)
+    rejected: int = 0
+    duplicates: int = 0
+    backlog: int = 0
+    backlog_items: int | None = None
+    emf: dict[str, float] | None = None
+    mismatches: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def hit_rate(self) -> float | None:
+        return round(self.matched / self.decisions, 4) if self.decisions else None
+
+    @property
+    def failure_rate(self) -> float | None:
+        total = self.node_success + self.node_failure
+        return round(self.node_failure / total, 4) if total else None
+
+    @property
+    def latency_p95(self) -> float | None:
+        value = p95(self.latencies)
+        return round(value, 3) if value is not None else None
+
+    def rows(self) -> list[tuple[str, str, Any]]:
+        m = spec.METRICS
+        return [
+            ("hit rate", m["hit_rate"], self.hit_rate),
+            ("workflows generated", m["generated"], self.generated),
+            ("node successes", m["node_success"], self.node_success),
+            ("manual escalations", m["escalations"], self.escalations),
+            ("latency p95 (ms)", m["latency"], self.latency_p95),
+            ("node failures", m["node_failure"], self.node_failure),
+            ("automated failure rate", "failures / (successes + failures)", self.failure_rate),
+            ("rejected events", m["rejected"], self.rejected),
+            ("duplicate events", m["duplicates"], self.duplicates),
+            ("manual review backlog", m["review_backlog"], self.backlog),
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"decisions": self.decisions, "matched": self.matched, "hit_rate": self.hit_rate,
+                "generated": self.generated, "node_success": self.node_success, "node_failure": self.node_failure,
+                "failure_rate": self.failure_rate, "escalations": self.escalations,
+                "latency_p95_ms": self.latency_p95, "latency_samples": len(self.latencies),
+                "rejected": self.rejected, "duplicates": self.duplicates, "backlog": self.backlog,
+                "backlog_open_items": self.backlog_items, "emf": self.emf, "mismatches": self.mismatches}
+
+
+def from_records(records: list[dict[str, Any]]) -> Figures:
+    figures = Figures()
+    opened: set[str] = set()
+    closed: set[str] = set()
+    for record in records:
+        kind = record.get("kind")
+        data = record.get("data") or {}
+        if kind == "audit.repaired" and data.get("reconstructs"):
+            kind = data["reconstructs"]  # a reconstructed record counts as the record it stands for
+        if kind == "decision":
+            figures.decisions += 1
+            figures.matched += 1 if record.get("status") == "MATCHED" else 0
+        elif kind == "workflow.started":
+            figures.generated += 1
+            if record.get("duration") is not None:
+                figures.latencies.append(float(record["duration"]))
+        elif kind == "node.succeeded":
+            figures.node_success += 1
+        elif kind == "node.failed":
+            figures.node_failure += 1
+        elif kind == "escalation.opened":
+            figures.escalations += 1
+        elif kind == "event.rejected":
+            figures.rejected += 1
+        elif kind == "event.duplicate":
+            figures.duplicates += 1
+        if kind in ("escalation.opened", "review.requested") and data.get("review_id"):
+            opened.add(str(data["review_id"]))
+        elif kind in CLOSING or (isinstance(kind, str) and kind.startswith("review.") and kind != "review.requested"):
+            review_id = data.get("review_id") or data.get("id")
+            if review_id:
+                closed.add(str(review_id))
+    figures.backlog = len(opened - closed)
+    return figures
+
+
+# EMF metric -> Figures attribute it must equal (sums over every dimension set)
+EMF_COUNTS = {"hit_rate": "matched", "generated": "generated", "node_success": "node_success",
+              "node_failure": "node_failure", "escalations": "escalations", "rejected": "rejected",
+              "duplicates": "duplicates"}
+
+
+def cross_check(figures: Figures, totals: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> None:
+    by_name: dict[str, float] = {}
+    for (name, _dims), value in totals.items():
+        by_name[name] = by_name.get(name, 0.0) + value
+    figures.emf = {key: by_name.get(spec.METRICS[key], 0.0) for key in EMF_COUNTS}
+    figures.emf["latency_sum_ms"] = by_name.get(spec.METRICS["latency"], 0.0)
+    for key, attr in EMF_COUNTS.items():
+        audit_value = getattr(figures, attr)
+        emf_value = figures.emf[key]
+        if abs(audit_value - emf_value) > 1e-6:
+            figures.mismatches.append({"metric": spec.METRICS[key], "audit": audit_value, "emf": emf_value})
+
+
+def compute(deps: Any, emf_log_group: str | None = None) -> Figures:
+    """Figures over the whole audit trail; cross-checked with EMF totals when the log group exists."""
+    figures = from_records(deps.audit.scan_all())
+    figures.backlog_items = len(deps.workflows.open_reviews(limit=10**6))
+    group = emf_log_group if emf_log_group is not None else deps.settings.metrics_log_group
+    if group:
+        from powerx_agent.adapters.metrics import log_group_exists, read_emf_totals
+
+        logs = deps.client("logs")
+        if log_group_exists(logs, group):
+            cross_check(figures, read_emf_totals(logs, group))
+    return figures
+

@@ -1,0 +1,465 @@
+"""``powerx-agent repair [--apply]``: make ``agent_workflows`` and the audit trail agree with Step
+Functions again, append-only (issue 8; semantics in docs/operations.md, "Audit verify and repair").
+
+Findings and their fixes:
+
+- ``execution.orphan``: an execution of one of our state machines without a workflow record →
+  recreate META (from the execution input) and the node items (from the definition and the
+  execution history).
+- ``workflow.execution_gone``: META is PENDING/RUNNING but its execution does not exist → FAILED.
+- ``workflow.not_terminal``: META is PENDING/RUNNING but the execution has ended → the status the
+  execution ended with (SUCCEEDED / FAILED / STOPPED).
+- ``node.orphaned``: the workflow ended but a node is still PENDING/RUNNING → the node's outcome
+  from the execution history (SUCCEEDED if its state exited, else FAILED; PENDING → SKIPPED).
+- ``node.status_missing``: the chain (or the definition) names a node that has no status item →
+  recreate it with the status the chain records (else the execution history's).
+- ``audit.missing``: a milestone record is missing from a workflow's chain (acceptance, decision,
+  workflow.started, a node's outcome, the workflow's outcome) → append ``audit.repaired`` with
+  ``data.reconstructs = <kind>`` and what it was reconstructed from.
+- ``chain.missing``: records are missing in the middle of a chain (the hash chain is broken for
+  ever) → after the reconstructions, append ``chain.rebased`` naming the lost sequence numbers and
+  pinning the ``prev_hash`` of the record after each hole, so ``audit verify`` accepts exactly that
+  hole and nothing else.
+- ``chain.altered`` / ``chain.link``: an edited record is evidence, not damage: reported, never
+  "fixed".
+
+Dry-run by default (every finding and the fix it would make is printed); ``--apply`` performs the
+fixes and records each one as ``repair.applied`` in the chain ``OPS#repair``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from powerx_agent.audit.records import AuditEntry, workflow_chain
+from powerx_agent.audit.verify import (
+    NODE_TERMINAL,
+    TERMINAL,
+    WF_ACTIVE,
+    WF_TERMINAL_FOR_STATUS,
+    _epoch,
+    check_chain,
+    effective_kinds,
+    execution_status,
+    gather,
+    node_states,
+    normalise_since,
+)
+
+OPS_CHAIN = "OPS#repair"
+EXEC_TO_WF = {"SUCCEEDED": "SUCCEEDED", "FAILED": "FAILED", "TIMED_OUT": "FAILED", "ABORTED": "STOPPED"}
+WF_KIND = {"SUCCEEDED": "workflow.succeeded", "FAILED": "workflow.failed", "STOPPED": "workflow.stopped",
+           "ESCALATED": "workflow.escalated"}
+NODE_KIND = {"SUCCEEDED": "node.succeeded", "FAILED": "node.failed", "SKIPPED": "node.skipped",
+             "ESCALATED": "node.failed"}
+
+
+@dataclass
+class Finding:
+    code: str
+    subject: str
+    problem: str
+    fix: str
+    fixable: bool = True
+    applied: bool = False
+    error: str | None = None
+    action: Any = field(default=None, repr=False)  # callable performing the fix
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "subject": self.subject, "problem": self.problem, "fix": self.fix,
+                "fixable": self.fixable, "applied": self.applied, **({"error": self.error} if self.error else {})}
+
+
+# -- execution history ---------------------------------------------------------------------------
+
+def node_ids_from_definition(definition: dict[str, Any]) -> list[str]:
+    found: list[str] = []
+
+    def walk(states: dict[str, Any]) -> None:
+        for state in states.values():
+            payload = (state.get("Parameters") or {}).get("Payload") or {}
+            node = payload.get("node") if isinstance(payload, dict) else None
+            if isinstance(node, dict) and node.get("id") and node["id"] not in found:
+                found.append(node["id"])
+            for branch in state.get("Branches", ()):
+                walk(branch.get("States", {}))
+    walk(definition.get("States", {}))
+    return found
+
+
+@dataclass
+class History:
+    status: str | None
+    events: list[dict[str, Any]]
+    input: dict[str, Any]
+    definition: dict[str, Any]
+
+    def exited(self) -> set[str]:
+        names = set()
+        for event in self.events:
+            details = event.get("stateExitedEventDetails")
+            if details and details.get("name"):
+                names.add(details["name"])
+        return names
+
+    def entered(self) -> set[str]:
+        return {e["stateEnteredEventDetails"]["name"] for e in self.events if e.get("stateEnteredEventDetails")}
+
+    def node_outcome(self, node_id: str) -> str | None:
+        exited, entered = self.exited(), self.entered()
+        if f"{node_id}.skipped" in exited:
+            return "SKIPPED"
+        if node_id in exited:
+            return "SUCCEEDED"
+        if node_id in entered:
+            return "FAILED"
+        return None
+
+    def started_at(self) -> str | None:
+        for event in self.events:
+            if event.get("type") == "ExecutionStarted":
+                return _ts(event.get("timestamp"))
+        return None
+
+
+def _ts(value: Any) -> str | None:
+    if value is None:
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def load_history(deps: Any, execution_arn: str) -> History | None:
+    from powerx_agent.adapters.aws import error_code
+
+    sfn = deps.client("stepfunctions")
+    try:
+        described = sfn.describe_execution(executionArn=execution_arn)
+    except Exception as exc:  # noqa: BLE001
+        if error_code(exc) in ("ExecutionDoesNotExist", "StateMachineDoesNotExist"):
+            return None
+        raise
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+    while True:
+        out = sfn.get_execution_history(**kwargs)
+        events += out.get("events", [])
+        if not out.get("nextToken"):
+            break
+        kwargs["nextToken"] = out["nextToken"]
+    try:
+        definition = json.loads(sfn.describe_state_machine(
+            stateMachineArn=described["stateMachineArn"])["definition"])
+    except Exception as exc:  # noqa: BLE001
+        if error_code(exc) != "StateMachineDoesNotExist":
+            raise
+        definition = {}
+    return History(described.get("status"), events, json.loads(described.get("input") or "{}"), definition)
+
+
+# -- the planner ---------------------------------------------------------------------------------
+
+class Repair:
+    def __init__(self, deps: Any, by: str = "repair", tenant: str | None = None) -> None:
+        self.deps = deps
+        self.by = by
+        self.tenant = tenant
+        self.run_id = f"repair-{uuid.uuid4().hex[:12]}"
+        self.findings: list[Finding] = []
+        self._histories: dict[str, History | None] = {}
+
+    def history(self, execution_arn: str | None) -> History | None:
+        if not execution_arn:
+            return None
+        if execution_arn not in self._histories:
+            self._histories[execution_arn] = load_history(self.deps, execution_arn)
+        return self._histories[execution_arn]
+
+    def add(self, finding: Finding) -> None:
+        self.findings.append(finding)
+
+    def _repaired(self, workflow_id: str, meta: dict[str, Any], reconstructs: str | None, source: str,
+                  **fields: Any) -> None:
+        data = {"repair_run": self.run_id, "by": self.by, "source": source, **fields.pop("data", {})}
+        if reconstructs:
+            data["reconstructs"] = reconstructs
+        self.deps.audit.append(AuditEntry(
+            "audit.repaired", workflow_chain(workflow_id), tenant_id=meta.get("tenant_id"),
+            event_id=meta.get("event_id"), workflow_id=workflow_id, strategy_id=meta.get("strategy_id"),
+            data=data, **fields))
+
+    # -- phase 1: executions without a workflow record ---------------------------------------
+    def plan_orphan_executions(self, known: set[str], since_epoch: float | None = None) -> None:
+        sfn = self.deps.client("stepfunctions")
+        prefix = self.deps.settings.state_machine_prefix
+        machines: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {}
+        while True:
+            out = sfn.list_state_machines(**kwargs)
+            machines += [m for m in out.get("stateMachines", []) if m["name"].startswith(prefix)]
+            if not out.get("nextToken"):
+                break
+            kwargs["nextToken"] = out["nextToken"]
+        for machine in machines:
+            kwargs = {"stateMachineArn": machine["stateMachineArn"]}
+            while True:
+                out = sfn.list_executions(**kwargs)
+                for execution in out.get("executions", []):
+                    if execution["name"] in known:
+                        continue
+                    started = execution.get("startDate")
+                    if since_epoch is not None and hasattr(started, "timestamp") and started.timestamp() < since_epoch:
+                        continue
+                    if self.tenant and not execution["name"].startswith(f"wf-{self.tenant[:20]}-"):
+                        continue
+                    if self.deps.workflows.get(execution["name"]) is not None:
+                        continue
+                    arn = execution["executionArn"]
+                    self.add(Finding("execution.orphan", execution["name"],
+                                     f"execution {arn} ({execution['status']}) has no workflow record",
+                                     "recreate the workflow record and its node items from the execution input, "
+                                     "definition and history, then regenerate the chain's milestones",
+                                     action=lambda arn=arn: self._recreate(arn)))
+                if not out.get("nextToken"):
+                    break
+                kwargs["nextToken"] = out["nextToken"]
+
+    def _recreate(self, execution_arn: str) -> None:
+        history = self.history(execution_arn)
+        if history is None:
+            raise RuntimeError(f"execution {execution_arn} disappeared")
+        wf = history.input.get("workflow") or {}
+        workflow_id = wf.get("workflow_id") or execution_arn.rsplit(":", 1)[-1]
+        sm_arn = execution_arn.replace(":execution:", ":stateMachine:").rsplit(":", 1)[0]
+        meta = {"workflow_id": workflow_id, "tenant_id": wf.get("tenant_id", "unknown"),
+                "event_id": wf.get("event_id"), "idempotency_key": wf.get("idempotency_key"),
+                "event_type": wf.get("event_type"), "strategy_id": wf.get("strategy_id"),
+                "strategy_version": wf.get("strategy_version"), "state_machine_arn": sm_arn,
+                "execution_arn": execution_arn, "traceparent": wf.get("traceparent"),
+                "recreated_by": self.run_id}
+        nodes = node_ids_from_definition(history.definition)
+        self.deps.workflows.create({k: v for k, v in meta.items() if v is not None}, nodes)
+        status = EXEC_TO_WF.get(str(history.status))
+        if history.status == "RUNNING":
+            self.deps.workflows.transition_workflow(workflow_id, "RUNNING")
+        elif status:
+            for node_id in nodes:
+                self._settle_node(workflow_id, node_id, "PENDING", history)
+            self.deps.workflows.transition_workflow(workflow_id, status, finished_at=round(time.time(), 3))
+        self._repaired(workflow_id, meta, None, "execution input + history",
+                       data={"action": "workflow_record_recreated", "execution_arn": execution_arn,
+                             "status": status or history.status, "nodes": nodes})
+
+    def _settle_node(self, workflow_id: str, node_id: str, current: str, history: History | None) -> str:
+        outcome = history.node_outcome(node_id) if history else None
+        if outcome is None:
+            outcome = "SKIPPED" if current == "PENDING" else "FAILED"
+        if outcome == "SKIPPED" and current != "PENDING":
+            outcome = "FAILED"
+        self.deps.workflows.transition_node(workflow_id, node_id, outcome, repaired_by=self.run_id,
+                                            **({"error": {"message": "orphaned: the workflow ended first"}}
+                                               if outcome == "FAILED" else {}))
+        return outcome
+
+    # -- phase 2: workflows, nodes, chains ---------------------------------------------------
+    def plan_workflow(self, workflow_id: str, meta: dict[str, Any], records: list[dict[str, Any]],
+                      event: dict[str, Any] | None) -> None:
+        status = str(meta.get("status"))
+        arn = meta.get("execution_arn")
+        if status in WF_ACTIVE and arn:
+            exec_status = execution_status(self.deps, arn)
+            if exec_status is None:
+                self.add(Finding("workflow.execution_gone", workflow_id,
+                                 f"workflow is {status} but execution {arn} does not exist",
+                                 "mark the workflow FAILED (reason execution_missing), settle its nodes, audit it",
+                                 action=lambda: self._end(workflow_id, meta, "FAILED", "execution_missing")))
+                return
+            if exec_status != "RUNNING":
+                target = EXEC_TO_WF.get(exec_status, "FAILED")
+                self.add(Finding("workflow.not_terminal", workflow_id,
+                                 f"workflow is {status} but its execution ended {exec_status}",
+                                 f"mark the workflow {target}, settle its nodes, audit it",
+                                 action=lambda t=target, e=exec_status: self._end(workflow_id, meta, t,
+                                                                                   f"execution_{e.lower()}")))
+                return
+        nodes = meta.get("nodes") or {}
+        audited = node_states(records)
+        history = self.history(arn) if arn and (status not in WF_ACTIVE or audited) else None
+        expected_nodes = set(audited)
+        if history is not None:
+            expected_nodes |= set(node_ids_from_definition(history.definition))
+        for node_id in sorted(expected_nodes - set(nodes)):
+            target = audited.get(node_id) or (history.node_outcome(node_id) if history else None)
+            if status in WF_ACTIVE and target is None:
+                target = "PENDING"
+            target = target or ("SKIPPED" if status in NODE_TERMINAL else "PENDING")
+            self.add(Finding("node.status_missing", f"{workflow_id}/{node_id}",
+                             f"node {node_id} has no status item (chain says {audited.get(node_id) or '-'})",
+                             f"recreate the node item with status {target}",
+                             action=lambda n=node_id, t=target: self._restore_node(workflow_id, meta, n, t, records)))
+        if status in NODE_TERMINAL:
+            for node_id, item in sorted(nodes.items()):
+                if item.get("status") and item["status"] not in NODE_TERMINAL:
+                    self.add(Finding("node.orphaned", f"{workflow_id}/{node_id}",
+                                     f"node {node_id} is {item['status']} but the workflow ended {status}",
+                                     "settle the node from the execution history (exited → SUCCEEDED, "
+                                     "else FAILED; never started → SKIPPED)",
+                                     action=lambda n=node_id, s=item["status"]: self._orphan(
+                                         workflow_id, meta, n, s, audited.get(n))))
+        self.plan_milestones(workflow_id, meta, records, event, history)
+
+    def _restore_node(self, workflow_id: str, meta: dict[str, Any], node_id: str, status: str,
+                      records: list[dict[str, Any]]) -> None:
+        self.deps.workflows.ensure_node(workflow_id, node_id)
+        last = next((r for r in sorted(records, key=lambda r: -int(r["seq"])) if r.get("node_id") == node_id), None)
+        attempts = max([int((r.get("data") or {}).get("attempt") or 0) for r in records
+                        if r.get("node_id") == node_id] or [0])
+        fields: dict[str, Any] = {"attempts": attempts or None, "restored_by": self.run_id,
+                                  "duration": (last or {}).get("duration")}
+        if status == "ESCALATED":
+            self.deps.workflows.transition_node(workflow_id, node_id, "FAILED", **fields)
+        if status != "PENDING":
+            self.deps.workflows.transition_node(workflow_id, node_id, status, **fields)
+        self._repaired(workflow_id, meta, None, "audit chain + execution history", node_id=node_id, status=status,
+                       data={"action": "node_item_restored"})
+
+    def _orphan(self, workflow_id: str, meta: dict[str, Any], node_id: str, current: str,
+                audited: str | None) -> None:
+        outcome = self._settle_node(workflow_id, node_id, current, self.history(meta.get("execution_arn")))
+        # reconstruct the node's outcome record only when the chain does not already hold it
+        reconstructs = None if audited == outcome else NODE_KIND[outcome]
+        self._repaired(workflow_id, meta, reconstructs, "execution history", node_id=node_id,
+                       status=outcome, data={"action": "orphaned_node_settled", "was": current})
+
+    def _end(self, workflow_id: str, meta: dict[str, Any], status: str, reason: str) -> None:
+        history = self.history(meta.get("execution_arn"))
+        for node_id, item in (meta.get("nodes") or {}).items():
+            if item.get("status") not in NODE_TERMINAL:
+                self._settle_node(workflow_id, node_id, str(item.get("status")), history)
+        self.deps.workflows.transition_workflow(workflow_id, status, finished_at=round(time.time(), 3),
+                                                **({"escalation_reason": reason} if status == "FAILED" else {}))
+        self._repaired(workflow_id, meta, WF_KIND[status], "execution status", status=status,
+                       data={"action": "workflow_settled", "reason": reason})
+
+    def plan_milestones(self, workflow_id: str, meta: dict[str, Any], records: list[dict[str, Any]],
+                        event: dict[str, Any] | None, history: History | None) -> None:
+        kinds = set(effective_kinds(records))
+        chain = workflow_chain(workflow_id)
+        wanted: list[tuple[str, dict[str, Any]]] = []
+        if not kinds & {"event.accepted", "event.deferred"} and (event or meta):
+            src = event or meta
+            wanted.append(("event.accepted", {"status": "ACCEPTED", "source": "agent_events" if event else
+                                              "agent_workflows",
+                                              "data": {k: src.get(k) for k in ("event_type", "idempotency_key",
+                                                                               "payload_hash") if src.get(k)}}))
+        if "decision" not in kinds and meta.get("decision"):
+            wanted.append(("decision", {"status": "MATCHED", "source": "agent_workflows META.decision",
+                                        "data": {"decision": meta["decision"]}}))
+        if "workflow.started" not in kinds and meta.get("execution_arn"):
+            wanted.append(("workflow.started", {"status": "RUNNING", "source": "agent_workflows + execution history",
+                                                "data": {"execution_arn": meta["execution_arn"],
+                                                         "strategy_version": meta.get("strategy_version"),
+                                                         "started_at": history.started_at() if history else None}}))
+        audited = node_states(records)
+        for node_id, item in sorted((meta.get("nodes") or {}).items()):
+            status = item.get("status")
+            if status in ("SUCCEEDED", "SKIPPED", "FAILED") and node_id not in audited:
+                wanted.append((NODE_KIND[status], {"status": status, "node_id": node_id,
+                                                   "source": "agent_workflows node item",
+                                                   "data": {"attempts": item.get("attempts"),
+                                                            "duration": item.get("duration")}}))
+        status = str(meta.get("status"))
+        terminal = WF_TERMINAL_FOR_STATUS.get(status)
+        if terminal and not kinds & terminal and not (status == "ESCALATED" and kinds & TERMINAL):
+            wanted.append((WF_KIND[status], {"status": status, "source": "agent_workflows META",
+                                             "data": {"duration": meta.get("duration"),
+                                                      "escalation_reason": meta.get("escalation_reason")}}))
+        for kind, spec in wanted:
+            self.add(Finding("audit.missing", chain, f"no {kind} record{' for node ' + spec['node_id'] if spec.get('node_id') else ''}",
+                             f"append audit.repaired reconstructing {kind} from {spec['source']}",
+                             action=lambda k=kind, s=spec: self._repaired(
+                                 workflow_id, meta, k, s["source"], status=s.get("status"), node_id=s.get("node_id"),
+                                 data={k2: v for k2, v in (s.get("data") or {}).items() if v is not None})))
+
+    def plan_chain(self, chain: str, records: list[dict[str, Any]]) -> None:
+        gaps, _ = check_chain(chain, records)
+        holes = [g for g in gaps if g.code == "chain.missing"]
+        for gap in gaps:
+            if gap.code != "chain.missing":
+                self.add(Finding(gap.code, chain, str(gap), "none: an altered record is evidence; investigate "
+                                 "(restore the table from point-in-time recovery to compare)", fixable=False))
+        if holes:
+            self.add(Finding("chain.missing", chain, "; ".join(g.message for g in holes),
+                             "append chain.rebased naming the lost sequence numbers (after any reconstruction)",
+                             action=lambda: self._rebase(chain)))
+
+    def _rebase(self, chain: str) -> None:
+        records = sorted(self.deps.audit.chain(chain), key=lambda r: int(r["seq"]))
+        gaps, _ = check_chain(chain, records)
+        holes = [g for g in gaps if g.code == "chain.missing"]
+        if not holes:
+            return
+        by_seq = {int(r["seq"]): r for r in records}
+        missing: list[int] = []
+        resumes = []
+        expected = 1
+        for seq in sorted(by_seq):
+            if seq > expected:
+                missing += list(range(expected, seq))
+                resumes.append({"seq": seq, "prev_hash": by_seq[seq].get("prev_hash"),
+                                "last_good_seq": expected - 1 if expected > 1 else None,
+                                "last_good_hash": by_seq[expected - 1]["hash"] if expected - 1 in by_seq else None})
+            expected = seq + 1
+        repaired = [int(r["seq"]) for r in records if r.get("kind") == "audit.repaired"
+                    and (r.get("data") or {}).get("repair_run") == self.run_id]
+        first = records[0]
+        self.deps.audit.append(AuditEntry(
+            "chain.rebased", chain, tenant_id=first.get("tenant_id"), workflow_id=first.get("workflow_id"),
+            event_id=first.get("event_id"),
+            data={"missing_seqs": missing, "resumes": resumes, "repair_run": self.run_id, "by": self.by,
+                  "reconstructed_seqs": repaired,
+                  "note": "these records were lost; what could be rebuilt is in the audit.repaired records named"}))
+
+    # -- run ------------------------------------------------------------------------------------
+    def plan(self, since: str | None = None) -> list[Finding]:
+        scope = gather(self.deps, self.tenant, since)
+        since_iso = normalise_since(since)
+        self.plan_orphan_executions(set(scope.workflows), _epoch(since_iso) if since_iso else None)
+        events_by_wf = {e.get("workflow_id"): e for e in scope.events if e.get("workflow_id")}
+        for workflow_id, meta in sorted(scope.workflows.items()):
+            self.plan_workflow(workflow_id, meta, scope.chains.get(workflow_chain(workflow_id), []),
+                               events_by_wf.get(workflow_id))
+        for chain, records in sorted(scope.chains.items()):
+            self.plan_chain(chain, records)
+        # chain rebases last: they pin the state after every reconstruction
+        self.findings.sort(key=lambda f: f.code == "chain.missing")
+        return self.findings
+
+    def apply(self) -> list[Finding]:
+        for finding in self.findings:
+            if not finding.fixable or finding.action is None:
+                continue
+            try:
+                finding.action()
+                finding.applied = True
+            except Exception as exc:  # noqa: BLE001 - reported per finding, the run goes on
+                finding.error = f"{type(exc).__name__}: {exc}"
+            self.deps.audit.append(AuditEntry(
+                "repair.applied" if finding.applied else "repair.failed", OPS_CHAIN,
+                status="APPLIED" if finding.applied else "FAILED",
+                data={"repair_run": self.run_id, "by": self.by, **finding.to_dict()}))
+        return self.findings
+
+
+def repair(deps: Any, apply: bool = False, by: str = "repair", tenant: str | None = None,
+           since: str | None = None) -> list[Finding]:
+    job = Repair(deps, by=by, tenant=tenant)
+    job.plan(since)
+    if apply:
+        job.apply()
+    return job.findings

@@ -1,0 +1,378 @@
+"""``powerx-agent audit verify``: prove the audit trail is complete and unaltered (issue 8).
+
+What is checked (docs/operations.md, "Audit verify and repair"):
+
+1. **Integrity** of every chain in scope: sequence 1..n without holes, each ``prev_hash`` equal to
+   the hash of the record before, each record's hash equal to the hash of its body. A hole is
+   accepted only when a later ``chain.rebased`` record of the same chain (written by ``repair
+   --apply``) names exactly those sequence numbers and pins the ``prev_hash`` of the record after
+   the hole; such holes are listed as *rebased*, never hidden. Altered records are never accepted.
+2. **Completeness** of every event: an accepted event (``event.accepted``) has a ``decision``;
+   a decision has a terminal outcome (``workflow.succeeded`` / ``workflow.escalated`` /
+   ``workflow.failed`` / ``workflow.stopped`` / ``escalation.opened``); ``event.deferred``,
+   ``event.duplicate`` and ``event.rejected`` are terminal themselves. A record
+   ``audit.repaired`` that reconstructs a kind (``data.reconstructs``) counts as that kind.
+3. **Cross-checks**: every ``agent_events`` record has its chain (and a decision once COMPLETED,
+   ``event.deferred`` once DEFERRED); every workflow in ``agent_workflows`` has ``workflow.started``
+   and, once finished, the terminal record that matches its status; every node the chain mentions
+   has its status item, and its status agrees with the chain; a finished workflow has no node
+   that is not terminal (an orphan).
+
+Work still running is *in flight*, not a gap: a workflow whose META is PENDING/RUNNING while its
+execution runs, or an event still IN_PROGRESS within ``stale_after`` seconds of being first seen.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from powerx_agent.audit.records import GENESIS, record_hash
+
+ACCEPTANCE = {"event.accepted", "event.deferred"}
+TERMINAL = {"workflow.succeeded", "workflow.escalated", "workflow.failed", "workflow.stopped", "escalation.opened"}
+SELF_TERMINAL = {"event.deferred", "event.duplicate", "event.rejected"}
+WF_TERMINAL_FOR_STATUS = {
+    "SUCCEEDED": {"workflow.succeeded"},
+    "ESCALATED": {"workflow.escalated", "escalation.opened"},
+    "FAILED": {"workflow.failed", "workflow.escalated"},
+    "STOPPED": {"workflow.stopped"},
+}
+NODE_KIND_STATUS = {"node.succeeded": "SUCCEEDED", "node.failed": "FAILED", "node.skipped": "SKIPPED"}
+# what a node item may say once the chain says X (escalation moves FAILED nodes on to ESCALATED
+# without an audit record of its own)
+NODE_COMPATIBLE = {"SUCCEEDED": {"SUCCEEDED"}, "SKIPPED": {"SKIPPED"}, "FAILED": {"FAILED", "ESCALATED"}}
+NODE_TERMINAL = {"SUCCEEDED", "FAILED", "SKIPPED", "ESCALATED", "STOPPED"}
+WF_ACTIVE = {"PENDING", "RUNNING"}
+
+
+@dataclass(frozen=True)
+class Gap:
+    unit: str  # the chain (or record) the gap belongs to
+    code: str
+    message: str
+    seq: int | None = None
+    workflow_id: str | None = None
+    node_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    def __str__(self) -> str:
+        at = f" seq {self.seq}" if self.seq is not None else ""
+        return f"{self.unit}{at}: [{self.code}] {self.message}"
+
+
+@dataclass
+class VerifyReport:
+    units: int = 0
+    complete: int = 0
+    in_flight: list[dict[str, Any]] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+    rebased: list[dict[str, Any]] = field(default_factory=list)
+    chains: int = 0
+    records: int = 0
+    events: int = 0
+    workflows: int = 0
+
+    @property
+    def completeness(self) -> float:
+        finished = self.units - len(self.in_flight)
+        return 100.0 if finished <= 0 else round(100.0 * self.complete / finished, 2)
+
+    @property
+    def ok(self) -> bool:
+        return not self.gaps
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "completeness": self.completeness, "units": self.units, "complete": self.complete,
+                "in_flight": self.in_flight, "gaps": [g.to_dict() for g in self.gaps], "rebased": self.rebased,
+                "chains": self.chains, "records": self.records, "events": self.events, "workflows": self.workflows}
+
+
+# -- integrity ---------------------------------------------------------------------------------
+
+def rebase_cover(records: list[dict[str, Any]]) -> tuple[set[int], dict[int, str], dict[int, int]]:
+    """Sequence numbers declared lost by intact ``chain.rebased`` records, the pinned ``prev_hash``
+    of the record after each hole, and which rebase record covers each lost seq."""
+    covered: set[int] = set()
+    pins: dict[int, str] = {}
+    by: dict[int, int] = {}
+    for record in records:
+        if record.get("kind") != "chain.rebased" or record_hash(record) != record.get("hash"):
+            continue
+        data = record.get("data") or {}
+        for seq in data.get("missing_seqs") or []:
+            if int(seq) < int(record["seq"]):
+                covered.add(int(seq))
+                by[int(seq)] = int(record["seq"])
+        for pin in data.get("resumes") or []:
+            pins[int(pin["seq"])] = str(pin["prev_hash"])
+    return covered, pins, by
+
+
+def check_chain(chain: str, records: list[dict[str, Any]]) -> tuple[list[Gap], list[dict[str, Any]]]:
+    """Integrity of one chain: (gaps, rebased holes)."""
+    gaps: list[Gap] = []
+    rebased: list[dict[str, Any]] = []
+    covered, pins, by = rebase_cover(records)
+    prev = GENESIS
+    expected = 1
+    for record in sorted(records, key=lambda r: int(r["seq"])):
+        seq = int(record["seq"])
+        hole = list(range(expected, seq))
+        if hole:
+            if set(hole) <= covered and pins.get(seq) == record.get("prev_hash"):
+                rebased.append({"chain": chain, "missing_seqs": hole, "rebased_by_seq": by[hole[0]]})
+            else:
+                span = f"{hole[0]}" if len(hole) == 1 else f"{hole[0]}..{hole[-1]}"
+                gaps.append(Gap(chain, "chain.missing", f"record(s) {span} missing (hash chain broken)", hole[0]))
+        elif record.get("prev_hash") != prev:
+            gaps.append(Gap(chain, "chain.link", "prev_hash does not match the previous record", seq))
+        if record_hash(record) != record.get("hash"):
+            gaps.append(Gap(chain, "chain.altered", "record was altered (hash mismatch)", seq))
+        prev = str(record.get("hash", ""))
+        expected = seq + 1
+    return gaps, rebased
+
+
+def effective_kinds(records: list[dict[str, Any]]) -> list[str]:
+    kinds = []
+    for record in sorted(records, key=lambda r: int(r["seq"])):
+        kind = record.get("kind", "")
+        if kind == "audit.repaired" and (record.get("data") or {}).get("reconstructs"):
+            kind = record["data"]["reconstructs"]
+        kinds.append(kind)
+    return kinds
+
+
+def node_states(records: list[dict[str, Any]]) -> dict[str, str]:
+    """node id -> the last terminal status the chain records for it (repaired records included)."""
+    states: dict[str, str] = {}
+    for record in sorted(records, key=lambda r: int(r["seq"])):
+        kind = record.get("kind", "")
+        data = record.get("data") or {}
+        if kind == "audit.repaired" and data.get("reconstructs") in NODE_KIND_STATUS:
+            kind = data["reconstructs"]
+        if kind in NODE_KIND_STATUS and record.get("node_id"):
+            states[record["node_id"]] = NODE_KIND_STATUS[kind]
+    return states
+
+
+# -- gathering ---------------------------------------------------------------------------------
+
+def _epoch(ts: str) -> float:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def normalise_since(since: str | None) -> str | None:
+    """Accept an ISO date/time (``2026-11-28``, ``2026-11-28T10:00:00Z``) or a relative ``15m``/``2h``/``3d``."""
+    if not since:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if since[-1:] in units and since[:-1].replace(".", "", 1).isdigit():
+        return _iso(time.time() - float(since[:-1]) * units[since[-1]])
+    try:
+        parsed = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"--since {since!r} is neither an ISO time nor a duration like 15m / 2h / 3d") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return _iso(parsed.timestamp())
+
+
+@dataclass
+class Scope:
+    chains: dict[str, list[dict[str, Any]]]
+    events: list[dict[str, Any]]
+    workflows: dict[str, dict[str, Any]]  # workflow id -> META with "nodes"
+
+
+def gather(deps: Any, tenant: str | None = None, since: str | None = None) -> Scope:
+    since_iso = normalise_since(since)
+    if since_iso:
+        touched = {r["pk"] for r in deps.audit.since(since_iso)}
+        chains = {pk: deps.audit.chain(pk) for pk in touched}
+    else:
+        chains = defaultdict(list)
+        for record in deps.audit.scan_all():
+            chains[record["pk"]].append(record)
+        chains = dict(chains)
+    if tenant:
+        chains = {pk: rs for pk, rs in chains.items() if any(r.get("tenant_id") == tenant for r in rs)}
+    since_epoch = _epoch(since_iso) if since_iso else None
+    events = [e for e in deps.events.scan()
+              if (not tenant or e.get("tenant_id") == tenant)
+              and (since_epoch is None or float(e.get("first_seen") or 0) >= since_epoch)]
+    metas = [m for m in deps.workflows.list_workflows(limit=10**9)
+             if (not tenant or m.get("tenant_id") == tenant)
+             and (since_epoch is None or float(m.get("created_at") or 0) >= since_epoch)]
+    wanted = {m["workflow_id"] for m in metas}
+    wanted |= {pk[3:] for pk in chains if pk.startswith("WF#")}
+    workflows = {}
+    for workflow_id in sorted(wanted):
+        meta = deps.workflows.get(workflow_id)
+        if meta is not None:
+            workflows[workflow_id] = meta
+    # events and workflows in scope bring their chains even if their records are older than --since
+    for workflow_id in wanted | {e.get("workflow_id") for e in events if e.get("workflow_id")}:
+        pk = f"WF#{workflow_id}"
+        if pk not in chains:
+            records = deps.audit.chain(pk)
+            if records:
+                chains[pk] = records
+    return Scope(chains, events, workflows)
+
+
+def execution_status(deps: Any, execution_arn: str | None) -> str | None:
+    """RUNNING / SUCCEEDED / FAILED / ... or None when there is no such execution."""
+    if not execution_arn:
+        return None
+    from powerx_agent.adapters.aws import error_code
+
+    try:
+        return str(deps.client("stepfunctions").describe_execution(executionArn=execution_arn)["status"])
+    except Exception as exc:  # noqa: BLE001
+        if error_code(exc) in ("ExecutionDoesNotExist", "StateMachineDoesNotExist"):
+            return None
+        raise
+
+
+# -- the check -----------------------------------------------------------------------------------
+
+def verify(deps: Any, tenant: str | None = None, since: str | None = None,
+           stale_after: float = 900.0, now: float | None = None) -> VerifyReport:
+    now = now if now is not None else time.time()
+    scope = gather(deps, tenant, since)
+    report = VerifyReport(chains=len(scope.chains), records=sum(len(r) for r in scope.chains.values()),
+                          events=len(scope.events), workflows=len(scope.workflows))
+    unit_gaps: dict[str, list[Gap]] = defaultdict(list)
+    in_flight: dict[str, dict[str, Any]] = {}
+    units: set[str] = set(scope.chains)
+
+    for chain, records in scope.chains.items():
+        gaps, rebased = check_chain(chain, records)
+        unit_gaps[chain] += gaps
+        report.rebased += rebased
+
+    events_by_wf = {e.get("workflow_id"): e for e in scope.events if e.get("workflow_id")}
+
+    def event_in_flight(event: dict[str, Any] | None) -> bool:
+        if not event or event.get("status") != "IN_PROGRESS":
+            return False
+        return (float(event.get("lease_until") or 0) > now
+                or now - float(event.get("first_seen") or 0) < stale_after)
+
+    for chain, records in scope.chains.items():
+        if not chain.startswith("WF#"):
+            continue
+        workflow_id = chain[3:]
+        kinds = effective_kinds(records)
+        meta = scope.workflows.get(workflow_id)
+        event = events_by_wf.get(workflow_id)
+        running = bool(meta and meta.get("status") in WF_ACTIVE
+                       and execution_status(deps, meta.get("execution_arn")) == "RUNNING")
+        has = set(kinds)
+        if "decision" in has:
+            if not has & ACCEPTANCE:
+                unit_gaps[chain].append(Gap(chain, "event.no_acceptance",
+                                            "a decision without the event's acceptance record", None, workflow_id))
+            if not has & TERMINAL:
+                if running or event_in_flight(event) or (meta and meta.get("status") in WF_ACTIVE
+                                                        and not meta.get("execution_arn")):
+                    in_flight[chain] = {"unit": chain, "workflow_id": workflow_id,
+                                        "status": (meta or {}).get("status") or (event or {}).get("status")}
+                else:
+                    unit_gaps[chain].append(Gap(chain, "event.no_outcome",
+                                                "decision recorded but no terminal outcome", None, workflow_id))
+        elif "event.accepted" in has:
+            if event_in_flight(event):
+                in_flight[chain] = {"unit": chain, "workflow_id": workflow_id, "status": "IN_PROGRESS"}
+            else:
+                unit_gaps[chain].append(Gap(chain, "event.no_decision", "accepted event has no decision record",
+                                            None, workflow_id))
+        elif not has & SELF_TERMINAL and not has & TERMINAL:
+            unit_gaps[chain].append(Gap(chain, "event.no_acceptance",
+                                        f"chain holds {sorted(has)} but no acceptance, decision or outcome",
+                                        None, workflow_id))
+
+    # agent_events: every record has its chain
+    for event in scope.events:
+        workflow_id = event.get("workflow_id")
+        chain = f"WF#{workflow_id}"
+        kinds = set(effective_kinds(scope.chains.get(chain, [])))
+        if not kinds:
+            unit = f"EVENT#{event['pk']}"
+            units.add(unit)
+            if event_in_flight(event):
+                in_flight[unit] = {"unit": unit, "workflow_id": workflow_id, "status": "IN_PROGRESS"}
+            else:
+                unit_gaps[unit].append(Gap(unit, "event.no_chain", f"agent_events record ({event.get('status')}) "
+                                           f"has no audit chain {chain}", None, workflow_id))
+            continue
+        units.add(chain)
+        if event.get("status") == "COMPLETED" and "decision" not in kinds:
+            unit_gaps[chain].append(Gap(chain, "event.no_decision", "agent_events says COMPLETED but the chain "
+                                        "has no decision", None, workflow_id))
+        if event.get("status") == "DEFERRED" and "event.deferred" not in kinds:
+            unit_gaps[chain].append(Gap(chain, "event.no_deferral", "agent_events says DEFERRED but the chain "
+                                        "has no event.deferred", None, workflow_id))
+
+    # agent_workflows: META and nodes agree with the chain
+    for workflow_id, meta in scope.workflows.items():
+        chain = f"WF#{workflow_id}"
+        units.add(chain)
+        records = scope.chains.get(chain, [])
+        kinds = set(effective_kinds(records))
+        status = meta.get("status")
+        if "workflow.started" not in kinds and status not in WF_ACTIVE | {None}:
+            unit_gaps[chain].append(Gap(chain, "workflow.no_start", f"workflow is {status} in agent_workflows "
+                                        "but the chain has no workflow.started", None, workflow_id))
+        wanted = WF_TERMINAL_FOR_STATUS.get(str(status))
+        if wanted and not kinds & wanted:
+            unit_gaps[chain].append(Gap(chain, "workflow.no_terminal", f"workflow is {status} in agent_workflows "
+                                        f"but the chain has none of {sorted(wanted)}", None, workflow_id))
+        if status in WF_ACTIVE:
+            exec_status = execution_status(deps, meta.get("execution_arn")) if meta.get("execution_arn") else "NONE"
+            if exec_status == "RUNNING" or (exec_status == "NONE" and now - float(meta.get("created_at") or 0)
+                                            < stale_after):
+                in_flight.setdefault(chain, {"unit": chain, "workflow_id": workflow_id, "status": status})
+            elif exec_status is None:
+                unit_gaps[chain].append(Gap(chain, "workflow.execution_gone", f"workflow is {status} but its "
+                                            "execution does not exist", None, workflow_id))
+            else:
+                unit_gaps[chain].append(Gap(chain, "workflow.not_terminal", f"workflow is {status} but its "
+                                            f"execution is {exec_status}", None, workflow_id))
+        nodes = meta.get("nodes") or {}
+        for node_id, audited in sorted(node_states(records).items()):
+            item = nodes.get(node_id)
+            if item is None or not item.get("status"):
+                what = "no status item" if item is None else "a status item without a status"
+                unit_gaps[chain].append(Gap(chain, "node.status_missing", f"node {node_id}: the chain says "
+                                            f"{audited}, agent_workflows has {what}", None, workflow_id, node_id))
+            elif item["status"] not in NODE_COMPATIBLE[audited]:
+                unit_gaps[chain].append(Gap(chain, "node.status_mismatch", f"node {node_id}: the chain says "
+                                            f"{audited}, agent_workflows says {item['status']}", None, workflow_id,
+                                            node_id))
+        if status in NODE_TERMINAL:
+            for node_id, item in sorted(nodes.items()):
+                if item.get("status") and item["status"] not in NODE_TERMINAL:
+                    unit_gaps[chain].append(Gap(chain, "node.orphaned", f"node {node_id} is {item['status']} "
+                                                f"but the workflow ended {status}", None, workflow_id, node_id))
+
+    for unit in sorted(units):
+        if unit in in_flight and not unit_gaps.get(unit):
+            continue
+        in_flight.pop(unit, None)
+    report.in_flight = sorted(in_flight.values(), key=lambda i: i["unit"])
+    report.units = len(units)
+    report.gaps = [g for unit in sorted(unit_gaps) for g in unit_gaps[unit]]
+    report.complete = sum(1 for unit in units if not unit_gaps.get(unit) and unit not in in_flight)
+    return report

@@ -1,0 +1,54 @@
+"""``powerx-agent flags show|set``: feature flags, every change audited (``flag.changed`` in OPS#flags)."""
+
+from __future__ import annotations
+
+import getpass
+import json
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from powerx_agent import spec
+
+app = typer.Typer(help="Feature flags: " + ", ".join(spec.FEATURE_FLAGS) + ".", no_args_is_help=True)
+console = Console(highlight=False, soft_wrap=True)
+
+
+@app.command("show")
+def show_cmd(fmt: str = typer.Option("text", "--format", help="text | json")) -> None:
+    """Each flag and whether it is on."""
+    from powerx_agent.audit.flags import show
+    from powerx_agent.cli.connect import connect
+
+    if fmt not in ("text", "json"):
+        raise typer.BadParameter(f"--format must be text or json, not {fmt!r}", param_hint="--format")
+    rows = show(connect())
+    if fmt == "json":
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        rules = f"  (rules: {', '.join(row['rules'])})" if row["rules"] else ""
+        console.print(f"{row['name']:<24} {'on' if row['on'] else 'off'}{rules}")
+
+
+@app.command("set")
+def set_cmd(name: str = typer.Argument(..., help="flag name"),
+            value: str = typer.Argument(..., help="on | off"),
+            by: str = typer.Option(None, "--by", help="who changes it (audited; default: $USER)")) -> None:
+    """Switch a flag on or off (embedded runtime: DynamoDB item; AWS: AppConfig version + deployment)."""
+    from powerx_agent.audit.flags import set_flag
+    from powerx_agent.cli.connect import connect
+    from powerx_agent.errors import AgentError
+
+    if name not in spec.FEATURE_FLAGS:
+        raise typer.BadParameter(f"unknown flag {name!r}; known: {', '.join(spec.FEATURE_FLAGS)}", param_hint="NAME")
+    if value not in ("on", "off"):
+        raise typer.BadParameter(f"value must be on or off, not {value!r}", param_hint="VALUE")
+    try:
+        change = set_flag(connect(), name, value == "on", by or getpass.getuser())
+    except AgentError as exc:
+        console.print(f"[red]error[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    d = change.to_dict()
+    console.print(f"{name}: {d['from']} → {d['to']} (by {d['by']}, store {d['store']}, audited as {d['audit']})")
