@@ -60,65 +60,107 @@ _GET = "dynamodb:GetItem"
 _PUT = "dynamodb:PutItem"
 _UPDATE = "dynamodb:UpdateItem"
 _QUERY = "dynamodb:Query"
-AUDIT_APPEND = (_PUT, _QUERY)  # hash chain: read the last record of the key, then a conditional put
+AUDIT_APPEND = (_PUT, _QUERY)  # adapters/audit_store.py: Query the chain's last record, then a conditional put
 
-# DynamoDB access per function: table -> actions (on the table ARN). Index queries are listed apart.
+# DynamoDB access per function, traced from the code each handler reaches (docs/architecture.md has the
+# table with the code line behind every action): table -> actions on the table ARN. Only ConsistentRead
+# GetItem/Query, conditional PutItem/UpdateItem; no function scans or deletes (those are CLI/repair paths).
 TABLE_ACCESS: dict[str, dict[str, tuple[str, ...]]] = {
     "ingest": {
-        spec.EVENTS_TABLE.name: (_GET, _PUT, _UPDATE),
-        spec.TENANTS_TABLE.name: (_GET,),
+        spec.EVENTS_TABLE.name: (_GET, _PUT, _UPDATE),  # EventsStore.claim (put/get/takeover), .finish
+        spec.TENANTS_TABLE.name: (_GET,),  # TenantsStore.get (tenant scope)
         spec.AUDIT_TABLE.name: AUDIT_APPEND,
     },
     "matcher": {
-        spec.EVENTS_TABLE.name: (_GET, _UPDATE),
-        spec.WORKFLOWS_TABLE.name: (_GET, _PUT, _UPDATE),
-        spec.STRATEGIES_TABLE.name: (_GET, _QUERY),
-        spec.TENANTS_TABLE.name: (_GET,),
+        spec.EVENTS_TABLE.name: (_GET, _UPDATE),  # EventsStore.get (already done?), .finish
+        spec.WORKFLOWS_TABLE.name: (_GET, _PUT, _UPDATE),  # create/update_meta/transition; escalate(): review item
+        spec.STRATEGIES_TABLE.name: (_GET,),  # StrategiesStore.revision / .documents -> .version
         spec.AUDIT_TABLE.name: AUDIT_APPEND,
     },
     "node_plugin": {
-        spec.WORKFLOWS_TABLE.name: (_GET, _UPDATE),
-        spec.TENANTS_TABLE.name: (_GET,),
+        spec.WORKFLOWS_TABLE.name: (_GET, _PUT, _UPDATE),  # transition_node, get_node; put_/close_callback
+        spec.TENANTS_TABLE.name: (_GET,),  # allowed_plugins check
         spec.AUDIT_TABLE.name: AUDIT_APPEND,
     },
     "node_notify": {
-        spec.WORKFLOWS_TABLE.name: (_GET, _UPDATE),
-        spec.TENANTS_TABLE.name: (_GET,),
+        spec.WORKFLOWS_TABLE.name: (_GET, _UPDATE),  # transition_node, get_node (reuse a SUCCEEDED node)
         spec.AUDIT_TABLE.name: AUDIT_APPEND,
     },
     "node_review": {
-        spec.WORKFLOWS_TABLE.name: (_GET, _PUT, _UPDATE),
+        spec.WORKFLOWS_TABLE.name: (_GET, _PUT, _UPDATE),  # transition_node; escalate(): get/put/mark review
+        spec.TENANTS_TABLE.name: (_GET,),  # notify targets of the tenant
         spec.AUDIT_TABLE.name: AUDIT_APPEND,
     },
     "workflow": {
-        spec.EVENTS_TABLE.name: (_UPDATE,),
-        spec.WORKFLOWS_TABLE.name: (_GET, _UPDATE, _QUERY),
-        spec.TENANTS_TABLE.name: (_GET,),
+        # get (Query of the workflow's items), transitions, escalate(): get/put/mark review
+        spec.WORKFLOWS_TABLE.name: (_GET, _PUT, _UPDATE, _QUERY),
+        spec.TENANTS_TABLE.name: (_GET,),  # notify targets of the tenant (escalation)
         spec.AUDIT_TABLE.name: AUDIT_APPEND,
     },
-    "audit_stream": {},  # reads the audit table's stream only (event source mapping)
+    "audit_stream": {  # besides the stream (event source mapping)
+        # StreamCursor (FLAGS / AUDIT_CURSOR item): hold = conditional update, take = conditional delete
+        spec.STRATEGIES_TABLE.name: ("dynamodb:DeleteItem", _UPDATE),
+        # catch-up after the flag audit-streaming was off: AuditStore.since queries the by_time index
+        # (listed in INDEX_QUERIES); no action on the table itself
+    },
     "callbacks_api": {
-        spec.WORKFLOWS_TABLE.name: (_GET, _UPDATE),
+        # get_callback/get_review, close_*, transition_node, WorkflowsStore.get (Query) for the audit fields
+        spec.WORKFLOWS_TABLE.name: (_GET, _UPDATE, _QUERY),
         spec.AUDIT_TABLE.name: AUDIT_APPEND,
     },
     "replay_api": {
-        spec.TENANTS_TABLE.name: (_GET,),
-        spec.AUDIT_TABLE.name: AUDIT_APPEND,
+        spec.EVENTS_TABLE.name: (_GET,),  # submit_replay: duplicate / conflict / deferred answered at once
+        spec.TENANTS_TABLE.name: (_GET,),  # check_tenant_scope
     },
 }
-# Query on one named index: function -> (table, index). node_review counts the open review backlog.
+# Query on one named index: function -> ((table, index), ...).
+# gsi1: nodes/backlog.py emit_backlog -> WorkflowsStore.count_open_reviews (Select COUNT on "REVIEW#OPEN"),
+# called by escalate() (matcher, node_review, workflow) and by a closed review (callbacks_api).
+# by_time: audit/stream.py forward -> AuditStore.since (catch-up after audit-streaming was off).
+_GSI1 = ((spec.WORKFLOWS_TABLE.name, "gsi1"),)
 INDEX_QUERIES: dict[str, tuple[tuple[str, str], ...]] = {
-    "node_review": ((spec.WORKFLOWS_TABLE.name, "gsi1"),),
+    "matcher": _GSI1,
+    "node_review": _GSI1,
+    "workflow": _GSI1,
+    "callbacks_api": _GSI1,
+    "audit_stream": ((spec.AUDIT_TABLE.name, "by_time"),),
+}
+
+# Step Functions actions per function on the ``agent-*`` state machine ARNs (besides the matcher's PassRole).
+STATES_ACCESS: dict[str, tuple[str, ...]] = {
+    # matcher._ensure_state_machine -> strategy_ops.ensure_state_machine: the hash-named machine (describe,
+    # create with publish=True and tags) and the per-strategy alias machine (create/update with
+    # publish=True -> PublishStateMachineVersion; version map in tags: List/Tag/UntagResource; alias
+    # "live": Describe/Create/UpdateStateMachineAlias); matcher._start: StartExecution
+    "matcher": ("states:DescribeStateMachine", "states:CreateStateMachine", "states:UpdateStateMachine",
+                "states:PublishStateMachineVersion", "states:TagResource", "states:UntagResource",
+                "states:ListTagsForResource", "states:DescribeStateMachineAlias",
+                "states:CreateStateMachineAlias", "states:UpdateStateMachineAlias", "states:StartExecution"),
+    # runner._plugin: an async plugin that answered synchronously after all resumes its own task;
+    # runner._reuse: a node already SUCCEEDED (retry generation / filled by hand) resumes its waiting task
+    "node_plugin": ("states:SendTaskSuccess",),
+    "node_review": ("states:SendTaskSuccess",),  # runner._reuse (a review node waits for a task token)
+    # nodes/callbacks.py: heartbeat, success, failure of waiting plugin and review nodes
+    "callbacks_api": ("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"),
 }
 
 # Which functions use what (besides tables). Used for both environment and grants.
-USES_APPCONFIG = ("ingest", "matcher", "audit_stream")  # agent-orchestrator / strategy-library / audit-streaming
+# agent-orchestrator (ingest; replay_api: resume DEFERRED) / agent-strategy-library (matcher) / audit-streaming
+USES_APPCONFIG = ("ingest", "matcher", "audit_stream", "replay_api")
+# nodes/calls.py Downstream._headers reads the downstream secret for every HTTP call
 USES_DOWNSTREAM_SECRET = ("matcher", "node_plugin", "node_notify", "node_review", "workflow")
-USES_SIGNING_SECRET = ("callbacks_api", "replay_api")
+USES_SIGNING_SECRET = ("callbacks_api", "replay_api")  # handlers/_api.py check_request
 DOWNSTREAM_URLS: dict[str, tuple[str, ...]] = {
-    "matcher": ("NOTIFICATIONS_URL", "OPS_URL"),  # unmatched events escalate
+    "matcher": ("NOTIFICATIONS_URL", "OPS_URL"),  # unmatched events / refused plugins escalate
     "node_plugin": ("PLUGIN_RUNTIME_URL",),
     "node_notify": ("NOTIFICATIONS_URL",),
-    "node_review": ("OPS_URL",),
+    "node_review": ("NOTIFICATIONS_URL", "OPS_URL"),  # escalate(): ops work order + notification
     "workflow": ("NOTIFICATIONS_URL", "OPS_URL"),  # escalation after retries are exhausted
 }
+# Functions whose handler builds a MetricsRecorder (deps.metrics()); EMF goes to stdout on Lambda.
+RECORDS_METRICS = ("ingest", "matcher", "node_plugin", "node_notify", "node_review", "workflow", "audit_stream",
+                   "callbacks_api")
+# Where the baseline strategy library lives inside the code asset (the matcher reads it when the flag
+# agent-strategy-library is off or LIBRARY_SOURCE=dir): infra/constructs/functions.py stages strategies/ there.
+LAMBDA_TASK_ROOT = "/var/task"
+ASSET_STRATEGIES_DIR = "strategies"

@@ -40,6 +40,11 @@ class TableSpec:
     ttl_attribute: str | None = None
     stream: str | None = None  # NEW_IMAGE | NEW_AND_OLD_IMAGES | None
     indexes: tuple[IndexSpec, ...] = ()
+    number_keys: tuple[str, ...] = ()  # key attributes of DynamoDB type N; every other key attribute is S
+
+    def attribute_type(self, name: str) -> str:
+        """"N" or "S": the DynamoDB type of a key attribute (the stack and the local deployer agree)."""
+        return "N" if name in self.number_keys else "S"
 
     @property
     def key_attributes(self) -> tuple[str, ...]:
@@ -62,7 +67,8 @@ WORKFLOWS_TABLE = TableSpec(
 STRATEGIES_TABLE = TableSpec("agent_strategies", "pk", "sk")
 TENANTS_TABLE = TableSpec("agent_tenants", "tenant_id")
 AUDIT_TABLE = TableSpec("agent_audit", "pk", "seq", stream="NEW_IMAGE",
-                        indexes=(IndexSpec("by_time", "day", "ts_seq"),))
+                        indexes=(IndexSpec("by_time", "day", "ts_seq"),),
+                        number_keys=("seq",))  # audit_store writes seq as an integer
 TABLES: tuple[TableSpec, ...] = (EVENTS_TABLE, WORKFLOWS_TABLE, STRATEGIES_TABLE, TENANTS_TABLE, AUDIT_TABLE)
 
 

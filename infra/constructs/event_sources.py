@@ -1,12 +1,16 @@
 """Event source mappings from ``spec.EVENT_SOURCES_MAPPINGS`` (SQS / DynamoDB Streams → Lambda).
 
 Every mapping reports partial batch failures (ReportBatchItemFailures), so one bad record does not
-replay its whole batch.
+replay its whole batch. The SQS mapping is created directly (not with ``SqsEventSource``, whose
+``grantConsumeMessages`` would add ``sqs:ChangeMessageVisibility`` and ``sqs:GetQueueUrl``): Lambda's
+poller needs exactly ``sqs:ReceiveMessage``, ``sqs:DeleteMessage`` and ``sqs:GetQueueAttributes``
+(the AWSLambdaSQSQueueExecutionRole set), and the matcher's code makes no SQS call itself.
 """
 
 from __future__ import annotations
 
 from aws_cdk import Duration
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
@@ -17,6 +21,8 @@ from infra.constructs.queues import Queues
 from infra.constructs.tables import Tables
 from powerx_agent import spec
 
+SQS_POLL_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+
 
 class EventSources(Construct):
     def __init__(self, scope: Construct, id: str, *, functions: Functions, queues: Queues, tables: Tables) -> None:
@@ -24,13 +30,16 @@ class EventSources(Construct):
         for mapping in spec.EVENT_SOURCES_MAPPINGS:
             fn: lambda_.Function = functions.by_key[mapping.function]
             if mapping.kind == "sqs":
-                fn.add_event_source(
-                    sources.SqsEventSource(
-                        queues.by_name[mapping.source],
-                        batch_size=mapping.batch_size,
-                        report_batch_item_failures=mapping.report_batch_item_failures,
-                        max_batching_window=Duration.seconds(1),
-                    )
+                queue = queues.by_name[mapping.source]
+                fn.add_event_source_mapping(
+                    "SqsEventSource",
+                    event_source_arn=queue.queue_arn,
+                    batch_size=mapping.batch_size,
+                    report_batch_item_failures=mapping.report_batch_item_failures,
+                    max_batching_window=Duration.seconds(1),
+                )
+                functions.roles[mapping.function].add_to_policy(
+                    iam.PolicyStatement(actions=list(SQS_POLL_ACTIONS), resources=[queue.queue_arn])
                 )
             elif mapping.kind == "dynamodb":
                 fn.add_event_source(

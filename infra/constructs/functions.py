@@ -1,13 +1,19 @@
 """Lambda functions from ``spec.FUNCTIONS``: one role each, only the environment and grants it uses.
 
-Code asset: the ``functions/`` directory (tests and caches excluded); third-party dependencies come
-from the layer built by ``layers/build.py``. arm64, X-Ray active, Powertools settings, explicit log
-groups with retention. Every grant below is listed in docs/architecture.md and asserted exactly by
-tests/infrastructure/test_least_privilege.py.
+Code asset: ``functions/powerx_agent`` (without the embedded runtime ``local/``, the console script
+``cli/``, tests and caches) plus the baseline strategy library ``strategies/*.yaml`` at
+``/var/task/strategies`` (``STRATEGIES_DIR`` of the matcher, used when the flag
+``agent-strategy-library`` is off), staged at synth time by :func:`stage_code`. Third-party
+dependencies come from the layer built by ``layers/build.py``. arm64, X-Ray active, Powertools
+settings, explicit log groups with retention. Every grant below is listed in docs/architecture.md and
+asserted exactly by tests/infrastructure/test_least_privilege.py.
 """
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +35,9 @@ from infra.constructs.workflow import Workflow
 from powerx_agent import spec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = "powerx_agent"
+# never shipped: the embedded runtime (moto) and the console script run on developer machines only
+PACKAGE_EXCLUDE = ("local", "cli")
 CODE_EXCLUDE = [
     "tests",
     "**/tests",
@@ -39,6 +48,33 @@ CODE_EXCLUDE = [
     "**/.mypy_cache",
     "**/.ruff_cache",
 ]
+_IGNORE = shutil.ignore_patterns("tests", "__pycache__", "*.pyc", "*.egg-info", ".pytest_cache", ".mypy_cache",
+                                 ".ruff_cache")
+
+
+def stage_code(repo_root: Path = REPO_ROOT) -> Path:
+    """A fresh directory with what the Lambda code asset holds:
+
+    ``powerx_agent/`` (minus ``PACKAGE_EXCLUDE``) and ``strategies/*.yaml`` (the baseline library).
+    CDK copies it into the cloud assembly while the construct is built (the asset hash is computed
+    from the content, so a changed strategy file changes the asset and is deployed).
+    """
+    staging = Path(tempfile.mkdtemp(prefix="powerx-agent-code-"))
+    atexit.register(shutil.rmtree, staging, True)
+    package = repo_root / "functions" / PACKAGE
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        ignored = set(_IGNORE(directory, names))
+        if Path(directory) == package:
+            ignored |= set(PACKAGE_EXCLUDE) & set(names)
+        return ignored
+
+    shutil.copytree(package, staging / PACKAGE, ignore=ignore)
+    strategies = staging / constants.ASSET_STRATEGIES_DIR
+    strategies.mkdir()
+    for path in sorted((repo_root / "strategies").glob("*.y*ml")):
+        shutil.copy2(path, strategies / path.name)
+    return staging
 RUNTIME = getattr(lambda_.Runtime, "PYTHON_" + constants.PYTHON_VERSION.replace(".", "_"))
 
 _WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
@@ -82,7 +118,8 @@ class Functions(Construct):
     ) -> None:
         super().__init__(scope, id)
         self._tables = tables
-        self.code = lambda_.Code.from_asset(str(REPO_ROOT / "functions"), exclude=CODE_EXCLUDE)
+        self.code_dir = stage_code()
+        self.code = lambda_.Code.from_asset(str(self.code_dir), exclude=CODE_EXCLUDE)
         self.layer = lambda_.LayerVersion(
             self,
             "DependenciesLayer",
@@ -115,6 +152,8 @@ class Functions(Construct):
                 env[constants.TABLE_ENV[table_name]] = tables.by_name[table_name].table_name
             for table_name, _index in constants.INDEX_QUERIES.get(fn_spec.key, ()):
                 env[constants.TABLE_ENV[table_name]] = tables.by_name[table_name].table_name
+            if fn_spec.key in constants.RECORDS_METRICS:
+                env["METRICS_SINK"] = "stdout"  # EMF lines on stdout; Lambda ships them to CloudWatch (no grant)
             for var in constants.DOWNSTREAM_URLS.get(fn_spec.key, ()):
                 env[var] = urls[var]
             if fn_spec.key in constants.USES_DOWNSTREAM_SECRET:
@@ -128,6 +167,8 @@ class Functions(Construct):
                 env["INGEST_DLQ_URL"] = queues.ingest_dlq.queue_url
                 env["IDEMPOTENCY_EXPIRY_SECONDS"] = str(idempotency_expiry_seconds)
             if fn_spec.key == "matcher":
+                env["LIBRARY_SOURCE"] = "table"  # published versions; the shipped baseline when the flag is off
+                env["STRATEGIES_DIR"] = f"{constants.LAMBDA_TASK_ROOT}/{constants.ASSET_STRATEGIES_DIR}"
                 env["WORKFLOW_ROLE_ARN"] = workflow.role.role_arn
                 env["STATE_MACHINE_PREFIX"] = f"{prefix}{spec.STATE_MACHINE_PREFIX}"
                 for node_key in constants.NODE_FUNCTIONS:
@@ -144,8 +185,10 @@ class Functions(Construct):
             ingest.add_to_policy(
                 iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[queue.queue_arn])
             )
-        workflow.grant_manage(self.roles["matcher"])
-        workflow.grant_task_response(self.roles["callbacks_api"])
+        workflow.grant_manage(self.roles["matcher"], constants.STATES_ACCESS["matcher"])
+        for key, actions in constants.STATES_ACCESS.items():
+            if key != "matcher":
+                workflow.grant_task_response(self.roles[key], actions)
         self.roles["replay_api"].add_to_policy(
             iam.PolicyStatement(actions=["events:PutEvents"], resources=[event_bus_arn])
         )

@@ -28,7 +28,7 @@ WINDOW = Duration.minutes(15)
 
 TOP_FAILING_STRATEGIES_QUERY = [
     "fields @timestamp, strategy_id, workflow_id, node_id, status, escalation_reason",
-    "filter status in ['failed', 'escalated'] and ispresent(strategy_id)",
+    "filter status in ['FAILED', 'ESCALATED'] and ispresent(strategy_id)",
     "stats count(*) as failures by strategy_id",
     "sort failures desc",
     "limit 10",

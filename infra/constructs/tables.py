@@ -15,8 +15,11 @@ _STREAMS = {
 }
 
 
-def _attr(name: str) -> dynamodb.Attribute:
-    return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)
+_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
+
+
+def _attr(table_spec: spec.TableSpec, name: str) -> dynamodb.Attribute:
+    return dynamodb.Attribute(name=name, type=_TYPES[table_spec.attribute_type(name)])
 
 
 class Tables(Construct):
@@ -42,8 +45,8 @@ class Tables(Construct):
             self,
             logical,
             table_name=f"{prefix}{table_spec.name}",
-            partition_key=_attr(table_spec.partition_key),
-            sort_key=_attr(table_spec.sort_key) if table_spec.sort_key else None,
+            partition_key=_attr(table_spec, table_spec.partition_key),
+            sort_key=_attr(table_spec, table_spec.sort_key) if table_spec.sort_key else None,
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
@@ -58,8 +61,8 @@ class Tables(Construct):
         for index in table_spec.indexes:
             table.add_global_secondary_index(
                 index_name=index.name,
-                partition_key=_attr(index.partition_key),
-                sort_key=_attr(index.sort_key) if index.sort_key else None,
+                partition_key=_attr(table_spec, index.partition_key),
+                sort_key=_attr(table_spec, index.sort_key) if index.sort_key else None,
                 projection_type=dynamodb.ProjectionType.ALL,
             )
         return table

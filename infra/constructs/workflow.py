@@ -17,15 +17,6 @@ from constructs import Construct
 from infra.constructs.nag import acknowledge, logical_id
 from powerx_agent import spec
 
-MANAGE_ACTIONS = (
-    "states:CreateStateMachine",
-    "states:UpdateStateMachine",
-    "states:PublishStateMachineVersion",
-    "states:CreateStateMachineAlias",
-    "states:UpdateStateMachineAlias",
-    "states:DescribeStateMachine",
-    "states:StartExecution",
-)
 TASK_RESPONSE_ACTIONS = ("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat")
 
 
@@ -81,16 +72,11 @@ class Workflow(Construct):
                 "published versions/aliases of exactly those functions.",
             )
 
-    def grant_manage(self, grantee: iam.IGrantable) -> None:
-        """The matcher: create/update/publish/alias/describe/start ``agent-*`` state machines; pass the role."""
+    def grant_manage(self, grantee: iam.IGrantable, actions: Iterable[str]) -> None:
+        """The matcher: the given actions on ``agent-*`` state machines (infra.constants.STATES_ACCESS); pass the role."""
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(
-                sid="ManageAgentStateMachines", actions=list(MANAGE_ACTIONS), resources=[self.state_machine_arns]
-            )
-        )
-        grantee.grant_principal.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="DescribeAgentExecutions", actions=["states:DescribeExecution"], resources=[f"{self.execution_arns}"]
+                sid="ManageAgentStateMachines", actions=list(actions), resources=[self.state_machine_arns]
             )
         )
         grantee.grant_principal.add_to_principal_policy(
@@ -102,13 +88,15 @@ class Workflow(Construct):
             )
         )
         self._acknowledge_prefix(grantee, "stateMachine")
-        self._acknowledge_prefix(grantee, "execution")
 
-    def grant_task_response(self, grantee: iam.IGrantable) -> None:
-        """The callbacks API: resume waitForTaskToken nodes of ``agent-*`` executions."""
+    def grant_task_response(self, grantee: iam.IGrantable, actions: Iterable[str] = TASK_RESPONSE_ACTIONS) -> None:
+        """Resume waitForTaskToken tasks of ``agent-*`` state machines (callbacks API; node_plugin success)."""
+        unknown = set(actions) - set(TASK_RESPONSE_ACTIONS)
+        if unknown:
+            raise ValueError(f"not task-response actions: {sorted(unknown)}")
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(
-                sid="RespondToAgentTasks", actions=list(TASK_RESPONSE_ACTIONS), resources=[self.state_machine_arns]
+                sid="RespondToAgentTasks", actions=list(actions), resources=[self.state_machine_arns]
             )
         )
         self._acknowledge_prefix(grantee, "stateMachine")

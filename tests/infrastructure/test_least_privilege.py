@@ -17,7 +17,6 @@ P = "arn:${Partition}"
 SCOPE = "${Region}:${Account}"
 TABLE_KEY = "arn(key:PowerX Agent: DynamoDB tables (customer-managed))"
 STATE_MACHINES = f"{P}:states:{SCOPE}:stateMachine:agent-*"
-EXECUTIONS = f"{P}:states:{SCOPE}:execution:agent-*"
 APPCONFIG_PROFILE = (
     f"{P}:appconfig:{SCOPE}:application/ref(appconfig-app:powerx-agent)/environment/ref(appconfig-env:prod)"
     "/configuration/ref(appconfig-profile:feature-flags)"
@@ -43,11 +42,14 @@ def own_logs(fn: str) -> tuple:
 
 XRAY = stmt(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"])
 KMS_WRITE = stmt(["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"], [TABLE_KEY])
+KMS_READ = stmt(["kms:Decrypt", "kms:DescribeKey"], [TABLE_KEY])
 AUDIT = table("agent_audit", PUT, QUERY)
 DOWNSTREAM = stmt(["secretsmanager:GetSecretValue"], ["ref(secret:powerx/agent/downstream-credentials)"])
 SIGNING = stmt(["secretsmanager:GetSecretValue"], ["ref(secret:powerx/agent/signing-keys)"])
+GSI1 = stmt([QUERY], ["arn(table:agent_workflows)/index/gsi1"])  # the review backlog gauge
 FLAGS = stmt(["appconfig:StartConfigurationSession", "appconfig:GetLatestConfiguration"], [APPCONFIG_PROFILE])
 
+# Traced from the code (docs/architecture.md "Function permissions" names the line behind each action).
 EXPECTED: dict[str, set[tuple]] = {
     "ingest": {
         own_logs("ingest"), XRAY, KMS_WRITE, AUDIT, FLAGS,
@@ -60,64 +62,63 @@ EXPECTED: dict[str, set[tuple]] = {
         own_logs("matcher"), XRAY, KMS_WRITE, AUDIT, FLAGS, DOWNSTREAM,
         table("agent_events", GET, UPDATE),
         table("agent_workflows", GET, PUT, UPDATE),
-        table("agent_strategies", GET, QUERY),
-        table("agent_tenants", GET),
+        table("agent_strategies", GET),
+        GSI1,
         stmt(
-            [
-                "states:CreateStateMachine", "states:UpdateStateMachine", "states:PublishStateMachineVersion",
-                "states:CreateStateMachineAlias", "states:UpdateStateMachineAlias", "states:DescribeStateMachine",
-                "states:StartExecution",
-            ],
+            ["states:DescribeStateMachine", "states:CreateStateMachine", "states:UpdateStateMachine",
+             "states:PublishStateMachineVersion", "states:TagResource", "states:UntagResource",
+             "states:ListTagsForResource", "states:DescribeStateMachineAlias", "states:CreateStateMachineAlias",
+             "states:UpdateStateMachineAlias", "states:StartExecution"],
             [STATE_MACHINES],
         ),
-        stmt(["states:DescribeExecution"], [EXECUTIONS]),
         stmt(
             ["iam:PassRole"],
             ["arn(role:Assumed by the agent-* state machines the matcher creates; invokes the node functions)"],
             {"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}},
         ),
-        stmt(
-            ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:DeleteMessage",
-             "sqs:GetQueueAttributes"],
-            ["arn(queue:powerx-agent-match)"],
-        ),
+        stmt(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], ["arn(queue:powerx-agent-match)"]),
     },
     "node_plugin": {
         own_logs("node-plugin"), XRAY, KMS_WRITE, AUDIT, DOWNSTREAM,
-        table("agent_workflows", GET, UPDATE),
+        table("agent_workflows", GET, PUT, UPDATE),
         table("agent_tenants", GET),
+        stmt(["states:SendTaskSuccess"], [STATE_MACHINES]),
     },
     "node_notify": {
         own_logs("node-notify"), XRAY, KMS_WRITE, AUDIT, DOWNSTREAM,
         table("agent_workflows", GET, UPDATE),
-        table("agent_tenants", GET),
     },
     "node_review": {
         own_logs("node-review"), XRAY, KMS_WRITE, AUDIT, DOWNSTREAM,
         table("agent_workflows", GET, PUT, UPDATE),
-        stmt([QUERY], ["arn(table:agent_workflows)/index/gsi1"]),
+        table("agent_tenants", GET),
+        GSI1,
+        stmt(["states:SendTaskSuccess"], [STATE_MACHINES]),
     },
     "workflow": {
         own_logs("workflow"), XRAY, KMS_WRITE, AUDIT, DOWNSTREAM,
-        table("agent_events", UPDATE),
-        table("agent_workflows", GET, UPDATE, QUERY),
+        table("agent_workflows", GET, PUT, UPDATE, QUERY),
         table("agent_tenants", GET),
+        GSI1,
     },
     "audit_stream": {
-        own_logs("audit-stream"), XRAY, FLAGS,
+        own_logs("audit-stream"), XRAY, FLAGS, KMS_READ, KMS_WRITE,
+        table("agent_strategies", "dynamodb:DeleteItem", UPDATE),
+        stmt([QUERY], ["arn(table:agent_audit)/index/by_time"]),
         stmt(["logs:CreateLogStream", "logs:PutLogEvents"], ["arn(loggroup:/powerx/agent/audit)"]),
         stmt(["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
              ["streamarn(table:agent_audit)"]),
         stmt(["dynamodb:ListStreams"], ["*"]),
-        stmt(["kms:Decrypt", "kms:DescribeKey"], [TABLE_KEY]),
     },
     "callbacks_api": {
         own_logs("callbacks-api"), XRAY, KMS_WRITE, AUDIT, SIGNING,
-        table("agent_workflows", GET, UPDATE),
+        table("agent_workflows", GET, UPDATE, QUERY),
+        GSI1,
         stmt(["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"], [STATE_MACHINES]),
     },
     "replay_api": {
-        own_logs("replay-api"), XRAY, KMS_WRITE, AUDIT, SIGNING,
+        own_logs("replay-api"), XRAY, KMS_READ, SIGNING, FLAGS,
+        table("agent_events", GET),
         table("agent_tenants", GET),
         stmt(["events:PutEvents"], ["arn(bus:powerx-agent)"]),
     },

@@ -92,23 +92,25 @@ def test_function_is_arm64_traced_with_powertools_env(synth, fn_spec):
     assert log_group["RetentionInDays"] == 30
 
 
+APPCONFIG = {"APPCONFIG_APPLICATION", "APPCONFIG_ENVIRONMENT", "APPCONFIG_PROFILE", "FLAGS_STORE"}
+# what each function's code reads through powerx_agent.settings (docs/architecture.md: the table)
 EXPECTED_ENV = {
     "ingest": {"EVENTS_TABLE", "TENANTS_TABLE", "AUDIT_TABLE", "MATCH_QUEUE_URL", "INGEST_DLQ_URL",
-               "IDEMPOTENCY_EXPIRY_SECONDS", "APPCONFIG_APPLICATION", "APPCONFIG_ENVIRONMENT", "APPCONFIG_PROFILE",
-               "FLAGS_STORE"},
-    "matcher": {"EVENTS_TABLE", "WORKFLOWS_TABLE", "STRATEGIES_TABLE", "TENANTS_TABLE", "AUDIT_TABLE",
+               "IDEMPOTENCY_EXPIRY_SECONDS", "METRICS_SINK", *APPCONFIG},
+    "matcher": {"EVENTS_TABLE", "WORKFLOWS_TABLE", "STRATEGIES_TABLE", "AUDIT_TABLE",
                 "WORKFLOW_ROLE_ARN", "STATE_MACHINE_PREFIX", "NODE_PLUGIN_ARN", "NODE_NOTIFY_ARN", "NODE_REVIEW_ARN",
-                "WORKFLOW_FN_ARN", "NOTIFICATIONS_URL", "OPS_URL", "DOWNSTREAM_SECRET_ARN", "APPCONFIG_APPLICATION",
-                "APPCONFIG_ENVIRONMENT", "APPCONFIG_PROFILE", "FLAGS_STORE"},
-    "node_plugin": {"WORKFLOWS_TABLE", "TENANTS_TABLE", "AUDIT_TABLE", "PLUGIN_RUNTIME_URL", "DOWNSTREAM_SECRET_ARN"},
-    "node_notify": {"WORKFLOWS_TABLE", "TENANTS_TABLE", "AUDIT_TABLE", "NOTIFICATIONS_URL", "DOWNSTREAM_SECRET_ARN"},
-    "node_review": {"WORKFLOWS_TABLE", "AUDIT_TABLE", "OPS_URL", "DOWNSTREAM_SECRET_ARN"},
-    "workflow": {"EVENTS_TABLE", "WORKFLOWS_TABLE", "TENANTS_TABLE", "AUDIT_TABLE", "NOTIFICATIONS_URL", "OPS_URL",
-                 "DOWNSTREAM_SECRET_ARN"},
-    "audit_stream": {"AUDIT_LOG_GROUP", "APPCONFIG_APPLICATION", "APPCONFIG_ENVIRONMENT", "APPCONFIG_PROFILE",
-                     "FLAGS_STORE"},
-    "callbacks_api": {"WORKFLOWS_TABLE", "AUDIT_TABLE", "SIGNING_SECRET_ARN"},
-    "replay_api": {"TENANTS_TABLE", "AUDIT_TABLE", "SIGNING_SECRET_ARN", "EVENT_BUS_NAME"},
+                "WORKFLOW_FN_ARN", "NOTIFICATIONS_URL", "OPS_URL", "DOWNSTREAM_SECRET_ARN", "METRICS_SINK",
+                "LIBRARY_SOURCE", "STRATEGIES_DIR", *APPCONFIG},
+    "node_plugin": {"WORKFLOWS_TABLE", "TENANTS_TABLE", "AUDIT_TABLE", "PLUGIN_RUNTIME_URL", "DOWNSTREAM_SECRET_ARN",
+                    "METRICS_SINK"},
+    "node_notify": {"WORKFLOWS_TABLE", "AUDIT_TABLE", "NOTIFICATIONS_URL", "DOWNSTREAM_SECRET_ARN", "METRICS_SINK"},
+    "node_review": {"WORKFLOWS_TABLE", "TENANTS_TABLE", "AUDIT_TABLE", "NOTIFICATIONS_URL", "OPS_URL",
+                    "DOWNSTREAM_SECRET_ARN", "METRICS_SINK"},
+    "workflow": {"WORKFLOWS_TABLE", "TENANTS_TABLE", "AUDIT_TABLE", "NOTIFICATIONS_URL", "OPS_URL",
+                 "DOWNSTREAM_SECRET_ARN", "METRICS_SINK"},
+    "audit_stream": {"AUDIT_LOG_GROUP", "METRICS_SINK", "STRATEGIES_TABLE", "AUDIT_TABLE", *APPCONFIG},
+    "callbacks_api": {"WORKFLOWS_TABLE", "AUDIT_TABLE", "SIGNING_SECRET_ARN", "METRICS_SINK"},
+    "replay_api": {"EVENTS_TABLE", "TENANTS_TABLE", "SIGNING_SECRET_ARN", "EVENT_BUS_NAME", *APPCONFIG},
 }
 COMMON_ENV = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "AGENT_FUNCTION"}
 
@@ -120,6 +122,10 @@ def test_function_gets_only_the_environment_it_needs(synth, key):
     assert set(env) - COMMON_ENV == EXPECTED_ENV[key]
     if "FLAGS_STORE" in env:
         assert env["FLAGS_STORE"] == "appconfig"
+    if "METRICS_SINK" in env:
+        assert env["METRICS_SINK"] == "stdout"
+    if key == "matcher":
+        assert (env["LIBRARY_SOURCE"], env["STRATEGIES_DIR"]) == ("table", "/var/task/strategies")
 
 
 def test_matcher_node_arns_point_at_the_node_functions(synth):

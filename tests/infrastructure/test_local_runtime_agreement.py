@@ -1,0 +1,235 @@
+"""One specification, no drift: what the embedded LOCAL RUNTIME creates == what the stack deploys.
+
+Both sides are read back, not taken from the spec: the local side through the AWS APIs of the running
+embedded runtime (session fixture ``runtime`` of tests/conftest.py: describe_table, time-to-live,
+continuous backups, queue attributes, rules and targets, Lambda configuration, event source mappings,
+API Gateway resources), the deployed side from the synthesized CloudFormation template.
+
+Deliberate differences (asserted explicitly, documented in docs/architecture.md):
+- queues: the local runtime uses a SHORTER visibility timeout and a LOWER maxReceiveCount
+  (``LocalRuntime(visibility_timeout=3, max_receive_count=3)``) so redelivery and dead-lettering
+  happen within a test's time; the stack uses the spec values (60 s / 5 receives).
+- the SQS → matcher mapping exists locally but is disabled: the runtime's own poller
+  (local/pollers.py) does Lambda's polling, because moto would invoke inside SendMessage and ignore
+  partial batch responses.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from powerx_agent import spec
+
+
+# -- template side -------------------------------------------------------------------------------
+def _name_of(synth: Any, logical_id: str) -> str:
+    props = synth.resources[logical_id]["Properties"]
+    for prop in ("TableName", "QueueName", "FunctionName", "Name"):
+        if prop in props:
+            return props[prop]
+    raise AssertionError(f"{logical_id} has no name property")
+
+
+def _template_tables(synth: Any) -> dict[str, dict[str, Any]]:
+    out = {}
+    for props in (r["Properties"] for r in synth.of_type("AWS::DynamoDB::Table").values()):
+        out[props["TableName"]] = {
+            "keys": {k["KeyType"]: k["AttributeName"] for k in props["KeySchema"]},
+            "types": {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]},
+            "indexes": {
+                i["IndexName"]: ({k["KeyType"]: k["AttributeName"] for k in i["KeySchema"]},
+                                 i["Projection"]["ProjectionType"])
+                for i in props.get("GlobalSecondaryIndexes", [])
+            },
+            "stream": props.get("StreamSpecification", {}).get("StreamViewType"),
+            "ttl": (props.get("TimeToLiveSpecification") or {}).get("AttributeName"),
+            "pitr": props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+            "billing": props["BillingMode"],
+        }
+    return out
+
+
+def _template_queues(synth: Any) -> dict[str, dict[str, Any]]:
+    out = {}
+    for props in (r["Properties"] for r in synth.of_type("AWS::SQS::Queue").values()):
+        redrive = props.get("RedrivePolicy")
+        out[props["QueueName"]] = {
+            "visibility": props.get("VisibilityTimeout"),
+            "retention": props.get("MessageRetentionPeriod"),
+            "dlq": _name_of(synth, redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]) if redrive else None,
+            "max_receive": redrive["maxReceiveCount"] if redrive else None,
+        }
+    return out
+
+
+def _template_api_routes(synth: Any) -> dict[tuple[str, str], tuple[str, str]]:
+    resources = synth.of_type("AWS::ApiGateway::Resource")
+
+    def path(ref: Any) -> str:
+        if "Fn::GetAtt" in ref:  # the root resource
+            return ""
+        props = resources[ref["Ref"]]["Properties"]
+        return path(props["ParentId"]) + "/" + props["PathPart"]
+
+    routes = {}
+    for props in (r["Properties"] for r in synth.of_type("AWS::ApiGateway::Method").values()):
+        if props["HttpMethod"] == "OPTIONS":
+            continue
+        parts = props["Integration"]["Uri"]["Fn::Join"][1]
+        fn = next(p["Fn::GetAtt"][0] for p in parts if isinstance(p, dict) and "Fn::GetAtt" in p)
+        routes[(props["HttpMethod"], path(props["ResourceId"]))] = (_name_of(synth, fn), props["Integration"]["Type"])
+    return routes
+
+
+# -- local side ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def local(runtime: Any) -> dict[str, Any]:
+    """Everything the embedded runtime created, read back through the AWS APIs (once per module)."""
+    ddb, sqs, events, lam, apigw = (runtime.client(s) for s in ("dynamodb", "sqs", "events", "lambda", "apigateway"))
+    tables = {}
+    for name in ddb.list_tables()["TableNames"]:
+        described = ddb.describe_table(TableName=name)["Table"]
+        ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        backups = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+        tables[name] = {
+            "keys": {k["KeyType"]: k["AttributeName"] for k in described["KeySchema"]},
+            "types": {a["AttributeName"]: a["AttributeType"] for a in described["AttributeDefinitions"]},
+            "indexes": {
+                i["IndexName"]: ({k["KeyType"]: k["AttributeName"] for k in i["KeySchema"]},
+                                 i["Projection"]["ProjectionType"])
+                for i in described.get("GlobalSecondaryIndexes", [])
+            },
+            "stream": (described.get("StreamSpecification") or {}).get("StreamViewType"),
+            "ttl": ttl.get("AttributeName") if ttl.get("TimeToLiveStatus") == "ENABLED" else None,
+            "pitr": backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED",
+            "billing": described["BillingModeSummary"]["BillingMode"],
+        }
+    arn_to_queue = {}
+    queues = {}
+    for url in sqs.list_queues()["QueueUrls"]:
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        name = attributes["QueueArn"].rsplit(":", 1)[1]
+        arn_to_queue[attributes["QueueArn"]] = name
+        redrive = json.loads(attributes["RedrivePolicy"]) if "RedrivePolicy" in attributes else None
+        queues[name] = {
+            "visibility": int(attributes["VisibilityTimeout"]),
+            "retention": int(attributes["MessageRetentionPeriod"]),
+            "dlq_arn": redrive["deadLetterTargetArn"] if redrive else None,
+            "max_receive": int(redrive["maxReceiveCount"]) if redrive else None,
+        }
+    for queue in queues.values():
+        queue["dlq"] = arn_to_queue.get(queue.pop("dlq_arn")) if queue.get("dlq_arn") else None
+    functions = {f["FunctionName"]: f for f in lam.list_functions()["Functions"]}
+    fn_by_arn = {f["FunctionArn"]: name for name, f in functions.items()}
+    mappings = lam.list_event_source_mappings()["EventSourceMappings"]
+    buses = [b["Name"] for b in events.list_event_buses()["EventBuses"] if b["Name"] != "default"]
+    rules = {r["Name"]: r for r in events.list_rules(EventBusName=spec.BUS_NAME)["Rules"]
+             if not r.get("ManagedBy")}  # the archive's own managed rule is EventBridge's, not ours
+    targets = {name: events.list_targets_by_rule(Rule=name, EventBusName=spec.BUS_NAME)["Targets"] for name in rules}
+    archives = events.list_archives()["Archives"]
+    items = apigw.get_resources(restApiId=runtime.deployment.rest_api_id, embed=["methods"])["items"]
+    routes = {}
+    for item in items:
+        for method, detail in (item.get("resourceMethods") or {}).items():
+            integration = detail["methodIntegration"]
+            fn_arn = integration["uri"].split("/functions/", 1)[1].removesuffix("/invocations")
+            routes[(method, item["path"])] = (fn_by_arn[fn_arn], integration["type"])
+    return {"tables": tables, "queues": queues, "arn_to_queue": arn_to_queue, "functions": functions,
+            "fn_by_arn": fn_by_arn, "mappings": mappings, "buses": buses, "rules": rules, "targets": targets,
+            "archives": archives, "routes": routes}
+
+
+# -- the comparisons -------------------------------------------------------------------------------
+def test_given_both_runtimes_when_tables_are_described_then_keys_types_indexes_streams_ttl_agree(synth, local):
+    template = _template_tables(synth)
+    assert set(local["tables"]) == set(template) == {t.name for t in spec.TABLES}
+    for name, deployed in template.items():
+        assert local["tables"][name] == deployed, name
+
+
+def test_given_the_audit_table_when_described_then_seq_is_a_number_key_on_both_sides(synth, local):
+    # audit_store writes seq as an int: a string key in either runtime would reject every audit append
+    assert _template_tables(synth)["agent_audit"]["types"]["seq"] == "N"
+    assert local["tables"]["agent_audit"]["types"]["seq"] == "N"
+
+
+def test_given_both_runtimes_when_queues_are_described_then_names_redrive_targets_and_retention_agree(
+        synth, local):
+    template = _template_queues(synth)
+    assert set(local["queues"]) == set(template) == {q.name for q in spec.QUEUES}
+    for name, deployed in template.items():
+        mine = local["queues"][name]
+        assert (mine["dlq"], mine["retention"]) == (deployed["dlq"], deployed["retention"]), name
+
+
+def test_given_the_match_queue_when_compared_then_the_local_redrive_is_deliberately_faster_than_the_spec(
+        synth, runtime, local):
+    template = _template_queues(synth)
+    for queue in spec.QUEUES:
+        deployed, mine = template[queue.name], local["queues"][queue.name]
+        # the stack deploys exactly the spec
+        assert deployed["visibility"] == queue.visibility_timeout
+        assert deployed["max_receive"] == queue.max_receive_count if queue.dlq else deployed["max_receive"] is None
+        # the embedded runtime: the configured test values, never slower than the spec
+        assert mine["visibility"] == runtime.visibility_timeout <= queue.visibility_timeout
+        if queue.dlq:
+            assert mine["max_receive"] == runtime.max_receive_count <= queue.max_receive_count
+        else:
+            assert mine["max_receive"] is None
+
+
+def test_given_both_runtimes_when_the_bus_is_described_then_bus_archive_rule_and_target_agree(synth, local):
+    assert local["buses"] == [synth.resources[k]["Properties"]["Name"]
+                              for k in synth.of_type("AWS::Events::EventBus")] == [spec.BUS_NAME]
+    (archive,) = local["archives"]
+    (deployed_archive,) = (r["Properties"] for r in synth.of_type("AWS::Events::Archive").values())
+    assert archive["ArchiveName"] == deployed_archive["ArchiveName"] == spec.ARCHIVE_NAME
+    assert archive["EventSourceArn"].endswith(f":event-bus/{spec.BUS_NAME}")
+    assert archive["RetentionDays"] == deployed_archive["RetentionDays"]
+    (deployed_rule,) = (r["Properties"] for r in synth.of_type("AWS::Events::Rule").values())
+    assert set(local["rules"]) == {deployed_rule["Name"]} == {spec.INGEST_RULE.name}
+    assert json.loads(local["rules"][spec.INGEST_RULE.name]["EventPattern"]) == deployed_rule["EventPattern"]
+    (target,) = local["targets"][spec.INGEST_RULE.name]
+    (deployed_target,) = deployed_rule["Targets"]
+    assert local["fn_by_arn"][target["Arn"]] == _name_of(synth, deployed_target["Arn"]["Fn::GetAtt"][0])
+    assert target["RetryPolicy"] == deployed_target["RetryPolicy"]
+    assert local["arn_to_queue"][target["DeadLetterConfig"]["Arn"]] == _name_of(
+        synth, deployed_target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0])
+
+
+def test_given_both_runtimes_when_functions_are_described_then_names_handlers_limits_and_arch_agree(synth, local):
+    deployed = {r["Properties"]["FunctionName"]: r["Properties"] for r in synth.of_type("AWS::Lambda::Function").values()}
+    assert set(local["functions"]) == set(deployed) == {f.name for f in spec.FUNCTIONS}
+    for name, props in deployed.items():
+        mine = local["functions"][name]
+        assert (mine["Handler"], mine["Timeout"], mine["MemorySize"], mine["Architectures"], mine["Runtime"]) == (
+            props["Handler"], props["Timeout"], props["MemorySize"], props["Architectures"], props["Runtime"]), name
+
+
+def test_given_both_runtimes_when_event_source_mappings_are_listed_then_they_agree(synth, local):
+    def source_name(arn: str) -> str:
+        return arn.split(":table/", 1)[1].split("/", 1)[0] if ":table/" in arn else local["arn_to_queue"][arn]
+
+    mine = {
+        (local["fn_by_arn"][m["FunctionArn"]], source_name(m["EventSourceArn"]), m["BatchSize"],
+         m.get("StartingPosition")): m for m in local["mappings"]
+    }
+    deployed = set()
+    for props in (r["Properties"] for r in synth.of_type("AWS::Lambda::EventSourceMapping").values()):
+        source = props["EventSourceArn"]["Fn::GetAtt"][0]
+        deployed.add((_name_of(synth, props["FunctionName"]["Ref"]), _name_of(synth, source), props["BatchSize"],
+                      props.get("StartingPosition")))
+    assert set(mine) == deployed
+    for (fn, _source, _batch, _start), mapping in mine.items():
+        # deliberate: the local SQS mapping is disabled, the runtime's poller does Lambda's polling
+        expected_state = "Disabled" if fn == spec.FUNCTIONS_BY_KEY["matcher"].name else "Enabled"
+        assert mapping["State"] == expected_state
+
+
+def test_given_both_runtimes_when_api_resources_are_listed_then_routes_agree(synth, local):
+    expected = {(method, path): (spec.FUNCTIONS_BY_KEY[key].name, "AWS_PROXY")
+                for key, (method, path) in spec.API_ROUTES.items()}
+    assert local["routes"] == _template_api_routes(synth) == expected
