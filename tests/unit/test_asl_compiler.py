@@ -99,7 +99,8 @@ def test_given_a_plugin_node_when_compiled_then_its_task_follows_the_contract(ex
     }
     assert render["ResultPath"] is None and render["TimeoutSeconds"] == 60 and "HeartbeatSeconds" not in render
     assert render["Retry"] == [{
-        "ErrorEquals": ["PluginUnavailable", "DownstreamUnavailable", *LAMBDA_ERRORS, "States.Timeout"],
+        "ErrorEquals": ["PluginUnavailable", "DownstreamUnavailable", "AwsUnavailable", *LAMBDA_ERRORS,
+                        "States.Timeout"],
         "MaxAttempts": 2, "IntervalSeconds": 1, "BackoffRate": 2.0, "MaxDelaySeconds": 5, "JitterStrategy": "FULL"}]
     assert render["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "Escalate"}]
     assert render["Next"] == "parallel: archive + tell-owner"

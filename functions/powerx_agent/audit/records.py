@@ -26,8 +26,21 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _numbers_as_stored(value: Any) -> Any:
+    """Numbers as DynamoDB gives them back: an integral float (``1000.0``) reads back as ``1000``,
+    so the hash is computed over that form and a stored record verifies after a round trip."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _numbers_as_stored(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_numbers_as_stored(v) for v in value]
+    return value
+
+
 def canonical(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return json.dumps(_numbers_as_stored(data), sort_keys=True, separators=(",", ":"), default=str,
+                      ensure_ascii=False)
 
 
 def workflow_chain(workflow_id: str) -> str:

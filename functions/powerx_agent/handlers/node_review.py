@@ -8,4 +8,4 @@ from powerx_agent.nodes.runner import NodeRunner
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return run(lambda deps, metrics: NodeRunner(deps, metrics).run(event))
+    return run(lambda deps, metrics: NodeRunner(deps, metrics).run(event, expected_kind="manual_review"))

@@ -24,6 +24,13 @@ class DownstreamUnavailable(RetryableError):
     code = "downstream.unavailable"
 
 
+class AwsUnavailable(RetryableError):
+    """An AWS call inside the node failed (e.g. the status write-back after a successful downstream
+    call): retried by the state machine; the downstream call repeats with the same Idempotency-Key."""
+
+    code = "aws.unavailable"
+
+
 class NodeInputError(AgentError):
     """The node's input could not be rendered or is invalid."""
 
@@ -36,5 +43,5 @@ class TenantScopeError(AgentError):
     code = "tenant.plugin_not_allowed"
 
 
-RETRYABLE = ("PluginUnavailable", "DownstreamUnavailable")
+RETRYABLE = ("PluginUnavailable", "DownstreamUnavailable", "AwsUnavailable")
 NOT_RETRYABLE = ("PluginRejected", "NodeInputError", "TenantScopeError")

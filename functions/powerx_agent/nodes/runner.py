@@ -22,7 +22,7 @@ from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.errors import AgentError
 from powerx_agent.ingest.trace import child
 from powerx_agent.nodes.calls import Downstream
-from powerx_agent.nodes.errors import NodeInputError, TenantScopeError
+from powerx_agent.nodes.errors import AwsUnavailable, NodeInputError, TenantScopeError
 from powerx_agent.nodes.escalation import escalate
 from powerx_agent.strategy.templates import Template, compile_template
 
@@ -74,8 +74,12 @@ class NodeRunner:
         self.metrics = metrics
         self.downstream = Downstream(deps)
 
-    def run(self, payload: dict[str, Any]) -> dict[str, Any]:
+    def run(self, payload: dict[str, Any], expected_kind: str | None = None) -> dict[str, Any]:
         node, wf = payload["node"], payload["workflow"]
+        if expected_kind is not None and node.get("kind") != expected_kind:
+            # each node function is granted only what its kind needs: refuse a misrouted payload clearly
+            raise NodeInputError(f"node {node.get('id')!r} is a {node.get('kind')!r} node; "
+                                 f"this function runs {expected_kind!r} nodes")
         workflow_id, node_id = wf["workflow_id"], node["id"]
         attempt = int(payload.get("retry_count") or 0) + 1
         max_attempts = int((node.get("retry") or {}).get("attempts", 1))
@@ -90,7 +94,7 @@ class NodeRunner:
                 return self._reuse(payload, wf, node_id, item, generation)
         self._audit("node.running", wf, node_id, "RUNNING", data={"attempt": attempt, "kind": node["kind"]})
         try:
-            result = self._dispatch(payload, node, wf, attempt)
+            return self._run_and_record(payload, node, wf, attempt, started)
         except AgentError as exc:
             duration = round((time.monotonic() - started) * 1000, 3)
             final = not exc.retryable or attempt >= max_attempts
@@ -103,12 +107,27 @@ class NodeRunner:
             self._audit("node.failed" if final else "node.attempt_failed", wf, node_id,
                         "FAILED" if final else "RUNNING", duration=duration, data=error)
             raise
-        duration = round((time.monotonic() - started) * 1000, 3)
-        if result.get("waiting"):
-            self._audit("node.waiting", wf, node_id, "RUNNING", duration=duration, data=result)
-            return result
-        self.succeed(wf, node_id, result.get("output"), duration, attempt)
-        return {"node_id": node_id, "status": "SUCCEEDED"}
+
+    def _run_and_record(self, payload: dict[str, Any], node: dict[str, Any], wf: dict[str, Any], attempt: int,
+                        started: float) -> dict[str, Any]:
+        node_id = node["id"]
+        try:
+            result = self._dispatch(payload, node, wf, attempt)
+            duration = round((time.monotonic() - started) * 1000, 3)
+            if result.get("waiting"):
+                self._audit("node.waiting", wf, node_id, "RUNNING", duration=duration, data=result)
+                return result
+            self.succeed(wf, node_id, result.get("output"), duration, attempt)
+            return {"node_id": node_id, "status": "SUCCEEDED"}
+        except AgentError:
+            raise
+        except Exception as exc:
+            # an AWS call failed (a throttled or lost write-back after the downstream call succeeded):
+            # typed as retryable so the state machine retries; the repeated downstream call carries
+            # the same Idempotency-Key, so the service can de-duplicate it
+            if not type(exc).__module__.startswith(("botocore", "boto3")):
+                raise
+            raise AwsUnavailable(f"node {node_id}: AWS call failed: {type(exc).__name__}: {exc}") from exc
 
     def succeed(self, wf: dict[str, Any], node_id: str, output: Any, duration: float | None, attempt: int | None,
                 via: str = "lambda") -> bool:

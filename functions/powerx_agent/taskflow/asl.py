@@ -45,7 +45,7 @@ __all__ = [
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 LAMBDA_INVOKE_WAIT = "arn:aws:states:::lambda:invoke.waitForTaskToken"
 
-RETRYABLE_ERRORS = ("PluginUnavailable", "DownstreamUnavailable")
+RETRYABLE_ERRORS = ("PluginUnavailable", "DownstreamUnavailable", "AwsUnavailable")
 NON_RETRYABLE_ERRORS = ("PluginRejected", "NodeInputError", "TenantScopeError")
 LAMBDA_SERVICE_ERRORS = (
     "Lambda.ServiceException",
