@@ -5,6 +5,10 @@
    strategies, at 100, 1,000 and 10,000 strategies over 200 event types (same run, same events).
 2. ``bench/compile.py``: match + build + compile latency for flows of 10, 50 and 200 nodes
    (p50/p99), and the state transitions of a successful workflow executed on moto vs nodes + 2.
+3. ``bench/ingest.py``: cold import of the ingest handler vs ``import boto3``; ingest cost per event.
+4. ``bench/product_cost.py``: ingest + match + build + compile per event with AWS answered in memory.
+
+The load runs on the embedded runtime are ``make bench-load`` (``bench/load.py``), minutes long.
 
 Run: ``.venv/bin/python bench/run_all.py --out docs/benchmarks.md`` (or ``make bench``).
 """
@@ -38,6 +42,14 @@ def main() -> None:
             raise
     else:
         ingest_bench.run(extra)
+    import product_cost as product_cost_bench  # bench/product_cost.py (issue 10)
+
+    product = product_cost_bench.main(["--events", "2000"])
+    extra += ["## Product cost per event, AWS answered by in-memory fakes (`bench/product_cost.py`)", "",
+              product["markdown"], "",
+              "Load on the embedded runtime (moto side by side with a bare pipeline, and the overload run) "
+              "takes many minutes on 2 cores, so it has its own target: `make bench-load`, results in "
+              "[benchmarks-load.md](benchmarks-load.md).", ""]
     m10k = matcher[-1]
     m100 = matcher[0]
     f50 = next(r for r in flows if r["nodes"] == 50)

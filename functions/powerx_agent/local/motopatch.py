@@ -16,6 +16,18 @@ Checked against moto 5.2.5 (the version pinned by ``pyproject.toml``: ``moto[ser
    task (~5 ms CPU each, plus a new connection) and points it at ``localhost``. The patch caches
    one client per region and service and uses 127.0.0.1. Measured in
    ``../shared/notes/moto-embedded-runtime.md``.
+4. ``AmazonStateLanguageParser.parse`` (Step Functions executor): moto re-parses the definition
+   with ANTLR for every execution (~2.1 of ~2.8 ms CPU per parse). The patch keeps the ANTLR
+   *syntax tree* per definition text (bounded LRU) and still runs moto's ``Preprocessor`` on every
+   call, so each execution gets its own, fresh evaluation components: no evaluation state is
+   shared between executions (the risk of memoizing the whole program, for Map and Parallel).
+   Tests: ``tests/integration/test_motopatch_sfn.py`` runs Parallel and Map machines concurrently.
+5. ``ExecutionWorker.start`` / ``_execution_logic``: moto starts threads for every execution
+   without any limit and appends each to a module list (``TMP_THREADS``) that is never trimmed.
+   The patch keeps a cheap count of executions running in this process (``sfn_running()``, an
+   integer, not a ``ListExecutions`` scan) that the runtime's SQS poller uses to stop taking work
+   while the count is at its cap, and drops finished threads from ``TMP_THREADS`` so long runs
+   keep memory bounded.
 """
 
 from __future__ import annotations
@@ -57,6 +69,12 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def register_handler(function_name: str, handler_path: str) -> None:
+    """Route one more (non-product) function name to an in-process handler: used by the bare-moto
+    reference pipeline of ``powerx_agent.local.load``, whose functions are not part of the spec."""
+    _HANDLERS_BY_NAME[function_name] = handler_path
+
+
 def resolve_handler(function_name: str) -> Callable[[Any, Any], Any]:
     path = _HANDLERS_BY_NAME.get(function_name)
     if path is None:
@@ -90,6 +108,8 @@ def apply(rule_lambda_target: Callable[[dict[str, Any], dict[str, Any]], None]) 
         _patch_lambda()
         _patch_rule_targets()
         _patch_sfn_clients()
+        _patch_sfn_parse_cache()
+        _patch_sfn_execution_count()
         _state["applied"] = True
 
 
@@ -150,3 +170,107 @@ def _patch_sfn_clients() -> None:
 
     boto_client.boto_client_for = boto_client_for
     lambda_eval_utils.boto_client_for = boto_client_for
+
+
+# -- 4. ASL syntax tree cache ---------------------------------------------------------------
+_PARSE_CACHE_SIZE = 256
+_parse_stats = {"hits": 0, "misses": 0}
+
+
+def parse_cache_stats() -> dict[str, int]:
+    return dict(_parse_stats)
+
+
+def _patch_sfn_parse_cache() -> None:
+    from collections import OrderedDict
+
+    from moto.stepfunctions.parser.asl.antlr.runtime.ASLLexer import ASLLexer
+    from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
+    from moto.stepfunctions.parser.asl.parse import asl_parser
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    trees: OrderedDict[str, Any] = OrderedDict()
+    tree_lock = threading.Lock()
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        with tree_lock:
+            tree = trees.get(definition)
+            if tree is not None:
+                trees.move_to_end(definition)
+                _parse_stats["hits"] += 1
+        if tree is None:
+            listener = asl_parser.SyntaxErrorListener()
+            parser = ASLParser(asl_parser.CommonTokenStream(ASLLexer(asl_parser.InputStream(definition))))
+            parser.removeErrorListeners()
+            parser.addErrorListener(listener)
+            tree = parser.state_machine()
+            if listener.errors:
+                raise asl_parser.ASLParserException(errors=listener.errors)  # never cached
+            with tree_lock:
+                _parse_stats["misses"] += 1
+                trees[definition] = tree
+                while len(trees) > _PARSE_CACHE_SIZE:
+                    trees.popitem(last=False)
+        # a fresh program (evaluation components) for every execution: only the tree is shared
+        return Preprocessor().visit(tree), tree
+
+    asl_parser.AmazonStateLanguageParser.parse = staticmethod(parse)
+
+
+# -- 5. executions in flight --------------------------------------------------------------------
+_running = {"now": 0, "peak": 0, "finished": 0}
+_running_lock = threading.Lock()
+
+
+def sfn_running() -> int:
+    """Executions started by moto's executor in this process and not finished yet."""
+    return _running["now"]
+
+
+def sfn_running_stats() -> dict[str, int]:
+    with _running_lock:
+        return dict(_running)
+
+
+def reset_sfn_peak() -> None:
+    with _running_lock:
+        _running["peak"] = _running["now"]
+
+
+def _patch_sfn_execution_count() -> None:
+    from moto.stepfunctions.parser import utils as sfn_utils
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    original_start = ExecutionWorker.start
+    original_logic = ExecutionWorker._execution_logic
+
+    def start(self: Any) -> None:
+        with _running_lock:
+            _running["now"] += 1
+            _running["peak"] = max(_running["peak"], _running["now"])
+        self._powerx_counted = True
+        try:
+            original_start(self)
+        except BaseException:
+            _finished(self)
+            raise
+
+    def _execution_logic(self: Any) -> None:
+        try:
+            original_logic(self)
+        finally:
+            _finished(self)
+
+    def _finished(worker: Any) -> None:
+        if not getattr(worker, "_powerx_counted", False):
+            return  # synchronous executions (StartSyncExecution) were never counted
+        worker._powerx_counted = False
+        with _running_lock:
+            _running["now"] -= 1
+            _running["finished"] += 1
+            trim = _running["finished"] % 200 == 0
+        if trim:  # moto never removes finished threads from this list
+            sfn_utils.TMP_THREADS[:] = [t for t in sfn_utils.TMP_THREADS if t.is_alive()]
+
+    ExecutionWorker.start = start
+    ExecutionWorker._execution_logic = _execution_logic

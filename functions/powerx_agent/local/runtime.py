@@ -37,7 +37,7 @@ REGION = "us-east-1"
 class LocalRuntime:
     def __init__(self, *, strategies_dir: Path | None = None, tenants_file: Path | None = None,
                  rule_retry_base: float = 0.2, visibility_timeout: int = 3, max_receive_count: int = 3,
-                 idempotency_lease_seconds: float = 5.0) -> None:
+                 idempotency_lease_seconds: float = 5.0, max_executions_in_flight: int | None = None) -> None:
         self.strategies_dir = Path(strategies_dir or REPO_ROOT / "strategies")
         self.tenants_file = Path(tenants_file or REPO_ROOT / "config" / "tenants.yaml")
         self.rule_retry_base = rule_retry_base
@@ -54,6 +54,11 @@ class LocalRuntime:
         self._inflight = 0
         self._inflight_lock = threading.Lock()
         self.environment: dict[str, str] = {}
+        # moto's Step Functions executor starts threads per execution without limit; the matcher
+        # poller stops taking work while this many executions run (see _poller_client)
+        self.max_executions_in_flight = int(max_executions_in_flight or
+                                            os.environ.get("POWERX_LOCAL_MAX_EXECUTIONS") or 64)
+        self.poller_paused_seconds = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -104,7 +109,7 @@ class LocalRuntime:
         self.sandbox.signing_key = self.deployment.signing_keys["current"]
         seed_tenants(self.client("dynamodb"), self.tenants_file)
         publish_directory(get_deps().strategies, self.strategies_dir)
-        self.poller = SqsPoller(self.client, self.deployment.queue_urls[spec.MATCH_QUEUE.name],
+        self.poller = SqsPoller(self._poller_client, self.deployment.queue_urls[spec.MATCH_QUEUE.name],
                                 spec.FUNCTIONS_BY_KEY["matcher"].name, batch_size=10).start()
 
     def stop(self) -> None:
@@ -126,6 +131,13 @@ class LocalRuntime:
     # -- clients and invocations -----------------------------------------------------------
     def client(self, service: str) -> Any:
         return aws.client(service, REGION, f"http://127.0.0.1:{self.port}")
+
+    def _poller_client(self, service: str) -> Any:
+        """The matcher poller's clients; its SQS client waits before each receive while the number of
+        executions in flight (a counter kept by motopatch, not a ListExecutions scan) is at the cap,
+        so under overload the backlog stays in the queue instead of becoming unbounded threads."""
+        client = self.client(service)
+        return _CappedReceive(client, self) if service == "sqs" else client
 
     def invoke(self, function_key: str, event: dict[str, Any]) -> tuple[dict[str, Any] | Any, str | None]:
         """Invoke a function through the Lambda API (RequestResponse): (payload, function error)."""
@@ -216,3 +228,25 @@ class LocalRuntime:
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0,
                                        MessageAttributeNames=["All"]).get("Messages", [])
         return messages
+
+
+class _CappedReceive:
+    """An SQS client whose ``receive_message`` pauses while executions in flight ≥ the runtime's cap."""
+
+    def __init__(self, client: Any, runtime: LocalRuntime) -> None:
+        self._client = client
+        self._runtime = runtime
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def receive_message(self, **kwargs: Any) -> Any:
+        started = None
+        while motopatch.sfn_running() >= self._runtime.max_executions_in_flight:
+            if self._runtime.poller is not None and self._runtime.poller._stop.is_set():
+                break
+            started = started or time.monotonic()
+            time.sleep(0.02)
+        if started is not None:
+            self._runtime.poller_paused_seconds += time.monotonic() - started
+        return self._client.receive_message(**kwargs)

@@ -10,11 +10,16 @@ request (path, headers, JSON body) and answers per plugin as tests configure it:
 - ``async_callback(delay, outcome)`` answers 202, then POSTs a signed callback to the engine
 
 Notifications and ops can be set ``down`` (503) or ``up`` to inject their failures too.
+
+- ``flaky(plugin, rate, seed)``  each call fails with 503 with probability ``rate``, drawn from a
+  seeded generator under the lock: the sequence of answers is reproducible for a given seed
+- ``service_fail_times(service, n)`` the next n calls to notifications/ops answer 503, then recover
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 import threading
 import time
@@ -36,6 +41,8 @@ class Behaviour:
     remaining_failures: int = 0
     delay: float = 0.0
     outcome: str = "succeeded"
+    rate: float = 0.0
+    rng: random.Random | None = None
 
 
 @dataclass
@@ -53,6 +60,7 @@ class Sandbox:
         self.requests: list[Recorded] = []
         self._plugins: dict[str, Behaviour] = {}
         self._services_down: set[str] = set()
+        self._service_failures: dict[str, int] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.callback_url: str | None = None
@@ -65,6 +73,7 @@ class Sandbox:
             self.requests.clear()
             self._plugins.clear()
             self._services_down.clear()
+            self._service_failures.clear()
 
     def succeed(self, plugin: str) -> None:
         self._set(plugin, Behaviour("succeed"))
@@ -80,6 +89,15 @@ class Sandbox:
 
     def async_callback(self, plugin: str, delay: float = 0.2, outcome: str = "succeeded") -> None:
         self._set(plugin, Behaviour("async", delay=delay, outcome=outcome))
+
+    def flaky(self, plugin: str, rate: float, seed: int = 0, status: int = 503) -> None:
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"rate must be within [0, 1], got {rate}")
+        self._set(plugin, Behaviour("flaky", status=status, rate=rate, rng=random.Random(seed)))
+
+    def service_fail_times(self, service: str, times: int) -> None:
+        with self._lock:
+            self._service_failures[service] = times
 
     def service_down(self, service: str) -> None:
         with self._lock:
@@ -151,7 +169,18 @@ class Sandbox:
         with self._lock:
             self.requests.append(Recorded(path, headers, body, status))
 
+    def _transient(self, service: str) -> bool:
+        with self._lock:
+            left = self._service_failures.get(service, 0)
+            if left > 0:
+                self._service_failures[service] = left - 1
+            return left > 0
+
     def _answer(self, path: str, body: Any) -> tuple[int, Any]:
+        if path in ("/notifications/agent-task", "/ops/manual-review"):
+            service = "notifications" if path.startswith("/notifications") else "ops"
+            if self._transient(service):
+                return 503, {"error": f"{service} unavailable (sandbox transient fault)"}
         if path == "/notifications/agent-task":
             if "notifications" in self._services_down:
                 return 503, {"error": "notifications unavailable (sandbox fault)"}
@@ -167,7 +196,10 @@ class Sandbox:
         with self._lock:
             behaviour = self._plugins.setdefault(plugin, Behaviour("succeed"))
             mode = behaviour.mode
-            if mode in ("fail", "slow") and behaviour.remaining_failures != 0:
+            if mode == "flaky":
+                assert behaviour.rng is not None
+                mode = "fail" if behaviour.rng.random() < behaviour.rate else "succeed"
+            elif mode in ("fail", "slow") and behaviour.remaining_failures != 0:
                 if behaviour.remaining_failures > 0:
                     behaviour.remaining_failures -= 1
             elif mode in ("fail", "slow"):

@@ -1,0 +1,506 @@
+"""Load runs for ``powerx-agent local load`` and ``bench/load.py``.
+
+Three drivers share one paced producer (PutEvents in batches of up to 10 entries, scheduled at the
+offered rate, never faster; bounded by ``MAX_RATE`` and ``MAX_DURATION``):
+
+- :func:`run_product` against the embedded runtime: PutEvents → ingest → match → StartExecution →
+  node Lambdas → sandbox plugins. Latencies come from the audit trail: generation latency is
+  ``event.accepted`` → ``workflow.started``, end to end is ``event.accepted`` → ``workflow.succeeded``.
+- :func:`run_bare` against the same moto server: a bare pipeline of the same shape (PutEvents →
+  rule → SQS → poller → Lambda doing a conditional PutItem + StartExecution → a 3-task state
+  machine whose Lambda handlers do nothing): moto's own ceiling on this machine, measured in the
+  same process and run.
+- :func:`run_stack` against a deployed stack (``--stack``): the same producer, with completion read
+  from the stack's audit table by workflow id (deterministic from tenant and idempotency key).
+
+:func:`account` then classifies every event offered (workflow, escalation, duplicate, rejection)
+from ``agent_events`` and the audit chains, and checks every chain's hashes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import statistics
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from powerx_agent import spec
+from powerx_agent.adapters.aws import error_code
+from powerx_agent.audit.records import verify_chain, workflow_chain
+from powerx_agent.ingest.service import workflow_id_for
+
+MAX_RATE = 1000.0
+MAX_DURATION = 600.0
+BATCH = 10
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+# ---------------------------------------------------------------------------------- producer
+@dataclass
+class Produced:
+    run_id: str
+    keys: list[str] = field(default_factory=list)  # idempotency keys, in send order
+    sent_at: dict[str, float] = field(default_factory=dict)  # key -> wall time of the PutEvents return
+    failed_entries: int = 0
+    started: float = 0.0
+    finished: float = 0.0
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def sent(self) -> int:
+        return len(self.sent_at)
+
+
+def check_bounds(rate: float, duration: float) -> None:
+    if not 0 < rate <= MAX_RATE:
+        raise ValueError(f"rate must be in (0, {MAX_RATE:g}] events/s, got {rate:g}")
+    if not 0 < duration <= MAX_DURATION:
+        raise ValueError(f"duration must be in (0, {MAX_DURATION:g}] s, got {duration:g}")
+
+
+def c1_detail(tenant: str, key: str, event_id: str, i: int) -> dict[str, Any]:
+    return {"tenant_id": tenant, "event_id": event_id, "idempotency_key": key,
+            "occurred_at": "2026-11-28T10:00:00Z", "context": {"actor": "load", "region": "eu-west-1"},
+            "payload": {"job": {"id": str(i), "type": "report", "rows": 100 + i % 1000}}}
+
+
+def produce(put_events: Callable[[list[dict[str, Any]]], dict[str, Any]], *, rate: float, duration: float,
+            bus: str, tenant: str = "acme", run_id: str | None = None, source: str = "powerx.plugins",
+            event_type: str = "plugin.job.completed", progress: Progress | None = None,
+            sample: Callable[[], dict[str, Any]] | None = None, stop: threading.Event | None = None) -> Produced:
+    """Send ``rate × duration`` events on schedule (batched by what is due, ≤ 10 per call)."""
+    check_bounds(rate, duration)
+    out = Produced(run_id or uuid.uuid4().hex[:8])
+    total = int(round(rate * duration))
+    out.started = time.time()
+    t0 = time.monotonic()
+    next_sample = t0
+    i = 0
+    while i < total and not (stop and stop.is_set()):
+        now = time.monotonic()
+        due = min(total, int((now - t0) * rate) + 1)
+        if due <= i:
+            time.sleep(min(0.01, (i + 1) / rate - (now - t0)) if (i + 1) / rate > now - t0 else 0)
+            continue
+        batch_keys = []
+        entries = []
+        while i < due and len(entries) < BATCH:
+            key = f"load-{out.run_id}-{i}"
+            detail = c1_detail(tenant, key, f"evt-{out.run_id}-{i}", i)
+            entries.append({"Source": source, "DetailType": event_type, "Detail": json.dumps(detail),
+                            "EventBusName": bus})
+            batch_keys.append(key)
+            i += 1
+        answer = put_events(entries)
+        at = time.time()
+        for key, entry in zip(batch_keys, answer.get("Entries", []), strict=False):
+            if entry.get("ErrorCode"):
+                out.failed_entries += 1
+                continue
+            out.keys.append(key)
+            out.sent_at[key] = at
+        if progress:
+            progress("produce", i, total)
+        if sample and time.monotonic() >= next_sample:
+            out.samples.append({"t": round(time.monotonic() - t0, 2), "lag": int((time.monotonic() - t0) * rate) - i,
+                                **sample()})
+            next_sample += 1.0
+    out.finished = time.time()
+    return out
+
+
+# ---------------------------------------------------------------------------------- request counting
+class RequestCounter:
+    """Counts the requests the moto server answers, by service, while active (a measuring aid for
+    explaining the product/bare ratio: how many AWS calls each pipeline makes per event)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._original: Any = None
+
+    def __enter__(self) -> RequestCounter:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+        counter = self
+        self._original = DomainDispatcherApplication.__call__
+
+        def counted(app: Any, environ: dict[str, Any], start_response: Any) -> Any:
+            auth = environ.get("HTTP_AUTHORIZATION", "")
+            service = auth.split("/")[3] if auth.count("/") >= 3 else environ.get("PATH_INFO", "?")[:20]
+            with counter._lock:
+                counter.counts[service] = counter.counts.get(service, 0) + 1
+            return counter._original(app, environ, start_response)
+
+        DomainDispatcherApplication.__call__ = counted
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+        DomainDispatcherApplication.__call__ = self._original
+
+    def per_event(self, events: int) -> dict[str, float]:
+        out = {k: round(v / events, 1) for k, v in sorted(self.counts.items(), key=lambda kv: -kv[1])}
+        out["total"] = round(sum(self.counts.values()) / max(1, events), 1)
+        return out
+
+
+# ---------------------------------------------------------------------------------- statistics
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "max": None}
+    ordered = sorted(values)
+
+    def pick(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))], 1)
+
+    return {"p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99), "max": round(ordered[-1], 1)}
+
+
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass
+class LoadResult:
+    pipeline: str
+    offered_rate: float
+    duration: float
+    sent: int
+    completed: int
+    sustained_rate: float  # completed / (last completion − first send)
+    put_rate: float  # events the producer got onto the bus per second of driving
+    generation_ms: dict[str, float | None]
+    end_to_end_ms: dict[str, float | None]
+    send_to_done_ms: dict[str, float | None]
+    drained: bool
+    drain_seconds: float
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _result(pipeline: str, produced: Produced, rate: float, duration: float, gen: list[float], e2e: list[float],
+            done_at: dict[str, float], drained: bool, drain_seconds: float, **extra: Any) -> LoadResult:
+    last = max(done_at.values()) if done_at else produced.finished
+    span = max(1e-6, last - produced.started)
+    drive = max(1e-6, produced.finished - produced.started)
+    send_to_done = [(done_at[k] - produced.sent_at[k]) * 1000 for k in done_at if k in produced.sent_at]
+    return LoadResult(pipeline, rate, duration, produced.sent, len(done_at), round(len(done_at) / span, 2),
+                      round(produced.sent / drive, 2), percentiles(gen), percentiles(e2e), percentiles(send_to_done),
+                      drained, round(drain_seconds, 1), produced.samples, extra)
+
+
+# ---------------------------------------------------------------------------------- product
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as fh:
+            return round(int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    except OSError:
+        return 0.0
+
+
+def runtime_sample(rt: Any, queue_url: str) -> Callable[[], dict[str, Any]]:
+    from powerx_agent.local import motopatch
+
+    sqs = rt.client("sqs")
+
+    def sample() -> dict[str, Any]:
+        attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return {"ingest_pending": rt._inflight, "queue": int(attrs["ApproximateNumberOfMessages"])
+                + int(attrs["ApproximateNumberOfMessagesNotVisible"]), "running": motopatch.sfn_running(),
+                "threads": threading.active_count(), "rss_mb": _rss_mb()}
+
+    return sample
+
+
+def drain(rt: Any, queue_url: str, timeout: float, progress: Progress | None, total: int,
+          samples: list[dict[str, Any]], sample: Callable[[], dict[str, Any]], t0: float) -> tuple[bool, float]:
+    """Wait until no ingest delivery, queued message or running execution is left."""
+    from powerx_agent.local import motopatch
+
+    start = time.monotonic()
+    finished0 = motopatch.sfn_running_stats()["finished"]
+    quiet = 0
+    next_sample = time.monotonic()
+    while time.monotonic() - start < timeout:
+        snap = sample()
+        if time.monotonic() >= next_sample:
+            samples.append({"t": round(time.monotonic() - t0, 2), "lag": 0, **snap})
+            next_sample += 1.0
+        busy = snap["ingest_pending"] or snap["queue"] or snap["running"] or (rt.poller and rt.poller.busy)
+        quiet = 0 if busy else quiet + 1
+        if progress:
+            progress("drain", min(total, motopatch.sfn_running_stats()["finished"] - finished0), total)
+        if quiet >= 4:
+            return True, time.monotonic() - start
+        time.sleep(0.25)
+    return False, time.monotonic() - start
+
+
+def run_product(rt: Any, rate: float, duration: float, *, drain_timeout: float = 300.0,
+                progress: Progress | None = None, tenant: str = "acme") -> tuple[LoadResult, Produced]:
+    from powerx_agent.deps import get_deps
+    from powerx_agent.local import motopatch
+
+    assert rt.deployment is not None
+    queue_url = rt.deployment.queue_urls[spec.MATCH_QUEUE.name]
+    sample = runtime_sample(rt, queue_url)
+    motopatch.reset_sfn_peak()
+    t0 = time.monotonic()
+    events = rt.client("events")
+    produced = produce(lambda entries: events.put_events(Entries=entries), rate=rate, duration=duration,
+                       bus=spec.BUS_NAME, tenant=tenant, progress=progress, sample=sample)
+    drained, drain_seconds = drain(rt, queue_url, drain_timeout, progress, produced.sent, produced.samples,
+                                   sample, t0)
+    audit = get_deps().audit
+    gen, e2e, done_at = [], [], {}
+    for key in produced.keys:
+        records = {r["kind"]: r for r in audit.chain(workflow_chain(workflow_id_for(tenant, key)))}
+        accepted = records.get("event.accepted")
+        if accepted and "workflow.started" in records:
+            gen.append((_ts(records["workflow.started"]["ts"]) - _ts(accepted["ts"])) * 1000)
+        if accepted and "workflow.succeeded" in records:
+            e2e.append((_ts(records["workflow.succeeded"]["ts"]) - _ts(accepted["ts"])) * 1000)
+            done_at[key] = _ts(records["workflow.succeeded"]["ts"])
+    stats = motopatch.sfn_running_stats()
+    result = _result("product", produced, rate, duration, gen, e2e, done_at, drained, drain_seconds,
+                     executions_peak=stats["peak"], cap=rt.max_executions_in_flight,
+                     poller_paused_s=round(rt.poller_paused_seconds, 1))
+    return result, produced
+
+
+# ---------------------------------------------------------------------------------- bare moto
+BARE = "powerx-bare"
+_bare_times: dict[str, tuple[float, float]] = {}
+_bare_lock = threading.Lock()
+
+
+def bare_task_handler(event: Any, context: Any) -> dict[str, Any]:
+    """A node that does nothing (the bare pipeline's 3 tasks)."""
+    return {"ok": True}
+
+
+def bare_consume_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """SQS batch → conditional PutItem → StartExecution, nothing else (the bare pipeline's matcher)."""
+    from powerx_agent.adapters import aws
+
+    region = os.environ.get("AWS_REGION", "us-east-1")
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    ddb = aws.client("dynamodb", region, endpoint)
+    sfn = aws.client("stepfunctions", region, endpoint)
+    machine = os.environ["POWERX_BARE_MACHINE_ARN"]
+    for record in event.get("Records", []):
+        received = time.time()
+        bus_event = json.loads(record["body"])
+        key = bus_event["detail"]["idempotency_key"]
+        try:
+            ddb.put_item(TableName=BARE, Item={"pk": {"S": key}, "received_at": {"N": str(received)}},
+                         ConditionExpression="attribute_not_exists(pk)")
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            continue
+        try:
+            sfn.start_execution(stateMachineArn=machine, name=key, input=json.dumps({"key": key}))
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ExecutionAlreadyExists":
+                raise
+        with _bare_lock:
+            _bare_times[key] = (received, time.time())
+    return {"batchItemFailures": []}
+
+
+def _bare_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("bare.py", "def handler(event, context):\n    return {}\n")
+    return buf.getvalue()
+
+
+def setup_bare(rt: Any) -> dict[str, Any]:
+    """Create the bare pipeline's bus, rule, queue, table, functions and 3-task state machine (once)."""
+    from powerx_agent.local import motopatch
+    from powerx_agent.local.pollers import SqsPoller
+
+    if getattr(rt, "_bare", None):
+        return rt._bare
+    assert rt.deployment is not None
+    motopatch.register_handler(f"{BARE}-consume", "powerx_agent.local.load.bare_consume_handler")
+    motopatch.register_handler(f"{BARE}-task", "powerx_agent.local.load.bare_task_handler")
+    events, sqs, ddb, lam, sfn = (rt.client(s) for s in ("events", "sqs", "dynamodb", "lambda", "stepfunctions"))
+    events.create_event_bus(Name=BARE)
+    queue_url = sqs.create_queue(QueueName=BARE, Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=BARE, EventBusName=BARE, EventPattern=json.dumps({"source": ["powerx.plugins"]}))
+    events.put_targets(Rule=BARE, EventBusName=BARE, Targets=[{"Id": "queue", "Arn": queue_arn}])
+    ddb.create_table(TableName=BARE, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                     BillingMode="PAY_PER_REQUEST")
+    arns = {}
+    for name in ("consume", "task"):
+        arns[name] = lam.create_function(FunctionName=f"{BARE}-{name}", Runtime="python3.11",
+                                         Role=rt.deployment.lambda_role_arn, Handler="bare.handler",
+                                         Code={"ZipFile": _bare_zip()}, Timeout=30)["FunctionArn"]
+    task = {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": arns["task"], "Payload": {"key.$": "$.key"}}, "ResultPath": None}
+    definition = {"StartAt": "One", "States": {"One": {**task, "Next": "Two"}, "Two": {**task, "Next": "Three"},
+                                               "Three": {**task, "End": True}}}
+    machine = sfn.create_state_machine(name=BARE, definition=json.dumps(definition),
+                                       roleArn=rt.deployment.workflow_role_arn)["stateMachineArn"]
+    os.environ["POWERX_BARE_MACHINE_ARN"] = machine
+    poller = SqsPoller(rt._poller_client, queue_url, f"{BARE}-consume", batch_size=10).start()
+    rt._bare = {"queue_url": queue_url, "machine": machine, "poller": poller}
+    return rt._bare
+
+
+def teardown_bare(rt: Any) -> None:
+    """Stop the bare pipeline's poller (call before ``rt.stop()``)."""
+    bare = getattr(rt, "_bare", None)
+    if bare:
+        bare["poller"].stop()
+        rt._bare = None
+
+
+def run_bare(rt: Any, rate: float, duration: float, *, drain_timeout: float = 300.0,
+             progress: Progress | None = None) -> LoadResult:
+    from powerx_agent.local import motopatch
+
+    bare = setup_bare(rt)
+    sqs = rt.client("sqs")
+    t0 = time.monotonic()
+
+    def sample() -> dict[str, Any]:
+        attrs = sqs.get_queue_attributes(QueueUrl=bare["queue_url"], AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return {"ingest_pending": 0, "queue": int(attrs["ApproximateNumberOfMessages"])
+                + int(attrs["ApproximateNumberOfMessagesNotVisible"]), "running": motopatch.sfn_running(),
+                "threads": threading.active_count(), "rss_mb": _rss_mb()}
+
+    events = rt.client("events")
+    produced = produce(lambda entries: events.put_events(Entries=entries), rate=rate, duration=duration, bus=BARE,
+                       progress=progress, sample=sample)
+
+    class _Idle:  # the bare pipeline has its own poller
+        poller = bare["poller"]
+        _inflight = 0
+
+    drained, drain_seconds = drain(_Idle(), bare["queue_url"], drain_timeout, progress, produced.sent,
+                                   produced.samples, sample, t0)
+    sfn = rt.client("stepfunctions")
+    stops: dict[str, float] = {}
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=bare["machine"],
+                                                               statusFilter="SUCCEEDED"):
+        for execution in page["executions"]:
+            if execution["name"] in produced.sent_at and execution.get("stopDate"):
+                stops[execution["name"]] = execution["stopDate"].timestamp()
+    gen, e2e = [], []
+    for key, stopped in stops.items():
+        received, started = _bare_times.get(key, (None, None))
+        if received is not None and started is not None:
+            gen.append((started - received) * 1000)
+            e2e.append((stopped - received) * 1000)
+    return _result("bare moto", produced, rate, duration, gen, e2e, stops, drained, drain_seconds)
+
+
+# ---------------------------------------------------------------------------------- deployed stack
+def run_stack(deps: Any, rate: float, duration: float, *, tenant: str, drain_timeout: float = 300.0,
+              progress: Progress | None = None) -> LoadResult:
+    """The same producer against a deployed stack; completion read from its audit table.
+
+    Needs AWS credentials for the stack's account, a tenant registered and active on the stack
+    that allows ``plugin.job.completed`` and whose strategies match C-1-shaped events.
+    """
+    events = deps.client("events")
+    produced = produce(lambda entries: events.put_events(Entries=entries), rate=rate, duration=duration,
+                       bus=deps.settings.event_bus, tenant=tenant, progress=progress)
+    pending = set(produced.keys)
+    gen_at: dict[str, float] = {}
+    accepted_at: dict[str, float] = {}
+    done_at: dict[str, float] = {}
+    start = time.monotonic()
+    while pending and time.monotonic() - start < drain_timeout:
+        for key in list(pending):
+            records = {r["kind"]: r for r in deps.audit.chain(workflow_chain(workflow_id_for(tenant, key)))}
+            if "event.accepted" in records:
+                accepted_at[key] = _ts(records["event.accepted"]["ts"])
+            if "workflow.started" in records:
+                gen_at[key] = _ts(records["workflow.started"]["ts"])
+            final = records.get("workflow.succeeded") or records.get("workflow.escalated") or \
+                records.get("escalation.opened") or records.get("event.rejected") or records.get("event.duplicate")
+            if final:
+                done_at[key] = _ts(final["ts"])
+                pending.discard(key)
+        if progress:
+            progress("drain", len(done_at), produced.sent)
+        if pending:
+            time.sleep(2.0)
+    gen = [(gen_at[k] - accepted_at[k]) * 1000 for k in gen_at if k in accepted_at]
+    e2e = [(done_at[k] - accepted_at[k]) * 1000 for k in done_at if k in accepted_at]
+    return _result(f"stack {deps.settings.event_bus}", produced, rate, duration, gen, e2e, done_at,
+                   not pending, time.monotonic() - start)
+
+
+# ---------------------------------------------------------------------------------- accounting
+def account(deps: Any, produced: Produced, tenant: str = "acme") -> dict[str, Any]:
+    """Every event offered, classified from agent_events + its audit chain; every chain verified."""
+    outcomes: dict[str, int] = {}
+    unaccounted: list[str] = []
+    broken: list[str] = []
+    for key in produced.keys:
+        workflow_id = workflow_id_for(tenant, key)
+        chain = workflow_chain(workflow_id)
+        records = deps.audit.chain(chain)
+        if verify_chain(chain, records):
+            broken.append(chain)
+        kinds = {r["kind"] for r in records}
+        record = deps.events.get(tenant, key) or {}
+        if "workflow.started" in kinds:
+            terminal = kinds & {"workflow.succeeded", "workflow.escalated"}
+            outcome = "workflow" if terminal else "workflow (not finished)"
+            if "workflow.escalated" in kinds:
+                outcome = "workflow escalated"
+        elif "escalation.opened" in kinds:
+            outcome = "escalation"
+        elif "event.rejected" in kinds:
+            outcome = "rejection"
+        elif "event.duplicate" in kinds:
+            outcome = "duplicate"
+        else:
+            outcome = "unaccounted"
+        if record.get("status") not in ("COMPLETED", "DEFERRED") and outcome != "rejection":
+            outcome = "unaccounted" if outcome == "unaccounted" else outcome + " (event record open)"
+        if outcome.startswith("unaccounted") or "not finished" in outcome or "open" in outcome:
+            unaccounted.append(key)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    offered = len(produced.keys)
+    complete = offered - len(unaccounted)
+    return {"offered": offered, "outcomes": outcomes, "unaccounted": unaccounted[:20],
+            "unaccounted_count": len(unaccounted), "chains_broken": broken[:20], "chains_broken_count": len(broken),
+            "accounted_pct": round(100.0 * complete / offered, 3) if offered else 100.0}
+
+
+def summary_rows(results: list[LoadResult]) -> list[dict[str, Any]]:
+    rows = []
+    for r in results:
+        rows.append({"pipeline": r.pipeline, "offered": r.offered_rate, "sent": r.sent, "completed": r.completed,
+                     "sustained": r.sustained_rate, "gen": r.generation_ms, "e2e": r.end_to_end_ms,
+                     "drained": r.drained})
+    return rows
+
+
+def mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else 0.0

@@ -1,0 +1,632 @@
+"""In-memory fakes of the adapters (same interfaces as ``powerx_agent.adapters``), for unit tests and
+for ``bench/product_cost.py``.
+
+Each fake keeps the semantics the logic relies on (conditional creates, forward-only transitions,
+idempotency claims with lease/conflict/duplicate, hash-chained audit records) but answers from
+dicts in memory, so the product's own CPU per event can be measured without moto or AWS.
+
+    deps = FakeDeps.create()          # tenants from config/tenants.yaml, strategies from strategies/
+    Ingestor(deps, deps.metrics()).handle(bus_event)
+    for body in deps.sqs.drain(deps.settings.match_queue_url):
+        Matcher(deps, deps.metrics()).handle(json.loads(body))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+from botocore.exceptions import ClientError
+
+from powerx_agent.adapters.events_store import Claim, event_pk
+from powerx_agent.adapters.flags import DynamoFlagStore, Flags
+from powerx_agent.adapters.metrics import MetricsRecorder
+from powerx_agent.adapters.workflows_store import NODE_FROM, WORKFLOW_FROM
+from powerx_agent.audit.records import GENESIS, AuditEntry, seal
+from powerx_agent.errors import AgentError
+from powerx_agent.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+
+
+def _client_error(code: str, message: str, operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}}, operation)
+
+
+# ---------------------------------------------------------------------------------------- stores
+class FakeEventsStore:
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, tenant_id: str, idempotency_key: str) -> dict[str, Any] | None:
+        item = self.items.get(event_pk(tenant_id, idempotency_key))
+        return dict(item) if item else None
+
+    def claim(self, *, tenant_id: str, idempotency_key: str, payload_hash: str, event_id: str,
+              workflow_id: str, event_type: str, lease_seconds: float, ttl_seconds: float,
+              now: float | None = None) -> Claim:
+        now = now if now is not None else time.time()
+        pk = event_pk(tenant_id, idempotency_key)
+        with self._lock:
+            existing = self.items.get(pk)
+            if existing is None or existing["expires_at"] < int(now):
+                record = {"pk": pk, "tenant_id": tenant_id, "idempotency_key": idempotency_key, "event_id": event_id,
+                          "event_type": event_type, "payload_hash": payload_hash, "status": "IN_PROGRESS",
+                          "workflow_id": workflow_id, "lease_until": round(now + lease_seconds, 3),
+                          "expires_at": int(now + ttl_seconds), "first_seen": round(now, 3), "attempts": 1}
+                self.items[pk] = record
+                return Claim("new", dict(record))
+            if existing.get("payload_hash") != payload_hash:
+                return Claim("conflict", dict(existing))
+            if existing.get("status") != "IN_PROGRESS":
+                return Claim("duplicate", dict(existing))
+            if float(existing.get("lease_until", 0)) > now:
+                return Claim("in_progress", dict(existing))
+            existing["lease_until"] = round(now + lease_seconds, 3)
+            existing["attempts"] = int(existing.get("attempts", 1)) + 1
+            return Claim("takeover", dict(existing))
+
+    def finish(self, tenant_id: str, idempotency_key: str, *, status: str, outcome: str,
+               strategy_id: str | None = None) -> None:
+        with self._lock:
+            item = self.items.get(event_pk(tenant_id, idempotency_key))
+            if item is None or item.get("status") != "IN_PROGRESS":
+                return
+            item.update(status=status, outcome=outcome, finished_at=round(time.time(), 3))
+            item.pop("lease_until", None)
+            if strategy_id:
+                item["strategy_id"] = strategy_id
+
+    def reopen(self, tenant_id: str, idempotency_key: str) -> None:
+        with self._lock:
+            item = self.items.get(event_pk(tenant_id, idempotency_key))
+            if item is None or item.get("status") != "DEFERRED":
+                raise _client_error("ConditionalCheckFailedException", "not deferred", "UpdateItem")
+            item.update(status="IN_PROGRESS", lease_until=0)
+
+    def scan(self) -> list[dict[str, Any]]:
+        return [dict(i) for i in self.items.values()]
+
+
+class FakeWorkflowsStore:
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def create(self, meta: dict[str, Any], node_ids: list[str]) -> bool:
+        pk = f"WF#{meta['workflow_id']}"
+        with self._lock:
+            if (pk, "META") in self.items:
+                return False
+            self.items[(pk, "META")] = {"pk": pk, "sk": "META", "status": "PENDING",
+                                        "created_at": round(time.time(), 3), **meta}
+        for node_id in node_ids:
+            self.ensure_node(meta["workflow_id"], node_id)
+        return True
+
+    def ensure_node(self, workflow_id: str, node_id: str) -> None:
+        with self._lock:
+            self.items.setdefault((f"WF#{workflow_id}", f"NODE#{node_id}"), {
+                "pk": f"WF#{workflow_id}", "sk": f"NODE#{node_id}", "node_id": node_id, "workflow_id": workflow_id,
+                "status": "PENDING", "attempts": 0})
+
+    def update_meta(self, workflow_id: str, **fields: Any) -> None:
+        with self._lock:
+            self.items.setdefault((f"WF#{workflow_id}", "META"), {"pk": f"WF#{workflow_id}", "sk": "META"}).update(
+                fields)
+
+    def transition_workflow(self, workflow_id: str, status: str, **fields: Any) -> bool:
+        return self._transition((f"WF#{workflow_id}", "META"), status, WORKFLOW_FROM[status], fields)
+
+    def transition_node(self, workflow_id: str, node_id: str, status: str, **fields: Any) -> bool:
+        return self._transition((f"WF#{workflow_id}", f"NODE#{node_id}"), status, NODE_FROM[status], fields)
+
+    def _transition(self, key: tuple[str, str], status: str, allowed_from: tuple[str, ...],
+                    fields: dict[str, Any]) -> bool:
+        with self._lock:
+            item = self.items.get(key)
+            if item is None or item.get("status") not in allowed_from:
+                return False
+            item.update({k: v for k, v in fields.items() if v is not None}, status=status,
+                        updated_at=round(time.time(), 3))
+            return True
+
+    def get(self, workflow_id: str) -> dict[str, Any] | None:
+        pk = f"WF#{workflow_id}"
+        meta = self.items.get((pk, "META"))
+        if meta is None:
+            return None
+        out = dict(meta)
+        out["nodes"] = {i["node_id"]: dict(i) for (p, s), i in self.items.items() if p == pk and s.startswith("NODE#")}
+        return out
+
+    def list_workflows(self, tenant_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        metas = [dict(i) for (p, s), i in self.items.items() if s == "META" and p.startswith("WF#")
+                 and (tenant_id is None or i.get("tenant_id") == tenant_id)]
+        return sorted(metas, key=lambda i: i.get("created_at", 0), reverse=True)[:limit]
+
+    def put_callback(self, callback_id: str, *, task_token: str, workflow_id: str, node_id: str,
+                     kind: str, expires_at: float) -> None:
+        self.items[(f"CB#{callback_id}", "META")] = {
+            "callback_id": callback_id, "task_token": task_token, "workflow_id": workflow_id, "node_id": node_id,
+            "kind": kind, "status": "OPEN", "created_at": round(time.time(), 3), "expires_at": int(expires_at)}
+
+    def get_callback(self, callback_id: str) -> dict[str, Any] | None:
+        item = self.items.get((f"CB#{callback_id}", "META"))
+        return dict(item) if item else None
+
+    def close_callback(self, callback_id: str, outcome: str) -> bool:
+        with self._lock:
+            item = self.items.get((f"CB#{callback_id}", "META"))
+            if item is None or item["status"] != "OPEN":
+                return False
+            item.update(status="CLOSED", outcome=outcome, closed_at=round(time.time(), 3))
+            return True
+
+    def put_review(self, review: dict[str, Any]) -> bool:
+        key = (f"REVIEW#{review['review_id']}", "META")
+        with self._lock:
+            if key in self.items:
+                return False
+            self.items[key] = {"pk": key[0], "sk": "META", "status": "OPEN", "created_at": round(time.time(), 3),
+                               **review}
+            return True
+
+    def count_open_reviews(self) -> int:
+        return sum(1 for (p, _), i in self.items.items() if p.startswith("REVIEW#") and i["status"] == "OPEN")
+
+    def open_reviews_for(self, workflow_id: str) -> list[dict[str, Any]]:
+        return [r for r in self.open_reviews() if r.get("workflow_id") == workflow_id]
+
+    def get_node(self, workflow_id: str, node_id: str) -> dict[str, Any] | None:
+        item = self.items.get((f"WF#{workflow_id}", f"NODE#{node_id}"))
+        return dict(item) if item else None
+
+    def get_review(self, review_id: str) -> dict[str, Any] | None:
+        item = self.items.get((f"REVIEW#{review_id}", "META"))
+        return dict(item) if item else None
+
+    def close_review(self, review_id: str, outcome: str, by: str, reason: str | None) -> bool:
+        with self._lock:
+            item = self.items.get((f"REVIEW#{review_id}", "META"))
+            if item is None or item["status"] != "OPEN":
+                return False
+            item.update(status="CLOSED", outcome=outcome, closed_by=by, reason=reason or "",
+                        closed_at=round(time.time(), 3))
+            return True
+
+    def open_reviews(self, limit: int = 500) -> list[dict[str, Any]]:
+        return [dict(i) for (p, _), i in self.items.items()
+                if p.startswith("REVIEW#") and i["status"] == "OPEN"][:limit]
+
+    def mark_review(self, review_id: str, flag: str) -> None:
+        with self._lock:
+            self.items[(f"REVIEW#{review_id}", "META")][flag] = round(time.time(), 3)
+
+
+class FakeAuditStore:
+    """Hash-chained records per chain, sealed with the real ``seal`` (so ``verify_chain`` applies)."""
+
+    def __init__(self) -> None:
+        self.chains: dict[str, list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def append(self, entry: AuditEntry) -> dict[str, Any]:
+        with self._lock:
+            records = self.chains.setdefault(entry.chain, [])
+            prev = records[-1]["hash"] if records else GENESIS
+            record = seal(entry, len(records) + 1, prev)
+            records.append(record)
+            return record
+
+    def chain(self, chain: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.chains.get(chain, [])]
+
+    def scan_all(self) -> list[dict[str, Any]]:
+        return [dict(r) for records in self.chains.values() for r in records]
+
+    def delete(self, chain: str, seq: int) -> None:
+        self.chains[chain] = [r for r in self.chains.get(chain, []) if r["seq"] != seq]
+
+
+class FakeTenantsStore:
+    def __init__(self, tenants: list[dict[str, Any]]) -> None:
+        self.tenants = {t["tenant_id"]: dict(t) for t in tenants}
+
+    @classmethod
+    def from_file(cls, path: Path = REPO / "config" / "tenants.yaml") -> FakeTenantsStore:
+        return cls(yaml.safe_load(path.read_text())["tenants"])
+
+    def get(self, tenant_id: str) -> dict[str, Any] | None:
+        return self.tenants.get(tenant_id)
+
+    def put(self, tenant: dict[str, Any]) -> None:
+        self.tenants[tenant["tenant_id"]] = dict(tenant)
+
+
+class FakeStrategiesStore:
+    """Published versions, active pointers, the library revision and the flags item."""
+
+    def __init__(self) -> None:
+        self.versions_: dict[tuple[str, int], dict[str, Any]] = {}
+        self.active_: dict[str, dict[str, Any]] = {}
+        self.library: dict[str, Any] = {"revision": 0, "active": {}}
+        self.flags_: dict[str, Any] | None = None
+
+    def publish(self, strategy_id: str, version: int, text: str, author: str) -> dict[str, Any]:
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        existing = self.versions_.get((strategy_id, version))
+        if existing is not None:
+            if existing["sha256"] == digest:
+                return existing
+            raise AgentError(f"{strategy_id} v{version} is already published with different content",
+                             code="strategy.version_exists")
+        item = {"strategy_id": strategy_id, "version": version, "yaml": text, "sha256": digest, "author": author,
+                "published_at": round(time.time(), 3), "approval": "PENDING"}
+        self.versions_[(strategy_id, version)] = item
+        return item
+
+    def version(self, strategy_id: str, version: int) -> dict[str, Any] | None:
+        return self.versions_.get((strategy_id, version))
+
+    def versions(self, strategy_id: str) -> list[dict[str, Any]]:
+        return [v for (sid, _), v in sorted(self.versions_.items()) if sid == strategy_id]
+
+    def active(self, strategy_id: str) -> dict[str, Any] | None:
+        return self.active_.get(strategy_id)
+
+    def revision(self) -> dict[str, Any]:
+        return self.library
+
+    def approve(self, strategy_id: str, version: int, approver: str, reason: str,
+                require_other_approver: bool = False) -> dict[str, Any]:
+        item = self.version(strategy_id, version)
+        if item is None:
+            raise AgentError(f"{strategy_id} v{version} is not published", code="strategy.not_found")
+        item.update(approval="APPROVED", approved_by=approver, approval_reason=reason)
+        previous = self.active_.get(strategy_id)
+        history = [*(previous or {}).get("history", []), version]
+        self.active_[strategy_id] = {"strategy_id": strategy_id, "version": version, "history": history}
+        self.library = {"revision": int(self.library["revision"]) + 1,
+                        "active": {**self.library["active"], strategy_id: version}}
+        return {"strategy_id": strategy_id, "version": version,
+                "previous": previous["version"] if previous else None, "revision": self.library["revision"]}
+
+    def documents(self, active: dict[str, int]) -> list[tuple[str, str]]:
+        docs = []
+        for strategy_id, version in sorted(active.items()):
+            item = self.version(strategy_id, int(version))
+            if item is None:
+                raise AgentError(f"active version {strategy_id} v{version} is missing",
+                                 code="strategy.missing_version")
+            docs.append((f"{strategy_id}@v{version}", item["yaml"]))
+        return docs
+
+    def flags(self) -> dict[str, Any] | None:
+        return self.flags_
+
+    def put_flags(self, flags: dict[str, Any]) -> None:
+        self.flags_ = flags
+
+
+# --------------------------------------------------------------------------------------- clients
+class FakeSqs:
+    """``send_message`` / ``receive`` by queue URL; messages kept in order."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self._seq = 0
+
+    def send_message(self, QueueUrl: str, MessageBody: str, **kwargs: Any) -> dict[str, Any]:  # noqa: N803
+        with self._lock:
+            self._seq += 1
+            message = {"MessageId": f"m-{self._seq}", "Body": MessageBody, **kwargs}
+            self.queues.setdefault(QueueUrl, []).append(message)
+        return {"MessageId": message["MessageId"]}
+
+    def drain(self, queue_url: str) -> list[str]:
+        with self._lock:
+            messages = self.queues.pop(queue_url, [])
+        return [m["Body"] for m in messages]
+
+    def depth(self, queue_url: str) -> int:
+        return len(self.queues.get(queue_url, []))
+
+
+class FakeStepFunctions:
+    """State machines (with published versions, tags and aliases) and executions by name, with the
+    service's refusals: unknown machine, duplicate execution name, alias routing to a missing version."""
+
+    def __init__(self) -> None:
+        self.machines: dict[str, dict[str, Any]] = {}
+        self.versions: dict[str, dict[str, Any]] = {}  # "<machine arn>:<n>" -> definition snapshot
+        self.tags: dict[str, dict[str, str]] = {}
+        self.aliases: dict[str, dict[str, Any]] = {}
+        self.executions: dict[str, dict[str, Any]] = {}
+        self.task_results: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _missing(arn: str, operation: str) -> ClientError:
+        return _client_error("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{arn}'", operation)
+
+    def describe_state_machine(self, stateMachineArn: str) -> dict[str, Any]:  # noqa: N803
+        found = self.machines.get(stateMachineArn) or self.versions.get(stateMachineArn)
+        if found is None:
+            raise self._missing(stateMachineArn, "DescribeStateMachine")
+        return dict(found)
+
+    def _publish(self, arn: str, description: str | None) -> str:
+        machine = self.machines[arn]
+        machine["version_count"] = machine.get("version_count", 0) + 1
+        version_arn = f"{arn}:{machine['version_count']}"
+        self.versions[version_arn] = {**{k: v for k, v in machine.items() if k != "version_count"},
+                                      "stateMachineArn": version_arn, "description": description or ""}
+        return version_arn
+
+    def create_state_machine(self, name: str, definition: str, roleArn: str, type: str = "STANDARD",  # noqa: A002,N803
+                             publish: bool = False, versionDescription: str | None = None,  # noqa: N803
+                             tags: list[dict[str, str]] | None = None, **kwargs: Any) -> dict[str, Any]:
+        arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+        json.loads(definition)  # a definition that is not JSON is refused, as by the service
+        with self._lock:
+            existing = self.machines.get(arn)
+            if existing is not None:
+                if existing["definition"] != definition or existing["type"] != type:
+                    raise _client_error("StateMachineAlreadyExists", f"State Machine Already Exists: '{arn}'",
+                                        "CreateStateMachine")
+                return {"stateMachineArn": arn, "stateMachineVersionArn": f"{arn}:{existing.get('version_count', 1)}"}
+            self.machines[arn] = {"stateMachineArn": arn, "name": name, "definition": definition, "roleArn": roleArn,
+                                  "type": type, "status": "ACTIVE"}
+            self.tags[arn] = {t["key"]: t["value"] for t in tags or []}
+            out = {"stateMachineArn": arn}
+            if publish:
+                out["stateMachineVersionArn"] = self._publish(arn, versionDescription)
+        return out
+
+    def update_state_machine(self, stateMachineArn: str, definition: str | None = None,  # noqa: N803
+                             roleArn: str | None = None, publish: bool = False,  # noqa: N803
+                             versionDescription: str | None = None, **kwargs: Any) -> dict[str, Any]:  # noqa: N803
+        with self._lock:
+            machine = self.machines.get(stateMachineArn)
+            if machine is None:
+                raise self._missing(stateMachineArn, "UpdateStateMachine")
+            if definition is not None:
+                machine["definition"] = definition
+            if roleArn is not None:
+                machine["roleArn"] = roleArn
+            out: dict[str, Any] = {"updateDate": time.time()}
+            if publish:
+                out["stateMachineVersionArn"] = self._publish(stateMachineArn, versionDescription)
+        return out
+
+    def list_tags_for_resource(self, resourceArn: str) -> dict[str, Any]:  # noqa: N803
+        if resourceArn not in self.tags:
+            raise _client_error("ResourceNotFound", f"Resource not found: '{resourceArn}'", "ListTagsForResource")
+        return {"tags": [{"key": k, "value": v} for k, v in self.tags[resourceArn].items()]}
+
+    def tag_resource(self, resourceArn: str, tags: list[dict[str, str]]) -> dict[str, Any]:  # noqa: N803
+        if resourceArn not in self.tags:
+            raise _client_error("ResourceNotFound", f"Resource not found: '{resourceArn}'", "TagResource")
+        self.tags[resourceArn].update({t["key"]: t["value"] for t in tags})
+        return {}
+
+    def untag_resource(self, resourceArn: str, tagKeys: list[str]) -> dict[str, Any]:  # noqa: N803
+        for key in tagKeys:
+            self.tags.get(resourceArn, {}).pop(key, None)
+        return {}
+
+    def describe_state_machine_alias(self, stateMachineAliasArn: str) -> dict[str, Any]:  # noqa: N803
+        alias = self.aliases.get(stateMachineAliasArn)
+        if alias is None:
+            raise _client_error("ResourceNotFound", f"Alias not found: '{stateMachineAliasArn}'",
+                                "DescribeStateMachineAlias")
+        return dict(alias)
+
+    def create_state_machine_alias(self, name: str, routingConfiguration: list[dict[str, Any]],  # noqa: N803
+                                   description: str = "") -> dict[str, Any]:
+        version_arn = routingConfiguration[0]["stateMachineVersionArn"]
+        if version_arn not in self.versions:
+            raise self._missing(version_arn, "CreateStateMachineAlias")
+        alias_arn = f"{version_arn.rsplit(':', 1)[0]}:{name}"
+        if alias_arn in self.aliases:
+            raise _client_error("ConflictException", f"Alias exists: '{alias_arn}'", "CreateStateMachineAlias")
+        self.aliases[alias_arn] = {"stateMachineAliasArn": alias_arn, "name": name, "description": description,
+                                   "routingConfiguration": routingConfiguration}
+        return {"stateMachineAliasArn": alias_arn}
+
+    def update_state_machine_alias(self, stateMachineAliasArn: str,  # noqa: N803
+                                   routingConfiguration: list[dict[str, Any]], description: str = "") -> dict[str, Any]:  # noqa: N803
+        if stateMachineAliasArn not in self.aliases:
+            raise _client_error("ResourceNotFound", "Alias not found", "UpdateStateMachineAlias")
+        self.aliases[stateMachineAliasArn].update(routingConfiguration=routingConfiguration, description=description)
+        return {}
+
+    def start_execution(self, stateMachineArn: str, name: str, input: str) -> dict[str, Any]:  # noqa: A002,N803
+        target = stateMachineArn
+        if target in self.aliases:
+            target = self.aliases[target]["routingConfiguration"][0]["stateMachineVersionArn"]
+        if target not in self.machines and target not in self.versions:
+            raise self._missing(stateMachineArn, "StartExecution")
+        base = target if target in self.machines else target.rsplit(":", 1)[0]
+        arn = base.replace(":stateMachine:", ":execution:") + f":{name}"
+        with self._lock:
+            if arn in self.executions:
+                raise _client_error("ExecutionAlreadyExists", f"Execution Already Exists: '{arn}'", "StartExecution")
+            self.executions[arn] = {"executionArn": arn, "stateMachineArn": base, "startedOn": stateMachineArn,
+                                    "name": name, "input": input, "status": "RUNNING", "startDate": time.time()}
+        return {"executionArn": arn, "startDate": self.executions[arn]["startDate"]}
+
+    def send_task_success(self, taskToken: str, output: str) -> dict[str, Any]:  # noqa: N803
+        self.task_results.append({"taskToken": taskToken, "output": output, "status": "SUCCESS"})
+        return {}
+
+    def send_task_failure(self, taskToken: str, error: str = "", cause: str = "") -> dict[str, Any]:  # noqa: N803
+        self.task_results.append({"taskToken": taskToken, "error": error, "cause": cause, "status": "FAILURE"})
+        return {}
+
+
+class FakeLogs:
+    """Enough of CloudWatch Logs for ``MetricsRecorder(sink="logs")``: keeps every EMF line."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def create_log_stream(self, logGroupName: str, logStreamName: str) -> dict[str, Any]:  # noqa: N803
+        return {}
+
+    def put_log_events(self, logGroupName: str, logStreamName: str,  # noqa: N803
+                       logEvents: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+        self.events.extend(logEvents)
+        return {}
+
+    def totals(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for event in self.events:
+            doc = json.loads(event["message"])
+            for directive in doc["_aws"]["CloudWatchMetrics"]:
+                for metric in directive["Metrics"]:
+                    raw = doc.get(metric["Name"], [])
+                    out[metric["Name"]] = out.get(metric["Name"], 0.0) + (sum(raw) if isinstance(raw, list) else raw)
+        return out
+
+
+class FakeSecrets:
+    def __init__(self, values: dict[str, dict[str, Any]] | None = None) -> None:
+        self.values = values or {}
+
+    def get_json(self, secret_id: str) -> dict[str, Any]:
+        if secret_id not in self.values:
+            raise _client_error("ResourceNotFoundException", f"secret {secret_id} not found", "GetSecretValue")
+        return self.values[secret_id]
+
+    def signing_keys(self, secret_id: str) -> list[str]:
+        data = self.get_json(secret_id)
+        active = data.get("active")
+        names = [active] + sorted(k for k in data if k not in ("active", active) and k.startswith("k"))
+        return [data[n] for n in names if n and data.get(n)]
+
+
+# ---------------------------------------------------------------------------------- downstream HTTP
+@dataclass
+class FakeHttp:
+    """Answers the downstream POSTs (plugin runtime, notifications, ops) in memory."""
+
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    down: set[str] = field(default_factory=set)  # "notifications" | "ops" | a plugin id
+
+    def post_json(self, url: str, body: dict[str, Any], headers: dict[str, str], connect_timeout: float,
+                  read_timeout: float) -> Any:
+        from powerx_agent.adapters.downstream import HttpResult
+
+        path = "/" + url.split("://", 1)[-1].split("/", 1)[-1]
+        self.calls.append({"path": path, "body": body, "headers": dict(headers)})
+        service = ("notifications" if path.startswith("/notifications") else "ops" if path.startswith("/ops")
+                   else path.split("/")[3] if path.startswith("/plugin/runtime/") else "unknown")
+        if service in self.down:
+            return HttpResult(503, {"error": f"{service} unavailable (fake)"})
+        if service == "ops":
+            return HttpResult(201, {"work_order": body.get("review_id")})
+        if service == "notifications":
+            return HttpResult(202, {"notification_id": f"n-{len(self.calls)}"})
+        return HttpResult(200, {"plugin": service, "result": "ok"})
+
+
+@contextmanager
+def fake_http(http: FakeHttp | None = None) -> Iterator[FakeHttp]:
+    """Route ``Downstream``'s HTTP through a FakeHttp for the duration (the transport seam)."""
+    from powerx_agent.nodes import calls
+
+    http = http or FakeHttp()
+    original = calls.post_json
+    calls.post_json = http.post_json
+    try:
+        yield http
+    finally:
+        calls.post_json = original
+
+
+# -------------------------------------------------------------------------------------------- deps
+def fake_settings(**overrides: Any) -> Settings:
+    base = load_settings()
+    fn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:"
+    values: dict[str, Any] = {
+        "region": REGION, "endpoint_url": None,
+        "match_queue_url": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/agent-match",
+        "ingest_dlq_url": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/agent-ingest-dlq",
+        "workflow_role_arn": f"arn:aws:iam::{ACCOUNT}:role/agent-workflows",
+        "node_plugin_arn": fn + "agent-node-plugin", "node_notify_arn": fn + "agent-node-notify",
+        "node_review_arn": fn + "agent-node-review", "workflow_fn_arn": fn + "agent-workflow",
+        "plugin_runtime_url": "http://plugins.fake", "notifications_url": "http://notify.fake",
+        "ops_url": "http://ops.fake", "metrics_sink": "logs", "flags_store": "dynamodb",
+        "strategies_dir": str(REPO / "strategies"), "library_source": "table",
+        "library_refresh_seconds": 30.0, "idempotency_lease_seconds": 20.0,
+    }
+    values.update(overrides)
+    return replace(base, **values)
+
+
+@dataclass
+class FakeDeps:
+    """The ``Deps`` interface over the in-memory fakes."""
+
+    settings: Settings
+    events: FakeEventsStore
+    workflows: FakeWorkflowsStore
+    tenants: FakeTenantsStore
+    strategies: FakeStrategiesStore
+    audit: FakeAuditStore
+    secrets: FakeSecrets
+    sqs: FakeSqs
+    sfn: FakeStepFunctions
+    logs: FakeLogs
+
+    @classmethod
+    def create(cls, strategies_dir: Path = REPO / "strategies", **settings: Any) -> FakeDeps:
+        from powerx_agent.local.deployer import publish_directory
+
+        deps = cls(settings=fake_settings(**settings), events=FakeEventsStore(), workflows=FakeWorkflowsStore(),
+                   tenants=FakeTenantsStore.from_file(), strategies=FakeStrategiesStore(), audit=FakeAuditStore(),
+                   secrets=FakeSecrets(), sqs=FakeSqs(), sfn=FakeStepFunctions(), logs=FakeLogs())
+        deps.secrets.values[deps.settings.downstream_secret] = {"plugin_runtime_token": "t-plugin",
+                                                               "notifications_token": "t-notify", "ops_token": "t-ops"}
+        publish_directory(deps.strategies, strategies_dir)  # type: ignore[arg-type]
+        return deps
+
+    def client(self, service: str) -> Any:
+        clients = {"sqs": self.sqs, "stepfunctions": self.sfn, "logs": self.logs}
+        if service not in clients:
+            raise LookupError(f"FakeDeps has no fake for the {service!r} client")
+        return clients[service]
+
+    @cached_property
+    def flags(self) -> Flags:
+        return Flags(DynamoFlagStore(self.strategies))
+
+    def metrics(self) -> MetricsRecorder:
+        return MetricsRecorder("logs", self.logs, self.settings.metrics_log_group)
+
+    @cached_property
+    def process_state(self) -> dict[str, Any]:
+        return {}
+
+
+def bus_event(event_type: str, detail: dict[str, Any], source: str = "powerx.plugins",
+              bus_id: str | None = None) -> dict[str, Any]:
+    """What EventBridge hands the ingest function for one PutEvents entry."""
+    return {"version": "0", "id": bus_id or hashlib.sha1(json.dumps(detail, sort_keys=True).encode()).hexdigest(),
+            "detail-type": event_type, "source": source, "account": ACCOUNT, "time": "2026-11-28T10:00:00Z",
+            "region": REGION, "resources": [], "detail": detail}
