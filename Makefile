@@ -9,13 +9,14 @@ PIP := $(VENV)/bin/pip
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all demo test test-fast lint bench setup setup-node clean synth help
+.PHONY: all demo test lint bench bench-load setup setup-node clean synth help
 
 help:
 	@echo "make demo   - set up and run the engine end to end on the embedded local runtime"
 	@echo "make test   - set up and run the whole test suite (unit, integration, infrastructure, e2e)"
 	@echo "make lint   - ruff + strategy lint"
 	@echo "make bench  - run the benchmarks and write docs/benchmarks.md"
+	@echo "make bench-load - load runs on the embedded runtime (minutes), docs/benchmarks-load.md"
 	@echo "make synth  - synthesize the CDK app into cdk.out/"
 
 $(VENV)/.stamp: pyproject.toml
@@ -35,6 +36,7 @@ demo: setup
 	$(VENV)/bin/powerx-agent local demo
 
 test: setup
+	bash scripts/ensure-chromium
 	bash scripts/run-tests
 
 lint: setup
@@ -43,6 +45,10 @@ lint: setup
 
 bench: setup
 	$(PY) bench/run_all.py --out docs/benchmarks.md
+
+# minutes long on 2 cores: moto side by side with a bare pipeline, then 200 events/s offered for 30 s
+bench-load: setup
+	mkdir -p build && $(PY) bench/load.py --md docs/benchmarks-load.md --json build/load.json
 
 synth: setup
 	cdk synth --quiet

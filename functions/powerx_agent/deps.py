@@ -8,18 +8,20 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent.adapters import aws
-from powerx_agent.adapters.audit_store import AuditStore
-from powerx_agent.adapters.events_store import EventsStore
-from powerx_agent.adapters.flags import DynamoFlagStore, Flags, appconfig_store
-from powerx_agent.adapters.metrics import MetricsRecorder
-from powerx_agent.adapters.secrets import SecretsCache
-from powerx_agent.adapters.strategies_store import StrategiesStore
-from powerx_agent.adapters.tenants_store import TenantsStore
-from powerx_agent.adapters.workflows_store import WorkflowsStore
 from powerx_agent.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # imported lazily below: a cold start pays only for what its handler uses
+    from powerx_agent.adapters.audit_store import AuditStore
+    from powerx_agent.adapters.events_store import EventsStore
+    from powerx_agent.adapters.flags import Flags
+    from powerx_agent.adapters.metrics import MetricsRecorder
+    from powerx_agent.adapters.secrets import SecretsCache
+    from powerx_agent.adapters.strategies_store import StrategiesStore
+    from powerx_agent.adapters.tenants_store import TenantsStore
+    from powerx_agent.adapters.workflows_store import WorkflowsStore
 
 
 @dataclass
@@ -35,35 +37,51 @@ class Deps:
 
     @cached_property
     def events(self) -> EventsStore:
+        from powerx_agent.adapters.events_store import EventsStore
+
         return EventsStore(self.ddb, self.settings.events_table)
 
     @cached_property
     def workflows(self) -> WorkflowsStore:
+        from powerx_agent.adapters.workflows_store import WorkflowsStore
+
         return WorkflowsStore(self.ddb, self.settings.workflows_table)
 
     @cached_property
     def tenants(self) -> TenantsStore:
+        from powerx_agent.adapters.tenants_store import TenantsStore
+
         return TenantsStore(self.ddb, self.settings.tenants_table)
 
     @cached_property
     def strategies(self) -> StrategiesStore:
+        from powerx_agent.adapters.strategies_store import StrategiesStore
+
         return StrategiesStore(self.ddb, self.settings.strategies_table)
 
     @cached_property
     def audit(self) -> AuditStore:
+        from powerx_agent.adapters.audit_store import AuditStore
+
         return AuditStore(self.ddb, self.settings.audit_table)
 
     @cached_property
     def secrets(self) -> SecretsCache:
+        from powerx_agent.adapters.secrets import SecretsCache
+
         return SecretsCache(self.client("secretsmanager"))
 
     @cached_property
     def flags(self) -> Flags:
+        from powerx_agent.adapters.flags import DynamoFlagStore, Flags, appconfig_store
+
         store = appconfig_store() if self.settings.flags_store == "appconfig" else DynamoFlagStore(self.strategies)
         return Flags(store)
 
     def metrics(self) -> MetricsRecorder:
         """A fresh recorder per invocation (flushed by the handler when it returns)."""
+        from powerx_agent.adapters.metrics import MetricsRecorder
+
         logs = self.client("logs") if self.settings.metrics_sink == "logs" else None
         return MetricsRecorder(self.settings.metrics_sink, logs, self.settings.metrics_log_group)
 

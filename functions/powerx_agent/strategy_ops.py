@@ -188,11 +188,16 @@ def published(deps: Any, strategy_ids: list[str] | None = None) -> list[dict[str
 # -- state machines: versions and the alias per strategy ----------------------------------------
 
 
+def state_machine_arn(settings: Any, name: str) -> str:
+    """ARN in the deployment's partition and account, both read from the workflow role's ARN
+    (``arn:<partition>:iam::<account>:role/...``), so GovCloud and China regions work too."""
+    _, partition, _, _, account = settings.workflow_role_arn.split(":")[:5]
+    return f"arn:{partition}:states:{settings.region}:{account}:stateMachine:{name}"
+
+
 def _names(deps: Any, strategy_id: str) -> tuple[str, str]:
-    settings = deps.settings
-    account = settings.workflow_role_arn.split(":")[4]
-    name = f"{settings.state_machine_prefix}{strategy_id}"
-    return name, f"arn:aws:states:{settings.region}:{account}:stateMachine:{name}"
+    name = f"{deps.settings.state_machine_prefix}{strategy_id}"
+    return name, state_machine_arn(deps.settings, name)
 
 
 def machine_name(deps: Any, flow: Any) -> str:
@@ -208,9 +213,8 @@ def ensure_state_machine(deps: Any, flow: Any) -> dict[str, Any]:
     "strategy_alias_arn", "strategy_state_machine_version_arn"}``; idempotent."""
     settings = deps.settings
     sfn = deps.client("stepfunctions")
-    account = settings.workflow_role_arn.split(":")[4]
     name = machine_name(deps, flow)
-    arn = f"arn:aws:states:{settings.region}:{account}:stateMachine:{name}"
+    arn = state_machine_arn(settings, name)
     description = f"{flow.strategy_id} v{flow.strategy_version} {flow.hash8}"
     version_arn = f"{arn}:1"
     try:

@@ -8,7 +8,18 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from powerx_agent.cli import local_cmd, strategy_cmd
+from powerx_agent.cli import (
+    audit_cmd,
+    flags_cmd,
+    load_cmd,
+    local_cmd,
+    ops_cmd,
+    replay_cmd,
+    review_cmd,
+    strategy_cmd,
+    workflow_cmd,
+    workflow_view,
+)
 from powerx_agent.cli.connect import Target, set_target
 
 app = typer.Typer(name="powerx-agent", help="PowerX Agent Taskflow: event-driven automation on AWS.",
@@ -28,16 +39,13 @@ def main(endpoint_url: str = typer.Option(None, "--endpoint-url", envvar="AWS_EN
 
 console = Console()
 
-# subcommand groups owned by their own modules (registered here so main stays the one index)
-for _module, _name in (("review_cmd", "review"), ("workflow_cmd", "workflow"), ("audit_cmd", "audit"),
-                       ("replay_cmd", "replay"), ("flags_cmd", "flags")):
-    try:
-        _sub = __import__(f"powerx_agent.cli.{_module}", fromlist=["app"])
-    except ModuleNotFoundError as _exc:
-        if _exc.name != f"powerx_agent.cli.{_module}":
-            raise
-        continue
+# each command group lives in its own module; this is the one index of them
+for _sub, _name in ((review_cmd, "review"), (workflow_cmd, "workflow"), (audit_cmd, "audit"),
+                    (replay_cmd, "replay"), (flags_cmd, "flags")):
     app.add_typer(_sub.app, name=_name)
+workflow_view.register(workflow_cmd.app)  # powerx-agent workflow view ID --out view.html
+load_cmd.register(local_cmd.app)  # powerx-agent local load --rate R --duration S
+ops_cmd.register(app)  # powerx-agent repair [--apply], powerx-agent metrics
 
 
 @app.command("version")
