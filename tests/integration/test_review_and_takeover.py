@@ -63,7 +63,9 @@ def test_given_waiting_review_when_approved_through_callback_api_then_resumes_an
     assert get_deps().workflows.get_review(review["review_id"])["status"] == "CLOSED"
     kinds = chain_kinds(workflow_id)
     assert kinds.count("review.requested") == 1 and kinds.count("review.closed") == 1
-    assert kinds[-1] == "workflow.succeeded"
+    # the node's own success record is written by the callback and may land on either side of the
+    # Complete state's record; the review closes before the execution resumes
+    assert kinds.index("review.requested") < kinds.index("review.closed") < kinds.index("workflow.succeeded")
     orders = [c for c in rt.sandbox.calls("/ops/manual-review") if c.body["workflow_id"] == workflow_id]
     assert len(orders) == 1 and orders[0].body["queue"] == "finance"
 

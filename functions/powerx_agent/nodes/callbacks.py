@@ -93,6 +93,8 @@ class Callbacks:
             return CallbackResult(409, {"code": "review.duplicate", "first_outcome": first.get("outcome")})
         emit_backlog(self.deps, self.metrics)
         wf = self._wf(review["workflow_id"])
+        # audited before the execution resumes, so the trail reads in causal order
+        self._audit(wf, review.get("node_id"), "review.closed", request, actor=actor)
         token = review.get("task_token")
         if token:  # a manual_review node waits for this outcome
             sfn = self.deps.client("stepfunctions")
@@ -106,7 +108,6 @@ class Callbacks:
                                                     error={"type": "ReviewRejected", "message": request.reason or ""})
                 self._send(sfn.send_task_failure, taskToken=token, error="ReviewRejected",
                            cause=(request.reason or "rejected by reviewer")[:256])
-        self._audit(wf, review.get("node_id"), "review.closed", request, actor=actor)
         return CallbackResult(200, {"status": "accepted", "outcome": request.outcome})
 
     def _send(self, call: Any, **kwargs: Any) -> None:
