@@ -3,10 +3,17 @@ Functions again, append-only (issue 8; semantics in docs/operations.md, "Audit v
 
 Findings and their fixes:
 
-- ``execution.orphan``: an execution of one of our state machines without a workflow record →
-  recreate META (from the execution input) and the node items (from the definition and the
-  execution history).
-- ``workflow.execution_gone``: META is PENDING/RUNNING but its execution does not exist → FAILED.
+- ``execution.orphan``: an execution of one of our hash-named state machines (the per-strategy
+  alias machines are skipped) without a workflow record → recreate META (from the execution
+  input's ``workflow`` block and the execution's status) and one node item per ``run`` task of the
+  definition, with the status the execution history gives it, then append ``audit.repaired``
+  records: what was recreated, and each missing milestone (acceptance and decision only when
+  ``agent_events`` holds the event: an execution started outside the matcher has neither).
+- ``workflow.execution_gone``: META names an execution that does not exist. PENDING/RUNNING →
+  open an escalation (reason ``execution_missing``), settle the nodes, workflow ESCALATED, close the
+  reviews whose task tokens died with the execution. Already finished → reported; ``--apply`` only
+  notes it on META and in the chain (no status changes). Finished more than
+  ``EXECUTION_RETENTION_DAYS`` ago → not reported: Step Functions has expired the execution.
 - ``workflow.not_terminal``: META is PENDING/RUNNING but the execution has ended → the status the
   execution ended with (SUCCEEDED / FAILED / STOPPED).
 - ``node.orphaned``: the workflow ended but a node is still PENDING/RUNNING → the node's outcome
@@ -56,6 +63,11 @@ WF_KIND = {"SUCCEEDED": "workflow.succeeded", "FAILED": "workflow.failed", "STOP
            "ESCALATED": "workflow.escalated"}
 NODE_KIND = {"SUCCEEDED": "node.succeeded", "FAILED": "node.failed", "SKIPPED": "node.skipped",
              "ESCALATED": "node.failed"}
+METERED = {"workflow.started": "generated", "node.succeeded": "node_success", "node.failed": "node_failure"}
+ESCALATED_ERROR = "Agent.WorkflowEscalated"  # the Fail state the compiled flow ends in after Escalate
+EXECUTION_RETENTION_DAYS = 90  # Step Functions keeps closed standard executions this long
+TASK_RESULTS = {"TaskSucceeded": "SUCCEEDED", "TaskFailed": "FAILED", "TaskTimedOut": "FAILED",
+                "TaskSubmitFailed": "FAILED", "TaskStartFailed": "FAILED"}
 
 
 @dataclass
@@ -77,12 +89,13 @@ class Finding:
 # -- execution history ---------------------------------------------------------------------------
 
 def node_ids_from_definition(definition: dict[str, Any]) -> list[str]:
+    """The node ids of a compiled flow: Task states whose Payload has ``action: run``."""
     found: list[str] = []
 
     def walk(states: dict[str, Any]) -> None:
         for state in states.values():
             payload = (state.get("Parameters") or {}).get("Payload") or {}
-            node = payload.get("node") if isinstance(payload, dict) else None
+            node = payload.get("node") if isinstance(payload, dict) and payload.get("action") == "run" else None
             if isinstance(node, dict) and node.get("id") and node["id"] not in found:
                 found.append(node["id"])
             for branch in state.get("Branches", ()):
@@ -97,6 +110,78 @@ class History:
     events: list[dict[str, Any]]
     input: dict[str, Any]
     definition: dict[str, Any]
+    state_machine_arn: str | None = None
+    error: str | None = None
+
+    def workflow_status(self) -> str:
+        """The workflow status the execution's status means: RUNNING → RUNNING, SUCCEEDED →
+        SUCCEEDED, FAILED in the flow's ``Escalated`` Fail state → ESCALATED, other FAILED /
+        TIMED_OUT → FAILED, ABORTED → STOPPED."""
+        if self.status == "RUNNING":
+            return "RUNNING"
+        if self.status == "FAILED" and self.failure_error() == ESCALATED_ERROR:
+            return "ESCALATED"
+        return EXEC_TO_WF.get(str(self.status), "FAILED")
+
+    def failure_error(self) -> str | None:
+        for event in self.events:
+            details = event.get("executionFailedEventDetails")
+            if details and details.get("error"):
+                return str(details["error"])
+        return self.error
+
+    def task_results(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """State name → (SUCCEEDED | FAILED, Lambda payload) of the last task result inside that
+        state, found by following ``previousEventId`` back to the ``TaskStateEntered`` event (the
+        ids keep parallel branches apart). Empty when the history carries no event ids."""
+        by_id = {e.get("id"): e for e in self.events if e.get("id") is not None}
+        results: dict[str, tuple[str, dict[str, Any]]] = {}
+        for event in self.events:
+            result = TASK_RESULTS.get(str(event.get("type")))
+            if result is None or event.get("id") is None:
+                continue
+            cursor, name, hops = event, None, 0
+            while cursor is not None and hops < 10_000:
+                entered = cursor.get("stateEnteredEventDetails")
+                if entered and cursor.get("type") == "TaskStateEntered":
+                    name = entered.get("name")
+                    break
+                cursor, hops = by_id.get(cursor.get("previousEventId")), hops + 1
+            if not name:
+                continue
+            payload: dict[str, Any] = {}
+            output = (event.get("taskSucceededEventDetails") or {}).get("output")
+            if output:
+                try:
+                    payload = (json.loads(output) or {}).get("Payload") or {}
+                except (ValueError, AttributeError):
+                    payload = {}
+            results[name] = (result, payload if isinstance(payload, dict) else {})
+        return results
+
+    def node_status(self, node_id: str) -> str | None:
+        """SUCCEEDED / SKIPPED / FAILED from the node's task results, RUNNING when its state was
+        entered without a result yet, None when it was never entered."""
+        results = self.task_results()
+        if results:
+            if results.get(f"{node_id}.skipped", ("",))[0] == "SUCCEEDED":
+                return "SKIPPED"
+            if node_id in results:
+                result, payload = results[node_id]
+                if result == "SUCCEEDED":
+                    return str(payload.get("status")) if payload.get("status") in ("SUCCEEDED", "SKIPPED") \
+                        else "SUCCEEDED"
+                # a failed attempt followed by a retry still running is not the node's outcome yet
+                return "FAILED" if node_id in self.exited() or self.status != "RUNNING" else "RUNNING"
+            return "RUNNING" if node_id in self.entered() else None
+        exited, entered = self.exited(), self.entered()
+        if f"{node_id}.skipped" in exited:
+            return "SKIPPED"
+        if node_id in exited:
+            return "SUCCEEDED"
+        if node_id in entered:
+            return "RUNNING"
+        return None
 
     def exited(self) -> set[str]:
         names = set()
@@ -110,14 +195,9 @@ class History:
         return {e["stateEnteredEventDetails"]["name"] for e in self.events if e.get("stateEnteredEventDetails")}
 
     def node_outcome(self, node_id: str) -> str | None:
-        exited, entered = self.exited(), self.entered()
-        if f"{node_id}.skipped" in exited:
-            return "SKIPPED"
-        if node_id in exited:
-            return "SUCCEEDED"
-        if node_id in entered:
-            return "FAILED"
-        return None
+        """The node's outcome once the execution has ended (entered without a result → FAILED)."""
+        status = self.node_status(node_id)
+        return "FAILED" if status == "RUNNING" else status
 
     def started_at(self) -> str | None:
         for event in self.events:
@@ -159,7 +239,8 @@ def load_history(deps: Any, execution_arn: str) -> History | None:
         if error_code(exc) != "StateMachineDoesNotExist":
             raise
         definition = {}
-    return History(described.get("status"), events, json.loads(described.get("input") or "{}"), definition)
+    return History(described.get("status"), events, json.loads(described.get("input") or "{}"), definition,
+                   described.get("stateMachineArn"), described.get("error"))
 
 
 # -- the planner ---------------------------------------------------------------------------------
@@ -183,6 +264,21 @@ class Repair:
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)
 
+    def _meter(self, meta: dict[str, Any], kinds: list[str]) -> None:
+        """Count in EMF the facts repair records that the engine never counted (the nodes of an
+        execution that ran without a workflow record, nodes settled because the execution is
+        gone), so the figures from the audit trail and the EMF totals keep agreeing. Restoring a
+        *deleted* record is not metered: the engine counted it when it happened."""
+        names = [METERED[k] for k in kinds if k in METERED]
+        if not names:
+            return
+        from powerx_agent import spec
+
+        metrics = self.deps.metrics()
+        for name in names:
+            metrics.add(spec.METRICS[name], 1, tenant=meta.get("tenant_id"), strategy=meta.get("strategy_id"))
+        metrics.flush()
+
     def _repaired(self, workflow_id: str, meta: dict[str, Any], reconstructs: str | None, source: str,
                   **fields: Any) -> None:
         data = {"repair_run": self.run_id, "by": self.by, "source": source, **fields.pop("data", {})}
@@ -194,6 +290,18 @@ class Repair:
             data=data, **fields))
 
     # -- phase 1: executions without a workflow record ---------------------------------------
+    def _is_alias_machine(self, sfn: Any, machine: dict[str, Any]) -> bool:
+        """The per-strategy alias machine ``agent-<strategy>`` (strategy_ops) carries the tag
+        ``powerx:strategy = <id>``; the hash-named machines executions start on carry ``<id>@v<N>``
+        and ``powerx:definition-sha256``. Untagged machines are listed (we cannot tell)."""
+        try:
+            tags = {t["key"]: t["value"] for t in
+                    sfn.list_tags_for_resource(resourceArn=machine["stateMachineArn"]).get("tags", [])}
+        except Exception:  # noqa: BLE001 - no tags readable: treat it as one executions may run on
+            return False
+        strategy = tags.get("powerx:strategy")
+        return bool(strategy) and "@" not in strategy and "powerx:definition-sha256" not in tags
+
     def plan_orphan_executions(self, known: set[str], since_epoch: float | None = None) -> None:
         sfn = self.deps.client("stepfunctions")
         prefix = self.deps.settings.state_machine_prefix
@@ -206,6 +314,8 @@ class Repair:
                 break
             kwargs["nextToken"] = out["nextToken"]
         for machine in machines:
+            if self._is_alias_machine(sfn, machine):
+                continue
             kwargs = {"stateMachineArn": machine["stateMachineArn"]}
             while True:
                 out = sfn.list_executions(**kwargs)
@@ -222,8 +332,9 @@ class Repair:
                     arn = execution["executionArn"]
                     self.add(Finding("execution.orphan", execution["name"],
                                      f"execution {arn} ({execution['status']}) has no workflow record",
-                                     "recreate the workflow record and its node items from the execution input, "
-                                     "definition and history, then regenerate the chain's milestones",
+                                     "recreate the workflow record (from the execution input and status) and a "
+                                     "node item per run task of the definition (status from the execution "
+                                     "history), then append audit.repaired records for what was recreated",
                                      action=lambda arn=arn: self._recreate(arn)))
                 if not out.get("nextToken"):
                     break
@@ -235,25 +346,54 @@ class Repair:
             raise RuntimeError(f"execution {execution_arn} disappeared")
         wf = history.input.get("workflow") or {}
         workflow_id = wf.get("workflow_id") or execution_arn.rsplit(":", 1)[-1]
-        sm_arn = execution_arn.replace(":execution:", ":stateMachine:").rsplit(":", 1)[0]
-        meta = {"workflow_id": workflow_id, "tenant_id": wf.get("tenant_id", "unknown"),
+        if workflow_id != execution_arn.rsplit(":", 1)[-1]:
+            raise RuntimeError(f"execution {execution_arn} carries workflow id {workflow_id!r} in its input, "
+                               "not its own name: not recreated (investigate by hand)")
+        sm_arn = history.state_machine_arn or execution_arn.replace(":execution:", ":stateMachine:").rsplit(":", 1)[0]
+        tenant_id = wf.get("tenant_id") or "unknown"
+        event = (self.deps.events.get(tenant_id, wf["idempotency_key"])
+                 if wf.get("tenant_id") and wf.get("idempotency_key") else None)
+        if event is not None and event.get("workflow_id") not in (None, workflow_id):
+            event = None
+        status = history.workflow_status()
+        meta = {"workflow_id": workflow_id, "tenant_id": tenant_id,
                 "event_id": wf.get("event_id"), "idempotency_key": wf.get("idempotency_key"),
                 "event_type": wf.get("event_type"), "strategy_id": wf.get("strategy_id"),
                 "strategy_version": wf.get("strategy_version"), "state_machine_arn": sm_arn,
                 "execution_arn": execution_arn, "traceparent": wf.get("traceparent"),
-                "recreated_by": self.run_id}
+                "recreated_by": self.run_id, "recreated_from": "execution input + history",
+                "started_at": history.started_at()}
+        meta = {k: v for k, v in meta.items() if v is not None}
         nodes = node_ids_from_definition(history.definition)
-        self.deps.workflows.create({k: v for k, v in meta.items() if v is not None}, nodes)
-        status = EXEC_TO_WF.get(str(history.status))
-        if history.status == "RUNNING":
+        if not self.deps.workflows.create(meta, nodes):
+            raise RuntimeError(f"workflow {workflow_id} was created meanwhile: nothing recreated")
+        node_status: dict[str, str] = {}
+        for node_id in nodes:
+            found = history.node_status(node_id)
+            if status != "RUNNING":
+                # the workflow ended: a node still running then failed with it; never entered → SKIPPED
+                found = "FAILED" if found == "RUNNING" else found or "SKIPPED"
+            found = found or "PENDING"
+            if found != "PENDING":
+                self.deps.workflows.transition_node(workflow_id, node_id, found, repaired_by=self.run_id)
+            node_status[node_id] = found
+        if status == "RUNNING":
             self.deps.workflows.transition_workflow(workflow_id, "RUNNING")
-        elif status:
-            for node_id in nodes:
-                self._settle_node(workflow_id, node_id, "PENDING", history)
-            self.deps.workflows.transition_workflow(workflow_id, status, finished_at=round(time.time(), 3))
+        else:
+            self.deps.workflows.transition_workflow(
+                workflow_id, status, finished_at=round(time.time(), 3),
+                **({"escalation_reason": "node_failed"} if status == "ESCALATED" else {}))
         self._repaired(workflow_id, meta, None, "execution input + history",
-                       data={"action": "workflow_record_recreated", "execution_arn": execution_arn,
-                             "status": status or history.status, "nodes": nodes})
+                       status=status, data={"action": "workflow_record_recreated", "execution_arn": execution_arn,
+                                            "execution_status": history.status, "nodes": node_status,
+                                            "event_record": bool(event)})
+        # the milestones the chain lacks, reconstructed right away from what was just recreated
+        fresh = self.deps.workflows.get(workflow_id) or meta
+        records = self.deps.audit.chain(workflow_chain(workflow_id))
+        wanted = self._wanted_milestones(fresh, records, event, history)
+        for kind, spec in wanted:
+            self._append_milestone(workflow_id, fresh, kind, spec)
+        self._meter(fresh, [kind for kind, _ in wanted])
 
     def _settle_node(self, workflow_id: str, node_id: str, current: str, history: History | None) -> str:
         outcome = history.node_outcome(node_id) if history else None
@@ -276,8 +416,10 @@ class Repair:
             if exec_status is None:
                 self.add(Finding("workflow.execution_gone", workflow_id,
                                  f"workflow is {status} but execution {arn} does not exist",
-                                 "mark the workflow FAILED (reason execution_missing), settle its nodes, audit it",
-                                 action=lambda: self._end(workflow_id, meta, "FAILED", "execution_missing")))
+                                 "open an escalation (reason execution_missing) so a person takes it over, settle "
+                                 "its nodes, mark the workflow ESCALATED, close reviews whose task token died "
+                                 "with the execution, audit it",
+                                 action=lambda: self._execution_missing(workflow_id, meta)))
                 return
             if exec_status != "RUNNING":
                 target = EXEC_TO_WF.get(exec_status, "FAILED")
@@ -290,6 +432,13 @@ class Repair:
         nodes = meta.get("nodes") or {}
         audited = node_states(records)
         history = self.history(arn) if arn and (status not in WF_ACTIVE or audited) else None
+        if arn and history is None and status not in WF_ACTIVE and self._gone_recently(meta):
+            self.add(Finding("workflow.execution_gone", workflow_id,
+                             f"workflow ended {status} but execution {arn} does not exist (within the "
+                             f"{EXECUTION_RETENTION_DAYS}-day retention of Step Functions)",
+                             "none to the workflow (it had ended): note the missing execution on META and in "
+                             "the chain so it is not reported again; its history cannot be recovered",
+                             action=lambda: self._note_execution_missing(workflow_id, meta)))
         expected_nodes = set(audited)
         if history is not None:
             expected_nodes |= set(node_ids_from_definition(history.definition))
@@ -336,6 +485,78 @@ class Repair:
         self._repaired(workflow_id, meta, reconstructs, "execution history", node_id=node_id,
                        status=outcome, data={"action": "orphaned_node_settled", "was": current})
 
+    @staticmethod
+    def _gone_recently(meta: dict[str, Any]) -> bool:
+        if meta.get("execution_missing_noted"):
+            return False
+        ended = float(meta.get("finished_at") or meta.get("updated_at") or meta.get("created_at") or 0)
+        return time.time() - ended < EXECUTION_RETENTION_DAYS * 86400
+
+    def _note_execution_missing(self, workflow_id: str, meta: dict[str, Any]) -> None:
+        self.deps.workflows.update_meta(workflow_id, execution_missing_noted=round(time.time(), 3),
+                                        execution_missing_noted_by=self.run_id)
+        self._repaired(workflow_id, meta, None, "Step Functions DescribeExecution", status=meta.get("status"),
+                       data={"action": "execution_missing_noted", "execution_arn": meta.get("execution_arn"),
+                             "reason": "execution_missing"})
+
+    def _execution_missing(self, workflow_id: str, meta: dict[str, Any]) -> None:
+        """A workflow still PENDING/RUNNING whose execution is gone: nothing will ever finish it, so
+        a person must. Escalate first (idempotent: a re-run finds the review and only completes what
+        is missing), then settle the nodes and the workflow, then audit what was done."""
+        from powerx_agent.nodes.escalation import escalate
+
+        tenant_id = str(meta.get("tenant_id"))
+        tenant = self.deps.tenants.get(tenant_id) or {}
+        metrics = self.deps.metrics()
+        result = escalate(self.deps, metrics, workflow_id=workflow_id, tenant_id=tenant_id,
+                          event_id=meta.get("event_id"), reason="execution_missing", queue="ops",
+                          notify_to=[t for t in (tenant.get("notify") or [tenant.get("owner")]) if t],
+                          details={"execution_arn": meta.get("execution_arn"), "was": meta.get("status"),
+                                   "repair_run": self.run_id},
+                          strategy_id=meta.get("strategy_id"), traceparent=str(meta.get("traceparent") or ""))
+        metrics.flush()
+        settled: dict[str, str] = {}
+        for node_id, item in sorted((meta.get("nodes") or {}).items()):
+            current = str(item.get("status"))
+            if current in NODE_TERMINAL:
+                continue
+            outcome = "SKIPPED" if current == "PENDING" else "FAILED"
+            self.deps.workflows.transition_node(workflow_id, node_id, outcome, repaired_by=self.run_id,
+                                                **({"error": {"message": "execution_missing"}}
+                                                   if outcome == "FAILED" else {}))
+            settled[node_id] = outcome
+        closed = []
+        for review in self.deps.workflows.open_reviews_for(workflow_id):
+            if review.get("task_token") and self.deps.workflows.close_review(
+                    review["review_id"], "cancelled", self.by, "execution_missing: the task token died with it"):
+                closed.append(review["review_id"])
+                self.deps.audit.append(AuditEntry(
+                    "review.cancelled", workflow_chain(workflow_id), tenant_id=tenant_id,
+                    event_id=meta.get("event_id"), workflow_id=workflow_id, strategy_id=meta.get("strategy_id"),
+                    node_id=review.get("node_id"), status="CANCELLED", escalation_reason="execution_missing",
+                    data={"review_id": review["review_id"], "by": self.by, "repair_run": self.run_id,
+                          "reason": "the execution holding its task token is gone"}))
+        if closed:
+            from powerx_agent.nodes.backlog import emit_backlog
+
+            metrics = self.deps.metrics()
+            emit_backlog(self.deps, metrics)
+            metrics.flush()
+        now = round(time.time(), 3)
+        self.deps.workflows.transition_workflow(workflow_id, "ESCALATED", finished_at=now,
+                                                escalation_reason="execution_missing",
+                                                execution_missing_noted=now, execution_missing_noted_by=self.run_id)
+        for node_id, outcome in settled.items():
+            self._repaired(workflow_id, meta, NODE_KIND[outcome], "repair (execution missing)", node_id=node_id,
+                           status=outcome, data={"action": "node_settled", "reason": "execution_missing"})
+        self._meter(meta, [NODE_KIND[outcome] for outcome in settled.values()])
+        kinds = set(effective_kinds(self.deps.audit.chain(workflow_chain(workflow_id))))
+        self._repaired(workflow_id, meta, None if kinds & WF_TERMINAL_FOR_STATUS["ESCALATED"] else "workflow.escalated",
+                       "repair (execution missing)", status="ESCALATED", escalation_reason="execution_missing",
+                       data={"action": "workflow_escalated", "reason": "execution_missing",
+                             "execution_arn": meta.get("execution_arn"), "review_id": result.get("review_id"),
+                             "nodes": settled, "reviews_closed": closed})
+
     def _end(self, workflow_id: str, meta: dict[str, Any], status: str, reason: str) -> None:
         history = self.history(meta.get("execution_arn"))
         for node_id, item in (meta.get("nodes") or {}).items():
@@ -348,10 +569,23 @@ class Repair:
 
     def plan_milestones(self, workflow_id: str, meta: dict[str, Any], records: list[dict[str, Any]],
                         event: dict[str, Any] | None, history: History | None) -> None:
-        kinds = set(effective_kinds(records))
         chain = workflow_chain(workflow_id)
+        for kind, spec in self._wanted_milestones(meta, records, event, history):
+            self.add(Finding("audit.missing", chain, f"no {kind} record{' for node ' + spec['node_id'] if spec.get('node_id') else ''}",
+                             f"append audit.repaired reconstructing {kind} from {spec['source']}",
+                             action=lambda k=kind, s=spec: self._append_milestone(workflow_id, meta, k, s)))
+
+    def _append_milestone(self, workflow_id: str, meta: dict[str, Any], kind: str, spec: dict[str, Any]) -> None:
+        self._repaired(workflow_id, meta, kind, spec["source"], status=spec.get("status"), node_id=spec.get("node_id"),
+                       data={k: v for k, v in (spec.get("data") or {}).items() if v is not None})
+
+    def _wanted_milestones(self, meta: dict[str, Any], records: list[dict[str, Any]], event: dict[str, Any] | None,
+                           history: History | None) -> list[tuple[str, dict[str, Any]]]:
+        kinds = set(effective_kinds(records))
         wanted: list[tuple[str, dict[str, Any]]] = []
-        if not kinds & {"event.accepted", "event.deferred"} and (event or meta):
+        # a META recreated from an execution proves no acceptance: only agent_events can
+        recreated_alone = bool(meta.get("recreated_by")) and event is None
+        if not kinds & {"event.accepted", "event.deferred"} and (event or meta) and not recreated_alone:
             src = event or meta
             wanted.append(("event.accepted", {"status": "ACCEPTED", "source": "agent_events" if event else
                                               "agent_workflows",
@@ -379,12 +613,7 @@ class Repair:
             wanted.append((WF_KIND[status], {"status": status, "source": "agent_workflows META",
                                              "data": {"duration": meta.get("duration"),
                                                       "escalation_reason": meta.get("escalation_reason")}}))
-        for kind, spec in wanted:
-            self.add(Finding("audit.missing", chain, f"no {kind} record{' for node ' + spec['node_id'] if spec.get('node_id') else ''}",
-                             f"append audit.repaired reconstructing {kind} from {spec['source']}",
-                             action=lambda k=kind, s=spec: self._repaired(
-                                 workflow_id, meta, k, s["source"], status=s.get("status"), node_id=s.get("node_id"),
-                                 data={k2: v for k2, v in (s.get("data") or {}).items() if v is not None})))
+        return wanted
 
     def plan_chain(self, chain: str, records: list[dict[str, Any]]) -> None:
         gaps, _ = check_chain(chain, records)
