@@ -108,7 +108,13 @@ def test_given_running_workflow_whose_execution_is_gone_when_repaired_then_escal
     sfn = rt.client("stepfunctions")
     workflow_id, review = big_report(rt, uid)  # the approve node waits for a person: RUNNING
     real_arn = deps.workflows.get(workflow_id)["execution_arn"]
-    sfn.stop_execution(executionArn=real_arn)  # nothing left running for the rest of the session
+    sfn.stop_execution(executionArn=real_arn)  # nothing left running for the rest of the session:
+    # moto ends a stopped execution only when the task it waits on ends, so release that task too
+    # (what `powerx-agent workflow stop` does; on AWS the call fails harmlessly after a stop)
+    try:
+        sfn.send_task_failure(taskToken=review["task_token"], error="Agent.Stopped", cause="test cleanup")
+    except sfn.exceptions.ClientError:
+        pass
     gone = real_arn.rsplit(":", 1)[0] + f":gone-{uid}"
     deps.workflows.update_meta(workflow_id, execution_arn=gone)
     assert deps.workflows.get(workflow_id)["status"] == "RUNNING"
