@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -113,18 +114,19 @@ def _shown(actual: Any) -> Any:
 # --- compiled nodes ----------------------------------------------------------------------------
 
 
-class Condition:
+class Condition(ABC):
     """A compiled condition. :meth:`evaluate` returns None when it matches, else a :class:`Failure`."""
 
+    @abstractmethod
     def evaluate(self, doc: dict) -> Failure | None:
-        raise NotImplementedError
+        """None when the document matches, else the first failing leaf."""
 
     def matches(self, doc: dict) -> bool:
         return self.evaluate(doc) is None
 
+    @abstractmethod
     def witness(self, doc: dict) -> Failure:
         """For a matching condition: the leaf that made it match (used to explain ``not``)."""
-        raise NotImplementedError
 
     def equality_hints(self) -> dict[str, frozenset]:
         """``{path: values}`` for top-level AND-ed ``equals``/``in`` on simple paths.
@@ -140,8 +142,9 @@ class Condition:
         """``{path: prefixes}`` for top-level AND-ed ``prefix`` leaves on simple paths."""
         return {}
 
+    @abstractmethod
     def leaves(self) -> Iterator[Leaf]:
-        raise NotImplementedError
+        """Every leaf of the condition, in evaluation order."""
 
     def conjunct_leaves(self) -> Iterator[Leaf]:
         """The leaves that must all hold for the condition to hold (AND-ed from the top), in
