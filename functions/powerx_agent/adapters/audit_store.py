@@ -9,7 +9,7 @@ from collections import OrderedDict
 from typing import Any
 
 from powerx_agent.adapters.aws import error_code
-from powerx_agent.adapters.dynamo import from_item, key, to_item, values
+from powerx_agent.adapters.dynamo import all_items, from_item, key, to_item, values
 from powerx_agent.audit.records import GENESIS, AuditEntry, seal
 from powerx_agent.errors import RetryableError
 
@@ -75,29 +75,11 @@ class AuditStore:
                 self._tails.popitem(last=False)
 
     def chain(self, chain: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": values(pk=chain),
-            "ConsistentRead": True,
-        }
-        while True:
-            out = self._ddb.query(**kwargs)
-            items += [from_item(i) for i in out.get("Items", [])]
-            if "LastEvaluatedKey" not in out:
-                return items
-            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+        return list(all_items(self._ddb, "query", TableName=self._table, KeyConditionExpression="pk = :pk",
+                              ExpressionAttributeValues=values(pk=chain), ConsistentRead=True))
 
     def scan_all(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"TableName": self._table}
-        while True:
-            out = self._ddb.scan(**kwargs)
-            items += [from_item(i) for i in out.get("Items", [])]
-            if "LastEvaluatedKey" not in out:
-                return items
-            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+        return list(all_items(self._ddb, "scan", TableName=self._table))
 
     def delete(self, chain: str, seq: int) -> None:
         """Only for tests and repair drills: remove one record (verify must then fail)."""
@@ -115,18 +97,11 @@ class AuditStore:
         day = start
         while day <= end:
             first = day == start
-            kwargs: dict[str, Any] = {
-                "TableName": self._table, "IndexName": "by_time",
-                "KeyConditionExpression": "#d = :d AND ts_seq >= :t" if first else "#d = :d",
-                "ExpressionAttributeNames": {"#d": "day"},
-                "ExpressionAttributeValues": values(d=day.isoformat(), t=ts) if first else values(d=day.isoformat()),
-            }
-            while True:
-                out = self._ddb.query(**kwargs)
-                records += [from_item(i) for i in out.get("Items", [])]
-                if "LastEvaluatedKey" not in out:
-                    break
-                kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+            records += all_items(
+                self._ddb, "query", TableName=self._table, IndexName="by_time",
+                KeyConditionExpression="#d = :d AND ts_seq >= :t" if first else "#d = :d",
+                ExpressionAttributeNames={"#d": "day"},
+                ExpressionAttributeValues=values(d=day.isoformat(), t=ts) if first else values(d=day.isoformat()))
             day += timedelta(days=1)
         if until:
             records = [r for r in records if r["ts"] <= until]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -49,3 +50,21 @@ def key(**parts: Any) -> dict[str, Any]:
 
 def values(**parts: Any) -> dict[str, Any]:
     return {f":{k}": _ser.serialize(_to_dynamo(v)) for k, v in parts.items()}
+
+
+def pages(ddb: Any, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every page of a ``query`` or ``scan``, following ``LastEvaluatedKey``."""
+    call = getattr(ddb, operation)
+    while True:
+        out = call(**kwargs)
+        yield out
+        if "LastEvaluatedKey" not in out:
+            return
+        kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+
+
+def all_items(ddb: Any, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a ``query`` or ``scan`` over all pages, as plain Python values."""
+    for page in pages(ddb, operation, **kwargs):
+        for item in page.get("Items", []):
+            yield from_item(item)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from powerx_agent.adapters.aws import error_code
-from powerx_agent.adapters.dynamo import from_item, key, to_item, values
+from powerx_agent.adapters.dynamo import all_items, from_item, key, to_item, values
 
 ClaimKind = Literal["new", "takeover", "duplicate", "conflict", "in_progress", "deferred", "resumed"]
 
@@ -128,11 +128,4 @@ class EventsStore:
         return Claim("in_progress" if current.get("status") == "IN_PROGRESS" else "duplicate", current)
 
     def scan(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"TableName": self._table}
-        while True:
-            out = self._ddb.scan(**kwargs)
-            items += [from_item(i) for i in out.get("Items", [])]
-            if "LastEvaluatedKey" not in out:
-                return items
-            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+        return list(all_items(self._ddb, "scan", TableName=self._table))

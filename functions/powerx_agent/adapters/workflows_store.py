@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from powerx_agent.adapters.aws import error_code
-from powerx_agent.adapters.dynamo import from_item, key, to_item, values
+from powerx_agent.adapters.dynamo import all_items, from_item, key, pages, to_item, values
 
 NODE_FROM = {
     "RUNNING": ("PENDING", "RUNNING"),
@@ -132,15 +132,9 @@ class WorkflowsStore:
         return sorted(items, key=lambda i: i.get("created_at", 0), reverse=True)[:limit]
 
     def _scan(self, filter_sk: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"TableName": self._table, "FilterExpression": "sk = :sk",
-                                  "ExpressionAttributeValues": values(sk=filter_sk)}
-        while True:
-            out = self._ddb.scan(**kwargs)
-            items += [from_item(i) for i in out.get("Items", []) if i]
-            if "LastEvaluatedKey" not in out:
-                return [i for i in items if i.get("pk", "").startswith("WF#")]
-            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+        return [i for i in all_items(self._ddb, "scan", TableName=self._table, FilterExpression="sk = :sk",
+                                     ExpressionAttributeValues=values(sk=filter_sk))
+                if i.get("pk", "").startswith("WF#")]
 
     # -- callbacks (task tokens kept server side) -------------------------------------------
     def put_callback(self, callback_id: str, *, task_token: str, workflow_id: str, node_id: str,
@@ -206,15 +200,11 @@ class WorkflowsStore:
 
     def open_reviews(self, limit: int = 500) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"TableName": self._table, "IndexName": "gsi1",
-                                  "KeyConditionExpression": "gsi1pk = :p",
-                                  "ExpressionAttributeValues": values(p="REVIEW#OPEN")}
-        while len(items) < limit:
-            out = self._ddb.query(**kwargs)
-            items += [from_item(i) for i in out.get("Items", [])]
-            if "LastEvaluatedKey" not in out:
+        for page in pages(self._ddb, "query", TableName=self._table, IndexName="gsi1",
+                          KeyConditionExpression="gsi1pk = :p", ExpressionAttributeValues=values(p="REVIEW#OPEN")):
+            items += [from_item(i) for i in page.get("Items", [])]
+            if len(items) >= limit:
                 break
-            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
         return items[:limit]
 
     def mark_review(self, review_id: str, flag: str) -> None:
@@ -301,13 +291,6 @@ class WorkflowsStore:
 
     def count_open_reviews(self) -> int:
         """Exact number of OPEN review items (the backlog gauge), counted over every page."""
-        total = 0
-        kwargs: dict[str, Any] = {"TableName": self._table, "IndexName": "gsi1", "Select": "COUNT",
-                                  "KeyConditionExpression": "gsi1pk = :p",
-                                  "ExpressionAttributeValues": values(p="REVIEW#OPEN")}
-        while True:
-            out = self._ddb.query(**kwargs)
-            total += int(out.get("Count", 0))
-            if "LastEvaluatedKey" not in out:
-                return total
-            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+        return sum(int(page.get("Count", 0)) for page in pages(
+            self._ddb, "query", TableName=self._table, IndexName="gsi1", Select="COUNT",
+            KeyConditionExpression="gsi1pk = :p", ExpressionAttributeValues=values(p="REVIEW#OPEN")))
