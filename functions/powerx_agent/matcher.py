@@ -45,12 +45,15 @@ class Matcher:
         cache_key = "library:table" if use_published else "library:dir"
         cache = self.state.setdefault(cache_key, LibraryCache(self.settings.library_refresh_seconds))
         if use_published:
+            seen: dict[str, Any] = {}
+
             def current() -> str:
-                return str(self.deps.strategies.revision()["revision"])
+                # one read of LIBRARY/REVISION: its label and its active map belong together
+                seen.update(self.deps.strategies.revision())
+                return f"r{seen['revision']}"
 
             def load(revision: str) -> Library:
-                active = self.deps.strategies.revision().get("active", {})
-                return build_library(self.deps.strategies.documents(active), f"r{revision}")
+                return build_library(self.deps.strategies.documents(seen.get("active", {})), revision)
         else:
             def current() -> str:
                 return f"dir:{self.settings.strategies_dir}"
