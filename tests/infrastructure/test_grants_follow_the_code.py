@@ -26,6 +26,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "functions" / "powerx_agent"
 SERVICES = {"dynamodb": "dynamodb", "sqs": "sqs", "stepfunctions": "states", "events": "events",
             "secretsmanager": "secretsmanager", "logs": "logs", "appconfigdata": "appconfig"}
 NOT_SHIPPED = ("local", "cli")
+PAGINATION_HELPERS = ("pages", "all_items")  # adapters/dynamo.py: the DynamoDB operation is their 2nd argument
 
 # (module, IAM action): why a Lambda function never makes this call although its module is shipped
 OPERATOR_ONLY: dict[tuple[str, str], str] = {
@@ -99,8 +100,15 @@ def called_operations() -> dict[tuple[str, str], tuple[set[str], list[int]]]:
     for path in shipped_modules_reached_by_handlers():
         rel = path.relative_to(PACKAGE).as_posix()
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ops:
-                found.setdefault((rel, node.func.attr), (ops[node.func.attr], []))[1].append(node.lineno)
+            if not isinstance(node, ast.Call):
+                continue
+            method = node.func.attr if isinstance(node.func, ast.Attribute) else None
+            # adapters/dynamo.pages/all_items(ddb, "query" | "scan", ...) name the operation as a string
+            helper = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+            if helper in PAGINATION_HELPERS and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant):
+                method = node.args[1].value
+            if method in ops:
+                found.setdefault((rel, method), (ops[method], []))[1].append(node.lineno)
     return found
 
 
