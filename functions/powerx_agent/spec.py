@@ -129,6 +129,8 @@ class EventSourceSpec:
     kind: str  # "sqs" | "dynamodb"
     batch_size: int = 10
     report_batch_item_failures: bool = True
+    bisect_on_error: bool = True  # streams only
+    retry_attempts: int = 10  # streams only
 
 
 EVENT_SOURCES_MAPPINGS: tuple[EventSourceSpec, ...] = (

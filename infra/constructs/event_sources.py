@@ -48,8 +48,8 @@ class EventSources(Construct):
                         starting_position=lambda_.StartingPosition.TRIM_HORIZON,
                         batch_size=mapping.batch_size,
                         report_batch_item_failures=mapping.report_batch_item_failures,
-                        bisect_batch_on_error=True,
-                        retry_attempts=10,
+                        bisect_batch_on_error=mapping.bisect_on_error,
+                        retry_attempts=mapping.retry_attempts,
                     )
                 )
                 acknowledge(

@@ -152,7 +152,9 @@ def _event_sources(lam: Any, out: Deployment) -> None:
                                             FunctionResponseTypes=["ReportBatchItemFailures"])
         else:
             lam.create_event_source_mapping(EventSourceArn=out.stream_arns[mapping.source], FunctionName=function,
-                                            BatchSize=mapping.batch_size, StartingPosition="TRIM_HORIZON")
+                                            BatchSize=mapping.batch_size, StartingPosition="TRIM_HORIZON",
+                                            BisectBatchOnFunctionError=mapping.bisect_on_error,
+                                            MaximumRetryAttempts=mapping.retry_attempts)
 
 
 def _bus(events: Any, out: Deployment) -> None:

@@ -28,6 +28,21 @@ Checked against moto 5.2.5 (the version pinned by ``pyproject.toml``: ``moto[ser
    integer, not a ``ListExecutions`` scan) that the runtime's SQS poller uses to stop taking work
    while the count is at its cap, and drops finished threads from ``TMP_THREADS`` so long runs
    keep memory bounded.
+6. ``StreamShard.add`` (DynamoDB Streams → Lambda): moto invokes the mapped function synchronously
+   inside every write request, with one record per invocation, and the record's Lambda errors are
+   lost. AWS polls the shard (about four times a second) and delivers up to ``BatchSize`` records
+   per invocation, in order, retrying a failed batch (``MaximumRetryAttempts``, splitting it when
+   ``BisectBatchOnFunctionError``). The patch queues the records of tables with a mapping and a
+   background poller delivers them that way; ``stream_pending()`` tells the runtime's ``wait_idle``
+   what is still to be delivered. Tables without a mapping keep moto's behaviour (``GetRecords``).
+7. ``Table.query`` (DynamoDB): a query on the table's own key builds and sorts a list of *every*
+   item of the table before keeping the partition asked for, so each query costs O(table size)
+   (the audit chain's tail read grew with every record written). The patch runs moto's own query
+   code over a shallow view of the table holding only that partition: same results, same
+   pagination, O(partition). Index queries and scans are untouched.
+8. ``DomainDispatcherApplication.get_backend_for_host`` (server): moto lists its package directory
+   (``os.listdir`` + ``isdir`` per entry) and tries ~150 URL patterns on every request; the answer
+   depends on the host alone, so the patch caches it per host.
 """
 
 from __future__ import annotations
@@ -35,6 +50,7 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import random
 import threading
 import time
 import traceback
@@ -110,6 +126,9 @@ def apply(rule_lambda_target: Callable[[dict[str, Any], dict[str, Any]], None]) 
         _patch_sfn_clients()
         _patch_sfn_parse_cache()
         _patch_sfn_execution_count()
+        _patch_stream_delivery()
+        _patch_partition_query()
+        _patch_backend_for_host()
         _state["applied"] = True
 
 
@@ -274,3 +293,158 @@ def _patch_sfn_execution_count() -> None:
 
     ExecutionWorker.start = start
     ExecutionWorker._execution_logic = _execution_logic
+
+
+# -- 6. DynamoDB Streams delivered in batches, in the background ------------------------------
+_STREAM_POLL_SECONDS = 0.25  # Lambda polls a DynamoDB stream shard about four times a second
+_STREAM_RETRY_CAP_SECONDS = 2.0
+
+
+class StreamDelivery:
+    """Delivers stream records to their mapped functions the way Lambda's shard poller does: per
+    (mapping, table) in order, up to ``BatchSize`` per invocation, a failed batch retried with
+    backoff and full jitter (bisected when the mapping says so) until ``MaximumRetryAttempts``; a
+    batch that still fails is counted in ``stats["dropped"]`` (AWS would send its metadata to the
+    on-failure destination; the records themselves stay in the table)."""
+
+    def __init__(self) -> None:
+        self._queues: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._mappings: dict[tuple[str, str], Any] = {}
+        self._cond = threading.Condition()
+        self._delivering = 0
+        self._thread: threading.Thread | None = None
+        self.stats = {"records": 0, "invocations": 0, "errors": 0, "dropped": 0}
+
+    def add(self, function_arn: str, esm: Any, region: str, record: dict[str, Any]) -> None:
+        key = (function_arn, esm.event_source_arn)
+        with self._cond:
+            self._queues.setdefault(key, []).append({**record, "awsRegion": region,
+                                                     "eventSourceARN": esm.event_source_arn})
+            self._mappings[key] = esm
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="dynamodb-stream-poller", daemon=True)
+                self._thread.start()
+
+    def pending(self) -> int:
+        with self._cond:
+            return sum(len(q) for q in self._queues.values()) + self._delivering
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(_STREAM_POLL_SECONDS)
+            with self._cond:
+                work = [(key, self._mappings[key], queue[:]) for key, queue in self._queues.items() if queue]
+                for key, _, taken in work:
+                    del self._queues[key][:len(taken)]
+                self._delivering += sum(len(taken) for _, _, taken in work)
+            for (function_arn, _), esm, records in work:
+                size = max(1, int(esm.batch_size or 100))
+                for start in range(0, len(records), size):
+                    batch = records[start:start + size]
+                    try:
+                        self._deliver(function_arn, esm, batch)
+                    finally:
+                        with self._cond:
+                            self._delivering -= len(batch)
+
+    def _deliver(self, function_arn: str, esm: Any, batch: list[dict[str, Any]]) -> None:
+        from moto.awslambda.utils import get_backend
+
+        retries = esm.max_retry_attempts
+        retries = 10_000 if retries in (None, -1) else int(retries)
+        function = get_backend(function_arn.split(":")[4], function_arn.split(":")[3]).get_function(function_arn)
+        pending = [batch]
+        while pending:
+            records = pending.pop(0)
+            for attempt in range(retries + 1):
+                _, errored, _ = invoke_in_process(function, {"Records": records})
+                self.stats["invocations"] += 1
+                if not errored:
+                    self.stats["records"] += len(records)
+                    break
+                self.stats["errors"] += 1
+                if esm.bisect_on_error and len(records) > 1:
+                    half = len(records) // 2
+                    pending[:0] = [records[:half], records[half:]]
+                    break
+                time.sleep(random.uniform(0, min(_STREAM_RETRY_CAP_SECONDS, 0.1 * 2 ** attempt)))
+            else:
+                self.stats["dropped"] += len(records)
+
+
+_streams = StreamDelivery()
+
+
+def stream_pending() -> int:
+    """Stream records written and not yet delivered to (or still being handled by) their function."""
+    return _streams.pending()
+
+
+def stream_stats() -> dict[str, int]:
+    return dict(_streams.stats)
+
+
+def _patch_stream_delivery() -> None:
+    from datetime import datetime
+
+    from moto.core.utils import unix_time
+    from moto.dynamodb.models.table import StreamRecord, StreamShard
+
+    original_add = StreamShard.add
+
+    def add(self: Any, old: Any, new: Any) -> None:
+        mappings = list(self.table.lambda_event_source_mappings.items())
+        if not mappings:
+            original_add(self, old, new)
+            return
+        event_name = "INSERT" if old is None else "REMOVE" if new is None else "MODIFY"
+        self.sequence = getattr(self, "sequence", self.starting_sequence_number) + 1
+        record = StreamRecord(self.table, self.table.stream_specification["StreamViewType"], event_name, old, new,
+                              self.sequence).to_json()
+        dynamodb = dict(record["dynamodb"])
+        if isinstance(dynamodb.get("ApproximateCreationDateTime"), datetime):
+            dynamodb["ApproximateCreationDateTime"] = unix_time(dynamodb["ApproximateCreationDateTime"])
+        record = {**record, "dynamodb": dynamodb}
+        for function_arn, esm in mappings:
+            if getattr(esm, "enabled", True):
+                _streams.add(function_arn, esm, function_arn.split(":")[3], record)
+
+    StreamShard.add = add
+
+
+# -- 7. a table query reads its partition, not the whole table -----------------------------------
+def _patch_partition_query() -> None:
+    import inspect
+
+    from moto.dynamodb.models.table import Table
+
+    original_query = Table.query
+    signature = inspect.signature(original_query)
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = signature.bind(self, hash_key, *args, **kwargs).arguments.get("index_name")
+        if index_name or hash_key is None:
+            return original_query(self, hash_key, *args, **kwargs)
+        view = copy.copy(self)  # shallow: shares every attribute but ``items``
+        partition = self.items.get(hash_key)
+        view.items = {hash_key: partition} if partition else {}
+        return original_query(view, hash_key, *args, **kwargs)
+
+    Table.query = query
+
+
+# -- 8. the backend for a host, resolved once ------------------------------------------------------
+def _patch_backend_for_host() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    original = DomainDispatcherApplication.get_backend_for_host
+    resolved: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host not in resolved:
+            if len(resolved) > 4096:
+                resolved.clear()
+            resolved[host] = original(self, host)
+        return resolved[host]
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host

@@ -211,6 +211,7 @@ class LocalRuntime:
             busy = (self._inflight > 0 or int(attrs["ApproximateNumberOfMessages"]) > 0
                     or int(attrs["ApproximateNumberOfMessagesNotVisible"]) > 0
                     or (self.poller is not None and self.poller.busy)
+                    or motopatch.stream_pending() > 0
                     or (not allow_running and self.running_executions() > 0))
             if busy:
                 quiet_since = None

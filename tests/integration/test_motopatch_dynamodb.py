@@ -1,0 +1,68 @@
+"""The embedded runtime's DynamoDB patches (local/motopatch.py 6 and 7): stream records reach their
+function in ordered batches off the write path, and a table query reads only its partition while
+answering exactly as a full-table query would (order, limit, pagination, both directions)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from powerx_agent.adapters.dynamo import all_items, values
+from powerx_agent.audit.records import AuditEntry
+from powerx_agent.deps import get_deps
+from powerx_agent.local import motopatch
+
+
+def _forwarded(chain: str) -> list[dict[str, Any]]:
+    logs = get_deps().client("logs")
+    lines = [json.loads(e["message"])
+             for page in logs.get_paginator("filter_log_events").paginate(
+                 logGroupName=get_deps().settings.audit_log_group, filterPattern=f'"{chain}"')
+             for e in page.get("events", [])]
+    return [line for line in lines if line.get("chain") == chain]
+
+
+def test_given_30_audit_writes_when_streamed_then_forwarded_in_order_in_fewer_invocations_than_records(rt, uid):
+    chain = f"TEST#stream-{uid}"
+    before = motopatch.stream_stats()
+    for i in range(30):
+        get_deps().audit.append(AuditEntry("test.record", chain, tenant_id="acme", data={"i": i}))
+    assert rt.wait_idle(30)
+    after = motopatch.stream_stats()
+    forwarded = _forwarded(chain)
+    assert sorted(line["seq"] for line in forwarded) == list(range(1, 31))  # every record, once
+    assert [line["data"]["i"] for line in sorted(forwarded, key=lambda x: x["seq"])] == list(range(30))
+    assert after["records"] - before["records"] >= 30
+    assert after["invocations"] - before["invocations"] < 30  # batched, not one invocation per write
+    assert after["dropped"] == before["dropped"]
+    assert motopatch.stream_pending() == 0
+
+
+def _page_all(ddb: Any, chain: str, forward: bool, limit: int) -> list[int]:
+    out = list(all_items(ddb, "query", TableName=get_deps().settings.audit_table, Limit=limit,
+                         KeyConditionExpression="pk = :pk", ExpressionAttributeValues=values(pk=chain),
+                         ScanIndexForward=forward, ConsistentRead=True))
+    return [int(i["seq"]) for i in out]
+
+
+def test_given_many_partitions_when_one_is_queried_then_exact_items_in_order_with_pagination(rt, uid):
+    ddb = get_deps().ddb
+    chains = [f"TEST#part-{uid}-{n}" for n in range(3)]
+    for n, chain in enumerate(chains):
+        for _ in range(7 + n * 4):
+            get_deps().audit.append(AuditEntry("test.record", chain, tenant_id="acme"))
+    assert rt.wait_idle(30)
+    for n, chain in enumerate(chains):
+        count = 7 + n * 4
+        assert _page_all(ddb, chain, True, 3) == list(range(1, count + 1))
+        assert _page_all(ddb, chain, False, 4) == list(range(count, 0, -1))
+        tail = ddb.query(TableName=get_deps().settings.audit_table, KeyConditionExpression="pk = :pk",
+                         ExpressionAttributeValues=values(pk=chain), ScanIndexForward=False, Limit=1)
+        assert [int(i["seq"]["N"]) for i in tail["Items"]] == [count] and "LastEvaluatedKey" in tail
+        ranged = ddb.query(TableName=get_deps().settings.audit_table,
+                           KeyConditionExpression="pk = :pk AND seq BETWEEN :a AND :b",
+                           ExpressionAttributeValues=values(pk=chain, a=2, b=5))
+        assert [int(i["seq"]["N"]) for i in ranged["Items"]] == [2, 3, 4, 5]
+    missing = ddb.query(TableName=get_deps().settings.audit_table, KeyConditionExpression="pk = :pk",
+                        ExpressionAttributeValues=values(pk=f"TEST#none-{uid}"))
+    assert missing["Items"] == [] and missing["Count"] == 0
