@@ -146,8 +146,9 @@ class Matcher:
              "received_at": context.get("received_at")},
             [n.id for n in strategy.flow.nodes])
         execution_arn = self._start(state_machine_arn, workflow_id, input_json)
-        self.deps.workflows.update_meta(workflow_id, execution_arn=execution_arn)
-        self.deps.workflows.transition_workflow(workflow_id, "RUNNING")
+        if not self.deps.workflows.transition_workflow(workflow_id, "RUNNING", execution_arn=execution_arn):
+            # already moved on (a redelivery, or the nodes finished first): record the ARN alone
+            self.deps.workflows.update_meta(workflow_id, execution_arn=execution_arn)
         latency_ms = (time.monotonic() - started) * 1000
         if created:
             self.deps.audit.append(AuditEntry(

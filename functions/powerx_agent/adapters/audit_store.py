@@ -46,7 +46,12 @@ class AuditStore:
         return int(last["seq"]), str(last["hash"])
 
     def append(self, entry: AuditEntry) -> dict[str, Any]:
-        """Write the next record of ``entry.chain``; concurrent writers retry on the condition."""
+        """Write the next record of ``entry.chain``; concurrent writers retry on the condition.
+
+        A writer that loses the race for ``seq`` gets the winning record back with the failure
+        (``ReturnValuesOnConditionCheckFailure``) and chains onto it directly; only a second loss
+        in a row re-reads the tail (one query), so a contended append costs one more put, not a
+        query and a put."""
         seq, prev = self._tail(entry.chain)
         for attempt in range(_MAX_ATTEMPTS):
             record = seal(entry, seq + 1, prev)
@@ -55,12 +60,17 @@ class AuditStore:
                     TableName=self._table,
                     Item=to_item(record),
                     ConditionExpression="attribute_not_exists(pk)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except Exception as exc:  # noqa: BLE001 - only the condition failure is handled here
                 if error_code(exc) != "ConditionalCheckFailedException":
                     raise
-                time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
-                seq, prev = self._read_tail(entry.chain)
+                winner = from_item(getattr(exc, "response", {}).get("Item"))
+                if winner and attempt % 2 == 0:
+                    seq, prev = int(winner["seq"]), str(winner["hash"])
+                else:
+                    time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+                    seq, prev = self._read_tail(entry.chain)
                 continue
             self._remember(entry.chain, record["seq"], record["hash"])
             return record
