@@ -617,7 +617,7 @@ class FakeDeps:
         return Flags(DynamoFlagStore(self.strategies))
 
     def metrics(self) -> MetricsRecorder:
-        return MetricsRecorder("logs", self.logs, self.settings.metrics_log_group)
+        return MetricsRecorder("logs", self.logs, self.settings.metrics_log_group, background=False)
 
     @cached_property
     def process_state(self) -> dict[str, Any]:

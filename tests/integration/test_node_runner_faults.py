@@ -13,7 +13,7 @@ import requests
 from helpers import chain_kinds, detail, send
 
 from powerx_agent import spec
-from powerx_agent.adapters.metrics import read_emf_totals
+from powerx_agent.adapters.metrics import LogShipper, read_emf_totals
 from powerx_agent.deps import get_deps
 from powerx_agent.ingest.service import workflow_id_for
 from powerx_agent.ingest.signing import signed_headers
@@ -147,6 +147,7 @@ def _escalations(tenant: str, strategy: str) -> float:
 def _last_backlog_gauge() -> float | None:
     deps = get_deps()
     latest: tuple[int, float] | None = None
+    LogShipper.flush_all()
     paginator = deps.client("logs").get_paginator("filter_log_events")
     for page in paginator.paginate(logGroupName=deps.settings.metrics_log_group,
                                    filterPattern=f'"{spec.METRICS["review_backlog"]}"'):
@@ -201,6 +202,7 @@ def test_given_downstream_calls_when_made_then_bearer_token_from_secrets_manager
     audit_text = json.dumps(get_deps().audit.scan_all(), default=str)
     assert wf["workflow_id"] in audit_text
     logs = rt.client("logs")
+    LogShipper.flush_all()
     groups = [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]]
     assert spec.AUDIT_LOG_GROUP in groups
     log_text = "".join(e["message"] for group in groups

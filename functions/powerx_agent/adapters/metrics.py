@@ -3,7 +3,9 @@
 Each metric is recorded with its own dimension set (tenant, strategy) and flushed at the end of an
 invocation. The sink is stdout on Lambda (CloudWatch turns EMF log lines into metrics) and a
 CloudWatch Logs group on the embedded runtime, so tests and ``powerx-agent metrics`` read the very
-same EMF documents.
+same EMF documents. On the embedded runtime the documents are shipped the way the Lambda platform
+ships a function's stdout: off the invocation's path, batched, into one log stream per process
+(``LogShipper``); readers in the same process (``read_emf_totals``) ship what is pending first.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ _UNITS = {"Count": MetricUnit.Count, "None": MetricUnit.NoUnit, "Milliseconds": 
 
 
 class MetricsRecorder:
-    def __init__(self, sink: str = "stdout", logs: Any = None, log_group: str = "") -> None:
+    def __init__(self, sink: str = "stdout", logs: Any = None, log_group: str = "", *,
+                 background: bool = True) -> None:
         self._sink = sink
+        self._background = background
         self._logs = logs
         self._log_group = log_group
         self._pending: list[dict[str, Any]] = []
@@ -52,22 +56,117 @@ class MetricsRecorder:
         if not pending:
             return
         if self._sink == "logs" and self._logs is not None:
-            stream = f"{time.strftime('%Y/%m/%d')}/{uuid.uuid4().hex}"
-            self._logs.create_log_stream(logGroupName=self._log_group, logStreamName=stream)
-            now = int(time.time() * 1000)
-            self._logs.put_log_events(
-                logGroupName=self._log_group,
-                logStreamName=stream,
-                logEvents=[{"timestamp": now, "message": json.dumps(doc)} for doc in pending],
-            )
+            shipper = LogShipper.for_group(self._logs, self._log_group, background=self._background)
+            shipper.put([json.dumps(doc) for doc in pending])
         else:
             for doc in pending:
                 sys.stdout.write(json.dumps(doc) + "\n")
             sys.stdout.flush()
 
 
+class LogShipper:
+    """Ships log lines to one CloudWatch Logs stream per process and group, in the background
+    (every ``INTERVAL`` seconds, up to ``MAX_BATCH`` lines per PutLogEvents), like the Lambda
+    platform does with a function's stdout. ``flush_all()`` ships what is pending now. Without
+    ``background`` (in-memory fakes) every ``put`` ships at once and no thread is started."""
+
+    INTERVAL = 0.2
+    MAX_BATCH = 1000
+    _shippers: dict[tuple[int, str], LogShipper] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, logs: Any, group: str, background: bool = True) -> None:
+        self._logs = logs
+        self._background = background
+        self._group = group
+        self._stream = f"{time.strftime('%Y/%m/%d')}/{uuid.uuid4().hex}"
+        self._created = False
+        self._pending: list[dict[str, Any]] = []
+        self._lock = threading.Lock()  # guards _pending
+        self._ship_lock = threading.Lock()  # one PutLogEvents at a time: the stream's order is kept
+        self._wake = threading.Event()
+        self._closed = False
+        if background:
+            threading.Thread(target=self._loop, name=f"log-shipper{group}", daemon=True).start()
+
+    @classmethod
+    def for_group(cls, logs: Any, group: str, background: bool = True) -> LogShipper:
+        if not background:
+            return cls(logs, group, background=False)
+        with cls._registry_lock:
+            shipper = cls._shippers.get((id(logs), group))
+            if shipper is None:
+                shipper = cls._shippers[(id(logs), group)] = cls(logs, group)
+            return shipper
+
+    @classmethod
+    def flush_all(cls) -> None:
+        with cls._registry_lock:
+            shippers = list(cls._shippers.values())
+        for shipper in shippers:
+            shipper.flush()
+
+    @classmethod
+    def close_all(cls) -> None:
+        """Ship what is pending and stop every shipper (the embedded runtime's shutdown)."""
+        with cls._registry_lock:
+            shippers, cls._shippers = list(cls._shippers.values()), {}
+        for shipper in shippers:
+            shipper._closed = True
+            shipper._wake.set()
+            try:
+                shipper.flush()
+            except Exception as exc:  # noqa: BLE001 - the server may already be gone
+                print(json.dumps({"level": "WARNING", "message": "EMF lines not shipped at shutdown",
+                                  "group": shipper._group, "error": str(exc)[:500]}), file=sys.stderr)
+
+    def put(self, lines: list[str]) -> None:
+        now = int(time.time() * 1000)
+        with self._lock:
+            self._pending += [{"timestamp": now, "message": line} for line in lines]
+        if not self._background:
+            self.flush()
+
+    def _loop(self) -> None:
+        failing = False
+        while not self._closed:
+            self._wake.wait(self.INTERVAL)
+            if self._closed:
+                return
+            try:
+                self.flush()
+                failing = False
+            except Exception as exc:  # noqa: BLE001 - kept pending and retried on the next tick
+                if failing:
+                    continue
+                failing = True
+                print(json.dumps({"level": "WARNING", "message": "EMF log shipping failed; will retry",
+                                  "group": self._group, "error": str(exc)[:500]}), file=sys.stderr)
+
+    def flush(self) -> None:
+        with self._ship_lock:
+            with self._lock:
+                batch, self._pending = self._pending[:self.MAX_BATCH], self._pending[self.MAX_BATCH:]
+            while batch:
+                try:
+                    self._ship(batch)
+                except Exception:
+                    with self._lock:
+                        self._pending[:0] = batch
+                    raise
+                with self._lock:
+                    batch, self._pending = self._pending[:self.MAX_BATCH], self._pending[self.MAX_BATCH:]
+
+    def _ship(self, batch: list[dict[str, Any]]) -> None:
+        if not self._created:
+            self._logs.create_log_stream(logGroupName=self._group, logStreamName=self._stream)
+            self._created = True
+        self._logs.put_log_events(logGroupName=self._group, logStreamName=self._stream, logEvents=batch)
+
+
 def read_emf_totals(logs: Any, log_group: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Sum every EMF document in a log group by (metric, dimensions): the embedded runtime's view."""
+    LogShipper.flush_all()
     totals: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
     paginator = logs.get_paginator("filter_log_events")
     for page in paginator.paginate(logGroupName=log_group):

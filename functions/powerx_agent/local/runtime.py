@@ -113,9 +113,12 @@ class LocalRuntime:
                                 spec.FUNCTIONS_BY_KEY["matcher"].name, batch_size=10).start()
 
     def stop(self) -> None:
+        from powerx_agent.adapters.metrics import LogShipper
+
         if self.poller:
             self.poller.stop()
         self._async.shutdown(wait=True, cancel_futures=True)
+        LogShipper.close_all()
         if self.api:
             self.api.stop()
         self.sandbox.stop()
