@@ -120,6 +120,33 @@ def test_given_crash_after_claim_when_redelivered_after_lease_then_taken_over_on
     assert get_deps().events.get("acme", key)["status"] == "COMPLETED"
 
 
+def test_given_crash_after_claim_when_event_came_through_the_bus_then_lambda_async_retry_completes_it_once(rt, uid):
+    """No manual re-invoke: the event goes onto the bus, the first ingest attempt crashes after the
+    claim, and the runtime's Lambda asynchronous retry (first retry after ``async_retry_delays[0]``,
+    longer than the lease, as Lambda's one minute is longer than the AWS lease) takes it over."""
+    body = detail(uid)
+    key = body["idempotency_key"]
+    workflow_id = workflow_id_for("acme", key)
+    assert rt.async_retry_delays[0] > rt.idempotency_lease_seconds  # what makes the first retry a takeover
+    sqs = get_deps().client("sqs")
+    fault = _FailMatchQueueSendOnce(rt.deployment.queue_urls[spec.MATCH_QUEUE.name], f"evt-{uid}")
+    sqs.meta.events.register("provide-client-params.sqs.SendMessage", fault)
+    try:
+        rt.put_event("plugin.job.completed", body)
+        assert rt.wait_idle(90)  # waits for the delivery, its retry and the workflow
+    finally:
+        sqs.meta.events.unregister("provide-client-params.sqs.SendMessage", fault)
+    assert fault.fired == 1
+    assert get_deps().workflows.get(workflow_id)["status"] == "SUCCEEDED"
+    kinds = chain_kinds(workflow_id)
+    assert kinds.count("event.accepted") == 1 and kinds.count("event.takeover") == 1
+    assert kinds.count("workflow.started") == 1 and kinds.count("workflow.succeeded") == 1
+    record = get_deps().events.get("acme", key)
+    assert record["status"] == "COMPLETED" and record["attempts"] == 2
+    dlq = [json.loads(m["Body"]) for m in rt.dlq_messages(spec.INGEST_DLQ.name)]
+    assert not [m for m in dlq if (m.get("requestPayload") or {}).get("detail", {}).get("event_id") == f"evt-{uid}"]
+
+
 def test_given_expired_lease_when_many_claim_at_once_then_exactly_one_takes_over(rt, uid):
     store = get_deps().events
     args = {"tenant_id": "acme", "idempotency_key": f"lease-{uid}", "payload_hash": "h" * 64,

@@ -119,9 +119,13 @@ class ReplayUsageError(ValueError):
 
 # -- reading and selecting ------------------------------------------------------------------------
 def _as_eventbridge_event(obj: Any) -> Any:
-    """Accept an EventBridge event, a PutEvents entry, or an ingest DLQ record (``{"reason", "event"}``)."""
+    """Accept an EventBridge event, a PutEvents entry, or an ingest DLQ record: a rejection
+    (``{"reason", "event"}``) or Lambda's on-failure record of an invocation whose retries ran out
+    (``{"requestContext", "requestPayload"}``)."""
     if isinstance(obj, dict) and "event" in obj and "reason" in obj and isinstance(obj["event"], dict):
         return obj["event"]
+    if isinstance(obj, dict) and "requestContext" in obj and isinstance(obj.get("requestPayload"), dict):
+        return obj["requestPayload"]
     if isinstance(obj, dict) and "DetailType" in obj:
         detail = obj.get("Detail")
         return {"source": obj.get("Source"), "detail-type": obj.get("DetailType"),

@@ -15,6 +15,7 @@ import os
 import random
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -36,11 +37,11 @@ REGION = "us-east-1"
 
 class LocalRuntime:
     def __init__(self, *, strategies_dir: Path | None = None, tenants_file: Path | None = None,
-                 rule_retry_base: float = 0.2, visibility_timeout: int = 3, max_receive_count: int = 3,
+                 async_retry_delays: tuple[float, ...] = (6.0, 12.0), visibility_timeout: int = 3, max_receive_count: int = 3,
                  idempotency_lease_seconds: float = 5.0, max_executions_in_flight: int | None = None) -> None:
         self.strategies_dir = Path(strategies_dir or REPO_ROOT / "strategies")
         self.tenants_file = Path(tenants_file or REPO_ROOT / "config" / "tenants.yaml")
-        self.rule_retry_base = rule_retry_base
+        self.async_retry_delays = tuple(async_retry_delays)
         self.visibility_timeout = visibility_timeout
         self.max_receive_count = max_receive_count
         self.idempotency_lease_seconds = idempotency_lease_seconds
@@ -160,27 +161,32 @@ class LocalRuntime:
                 self._inflight -= 1
 
     def _deliver(self, target: dict[str, Any], event: dict[str, Any]) -> None:
+        """EventBridge → Lambda is an asynchronous invocation. Once Lambda has accepted the event, a
+        function error is Lambda's to retry (the function's EventInvokeConfig: MaximumRetryAttempts
+        2, on AWS about one and then two minutes later; here ``async_retry_delays``, one tenth of
+        that by default, still longer than the local idempotency lease as AWS's are longer than
+        its lease), and after the last attempt the invocation record goes to the on-failure
+        destination, the ingest DLQ. (The rule's own RetryPolicy covers events EventBridge could
+        not hand to Lambda at all, e.g. throttling, which cannot happen in process.)"""
         try:
             from moto.awslambda.utils import get_backend
 
             function_arn = target["Arn"]
             function = get_backend(function_arn.split(":")[4], REGION).get_function(function_arn)
-            attempts = 1 + int(target.get("RetryPolicy", {}).get("MaximumRetryAttempts", 2))
             last = ""
-            for attempt in range(attempts):
+            for attempt in range(1 + len(self.async_retry_delays)):
+                if attempt:
+                    delay = self.async_retry_delays[attempt - 1]
+                    time.sleep(delay + random.uniform(0, delay / 10))
                 result, errored, _ = motopatch.invoke_in_process(function, event)
                 if not errored:
                     return
                 last = result
-                time.sleep(random.uniform(0, min(2.0, self.rule_retry_base * 2 ** attempt)))  # full jitter
-            dlq = target.get("DeadLetterConfig", {}).get("Arn")
-            if dlq:
+            if self.deployment:
                 self.client("sqs").send_message(
-                    QueueUrl=self.deployment.queue_urls[dlq.split(":")[-1]] if self.deployment else dlq,
-                    MessageBody=json.dumps(event),
-                    MessageAttributes={"ERROR_CODE": {"DataType": "String", "StringValue": "RetriesExhausted"},
-                                       "ERROR_MESSAGE": {"DataType": "String", "StringValue": last[:1000]},
-                                       "TARGET_ARN": {"DataType": "String", "StringValue": function_arn}})
+                    QueueUrl=self.deployment.queue_urls[spec.INGEST_DLQ.name],
+                    MessageBody=json.dumps(_invocation_record(function_arn, event, last,
+                                                              1 + len(self.async_retry_delays))))
         finally:
             with self._inflight_lock:
                 self._inflight -= 1
@@ -232,6 +238,20 @@ class LocalRuntime:
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0,
                                        MessageAttributeNames=["All"]).get("Messages", [])
         return messages
+
+
+def _invocation_record(function_arn: str, event: dict[str, Any], error: str, attempts: int) -> dict[str, Any]:
+    """What Lambda sends to an asynchronous invocation's on-failure destination."""
+    try:
+        response: Any = json.loads(error)
+    except ValueError:
+        response = {"errorMessage": error}
+    return {"version": "1.0", "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+            "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": f"{function_arn}:$LATEST",
+                               "condition": "RetriesExhausted", "approximateInvokeCount": attempts},
+            "requestPayload": event,
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "responsePayload": response}
 
 
 class _CappedReceive:
