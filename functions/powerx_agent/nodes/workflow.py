@@ -73,7 +73,9 @@ class WorkflowActions:
         nodes = meta.get("nodes", {})
         # ESCALATED too: a retried Escalate state finds the nodes the first attempt already moved on,
         # and must name the same failing node (so the same review id: counted once)
-        failing = sorted(n for n, item in nodes.items() if item["status"] in ("FAILED", "ESCALATED"))
+        # (not the parallel siblings an earlier attempt stopped: they did not fail, see below)
+        failing = sorted(n for n, item in nodes.items()
+                         if item["status"] in ("FAILED", "ESCALATED") and not item.get("stopped_by_failure"))
         running = sorted(n for n, item in nodes.items() if item["status"] == "RUNNING")
         if not failing and running:  # a task that timed out never wrote FAILED itself
             failing, running = running, []
@@ -83,7 +85,7 @@ class WorkflowActions:
                                      strategy=wf.get("strategy_id"))
                     self._audit("node.failed", wf, node_id=node_id, status="FAILED", data=summary)
         for node_id in running:  # parallel siblings stopped by the failure
-            self.deps.workflows.transition_node(workflow_id, node_id, "FAILED",
+            self.deps.workflows.transition_node(workflow_id, node_id, "FAILED", stopped_by_failure=True,
                                                 error={"message": "stopped: another node failed"})
         for node_id, item in nodes.items():
             if item["status"] == "PENDING":
