@@ -75,7 +75,10 @@ class Deps:
     def flags(self) -> Flags:
         from powerx_agent.adapters.flags import DynamoFlagStore, Flags, appconfig_store
 
-        store = appconfig_store() if self.settings.flags_store == "appconfig" else DynamoFlagStore(self.strategies)
+        if self.settings.flags_store == "appconfig":
+            store = appconfig_store(self.client("appconfigdata"))
+        else:
+            store = DynamoFlagStore(self.strategies)
         return Flags(store)
 
     def metrics(self) -> MetricsRecorder:

