@@ -103,6 +103,28 @@ def test_given_node_left_running_in_finished_workflow_when_repaired_then_settled
     assert verify(since).exit_code == 0
 
 
+def test_given_workflow_left_running_after_its_execution_ended_when_repaired_then_settled_and_each_node_audited(
+        c1, rt):
+    """A crash before the terminal write-back: META and one node still RUNNING, the execution SUCCEEDED."""
+    since, result = c1
+    deps = get_deps()
+    table = deps.settings.workflows_table
+    for sk in ("META", "NODE#tell-owner"):
+        rt.client("dynamodb").update_item(
+            TableName=table, Key=key(pk=f"WF#{result.workflow_id}", sk=sk), UpdateExpression="SET #s = :r",
+            ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":r": {"S": "RUNNING"}})
+    broken = verify(since)
+    assert broken.exit_code == 1 and "[workflow.not_terminal]" in broken.output
+    assert repair(since, "--apply").exit_code == 0
+    wf = deps.workflows.get(result.workflow_id)
+    assert wf["status"] == "SUCCEEDED" and wf["nodes"]["tell-owner"]["status"] == "SUCCEEDED"
+    repaired = [r for r in deps.audit.chain(f"WF#{result.workflow_id}") if r["kind"] == "audit.repaired"]
+    settled = [r for r in repaired if (r.get("data") or {}).get("action") == "node_settled"]
+    assert [(r["node_id"], r["status"], r["data"]["was"]) for r in settled] == [("tell-owner", "SUCCEEDED", "RUNNING")]
+    assert any((r.get("data") or {}).get("action") == "workflow_settled" for r in repaired)
+    assert verify(since).exit_code == 0
+
+
 def test_given_c1_when_metrics_then_figures_from_audit_agree_with_emf(c1):
     out = runner.invoke(ops_app, ["metrics", "--format", "json"])
     assert out.exit_code == 0, out.output

@@ -559,9 +559,15 @@ class Repair:
 
     def _end(self, workflow_id: str, meta: dict[str, Any], status: str, reason: str) -> None:
         history = self.history(meta.get("execution_arn"))
-        for node_id, item in (meta.get("nodes") or {}).items():
+        audited = node_states(self.deps.audit.chain(workflow_chain(workflow_id)))
+        for node_id, item in sorted((meta.get("nodes") or {}).items()):
             if item.get("status") not in NODE_TERMINAL:
-                self._settle_node(workflow_id, node_id, str(item.get("status")), history)
+                was = str(item.get("status"))
+                outcome = self._settle_node(workflow_id, node_id, was, history)
+                # every node it settles is audited; its outcome record is reconstructed only when missing
+                self._repaired(workflow_id, meta, None if audited.get(node_id) == outcome else NODE_KIND[outcome],
+                               "execution history", node_id=node_id, status=outcome,
+                               data={"action": "node_settled", "reason": reason, "was": was})
         self.deps.workflows.transition_workflow(workflow_id, status, finished_at=round(time.time(), 3),
                                                 **({"escalation_reason": reason} if status == "FAILED" else {}))
         self._repaired(workflow_id, meta, WF_KIND[status], "execution status", status=status,
