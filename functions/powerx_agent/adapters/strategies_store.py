@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from powerx_agent.adapters.aws import error_code
-from powerx_agent.adapters.dynamo import from_item, key, to_item, values
+from powerx_agent.adapters.dynamo import all_items, from_item, key, to_item, values
 from powerx_agent.errors import AgentError
 
 
@@ -43,9 +43,10 @@ class StrategiesStore:
         return self._get(f"STRATEGY#{strategy_id}", f"V#{version:06d}")
 
     def versions(self, strategy_id: str) -> list[dict[str, Any]]:
-        out = self._ddb.query(TableName=self._table, KeyConditionExpression="pk = :pk AND begins_with(sk, :v)",
-                              ExpressionAttributeValues=values(pk=f"STRATEGY#{strategy_id}", v="V#"))
-        return [from_item(i) for i in out.get("Items", [])]
+        """Every published version, over every page of the query."""
+        return list(all_items(self._ddb, "query", TableName=self._table,
+                              KeyConditionExpression="pk = :pk AND begins_with(sk, :v)",
+                              ExpressionAttributeValues=values(pk=f"STRATEGY#{strategy_id}", v="V#")))
 
     def active(self, strategy_id: str) -> dict[str, Any] | None:
         return self._get(f"STRATEGY#{strategy_id}", "ACTIVE")
