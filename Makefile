@@ -9,14 +9,15 @@ PIP := $(VENV)/bin/pip
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all demo test lint bench bench-load setup setup-node clean synth help
+.PHONY: all demo test lint bench bench-quick bench-load setup setup-node clean synth help
 
 help:
 	@echo "make demo   - set up and run the engine end to end on the embedded local runtime"
 	@echo "make test   - set up and run the whole test suite (unit, integration, infrastructure, e2e)"
 	@echo "make lint   - ruff + strategy lint"
-	@echo "make bench  - run the benchmarks and write docs/benchmarks.md"
-	@echo "make bench-load - load runs on the embedded runtime (minutes), docs/benchmarks-load.md"
+	@echo "make bench  - every benchmark: bench-quick then bench-load (tens of minutes)"
+	@echo "make bench-quick - matcher, compiler, ingest, product cost: docs/benchmarks.md (~1 min)"
+	@echo "make bench-load - load runs on the embedded runtime: docs/benchmarks-load.md"
 	@echo "make synth  - synthesize the CDK app into cdk.out/"
 
 $(VENV)/.stamp: pyproject.toml
@@ -43,10 +44,13 @@ lint: setup
 	$(VENV)/bin/ruff check functions infra tests bench
 	$(VENV)/bin/powerx-agent strategy lint strategies
 
-bench: setup
+# every benchmark: the fast ones (about a minute), then the load runs on the embedded runtime (tens of
+# minutes on 2 cores: moto side by side with a bare pipeline, then 200 events/s offered for 30 s)
+bench: bench-quick bench-load
+
+bench-quick: setup
 	$(PY) bench/run_all.py --out docs/benchmarks.md
 
-# minutes long on 2 cores: moto side by side with a bare pipeline, then 200 events/s offered for 30 s
 bench-load: setup
 	mkdir -p build && $(PY) bench/load.py --md docs/benchmarks-load.md --json build/load.json
 

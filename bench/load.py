@@ -53,9 +53,25 @@ def backlog_table(samples: list[dict[str, Any]], every: int = 5) -> str:
     return "\n".join(lines)
 
 
+BEGIN, END = "<!-- bench/load.py: begin (generated) -->", "<!-- bench/load.py: end -->"
+
+
+def write_between_markers(path: Path, markdown: str) -> None:
+    """Replace the generated part of ``path`` (between the markers), keeping the text around it;
+    a file without markers gets them appended."""
+    text = path.read_text() if path.exists() else ""
+    block = f"{BEGIN}\n{markdown}\n{END}"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = (text.rstrip() + "\n\n" if text.strip() else "") + block + "\n"
+    path.write_text(text)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=30.0, help="side-by-side offered rate (events/s)")
+    parser.add_argument("--rate", type=float, default=40.0, help="side-by-side offered rate (events/s)")
     parser.add_argument("--duration", type=float, default=15.0, help="side-by-side seconds of driving")
     parser.add_argument("--overload-rate", type=float, default=200.0)
     parser.add_argument("--overload-duration", type=float, default=30.0)
@@ -142,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, default=str))
     if args.md:
-        args.md.write_text(markdown + "\n")
+        write_between_markers(args.md, markdown)
     return out
 
 
