@@ -87,8 +87,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from powerx_agent.local import load
     from powerx_agent.local.runtime import LocalRuntime
 
-    def log(stage: str, done: int, total: int) -> None:
-        if done == total or done % 500 == 0:
+    reported: dict[str, int] = {}
+
+    def log(stage: str, done: int, total: int) -> None:  # each time a stage crosses a multiple of 500
+        step = done // 500 if done < total else total // 500 + 1
+        if step < reported.get(stage, -1):  # the same stage of the next run starts again
+            reported[stage] = -1
+        if step > reported.get(stage, -1):
+            reported[stage] = step
             print(f"  {stage}: {done}/{total}", file=sys.stderr, flush=True)
 
     out: dict[str, Any] = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python "

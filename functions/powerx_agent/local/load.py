@@ -241,13 +241,14 @@ def drain(rt: Any, queue_url: str, timeout: float, progress: Progress | None, to
         if time.monotonic() >= next_sample:
             samples.append({"t": round(time.monotonic() - t0, 2), "lag": 0, **snap})
             next_sample += 1.0
-        busy = snap["ingest_pending"] or snap["queue"] or snap["running"] or (rt.poller and rt.poller.busy)
+        busy = (snap["ingest_pending"] or snap["queue"] or snap["running"] or (rt.poller and rt.poller.busy)
+                or motopatch.stream_pending())
         quiet = 0 if busy else quiet + 1
         if progress:
             progress("drain", min(total, motopatch.sfn_running_stats()["finished"] - finished0), total)
         if quiet >= 4:
             return True, time.monotonic() - start
-        time.sleep(0.25)
+        time.sleep(0.5)  # each sample reads the queue's counts: a scan of every message in moto
     return False, time.monotonic() - start
 
 

@@ -52,6 +52,12 @@ Checked against moto 5.2.5 (the version pinned by ``pyproject.toml``: ``moto[ser
     and Step Functions (every ``.$`` path of every state) call it: each call builds a new PLY parser
     (~0.2 ms, yacc tables included). The patch answers repeated paths from a bounded cache; parsed
     paths are immutable (``find`` does not change them), so sharing them between threads is safe.
+11. ``Queue.attributes`` (SQS): every read builds all attributes, including the three approximate
+    message counts, each a scan of every message in the queue. ``GetQueueAttributes`` reads it up to
+    three times per attribute name asked, and ``SendMessage`` reads it to look up one FIFO setting,
+    so with a backlog of thousands each call cost tens of ms (90% of all CPU in an overload run).
+    The patch builds the attributes once per ``GetQueueAttributes`` call, and without the counts
+    (which sending never reads) inside ``SendMessage``/``SendMessageBatch``. Same answers.
 """
 
 from __future__ import annotations
@@ -140,6 +146,7 @@ def apply(rule_lambda_target: Callable[[dict[str, Any], dict[str, Any]], None]) 
         _patch_backend_for_host()
         _patch_transaction_rollback()
         _patch_jsonpath_parse_cache()
+        _patch_sqs_attributes()
         _state["applied"] = True
 
 
@@ -546,3 +553,52 @@ def _patch_jsonpath_parse_cache() -> None:
 
     jsonpath_ng.ext.parse = parse  # moto.events.utils imports it at every call
     sfn_json_path.parse = parse  # imported once by the Step Functions executor
+
+
+# -- 11. SQS attributes built once per call, message counts only when asked ----------------------
+def _patch_sqs_attributes() -> None:
+    from moto.core.utils import camelcase_to_underscores
+    from moto.sqs.models import Queue, SQSBackend
+
+    counts = {"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed",
+              "ApproximateNumberOfMessagesNotVisible"}
+    original = Queue.attributes.fget
+    local = threading.local()
+
+    def without_counts(queue: Any) -> dict[str, Any]:  # moto's Queue.attributes, minus the counts
+        result: dict[str, Any] = {name: getattr(queue, camelcase_to_underscores(name))
+                                  for name in queue.BASE_ATTRIBUTES if name not in counts}
+        if queue.fifo_queue:
+            result.update({n: getattr(queue, camelcase_to_underscores(n)) for n in queue.FIFO_ATTRIBUTES})
+        if queue.kms_master_key_id:
+            result.update({n: getattr(queue, camelcase_to_underscores(n)) for n in queue.KMS_ATTRIBUTES})
+        if queue.policy:
+            result["Policy"] = queue.policy
+        if queue.redrive_policy:
+            result["RedrivePolicy"] = json.dumps(queue.redrive_policy)
+        return {k: str(v).lower() if isinstance(v, bool) else v for k, v in result.items()}
+
+    def attributes(self: Any) -> dict[str, Any]:
+        mode = getattr(local, "mode", None)
+        if mode is None:
+            return original(self)
+        found = local.memo.get(id(self))
+        if found is None:
+            found = local.memo[id(self)] = without_counts(self) if mode == "no-counts" else original(self)
+        return dict(found)
+
+    def within(mode: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if getattr(local, "mode", None) is not None:
+                return method(self, *args, **kwargs)
+            local.mode, local.memo = mode, {}
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                local.mode, local.memo = None, None
+        return wrapper
+
+    Queue.attributes = property(attributes)
+    SQSBackend.get_queue_attributes = within("once", SQSBackend.get_queue_attributes)
+    SQSBackend.send_message = within("no-counts", SQSBackend.send_message)
+    SQSBackend.send_message_batch = within("no-counts", SQSBackend.send_message_batch)
