@@ -50,8 +50,9 @@ Checked against moto 5.2.5 (the version pinned by ``pyproject.toml``: ``moto[ser
    failure puts those items back as they were: the same all-or-nothing outcome, O(items).
 10. ``jsonpath_ng.ext.parse`` as moto's EventBridge (input paths, for every target of every event)
     and Step Functions (every ``.$`` path of every state) call it: each call builds a new PLY parser
-    (~0.2 ms, yacc tables included). The patch answers repeated paths from a bounded cache; parsed
-    paths are immutable (``find`` does not change them), so sharing them between threads is safe.
+    (~0.2 ms, yacc tables included). The patch answers moto's repeated paths from a bounded cache
+    (other callers go straight through); parsed paths are immutable (``find`` does not change them),
+    so sharing them between threads is safe.
 11. ``Queue.attributes`` (SQS): every read builds all attributes, including the three approximate
     message counts, each a scan of every message in the queue. ``GetQueueAttributes`` reads it up to
     three times per attribute name asked, and ``SendMessage`` reads it to look up one FIFO setting,
@@ -66,6 +67,7 @@ import copy
 import importlib
 import json
 import random
+import sys
 import threading
 import time
 import traceback
@@ -541,7 +543,9 @@ def _patch_jsonpath_parse_cache() -> None:
     parsed: dict[str, Any] = {}
 
     def parse(path: str, *args: Any, **kwargs: Any) -> Any:
-        if args or kwargs or not isinstance(path, str):
+        # only moto's calls are cached: our own code parses its paths once itself (strategy/paths.py)
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if args or kwargs or not isinstance(path, str) or not caller.startswith("moto."):
             return original(path, *args, **kwargs)
         found = parsed.get(path)
         if found is None:
