@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                           "gaps": [str(g) for g in report.gaps[:20]], "units": report.units},
                                "peak_rss_mb": peak_rss, "peak_threads": peak_threads, "peak_queue": peak_queue,
                                "wall_s": round(time.monotonic() - started, 1)}
+            every = max(5, len(over.samples) // 40)  # about 40 rows, however long the drain
             sections += [f"### Overload: {args.overload_rate:g} events/s for {args.overload_duration:g} s", "",
                          side_by_side_table([over]), "",
                          f"- Put on the bus: {over.sent} events ({over.put_rate:.1f}/s while driving); "
@@ -153,8 +154,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          f"- Executions in flight peaked at {over.extra.get('executions_peak')} (cap "
                          f"{over.extra.get('cap')}); match queue peaked at {peak_queue}; threads peaked at "
                          f"{peak_threads}; RSS peaked at {peak_rss:.0f} MB.", "",
-                         "Backlog and memory while driving and draining (every 5th one-second sample):", "",
-                         backlog_table(over.samples), ""]
+                         f"Backlog and memory while driving and draining (one one-second sample in every {every}):",
+                         "", backlog_table(over.samples, every), ""]
     finally:
         load.teardown_bare(runtime)
         runtime.stop()

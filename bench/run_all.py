@@ -8,7 +8,8 @@
 3. ``bench/ingest.py``: cold import of the ingest handler vs ``import boto3``; ingest cost per event.
 4. ``bench/product_cost.py``: ingest + match + build + compile per event with AWS answered in memory.
 
-The load runs on the embedded runtime are ``make bench-load`` (``bench/load.py``), minutes long.
+``make bench`` runs this (``make bench-quick``) and then the load runs on the embedded runtime
+(``make bench-load``, ``bench/load.py``), which take tens of minutes.
 
 Run: ``.venv/bin/python bench/run_all.py --out docs/benchmarks.md`` (or ``make bench``).
 """
@@ -47,9 +48,9 @@ def main() -> None:
     product = product_cost_bench.main(["--events", "2000"])
     extra += ["## Product cost per event, AWS answered by in-memory fakes (`bench/product_cost.py`)", "",
               product["markdown"], "",
-              "Load on the embedded runtime (moto side by side with a bare pipeline, and the overload run) "
-              "takes many minutes on 2 cores, so it has its own target: `make bench-load`, results in "
-              "[benchmarks-load.md](benchmarks-load.md).", ""]
+              "The load runs on the embedded runtime (moto side by side with a bare pipeline, and 200 events/s "
+              "offered for 30 s) take tens of minutes on 2 cores: `make bench` runs them after this "
+              "(`make bench-load`), results in [benchmarks-load.md](benchmarks-load.md).", ""]
     m10k = matcher[-1]
     m100 = matcher[0]
     f50 = next(r for r in flows if r["nodes"] == 50)
@@ -67,7 +68,7 @@ def main() -> None:
     target_rows = "\n".join(f"| {name} | {value} | {'met' if ok else '**not met**'} |" for name, value, ok in targets)
     text = f"""# Benchmarks
 
-Measured by `make bench` (`.venv/bin/python bench/run_all.py --out docs/benchmarks.md`).
+Measured by `make bench-quick`, the first half of `make bench` (`.venv/bin/python bench/run_all.py --out docs/benchmarks.md`).
 
 - date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}
 - machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}
