@@ -51,18 +51,12 @@ OPERATOR_ONLY: dict[tuple[str, str], str] = {
 }
 
 
-# operations IAM authorizes through the actions of their items (there is no TransactWriteItems action):
-# the code's transactions only put items (WorkflowsStore.create)
-AUTHORIZED_AS = {"dynamodb:TransactWriteItems": {"dynamodb:PutItem"}}
-
-
 def _operations() -> dict[str, set[str]]:
     session = botocore.session.get_session()
     ops: dict[str, set[str]] = {}
     for service, prefix in SERVICES.items():
         for op in session.get_service_model(service).operation_names:
-            action = f"{prefix}:{op}"
-            ops.setdefault(xform_name(op), set()).update(AUTHORIZED_AS.get(action, {action}))
+            ops.setdefault(xform_name(op), set()).add(f"{prefix}:{op}")
     return ops
 
 

@@ -43,17 +43,12 @@ Checked against moto 5.2.5 (the version pinned by ``pyproject.toml``: ``moto[ser
 8. ``DomainDispatcherApplication.get_backend_for_host`` (server): moto lists its package directory
    (``os.listdir`` + ``isdir`` per entry) and tries ~150 URL patterns on every request; the answer
    depends on the host alone, so the patch caches it per host.
-9. ``DynamoDBBackend.transact_write_items``: to be able to roll back, moto deep-copies *every table*
-   a transaction touches before running it, so one TransactWriteItems costs O(table size) (half of
-   all CPU under load once the workflow create became a transaction). The patch snapshots only the
-   items the transaction names, lets moto run it with the table "copied" by reference, and on any
-   failure puts those items back as they were: the same all-or-nothing outcome, O(items).
-10. ``jsonpath_ng.ext.parse`` as moto's EventBridge (input paths, for every target of every event)
+9. ``jsonpath_ng.ext.parse`` as moto's EventBridge (input paths, for every target of every event)
     and Step Functions (every ``.$`` path of every state) call it: each call builds a new PLY parser
     (~0.2 ms, yacc tables included). The patch answers moto's repeated paths from a bounded cache
     (other callers go straight through); parsed paths are immutable (``find`` does not change them),
     so sharing them between threads is safe.
-11. ``Queue.attributes`` (SQS): every read builds all attributes, including the three approximate
+10. ``Queue.attributes`` (SQS): every read builds all attributes, including the three approximate
     message counts, each a scan of every message in the queue. ``GetQueueAttributes`` reads it up to
     three times per attribute name asked, and ``SendMessage`` reads it to look up one FIFO setting,
     so with a backlog of thousands each call cost tens of ms (90% of all CPU in an overload run).
@@ -146,7 +141,6 @@ def apply(rule_lambda_target: Callable[[dict[str, Any], dict[str, Any]], None]) 
         _patch_stream_delivery()
         _patch_partition_query()
         _patch_backend_for_host()
-        _patch_transaction_rollback()
         _patch_jsonpath_parse_cache()
         _patch_sqs_attributes()
         _state["applied"] = True
@@ -470,71 +464,7 @@ def _patch_backend_for_host() -> None:
     DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
 
 
-# -- 9. transactions roll back the items they name, not a copy of whole tables --------------------
-def _patch_transaction_rollback() -> None:
-    from moto.dynamodb import models as ddb_models
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.models.dynamo_type import DynamoType
-    from moto.dynamodb.models.table import Table
-
-    real_copy = ddb_models.copy
-
-    class _TablesByReference:
-        """moto's ``copy`` module in ``moto.dynamodb.models``, except that a Table deep-copies as itself."""
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(real_copy, name)
-
-        @staticmethod
-        def deepcopy(obj: Any, memo: Any = None) -> Any:
-            return obj if isinstance(obj, Table) else real_copy.deepcopy(obj, memo)
-
-    def snapshot(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, Any, Any, Any]]:
-        saved = []
-        for entry in transact_items:
-            op = next(iter(entry.values()), None) if isinstance(entry, dict) else None
-            table = backend.tables.get(op.get("TableName")) if isinstance(op, dict) else None
-            attrs = (op.get("Item") if "Item" in op else op.get("Key")) if table is not None else None
-            if not attrs or table.hash_key_attr not in attrs:
-                continue  # moto rejects the transaction before writing anything
-            hash_key = DynamoType(attrs[table.hash_key_attr])
-            range_key = (DynamoType(attrs[table.range_key_attr])
-                         if table.range_key_attr and table.range_key_attr in attrs else None)
-            if table.range_key_attr and range_key is None:
-                continue
-            current = table.items.get(hash_key, {}).get(range_key) if range_key is not None \
-                else table.items.get(hash_key)
-            saved.append((table, hash_key, range_key, real_copy.deepcopy(current)))
-        return saved
-
-    def restore(saved: list[tuple[Any, Any, Any, Any]]) -> None:
-        for table, hash_key, range_key, item in reversed(saved):
-            if range_key is not None:
-                partition = table.items[hash_key]
-                if item is None:
-                    partition.pop(range_key, None)
-                else:
-                    partition[range_key] = item
-            elif item is None:
-                table.items.pop(hash_key, None)
-            else:
-                table.items[hash_key] = item
-
-    original = DynamoDBBackend.transact_write_items
-
-    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        saved = snapshot(self, transact_items)
-        try:
-            original(self, transact_items)
-        except Exception:
-            restore(saved)
-            raise
-
-    ddb_models.copy = _TablesByReference()
-    DynamoDBBackend.transact_write_items = transact_write_items
-
-
-# -- 10. JSONPath expressions parsed once ----------------------------------------------------------
+# -- 9. JSONPath expressions parsed once ----------------------------------------------------------
 def _patch_jsonpath_parse_cache() -> None:
     import jsonpath_ng.ext
     from moto.stepfunctions.parser.asl.utils import json_path as sfn_json_path
@@ -559,7 +489,7 @@ def _patch_jsonpath_parse_cache() -> None:
     sfn_json_path.parse = parse  # imported once by the Step Functions executor
 
 
-# -- 11. SQS attributes built once per call, message counts only when asked ----------------------
+# -- 10. SQS attributes built once per call, message counts only when asked ----------------------
 def _patch_sqs_attributes() -> None:
     from moto.core.utils import camelcase_to_underscores
     from moto.sqs.models import Queue, SQSBackend
