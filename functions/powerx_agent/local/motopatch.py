@@ -357,6 +357,9 @@ class StreamDelivery:
                     batch = records[start:start + size]
                     try:
                         self._deliver(function_arn, esm, batch)
+                    except Exception:  # noqa: BLE001 - e.g. the function was deleted: count, keep polling
+                        self.stats["dropped"] += len(batch)
+                        traceback.print_exc()
                     finally:
                         with self._cond:
                             self._delivering -= len(batch)
