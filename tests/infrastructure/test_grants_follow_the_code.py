@@ -41,8 +41,6 @@ OPERATOR_ONLY: dict[tuple[str, str], str] = {
                                                         "granted on agent_strategies",
     ("adapters/events_store.py", "dynamodb:Scan"): "EventsStore.scan: CLI listings",
     ("adapters/workflows_store.py", "dynamodb:Scan"): "WorkflowsStore._scan: workflow list without tenant (CLI)",
-    ("adapters/metrics.py", "logs:CreateLogStream"): "METRICS_SINK=logs: embedded runtime only (stdout on Lambda)",
-    ("adapters/metrics.py", "logs:PutLogEvents"): "METRICS_SINK=logs: embedded runtime only (stdout on Lambda)",
     ("adapters/metrics.py", "logs:DescribeLogGroups"): "read_emf_totals: CLI metrics",
     ("adapters/strategies_store.py", "dynamodb:PutItem"): "publish/approve/rollback/put_flags: CLI",
     ("adapters/strategies_store.py", "dynamodb:Query"): "StrategiesStore.versions: CLI strategy list/diff",

@@ -21,6 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
 from powerx_agent import spec
+from powerx_agent.adapters.log_sink import LogStreamSink
 
 SERVICE = "powerx-agent"
 _UNITS = {"Count": MetricUnit.Count, "None": MetricUnit.NoUnit, "Milliseconds": MetricUnit.Milliseconds}
@@ -65,9 +66,9 @@ class MetricsRecorder:
 
 
 class LogShipper:
-    """Ships log lines to one CloudWatch Logs stream per process and group, in the background
-    (every ``INTERVAL`` seconds, up to ``MAX_BATCH`` lines per PutLogEvents), like the Lambda
-    platform does with a function's stdout. ``flush_all()`` ships what is pending now. Without
+    """Ships log lines off the invocation's path, like the Lambda platform does with a function's
+    stdout: every ``INTERVAL`` seconds, ``MAX_BATCH`` lines at a time, through a ``LogStreamSink``
+    (one stream per day, process and group). ``flush_all()`` ships what is pending now. Without
     ``background`` (in-memory fakes) every ``put`` ships at once and no thread is started."""
 
     INTERVAL = 0.2
@@ -76,11 +77,9 @@ class LogShipper:
     _registry_lock = threading.Lock()
 
     def __init__(self, logs: Any, group: str, background: bool = True) -> None:
-        self._logs = logs
         self._background = background
         self._group = group
-        self._stream = f"{time.strftime('%Y/%m/%d')}/{uuid.uuid4().hex}"
-        self._created = False
+        self._sink = LogStreamSink(logs, group, uuid.uuid4().hex)
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()  # guards _pending
         self._ship_lock = threading.Lock()  # one PutLogEvents at a time: the stream's order is kept
@@ -145,23 +144,18 @@ class LogShipper:
 
     def flush(self) -> None:
         with self._ship_lock:
-            with self._lock:
-                batch, self._pending = self._pending[:self.MAX_BATCH], self._pending[self.MAX_BATCH:]
-            while batch:
+            while batch := self._take():
                 try:
-                    self._ship(batch)
+                    self._sink.put(batch, time.strftime("%Y/%m/%d"))
                 except Exception:
                     with self._lock:
-                        self._pending[:0] = batch
+                        self._pending[:0] = batch  # kept, in order, for the next flush
                     raise
-                with self._lock:
-                    batch, self._pending = self._pending[:self.MAX_BATCH], self._pending[self.MAX_BATCH:]
 
-    def _ship(self, batch: list[dict[str, Any]]) -> None:
-        if not self._created:
-            self._logs.create_log_stream(logGroupName=self._group, logStreamName=self._stream)
-            self._created = True
-        self._logs.put_log_events(logGroupName=self._group, logStreamName=self._stream, logEvents=batch)
+    def _take(self) -> list[dict[str, Any]]:
+        with self._lock:
+            batch, self._pending = self._pending[:self.MAX_BATCH], self._pending[self.MAX_BATCH:]
+        return batch
 
 
 def read_emf_totals(logs: Any, log_group: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

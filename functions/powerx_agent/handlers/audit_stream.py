@@ -8,19 +8,20 @@ import os
 import uuid
 from typing import Any
 
-from powerx_agent.adapters.audit_store import AuditLogSink, StreamCursor
+from powerx_agent.adapters.audit_store import StreamCursor
+from powerx_agent.adapters.log_sink import LogStreamSink
 from powerx_agent.audit.stream import forward, record_from_stream
 from powerx_agent.handlers._common import logger, run
 
 _SUFFIX = f"audit/{uuid.uuid4().hex}-{os.getpid()}"
-_sinks: dict[tuple[str, str | None], AuditLogSink] = {}
+_sinks: dict[tuple[str, str | None], LogStreamSink] = {}
 
 
-def _sink(deps: Any) -> AuditLogSink:
+def _sink(deps: Any) -> LogStreamSink:
     group = deps.settings.audit_log_group
     cache_key = (group, deps.settings.endpoint_url)
     if cache_key not in _sinks:
-        _sinks[cache_key] = AuditLogSink(deps.client("logs"), group, _SUFFIX)
+        _sinks[cache_key] = LogStreamSink(deps.client("logs"), group, _SUFFIX)
     return _sinks[cache_key]
 
 
