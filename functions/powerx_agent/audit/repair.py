@@ -478,12 +478,13 @@ class Repair:
                        data={"action": "node_item_restored"})
 
     def _orphan(self, workflow_id: str, meta: dict[str, Any], node_id: str, current: str,
-                audited: str | None) -> None:
+                audited: str | None, **data: Any) -> None:
+        """Settle one node from the execution history and audit it (``data`` defaults to an orphan's)."""
         outcome = self._settle_node(workflow_id, node_id, current, self.history(meta.get("execution_arn")))
         # reconstruct the node's outcome record only when the chain does not already hold it
         reconstructs = None if audited == outcome else NODE_KIND[outcome]
         self._repaired(workflow_id, meta, reconstructs, "execution history", node_id=node_id,
-                       status=outcome, data={"action": "orphaned_node_settled", "was": current})
+                       status=outcome, data={"action": "orphaned_node_settled", **data, "was": current})
 
     @staticmethod
     def _gone_recently(meta: dict[str, Any]) -> bool:
@@ -558,16 +559,11 @@ class Repair:
                              "nodes": settled, "reviews_closed": closed})
 
     def _end(self, workflow_id: str, meta: dict[str, Any], status: str, reason: str) -> None:
-        history = self.history(meta.get("execution_arn"))
         audited = node_states(self.deps.audit.chain(workflow_chain(workflow_id)))
         for node_id, item in sorted((meta.get("nodes") or {}).items()):
-            if item.get("status") not in NODE_TERMINAL:
-                was = str(item.get("status"))
-                outcome = self._settle_node(workflow_id, node_id, was, history)
-                # every node it settles is audited; its outcome record is reconstructed only when missing
-                self._repaired(workflow_id, meta, None if audited.get(node_id) == outcome else NODE_KIND[outcome],
-                               "execution history", node_id=node_id, status=outcome,
-                               data={"action": "node_settled", "reason": reason, "was": was})
+            if item.get("status") not in NODE_TERMINAL:  # every node it settles is audited
+                self._orphan(workflow_id, meta, node_id, str(item.get("status")), audited.get(node_id),
+                             action="node_settled", reason=reason)
         self.deps.workflows.transition_workflow(workflow_id, status, finished_at=round(time.time(), 3),
                                                 **({"escalation_reason": reason} if status == "FAILED" else {}))
         self._repaired(workflow_id, meta, WF_KIND[status], "execution status", status=status,
