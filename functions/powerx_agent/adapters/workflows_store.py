@@ -68,15 +68,13 @@ class WorkflowsStore:
             return False
         return True
 
-    @staticmethod
-    def _node_item(workflow_id: str, node_id: str) -> dict[str, Any]:
-        return {"pk": wf_pk(workflow_id), "sk": f"NODE#{node_id}", "node_id": node_id,
-                "workflow_id": workflow_id, "status": "PENDING", "attempts": 0}
-
     def ensure_node(self, workflow_id: str, node_id: str) -> None:
         try:
-            self._ddb.put_item(TableName=self._table, Item=to_item(self._node_item(workflow_id, node_id)),
-                               ConditionExpression="attribute_not_exists(pk)")
+            self._ddb.put_item(
+                TableName=self._table,
+                Item=to_item({"pk": wf_pk(workflow_id), "sk": f"NODE#{node_id}", "node_id": node_id,
+                              "workflow_id": workflow_id, "status": "PENDING", "attempts": 0}),
+                ConditionExpression="attribute_not_exists(pk)")
         except Exception as exc:  # noqa: BLE001
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
