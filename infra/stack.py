@@ -16,7 +16,7 @@ from infra.constructs.event_sources import EventSources
 from infra.constructs.events import Events
 from infra.constructs.flags import Flags
 from infra.constructs.functions import Downstream, Functions
-from infra.constructs.observability import Observability
+from infra.constructs.observability import UNROUTED_PERIOD, Observability
 from infra.constructs.queues import Queues
 from infra.constructs.secrets import Secrets
 from infra.constructs.tables import Tables
@@ -80,6 +80,7 @@ class PowerXAgentStack(Stack):
         )
         EventSources(self, "EventSources", functions=functions, queues=queues, tables=tables)
         events.route_to_ingest(functions.by_key["ingest"], queues.ingest_dlq)
+        events.keep_unrouted(queues.by_name[spec.UNROUTED_QUEUE.name], queues.ingest_dlq)
         api = Api(
             self,
             "Api",
@@ -102,9 +103,11 @@ class PowerXAgentStack(Stack):
         )
         for alarm in queues.dlq_alarms.values():
             observability.notify(alarm)
+        observability.unrouted_events_alarm(events.unrouted_metric(UNROUTED_PERIOD))
         dashboard = observability.dashboard(
             dlqs={name: queues.by_name[name] for name in queues.dlq_alarms},
             audit_log_group_name=audit.log_group_name,
+            unrouted=events.unrouted_metric(UNROUTED_PERIOD),
         )
 
         self.tables, self.queues, self.secrets, self.flags = tables, queues, secrets, flags
@@ -118,6 +121,8 @@ class PowerXAgentStack(Stack):
             "ApiUrl": api.url,
             "MatchQueueUrl": queues.match.queue_url,
             "IngestDlqUrl": queues.ingest_dlq.queue_url,
+            "UnroutedQueueUrl": queues.by_name[spec.UNROUTED_QUEUE.name].queue_url,
+            "AuditStreamDlqUrl": queues.by_name[spec.AUDIT_STREAM_DLQ.name].queue_url,
             "WorkflowRoleArn": workflow.role.role_arn,
             "StateMachinePrefix": f"{prefix}{spec.STATE_MACHINE_PREFIX}",
             "AlarmTopicArn": observability.topic.topic_arn,

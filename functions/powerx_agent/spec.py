@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 NAMESPACE = "PowerX/Agent"
 BUS_NAME = "powerx-agent"
 INGEST_RULE_NAME = "powerx-agent-ingest"
+UNROUTED_RULE_NAME = "powerx-agent-unrouted"
 ARCHIVE_NAME = "powerx-agent-archive"
 AUDIT_LOG_GROUP = "/powerx/agent/audit"
 STATE_MACHINE_PREFIX = "agent-"
@@ -23,6 +24,7 @@ LAMBDA_ROLE_NAME = "powerx-agent-lambda"
 SIGNING_SECRET_NAME = "powerx/agent/signing-keys"
 DOWNSTREAM_SECRET_NAME = "powerx/agent/downstream-credentials"
 EVENT_SOURCES = ("powerx.plugins", "powerx.tenants", "powerx.ops", "powerx.replay")
+"""The sources the bus routes to ingest (docs/intake.md); any other source goes to the unrouted queue."""
 
 
 @dataclass(frozen=True)
@@ -73,21 +75,6 @@ TABLES: tuple[TableSpec, ...] = (EVENTS_TABLE, WORKFLOWS_TABLE, STRATEGIES_TABLE
 
 
 @dataclass(frozen=True)
-class QueueSpec:
-    name: str
-    visibility_timeout: int
-    max_receive_count: int | None = 5  # None: this queue is itself a dead-letter queue
-    dlq: str | None = None
-    retention_seconds: int = 14 * 24 * 3600
-
-
-MATCH_DLQ = QueueSpec("powerx-agent-match-dlq", 30, None)
-MATCH_QUEUE = QueueSpec("powerx-agent-match", 60, 5, MATCH_DLQ.name)
-INGEST_DLQ = QueueSpec("powerx-agent-ingest-dlq", 30, None)  # rule target DLQ + rejected events
-QUEUES: tuple[QueueSpec, ...] = (MATCH_DLQ, MATCH_QUEUE, INGEST_DLQ)
-
-
-@dataclass(frozen=True)
 class FunctionSpec:
     key: str
     name: str
@@ -123,20 +110,54 @@ FUNCTIONS_BY_KEY = {f.key: f for f in FUNCTIONS}
 
 
 @dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    visibility_timeout: int
+    max_receive_count: int | None = 5  # None: this queue is itself a dead-letter queue
+    dlq: str | None = None
+    retention_seconds: int = 14 * 24 * 3600
+
+
+DLQ_VISIBILITY_SECONDS = 30  # nothing consumes a dead-letter queue automatically; operators read it
+SQS_VISIBILITY_FACTOR = 6
+"""AWS Lambda's guidance for an SQS event source: the queue's visibility timeout is at least six times
+the function's timeout plus the mapping's MaximumBatchingWindowInSeconds, so a batch still being
+processed (or retried after throttling) never becomes visible again and runs twice
+(https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html)."""
+
+
+def sqs_visibility_timeout(function_timeout: int, batching_window: int) -> int:
+    return SQS_VISIBILITY_FACTOR * function_timeout + batching_window
+
+
+@dataclass(frozen=True)
 class EventSourceSpec:
     function: str  # FunctionSpec.key
     source: str  # queue name or table name
     kind: str  # "sqs" | "dynamodb"
     batch_size: int = 10
+    batching_window: int = 0  # MaximumBatchingWindowInSeconds
     report_batch_item_failures: bool = True
     bisect_on_error: bool = True  # streams only
     retry_attempts: int = 10  # streams only
+    on_failure: str | None = None  # streams only: queue that receives the metadata of a batch given up on
 
 
-EVENT_SOURCES_MAPPINGS: tuple[EventSourceSpec, ...] = (
-    EventSourceSpec("matcher", MATCH_QUEUE.name, "sqs", batch_size=10),
-    EventSourceSpec("audit_stream", AUDIT_TABLE.name, "dynamodb", batch_size=100),
-)
+MATCH_QUEUE_NAME = "powerx-agent-match"
+MATCH_MAPPING = EventSourceSpec("matcher", MATCH_QUEUE_NAME, "sqs", batch_size=10, batching_window=1)
+AUDIT_STREAM_DLQ = QueueSpec("powerx-agent-audit-stream-dlq", DLQ_VISIBILITY_SECONDS, None)
+AUDIT_MAPPING = EventSourceSpec("audit_stream", AUDIT_TABLE.name, "dynamodb", batch_size=100,
+                                on_failure=AUDIT_STREAM_DLQ.name)
+EVENT_SOURCES_MAPPINGS: tuple[EventSourceSpec, ...] = (MATCH_MAPPING, AUDIT_MAPPING)
+
+MATCH_DLQ = QueueSpec("powerx-agent-match-dlq", DLQ_VISIBILITY_SECONDS, None)
+MATCH_QUEUE = QueueSpec(
+    MATCH_QUEUE_NAME,
+    sqs_visibility_timeout(FUNCTIONS_BY_KEY[MATCH_MAPPING.function].timeout, MATCH_MAPPING.batching_window),
+    5, MATCH_DLQ.name)
+INGEST_DLQ = QueueSpec("powerx-agent-ingest-dlq", DLQ_VISIBILITY_SECONDS, None)  # rule target DLQ + rejected events
+UNROUTED_QUEUE = QueueSpec("powerx-agent-unrouted", DLQ_VISIBILITY_SECONDS, None)  # events of no accepted source
+QUEUES: tuple[QueueSpec, ...] = (MATCH_DLQ, MATCH_QUEUE, INGEST_DLQ, AUDIT_STREAM_DLQ, UNROUTED_QUEUE)
 
 
 @dataclass(frozen=True)
@@ -144,8 +165,9 @@ class RuleSpec:
     name: str
     bus: str
     pattern: dict = field(default_factory=dict)
-    target_function: str = "ingest"
-    dlq: str = INGEST_DLQ.name
+    target_function: str | None = "ingest"  # a FunctionSpec.key, or None when the target is a queue
+    target_queue: str | None = None  # a QueueSpec.name
+    dlq: str = INGEST_DLQ.name  # where EventBridge puts what it could not deliver to the target
     max_retry_attempts: int = 8
     max_event_age_seconds: int = 3600
 
@@ -157,6 +179,17 @@ INGEST_RULE = RuleSpec(
     # rejected with a reason and kept, instead of being silently dropped by the rule
     pattern={"source": list(EVENT_SOURCES)},
 )
+UNROUTED_RULE = RuleSpec(
+    UNROUTED_RULE_NAME,
+    BUS_NAME,
+    # EventBridge has no "else": this is the ingest rule's complement (every source but the accepted
+    # ones), so an event matches exactly one of the two rules and nothing put on the bus vanishes
+    pattern={"source": [{"anything-but": list(EVENT_SOURCES)}]},
+    target_function=None,
+    target_queue=UNROUTED_QUEUE.name,
+)
+RULES: tuple[RuleSpec, ...] = (INGEST_RULE, UNROUTED_RULE)
+
 
 API_ROUTES = {
     "replay_api": ("POST", "/internal/agent/events"),

@@ -69,6 +69,16 @@ class Api(Construct):
                 ),
             ),
         )
+        # API Gateway writes execution logs (logging_level INFO) to a group it would create on its own, kept
+        # forever; the stack creates that group first, with the same retention as every other log group
+        self.execution_logs = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{constants.API_STAGE}",
+            retention=log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.api.deployment_stage.node.add_dependency(self.execution_logs)
         validator = self.api.add_request_validator(
             "BodyValidator", validate_request_body=True, validate_request_parameters=True
         )

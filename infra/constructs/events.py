@@ -1,11 +1,18 @@
-"""EventBridge: the ``powerx-agent`` bus, its archive (for replay) and the ingest rule.
+"""EventBridge: the ``powerx-agent`` bus, its archive (for replay) and its rules (``spec.RULES``).
 
-The rule targets the ingest function with a retry policy and the ingest DLQ (spec.INGEST_RULE).
+- ``powerx-agent-ingest``: the accepted sources to the ingest function, with a retry policy and the
+  ingest DLQ (spec.INGEST_RULE).
+- ``powerx-agent-unrouted``: every other source (``anything-but`` the accepted ones, the ingest rule's
+  complement: EventBridge has no "else") to the unrouted queue, so an event of an unknown source is
+  kept instead of vanishing after a successful PutEvents. EventBridge counts what the rule matches
+  (``AWS/Events MatchedEvents``, dimensions EventBusName + RuleName); an alarm watches it
+  (:meth:`Events.unrouted_metric`).
 """
 
 from __future__ import annotations
 
 from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
@@ -13,6 +20,16 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from powerx_agent import spec
+
+
+def _source_filter(values: list) -> list[str]:
+    """The spec's ``source`` filter in CDK terms: a list of sources, or ``[{"anything-but": [...]}]``."""
+    if len(values) == 1 and isinstance(values[0], dict):
+        (operator, operands), = values[0].items()
+        if operator != "anything-but":
+            raise ValueError(f"unsupported source filter {values[0]!r}")
+        return events.Match.anything_but(*operands)
+    return [str(v) for v in values]
 
 
 class Events(Construct):
@@ -29,19 +46,26 @@ class Events(Construct):
             event_pattern=events.EventPattern(source=list(spec.EVENT_SOURCES)),
             retention=Duration.days(archive_retention_days),
         )
-        self.rule: events.Rule | None = None
+        self.rules: dict[str, events.Rule] = {}
+
+    def _rule(self, id: str, rule_spec: spec.RuleSpec, description: str) -> events.Rule:
+        rule = events.Rule(
+            self,
+            id,
+            rule_name=f"{self.prefix}{rule_spec.name}",
+            description=description,
+            event_bus=self.bus,
+            event_pattern=events.EventPattern(source=_source_filter(rule_spec.pattern["source"])),
+        )
+        self.rules[rule_spec.name] = rule
+        return rule
 
     def route_to_ingest(self, ingest: lambda_.IFunction, dlq: sqs.IQueue) -> events.Rule:
+        """``ingest`` is the function's ``live`` alias: the rule invokes whatever version it points at."""
         rule_spec = spec.INGEST_RULE
-        self.rule = events.Rule(
-            self,
-            "IngestRule",
-            rule_name=f"{self.prefix}{rule_spec.name}",
-            description="Every PowerX source to the ingest function (bad envelopes are rejected there, with a reason)",
-            event_bus=self.bus,
-            event_pattern=events.EventPattern(source=list(rule_spec.pattern["source"])),
-        )
-        self.rule.add_target(
+        rule = self._rule("IngestRule", rule_spec, "Every PowerX source to the ingest function (bad envelopes are "
+                                                   "rejected there, with a reason)")
+        rule.add_target(
             targets.LambdaFunction(
                 ingest,
                 dead_letter_queue=dlq,
@@ -49,4 +73,29 @@ class Events(Construct):
                 max_event_age=Duration.seconds(rule_spec.max_event_age_seconds),
             )
         )
-        return self.rule
+        return rule
+
+    def keep_unrouted(self, queue: sqs.IQueue, dlq: sqs.IQueue) -> events.Rule:
+        rule_spec = spec.UNROUTED_RULE
+        rule = self._rule("UnroutedRule", rule_spec, "Events of any other source: kept in the unrouted queue, "
+                                                     "counted and alarmed (no other rule routes them)")
+        rule.add_target(
+            targets.SqsQueue(
+                queue,
+                dead_letter_queue=dlq,
+                retry_attempts=rule_spec.max_retry_attempts,
+                max_event_age=Duration.seconds(rule_spec.max_event_age_seconds),
+            )
+        )
+        return rule
+
+    def unrouted_metric(self, period: Duration) -> cloudwatch.Metric:
+        """Events the unrouted rule matched: EventBridge's own count (custom bus: EventBusName + RuleName)."""
+        return cloudwatch.Metric(
+            namespace="AWS/Events",
+            metric_name="MatchedEvents",
+            dimensions_map={"EventBusName": self.bus.event_bus_name,
+                            "RuleName": self.rules[spec.UNROUTED_RULE.name].rule_name},
+            statistic="Sum",
+            period=period,
+        )

@@ -25,6 +25,7 @@ MISS_RATE_THRESHOLD = 20  # percent, over 15 minutes
 FAILURE_RATE_THRESHOLD = 10  # percent
 BACKLOG_THRESHOLD = 20  # open manual review items
 WINDOW = Duration.minutes(15)
+UNROUTED_PERIOD = Duration.minutes(5)  # the unrouted-events alarm and widget (EventBridge publishes per minute)
 
 TOP_FAILING_STRATEGIES_QUERY = [
     "fields @timestamp, strategy_id, workflow_id, node_id, status, escalation_reason",
@@ -142,12 +143,24 @@ class Observability(Construct):
         self.notify(alarm)
         return alarm
 
+    def unrouted_events_alarm(self, matched: cloudwatch.IMetric) -> cloudwatch.Alarm:
+        """Any event the unrouted rule matched (a producer with a source no rule routes)."""
+        return self._alarm(
+            "UnroutedEventsAlarm",
+            "unrouted-events",
+            "Events with a source no rule routes arrived on the bus; they are kept in the unrouted queue "
+            "(docs/intake.md: accepted sources)",
+            matched,
+            0,
+        )
+
     def notify(self, alarm: cloudwatch.Alarm) -> None:
         alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
         alarm.add_ok_action(cw_actions.SnsAction(self.topic))
         self.alarms.append(alarm)
 
-    def dashboard(self, *, dlqs: dict[str, sqs.IQueue], audit_log_group_name: str) -> cloudwatch.Dashboard:
+    def dashboard(self, *, dlqs: dict[str, sqs.IQueue], audit_log_group_name: str,
+                  unrouted: cloudwatch.IMetric) -> cloudwatch.Dashboard:
         board = cloudwatch.Dashboard(
             self,
             "Dashboard",
@@ -190,6 +203,10 @@ class Observability(Construct):
                 ],
                 width=8,
             ),
+        )
+        board.add_widgets(
+            cloudwatch.GraphWidget(title="Unrouted events (unknown source)", left=[unrouted.with_(label="unrouted")],
+                                   width=24, height=4)
         )
         board.add_widgets(
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=24, height=4)

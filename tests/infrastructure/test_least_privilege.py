@@ -109,6 +109,8 @@ EXPECTED: dict[str, set[tuple]] = {
         stmt(["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
              ["streamarn(table:agent_audit)"]),
         stmt(["dynamodb:ListStreams"], ["*"]),
+        # the mapping's on-failure destination: Lambda sends a batch's metadata with the function's role
+        stmt(["sqs:SendMessage"], ["arn(queue:powerx-agent-audit-stream-dlq)"]),
     },
     "callbacks_api": {
         own_logs("callbacks-api"), XRAY, KMS_WRITE, AUDIT, SIGNING,

@@ -189,15 +189,17 @@ def test_given_both_runtimes_when_the_bus_is_described_then_bus_archive_rule_and
     assert archive["ArchiveName"] == deployed_archive["ArchiveName"] == spec.ARCHIVE_NAME
     assert archive["EventSourceArn"].endswith(f":event-bus/{spec.BUS_NAME}")
     assert archive["RetentionDays"] == deployed_archive["RetentionDays"]
-    (deployed_rule,) = (r["Properties"] for r in synth.of_type("AWS::Events::Rule").values())
-    assert set(local["rules"]) == {deployed_rule["Name"]} == {spec.INGEST_RULE.name}
-    assert json.loads(local["rules"][spec.INGEST_RULE.name]["EventPattern"]) == deployed_rule["EventPattern"]
-    (target,) = local["targets"][spec.INGEST_RULE.name]
-    (deployed_target,) = deployed_rule["Targets"]
-    assert local["fn_by_arn"][target["Arn"]] == _name_of(synth, deployed_target["Arn"]["Fn::GetAtt"][0])
-    assert target["RetryPolicy"] == deployed_target["RetryPolicy"]
-    assert local["arn_to_queue"][target["DeadLetterConfig"]["Arn"]] == _name_of(
-        synth, deployed_target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0])
+    deployed_rules = {r["Properties"]["Name"]: r["Properties"] for r in synth.of_type("AWS::Events::Rule").values()}
+    assert set(local["rules"]) == set(deployed_rules) == {r.name for r in spec.RULES}
+    for name, deployed_rule in deployed_rules.items():
+        assert json.loads(local["rules"][name]["EventPattern"]) == deployed_rule["EventPattern"]
+        (target,) = local["targets"][name]
+        (deployed_target,) = deployed_rule["Targets"]
+        local_target = local["fn_by_arn"].get(target["Arn"]) or local["arn_to_queue"][target["Arn"]]
+        assert local_target == _name_of(synth, deployed_target["Arn"]["Fn::GetAtt"][0]), name
+        assert target["RetryPolicy"] == deployed_target["RetryPolicy"]
+        assert local["arn_to_queue"][target["DeadLetterConfig"]["Arn"]] == _name_of(
+            synth, deployed_target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0])
 
 
 def test_given_both_runtimes_when_functions_are_described_then_names_handlers_limits_and_arch_agree(synth, local):

@@ -14,7 +14,7 @@ def _props(synth, cfn_type: str, name_prop: str) -> dict[str, dict]:
     return {
         r["Properties"][name_prop]: r["Properties"]
         for r in synth.of_type(cfn_type).values()
-        if name_prop in r["Properties"]
+        if isinstance(r["Properties"].get(name_prop), str)
     }
 
 
@@ -63,14 +63,18 @@ def test_bus_archive_rule_agree(synth):
     assert set(_props(synth, "AWS::Events::EventBus", "Name")) == {spec.BUS_NAME}
     assert set(_props(synth, "AWS::Events::Archive", "ArchiveName")) == {spec.ARCHIVE_NAME}
     rules = _props(synth, "AWS::Events::Rule", "Name")
-    assert set(rules) == {spec.INGEST_RULE.name}
-    rule = rules[spec.INGEST_RULE.name]
-    assert rule["EventPattern"] == spec.INGEST_RULE.pattern
-    (target,) = rule["Targets"]
-    target_fn = synth.resources[target["Arn"]["Fn::GetAtt"][0]]["Properties"]["FunctionName"]
-    assert target_fn == spec.FUNCTIONS_BY_KEY[spec.INGEST_RULE.target_function].name
-    dlq = synth.resources[target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]]["Properties"]["QueueName"]
-    assert dlq == spec.INGEST_RULE.dlq
+    assert set(rules) == {r.name for r in spec.RULES}
+    for rule_spec in spec.RULES:
+        rule = rules[rule_spec.name]
+        assert rule["EventPattern"] == rule_spec.pattern
+        (target,) = rule["Targets"]
+        target_props = synth.resources[target["Arn"]["Fn::GetAtt"][0]]["Properties"]
+        if rule_spec.target_function:
+            assert target_props["FunctionName"] == spec.FUNCTIONS_BY_KEY[rule_spec.target_function].name
+        else:
+            assert target_props["QueueName"] == rule_spec.target_queue
+        dlq = synth.resources[target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]]["Properties"]["QueueName"]
+        assert dlq == rule_spec.dlq
 
 
 def test_functions_agree(synth):

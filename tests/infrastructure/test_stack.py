@@ -12,7 +12,8 @@ from powerx_agent import spec
 
 
 def _by_prop(synth, cfn_type: str, prop: str) -> dict[str, dict]:
-    return {r["Properties"][prop]: r for r in synth.of_type(cfn_type).values() if prop in r["Properties"]}
+    return {r["Properties"][prop]: r for r in synth.of_type(cfn_type).values()
+            if isinstance(r["Properties"].get(prop), str)}
 
 
 # --- tables -----------------------------------------------------------------------------------
@@ -169,9 +170,7 @@ def test_bus_archive_and_ingest_rule_with_retry_policy_and_dlq(synth):
         "AWS::Events::Archive",
         {"ArchiveName": spec.ARCHIVE_NAME, "SourceArn": {"Fn::GetAtt": [bus_id, "Arn"]}, "RetentionDays": 30},
     )
-    (rule,) = synth.of_type("AWS::Events::Rule").values()
-    props = rule["Properties"]
-    assert props["Name"] == spec.INGEST_RULE.name
+    props = _by_prop(synth, "AWS::Events::Rule", "Name")[spec.INGEST_RULE.name]["Properties"]
     assert props["EventBusName"] == {"Ref": bus_id}
     assert props["EventPattern"] == spec.INGEST_RULE.pattern
     (target,) = props["Targets"]
@@ -283,7 +282,27 @@ def test_every_dlq_has_a_depth_alarm_to_the_topic(synth):
         assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
         assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
         assert alarm["AlarmActions"] == [{"Ref": _topic_id(synth)}]
-    assert len(alarms) == 3 + len(dlqs)
+    assert len(alarms) == 3 + len(dlqs) + 1  # + unrouted events
+
+
+def test_unrouted_events_are_kept_in_their_queue_counted_and_alarmed(synth):
+    rule = _by_prop(synth, "AWS::Events::Rule", "Name")[spec.UNROUTED_RULE.name]["Properties"]
+    assert rule["EventPattern"] == {"source": [{"anything-but": list(spec.EVENT_SOURCES)}]}
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [synth.logical_id(synth.stack.queues.by_name[spec.UNROUTED_QUEUE.name]),
+                                            "Arn"]}
+    # EventBridge may send to the queue: a queue policy for events.amazonaws.com, scoped to this rule
+    rule_id = synth.logical_id(synth.stack.events.rules[spec.UNROUTED_RULE.name])
+    synth.template.has_resource_properties("AWS::SQS::QueuePolicy", {"PolicyDocument": {"Statement": Match.array_with([
+        Match.object_like({"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                           "Action": "sqs:SendMessage",
+                           "Condition": {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}}}})])}})
+    alarm = _by_prop(synth, "AWS::CloudWatch::Alarm", "AlarmName")["powerx-agent-unrouted-events"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("AWS/Events", "MatchedEvents", "Sum")
+    dims = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    assert dims == {"EventBusName": {"Ref": synth.logical_id(synth.stack.events.bus)}, "RuleName": {"Ref": rule_id}}
+    assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["AlarmActions"] == [{"Ref": _topic_id(synth)}]
 
 
 def test_alarm_topic_is_kms_encrypted_and_tls_only(synth):

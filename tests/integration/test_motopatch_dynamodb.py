@@ -5,6 +5,7 @@ answering exactly as a full-table query would (order, limit, pagination, both di
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from powerx_agent.adapters.dynamo import all_items, values
@@ -66,3 +67,56 @@ def test_given_many_partitions_when_one_is_queried_then_exact_items_in_order_wit
     missing = ddb.query(TableName=get_deps().settings.audit_table, KeyConditionExpression="pk = :pk",
                         ExpressionAttributeValues=values(pk=f"TEST#none-{uid}"))
     assert missing["Items"] == [] and missing["Count"] == 0
+
+
+def _shape(value: Any) -> Any:
+    """Keys and value types, recursively: what a consumer of the record relies on."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    return type(value).__name__
+
+
+def _fail(event: Any, context: Any) -> None:
+    raise RuntimeError("injected: the audit stream function fails on this batch")
+
+
+def test_given_a_batch_that_keeps_failing_when_retries_run_out_then_its_metadata_reaches_the_on_failure_queue(
+        rt, uid):
+    from types import SimpleNamespace
+
+    from powerx_agent import spec
+
+    example = json.loads((Path(__file__).resolve().parents[1] / "aws_examples"
+                          / "lambda-ddb-stream-on-failure-record.json").read_text())
+    name = f"test-failing-stream-consumer-{uid}"
+    motopatch.register_handler(name, f"{__name__}._fail")
+    lam = rt.client("lambda")
+    function_arn = lam.create_function(
+        FunctionName=name, Runtime="python3.11", Role=rt.deployment.lambda_role_arn, Handler="x.handler",
+        Code={"ZipFile": _zip()})["FunctionArn"]
+    dlq = spec.AUDIT_STREAM_DLQ.name
+    esm = SimpleNamespace(batch_size=10, max_retry_attempts=1, bisect_on_error=False,
+                          event_source_arn=rt.deployment.stream_arns[spec.AUDIT_TABLE.name],
+                          destination_config={"OnFailure": {"Destination": rt.deployment.queue_arns[dlq]}})
+    records = [{"eventID": str(i), "eventName": "INSERT", "dynamodb": {"SequenceNumber": str(100 + i)}}
+               for i in range(3)]
+    motopatch._streams._deliver(function_arn, esm, records)
+    messages = rt.client("sqs").receive_message(QueueUrl=rt.deployment.queue_urls[dlq], MaxNumberOfMessages=10,
+                                                VisibilityTimeout=0).get("Messages", [])
+    (sent,) = [json.loads(m["Body"]) for m in messages if function_arn in m["Body"]]
+    assert _shape(sent) == _shape(example)  # the documented record, key for key and type for type
+    assert sent["DDBStreamBatchInfo"]["batchSize"] == 3
+    assert (sent["DDBStreamBatchInfo"]["startSequenceNumber"], sent["DDBStreamBatchInfo"]["endSequenceNumber"]) == (
+        "100", "102")
+    assert sent["requestContext"]["approximateInvokeCount"] == 2  # the first attempt and one retry
+    lam.delete_function(FunctionName=name)
+
+
+def _zip() -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "test function\n")
+    return buffer.getvalue()

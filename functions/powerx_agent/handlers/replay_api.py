@@ -1,6 +1,7 @@
 """POST /internal/agent/events: signed manual replay of one event onto the bus.
 
-Answers 202 accepted, 200 duplicate (with the workflow id), 400 invalid, 401 bad signature,
+Answers 202 accepted, 200 duplicate (with the workflow id), 400 invalid (``source.not_routed`` for a
+source the bus does not route, naming the accepted ones), 401 bad signature,
 403 tenant not allowed, 409 idempotency conflict, 413 too large.
 """
 

@@ -12,11 +12,13 @@ from typing import Any
 
 from powerx_agent.errors import EventRejected
 from powerx_agent.ingest.envelope import parse_event
+from powerx_agent.ingest.routing import check_routed
 from powerx_agent.ingest.service import check_tenant_scope, workflow_id_for
 
 
 def submit_replay(deps: Any, event: Any, *, replayed_by: str) -> tuple[int, dict[str, Any]]:
     incoming = parse_event(event)
+    check_routed(incoming.source)
     env = incoming.envelope
     if not env.idempotency_key:
         raise EventRejected("a replay must carry an explicit idempotency_key", code="envelope.missing_field",

@@ -34,6 +34,7 @@ from typing import Any
 
 from powerx_agent.errors import EventRejected
 from powerx_agent.ingest.envelope import IncomingEvent, parse_event
+from powerx_agent.ingest.routing import check_routed
 from powerx_agent.ingest.signing import signed_headers
 
 MAX_BATCH_ENTRIES = 10  # PutEvents' limit
@@ -148,6 +149,7 @@ def read_lines(lines: Iterable[str]) -> tuple[list[ReplayItem], list[LineProblem
         try:
             event = _as_eventbridge_event(obj)
             incoming = parse_event(event)
+            check_routed(incoming.source)
         except EventRejected as exc:
             problems.append(LineProblem(number, exc.code, exc.message, exc.where))
             continue

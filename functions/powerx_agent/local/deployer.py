@@ -149,24 +149,30 @@ def _event_sources(lam: Any, out: Deployment) -> None:
             # partial batch responses; the runtime's poller (local/pollers.py) does Lambda's polling instead
             lam.create_event_source_mapping(EventSourceArn=out.queue_arns[mapping.source], FunctionName=function,
                                             BatchSize=mapping.batch_size, Enabled=False,
+                                            MaximumBatchingWindowInSeconds=mapping.batching_window,
                                             FunctionResponseTypes=["ReportBatchItemFailures"])
         else:
+            kwargs: dict[str, Any] = {}
+            if mapping.on_failure:
+                kwargs["DestinationConfig"] = {"OnFailure": {"Destination": out.queue_arns[mapping.on_failure]}}
             lam.create_event_source_mapping(EventSourceArn=out.stream_arns[mapping.source], FunctionName=function,
                                             BatchSize=mapping.batch_size, StartingPosition="TRIM_HORIZON",
+                                            MaximumBatchingWindowInSeconds=mapping.batching_window,
                                             BisectBatchOnFunctionError=mapping.bisect_on_error,
-                                            MaximumRetryAttempts=mapping.retry_attempts)
+                                            MaximumRetryAttempts=mapping.retry_attempts, **kwargs)
 
 
 def _bus(events: Any, out: Deployment) -> None:
     bus_arn = events.create_event_bus(Name=spec.BUS_NAME)["EventBusArn"]
     events.create_archive(ArchiveName=spec.ARCHIVE_NAME, EventSourceArn=bus_arn, RetentionDays=30)
-    rule = spec.INGEST_RULE
-    events.put_rule(Name=rule.name, EventBusName=rule.bus, EventPattern=json.dumps(rule.pattern), State="ENABLED")
-    events.put_targets(Rule=rule.name, EventBusName=rule.bus, Targets=[{
-        "Id": "ingest", "Arn": out.function_arns[rule.target_function],
-        "RetryPolicy": {"MaximumRetryAttempts": rule.max_retry_attempts,
-                        "MaximumEventAgeInSeconds": rule.max_event_age_seconds},
-        "DeadLetterConfig": {"Arn": out.queue_arns[rule.dlq]}}])
+    for rule in spec.RULES:
+        events.put_rule(Name=rule.name, EventBusName=rule.bus, EventPattern=json.dumps(rule.pattern), State="ENABLED")
+        arn = out.function_arns[rule.target_function] if rule.target_function else out.queue_arns[str(rule.target_queue)]
+        events.put_targets(Rule=rule.name, EventBusName=rule.bus, Targets=[{
+            "Id": rule.target_function or "queue", "Arn": arn,
+            "RetryPolicy": {"MaximumRetryAttempts": rule.max_retry_attempts,
+                            "MaximumEventAgeInSeconds": rule.max_event_age_seconds},
+            "DeadLetterConfig": {"Arn": out.queue_arns[rule.dlq]}}])
 
 
 def _api(apigw: Any, out: Deployment) -> None:

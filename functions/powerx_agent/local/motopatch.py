@@ -35,6 +35,8 @@ Checked against moto 5.2.5 (the version pinned by ``pyproject.toml``: ``moto[ser
    ``BisectBatchOnFunctionError``). The patch queues the records of tables with a mapping and a
    background poller delivers them that way; ``stream_pending()`` tells the runtime's ``wait_idle``
    what is still to be delivered. Tables without a mapping keep moto's behaviour (``GetRecords``).
+   A batch given up on goes, as on AWS, to the mapping's on-failure destination (an SQS queue) as
+   the documented invocation record with ``DDBStreamBatchInfo`` (``_stream_failure_record``).
 7. ``Table.query`` (DynamoDB): a query on the table's own key builds and sorts a list of *every*
    item of the table before keeping the partition asked for, so each query costs O(table size)
    (the audit chain's tail read grew with every record written). The patch runs moto's own query
@@ -318,8 +320,8 @@ class StreamDelivery:
     """Delivers stream records to their mapped functions the way Lambda's shard poller does: per
     (mapping, table) in order, up to ``BatchSize`` per invocation, a failed batch retried with
     backoff and full jitter (bisected when the mapping says so) until ``MaximumRetryAttempts``; a
-    batch that still fails is counted in ``stats["dropped"]`` (AWS would send its metadata to the
-    on-failure destination; the records themselves stay in the table)."""
+    batch that still fails is counted in ``stats["dropped"]`` and, when the mapping has an on-failure
+    destination, its metadata is sent there as AWS does (the records themselves stay in the table)."""
 
     def __init__(self) -> None:
         self._queues: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -387,6 +389,43 @@ class StreamDelivery:
                 time.sleep(random.uniform(0, min(_STREAM_RETRY_CAP_SECONDS, 0.1 * 2 ** attempt)))
             else:
                 self.stats["dropped"] += len(records)
+                _send_on_failure(esm, _stream_failure_record(function_arn, esm, records, retries + 1))
+
+
+def _stream_failure_record(function_arn: str, esm: Any, records: list[dict[str, Any]],
+                           attempts: int) -> dict[str, Any]:
+    """What Lambda sends to a stream mapping's on-failure destination (the shape of the example in
+    https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html): metadata only."""
+    def arrival(record: dict[str, Any]) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(
+            record.get("dynamodb", {}).get("ApproximateCreationDateTime") or time.time())))
+
+    return {
+        "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": function_arn,
+                           "condition": "RetryAttemptsExhausted", "approximateInvokeCount": attempts},
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "version": "1.0",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+        "DDBStreamBatchInfo": {
+            "shardId": "shardId-00000000000000000000-local",
+            "startSequenceNumber": str(records[0].get("dynamodb", {}).get("SequenceNumber")),
+            "endSequenceNumber": str(records[-1].get("dynamodb", {}).get("SequenceNumber")),
+            "approximateArrivalOfFirstRecord": arrival(records[0]),
+            "approximateArrivalOfLastRecord": arrival(records[-1]),
+            "batchSize": len(records),
+            "streamArn": esm.event_source_arn,
+        },
+    }
+
+
+def _send_on_failure(esm: Any, record: dict[str, Any]) -> None:
+    destination = ((getattr(esm, "destination_config", None) or {}).get("OnFailure") or {}).get("Destination")
+    if not destination or ":sqs:" not in destination:
+        return
+    from moto.sqs.models import sqs_backends
+
+    _, _, _, region, account, queue_name = destination.split(":", 5)
+    sqs_backends[account][region].send_message(queue_name, json.dumps(record))
 
 
 _streams = StreamDelivery()
