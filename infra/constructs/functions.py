@@ -123,10 +123,11 @@ class Functions(Construct):
         self.layer = lambda_.LayerVersion(
             self,
             "DependenciesLayer",
-            code=lambda_.Code.from_asset(str(layer_dir)),
+            # python/ only: the build's stamp and manifest stay out of /opt
+            code=lambda_.Code.from_asset(str(layer_dir), exclude=[".stamp", "manifest.json"]),
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[lambda_.Architecture.ARM_64],
-            description="PowerX Agent runtime dependencies (layers/build.py)",
+            description="PowerX Agent runtime dependencies (layers/requirements.txt, built by layers/build.py)",
         )
         self.by_key: dict[str, lambda_.Function] = {}
         self.roles: dict[str, iam.Role] = {}

@@ -73,6 +73,8 @@ def test_given_the_repo_when_cdk_synth_runs_then_the_layer_is_built_for_arm64_an
     assert layer["CompatibleArchitectures"] == ["arm64"] and layer["CompatibleRuntimes"] == ["python3.11"]
     assert list(layer_dir.glob("pydantic_core/_pydantic_core.cpython-311-aarch64-linux-gnu.so"))
     assert (layer_dir / "aws_lambda_powertools").is_dir() and (layer_dir / "requests").is_dir()
+    assert sorted(p.name for p in layer_dir.parent.iterdir()) == ["python"]  # no build stamp or manifest in /opt
+    assert not (layer_dir / "typer").exists() and not (layer_dir / "rich").exists()  # console script only
     report = outdir / "validation-report.json"
     if report.exists():  # cdk-nag ran as a policy validation plugin and reported nothing
         assert not json.loads(report.read_text()).get("pluginReports")
