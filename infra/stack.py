@@ -79,13 +79,13 @@ class PowerXAgentStack(Stack):
             reserved_concurrency={k: int(v) for k, v in dict(ctx("reservedConcurrency") or {}).items()},
         )
         EventSources(self, "EventSources", functions=functions, queues=queues, tables=tables)
-        events.route_to_ingest(functions.by_key["ingest"], queues.ingest_dlq)
+        events.route_to_ingest(functions.aliases["ingest"], queues.ingest_dlq)
         events.keep_unrouted(queues.by_name[spec.UNROUTED_QUEUE.name], queues.ingest_dlq)
         api = Api(
             self,
             "Api",
             prefix=prefix,
-            functions=functions.by_key,
+            functions=functions.aliases,
             log_retention=log_retention,
             throttle_rate=int(ctx("apiThrottleRate")),
             throttle_burst=int(ctx("apiThrottleBurst")),
@@ -125,6 +125,7 @@ class PowerXAgentStack(Stack):
             "AuditStreamDlqUrl": queues.by_name[spec.AUDIT_STREAM_DLQ.name].queue_url,
             "WorkflowRoleArn": workflow.role.role_arn,
             "StateMachinePrefix": f"{prefix}{spec.STATE_MACHINE_PREFIX}",
+            "Release": functions.release_id,
             "AlarmTopicArn": observability.topic.topic_arn,
             "DashboardName": f"{prefix}{constants.DASHBOARD_NAME}",
             "AuditLogGroup": audit.log_group.log_group_name,
@@ -134,6 +135,8 @@ class PowerXAgentStack(Stack):
             "AppConfigEnvironment": flags.environment.environment_id,
             "AppConfigProfile": flags.profile.configuration_profile_id,
         }
+        if prefix:  # CloudFormation outputs cannot be empty: no output means no prefix
+            outputs["ResourcePrefix"] = prefix
         for table_name, env_name in constants.TABLE_ENV.items():
             outputs[env_name.title().replace("_", "")] = tables.by_name[table_name].table_name
         for key, value in outputs.items():

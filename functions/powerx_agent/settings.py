@@ -63,6 +63,7 @@ class Settings:
     signature_window_seconds: float
     console_region_url: str
     state_machine_prefix: str
+    resource_prefix: str = ""  # the stack's resourcePrefix: function names are <prefix><spec name>
     require_other_approver: bool = False  # strategy approve: the approver must not be the author
 
     @property
@@ -109,5 +110,6 @@ def load_settings() -> Settings:
         signature_window_seconds=_env_float("SIGNATURE_WINDOW_SECONDS", 300.0),
         console_region_url=_env("CONSOLE_URL", f"https://{region}.console.aws.amazon.com"),
         state_machine_prefix=_env("STATE_MACHINE_PREFIX", spec.STATE_MACHINE_PREFIX),
+        resource_prefix=_env("RESOURCE_PREFIX"),
         require_other_approver=_env("REQUIRE_OTHER_APPROVER", "false").strip().lower() in ("1", "true", "yes"),
     )

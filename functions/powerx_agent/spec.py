@@ -108,6 +108,23 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
 )
 FUNCTIONS_BY_KEY = {f.key: f for f in FUNCTIONS}
 
+LIVE_ALIAS = "live"
+"""Every trigger (rule target, event source mappings, API integrations, Step Functions tasks) invokes a
+function through this alias; a release publishes a version of every function and points the alias at
+it, ``powerx-agent release rollback`` points it back (docs/runbook.md)."""
+RELEASE_PREFIX = "powerx-agent release "
+
+
+def release_description(release_id: str) -> str:
+    """The description of every version a release publishes (and of the alias pointing at it)."""
+    return f"{RELEASE_PREFIX}{release_id}"
+
+
+def release_of(description: str | None) -> str | None:
+    """The release id in a version's description, or None for a version no release published."""
+    text = description or ""
+    return text[len(RELEASE_PREFIX):].strip() or None if text.startswith(RELEASE_PREFIX) else None
+
 
 @dataclass(frozen=True)
 class QueueSpec:

@@ -30,7 +30,7 @@ class Api(Construct):
         id: str,
         *,
         prefix: str,
-        functions: dict[str, lambda_.IFunction],
+        functions: dict[str, lambda_.IFunction],  # the live aliases: integrations invoke them
         log_retention: logs.RetentionDays,
         throttle_rate: int,
         throttle_burst: int,

@@ -47,7 +47,7 @@ class EventSources(Construct):
     def __init__(self, scope: Construct, id: str, *, functions: Functions, queues: Queues, tables: Tables) -> None:
         super().__init__(scope, id)
         for mapping in spec.EVENT_SOURCES_MAPPINGS:
-            fn: lambda_.Function = functions.by_key[mapping.function]
+            fn = functions.aliases[mapping.function]  # mappings invoke the live alias, like every trigger
             role = functions.roles[mapping.function]
             if mapping.kind == "sqs":
                 queue = queues.by_name[mapping.source]

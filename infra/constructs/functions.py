@@ -7,17 +7,28 @@ Code asset: ``functions/powerx_agent`` (without the embedded runtime ``local/``,
 dependencies come from the layer built by ``layers/build.py``. arm64, X-Ray active, Powertools
 settings, explicit log groups with retention. Every grant below is listed in docs/architecture.md and
 asserted exactly by tests/infrastructure/test_least_privilege.py.
+
+Releases: every function is published as a version and invoked through its ``live`` alias
+(``spec.LIVE_ALIAS``) by every trigger: the rule target, the event source mappings, the API
+integrations, the Step Functions tasks (the matcher's ``NODE_*_ARN``), and ingest's asynchronous
+invocation config sits on the alias. All functions move together: the release id is a hash of every
+function's code, layer and configuration (:meth:`Functions._release_id`), set as ``POWERX_RELEASE`` on
+each function (so each one changes, and Lambda publishes a new version of each) and written into the
+versions' description. A version's logical id carries the release id and is retained, so the versions
+of earlier releases stay for ``powerx-agent release rollback``.
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -130,6 +141,9 @@ class Functions(Construct):
             description="PowerX Agent runtime dependencies (layers/requirements.txt, built by layers/build.py)",
         )
         self.by_key: dict[str, lambda_.Function] = {}
+        self.aliases: dict[str, lambda_.Alias] = {}
+        self.versions: dict[str, lambda_.Version] = {}
+        self.environments: dict[str, dict[str, str]] = {}  # as given to each function (tokens unresolved)
         self.roles: dict[str, iam.Role] = {}
         self.log_groups: dict[str, logs.LogGroup] = {}
 
@@ -172,8 +186,8 @@ class Functions(Construct):
                 env["STRATEGIES_DIR"] = f"{constants.LAMBDA_TASK_ROOT}/{constants.ASSET_STRATEGIES_DIR}"
                 env["WORKFLOW_ROLE_ARN"] = workflow.role.role_arn
                 env["STATE_MACHINE_PREFIX"] = f"{prefix}{spec.STATE_MACHINE_PREFIX}"
-                for node_key in constants.NODE_FUNCTIONS:
-                    env[constants.NODE_ARN_ENV[node_key]] = self.by_key[node_key].function_arn
+                for node_key in constants.NODE_FUNCTIONS:  # compiled task ARNs: the node functions' live alias
+                    env[constants.NODE_ARN_ENV[node_key]] = f"{self.by_key[node_key].function_arn}:{spec.LIVE_ALIAS}"
             if fn_spec.key == "replay_api":
                 env["EVENT_BUS_NAME"] = event_bus_name
             if fn_spec.key == "audit_stream":
@@ -214,18 +228,54 @@ class Functions(Construct):
                     resources=[flags.configuration_arn],
                 )
             )
-        # ingest: a failed asynchronous invocation (after Lambda's own retries) lands in the ingest DLQ
-        lambda_.CfnEventInvokeConfig(
+        self.release_id = self._release_id()
+        for key, fn in self.by_key.items():
+            self._publish(key, fn)
+        # ingest: a failed asynchronous invocation (after Lambda's own retries) lands in the ingest DLQ; the
+        # config is on the alias, the qualifier EventBridge invokes
+        async_config = lambda_.CfnEventInvokeConfig(
             self,
             "IngestAsyncConfig",
             function_name=self.by_key["ingest"].function_name,
-            qualifier="$LATEST",
+            qualifier=spec.LIVE_ALIAS,
             maximum_retry_attempts=2,
             destination_config=lambda_.CfnEventInvokeConfig.DestinationConfigProperty(
                 on_failure=lambda_.CfnEventInvokeConfig.OnFailureProperty(destination=queues.ingest_dlq.queue_arn)
             ),
         )
-        workflow.allow_invoke(self.by_key[k] for k in constants.NODE_FUNCTIONS)
+        async_config.node.add_dependency(self.aliases["ingest"])
+        workflow.allow_invoke(self.aliases[k] for k in constants.NODE_FUNCTIONS)
+
+    def _release_id(self) -> str:
+        """12 hex digits over what a version of any function is made of: code and layer assets (their
+        hashes are in the S3 keys), handler, runtime, memory, timeout, environment, tracing, logging."""
+        stack = Stack.of(self)
+        layer = self.layer.node.default_child
+        parts: dict[str, object] = {"layer": stack.resolve(layer.content)}  # type: ignore[union-attr]
+        for key, fn in sorted(self.by_key.items()):
+            cfn = fn.node.default_child
+            assert isinstance(cfn, lambda_.CfnFunction)
+            parts[key] = stack.resolve({
+                "code": cfn.code, "handler": cfn.handler, "runtime": cfn.runtime, "memory": cfn.memory_size,
+                "timeout": cfn.timeout, "environment": self.environments[key], "layers": cfn.layers,
+                "architectures": cfn.architectures, "tracing": cfn.tracing_config, "logging": cfn.logging_config,
+                "description": cfn.description,
+            })
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    def _publish(self, key: str, fn: lambda_.Function) -> None:
+        """This release's version of ``fn`` (retained when a later release replaces it) and its alias."""
+        fn.add_environment("POWERX_RELEASE", self.release_id)
+        logical = _logical(key)
+        description = spec.release_description(self.release_id)
+        version = lambda_.Version(
+            self, f"{logical}Release{self.release_id}", lambda_=fn, description=description,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.versions[key] = version
+        self.aliases[key] = lambda_.Alias(
+            self, f"{logical}LiveAlias", alias_name=spec.LIVE_ALIAS, version=version, description=description,
+        )
 
     def _function(
         self,
@@ -263,6 +313,7 @@ class Functions(Construct):
             "AGENT_FUNCTION": fn_spec.key,
             **env,
         }
+        self.environments[fn_spec.key] = environment
         fn = lambda_.Function(
             self,
             logical,

@@ -2,7 +2,7 @@
 
 State machines are not part of the stack: the matcher creates one per strategy version at runtime
 (named ``spec.STATE_MACHINE_PREFIX`` + definition hash) and passes this role to them. The role may
-invoke only the node functions.
+invoke only the node functions' ``live`` aliases.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.constructs.nag import acknowledge, logical_id
+from infra.constructs.nag import acknowledge
 from powerx_agent import spec
 
 TASK_RESPONSE_ACTIONS = ("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat")
@@ -55,22 +55,13 @@ class Workflow(Construct):
             ),
         )
 
-    def allow_invoke(self, functions: Iterable[lambda_.IFunction]) -> None:
-        """The workflow role may invoke exactly these functions (and their versions/aliases)."""
-        functions_list = list(functions)
-        resources: list[str] = []
-        for fn in functions_list:
-            resources += [fn.function_arn, f"{fn.function_arn}:*"]
+    def allow_invoke(self, aliases: Iterable[lambda_.IFunction]) -> None:
+        """The workflow role may invoke exactly these functions through their ``live`` alias (the task ARNs
+        the matcher compiles): not ``$LATEST``, not any other version or alias."""
         self.role.add_to_policy(
-            iam.PolicyStatement(sid="InvokeNodeFunctions", actions=["lambda:InvokeFunction"], resources=resources)
+            iam.PolicyStatement(sid="InvokeNodeFunctions", actions=["lambda:InvokeFunction"],
+                                resources=[alias.function_arn for alias in aliases])
         )
-        for fn in functions_list:
-            acknowledge(
-                self.role,
-                f"AwsSolutions-IAM5[Resource::<{logical_id(fn)}.Arn>:*]",
-                "Qualified ARNs (<function>:*) of the node functions only, so state machines may invoke "
-                "published versions/aliases of exactly those functions.",
-            )
 
     def grant_manage(self, grantee: iam.IGrantable, actions: Iterable[str]) -> None:
         """The matcher: the given actions on ``agent-*`` state machines (infra.constants.STATES_ACCESS); pass the role."""

@@ -43,6 +43,49 @@ class Synth:
 
         return logical_id(construct)
 
+    def function_id(self, value: Any) -> str:
+        """A reference to a function, one of its versions or its alias -> the AWS::Lambda::Function's id."""
+        logical = ref_id(value)
+        resource = self.resources[logical]
+        if resource["Type"] in ("AWS::Lambda::Alias", "AWS::Lambda::Version"):
+            return ref_id(resource["Properties"]["FunctionName"])
+        assert resource["Type"] == "AWS::Lambda::Function", resource["Type"]
+        return logical
+
+    def function_name_of(self, value: Any) -> str:
+        return self.resources[self.function_id(value)]["Properties"]["FunctionName"]
+
+    def invokes_alias(self, value: Any, alias: str) -> bool:
+        """True when the reference is the function's alias named ``alias`` (a Ref, or the qualified name
+        CDK builds for event source mappings: Join([Select(6, Split(":", Ref alias)), ":<alias>"]))."""
+        resource = self.resources[ref_id(value)]
+        if resource["Type"] != "AWS::Lambda::Alias" or resource["Properties"]["Name"] != alias:
+            return False
+        if "Fn::Join" in value:
+            return value["Fn::Join"][1][-1] == f":{alias}"
+        return value == {"Ref": ref_id(value)}
+
+
+def ref_id(value: Any) -> str:
+    """The (first) logical id a template value refers to: {"Ref": id}, {"Fn::GetAtt": [id, attr]}, or one
+    inside a Join/Select/Split."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return value["Ref"]
+        if "Fn::GetAtt" in value:
+            return value["Fn::GetAtt"][0]
+        inner_values: list[Any] = list(value.values())
+    elif isinstance(value, list):
+        inner_values = value
+    else:
+        inner_values = []
+    for inner in inner_values:
+        try:
+            return ref_id(inner)
+        except AssertionError:
+            continue
+    raise AssertionError(f"not a reference: {value!r}")
+
 
 @pytest.fixture(scope="session")
 def layer_placeholder(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -23,30 +23,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import ref_id as _ref_id
 from powerx_agent import spec
 from powerx_agent.strategy.pattern import compile_pattern
-
-
-def _ref_id(value: Any) -> str:
-    """The logical id behind {"Ref": id}, {"Fn::GetAtt": [id, attr]} or a Join whose first token is one."""
-    if isinstance(value, dict):
-        if "Ref" in value:
-            return value["Ref"]
-        if "Fn::GetAtt" in value:
-            return value["Fn::GetAtt"][0]
-        if "Fn::Join" in value:
-            return next(_ref_id(p) for p in value["Fn::Join"][1] if isinstance(p, dict))
-    raise AssertionError(f"not a reference: {value!r}")
-
-
-def _function_id(synth: Any, value: Any) -> str:
-    """A function, version or alias reference -> the logical id of its AWS::Lambda::Function."""
-    logical = _ref_id(value)
-    resource = synth.resources[logical]
-    if resource["Type"] in ("AWS::Lambda::Alias", "AWS::Lambda::Version"):
-        return _ref_id(resource["Properties"]["FunctionName"])
-    assert resource["Type"] == "AWS::Lambda::Function", resource["Type"]
-    return logical
 
 
 def test_given_sqs_mappings_when_read_from_the_template_then_visibility_is_at_least_six_timeouts_plus_window(synth):
@@ -55,7 +34,7 @@ def test_given_sqs_mappings_when_read_from_the_template_then_visibility_is_at_le
     assert mappings, "the match queue feeds the matcher"
     for props in mappings:
         queue = synth.resources[_ref_id(props["EventSourceArn"])]["Properties"]
-        function = synth.resources[_function_id(synth, props["FunctionName"])]["Properties"]
+        function = synth.resources[synth.function_id(props["FunctionName"])]["Properties"]
         window = props.get("MaximumBatchingWindowInSeconds", 0)
         assert queue["VisibilityTimeout"] >= 6 * function["Timeout"] + window, (queue["QueueName"], function)
         # and the spec derives it so (not a number typed twice)
@@ -87,7 +66,7 @@ def test_given_the_stream_destination_when_granted_then_the_function_may_send_to
 
     (props,) = [m["Properties"] for m in synth.of_type("AWS::Lambda::EventSourceMapping").values()
                 if "StartingPosition" in m["Properties"]]
-    function = synth.resources[_function_id(synth, props["FunctionName"])]["Properties"]
+    function = synth.resources[synth.function_id(props["FunctionName"])]["Properties"]
     queue_id = _ref_id(props["DestinationConfig"]["OnFailure"]["Destination"])
     sqs = [s for s in role_statements(synth, _ref_id(function["Role"])) if any(a.startswith("sqs:") for a in s[0])]
     queue_name = synth.resources[queue_id]["Properties"]["QueueName"]
@@ -113,10 +92,10 @@ def test_given_functions_eventbridge_invokes_when_read_then_their_async_invocati
                 invoked.append(target["Arn"])
     assert invoked, "the ingest rule invokes the ingest function"
     for arn in invoked:
-        function = _function_id(synth, arn)
+        function = synth.function_id(arn)
         qualifier = synth.resources[_ref_id(arn)]["Properties"].get("Name", "$LATEST") \
             if synth.resources[_ref_id(arn)]["Type"] == "AWS::Lambda::Alias" else "$LATEST"
-        (config,) = [c for c in configs if _function_id(synth, c["FunctionName"]) == function]
+        (config,) = [c for c in configs if synth.function_id(c["FunctionName"]) == function]
         assert config["Qualifier"] == qualifier  # the qualifier the rule invokes, not another one
         destination = config["DestinationConfig"]["OnFailure"]["Destination"]
         assert synth.resources[_ref_id(destination)]["Type"] == "AWS::SQS::Queue"

@@ -162,9 +162,11 @@ def _workflow_role_id(synth) -> str:
     return synth.logical_id(synth.stack.workflow.role)
 
 
-def test_workflow_role_invokes_only_the_four_node_functions(synth):
-    node_names = [spec.FUNCTIONS_BY_KEY[k].name for k in ("node_plugin", "node_notify", "node_review", "workflow")]
-    expected_resources = [f"arn(function:{n})" for n in node_names] + [f"arn(function:{n}):*" for n in node_names]
+def test_workflow_role_invokes_only_the_live_alias_of_the_four_node_functions(synth):
+    aliases = [synth.logical_id(synth.stack.functions.aliases[k])
+               for k in ("node_plugin", "node_notify", "node_review", "workflow")]
+    # the alias ARN: not $LATEST, no other version
+    expected_resources = [f"ref(AWS::Lambda::Alias:{alias})" for alias in aliases]
     assert role_statements(synth, _workflow_role_id(synth)) == {stmt(["lambda:InvokeFunction"], expected_resources)}
 
 

@@ -12,6 +12,11 @@ Deliberate differences (asserted explicitly, documented in docs/architecture.md)
 - the SQS → matcher mapping exists locally but is disabled: the runtime's own poller
   (local/pollers.py) does Lambda's polling, because moto would invoke inside SendMessage and ignore
   partial batch responses.
+- versions and aliases: moto serves them (publish, aliases, invoking an alias), but an event source
+  mapping created on an alias ARN is stored on the version the alias pointed at then (AWS keeps the
+  alias, so a mapping follows the alias when it moves), and an asynchronous invocation config put on
+  the alias is stored on the function (moto ignores the qualifier). Both are asserted below as they are;
+  on the embedded runtime every version runs the checkout's code in process anyway.
 """
 
 from __future__ import annotations
@@ -79,8 +84,10 @@ def _template_api_routes(synth: Any) -> dict[tuple[str, str], tuple[str, str]]:
         if props["HttpMethod"] == "OPTIONS":
             continue
         parts = props["Integration"]["Uri"]["Fn::Join"][1]
-        fn = next(p["Fn::GetAtt"][0] for p in parts if isinstance(p, dict) and "Fn::GetAtt" in p)
-        routes[(props["HttpMethod"], path(props["ResourceId"]))] = (_name_of(synth, fn), props["Integration"]["Type"])
+        alias = next(p for p in parts if isinstance(p, dict) and "Ref" in p and "AWS::" not in p["Ref"])
+        assert synth.invokes_alias(alias, spec.LIVE_ALIAS)
+        routes[(props["HttpMethod"], path(props["ResourceId"]))] = (synth.function_name_of(alias),
+                                                                   props["Integration"]["Type"])
     return routes
 
 
@@ -124,6 +131,15 @@ def local(runtime: Any) -> dict[str, Any]:
         queue["dlq"] = arn_to_queue.get(queue.pop("dlq_arn")) if queue.get("dlq_arn") else None
     functions = {f["FunctionName"]: f for f in lam.list_functions()["Functions"]}
     fn_by_arn = {f["FunctionArn"]: name for name, f in functions.items()}
+    aliases: dict[str, dict[str, Any]] = {}
+    versions: dict[str, dict[str, str]] = {}
+    for name in functions:
+        for alias in lam.list_aliases(FunctionName=name)["Aliases"]:
+            aliases.setdefault(name, {})[alias["Name"]] = alias
+            fn_by_arn[alias["AliasArn"]] = name
+        for version in lam.list_versions_by_function(FunctionName=name)["Versions"]:
+            versions.setdefault(name, {})[version["Version"]] = version.get("Description", "")
+            fn_by_arn[version["FunctionArn"]] = name
     mappings = lam.list_event_source_mappings()["EventSourceMappings"]
     buses = [b["Name"] for b in events.list_event_buses()["EventBuses"] if b["Name"] != "default"]
     rules = {r["Name"]: r for r in events.list_rules(EventBusName=spec.BUS_NAME)["Rules"]
@@ -136,8 +152,12 @@ def local(runtime: Any) -> dict[str, Any]:
         for method, detail in (item.get("resourceMethods") or {}).items():
             integration = detail["methodIntegration"]
             fn_arn = integration["uri"].split("/functions/", 1)[1].removesuffix("/invocations")
+            assert fn_arn.endswith(f":{spec.LIVE_ALIAS}"), fn_arn  # the integration invokes the alias
             routes[(method, item["path"])] = (fn_by_arn[fn_arn], integration["type"])
+    async_config = lam.get_function_event_invoke_config(FunctionName=spec.FUNCTIONS_BY_KEY["ingest"].name,
+                                                        Qualifier=spec.LIVE_ALIAS)
     return {"tables": tables, "queues": queues, "arn_to_queue": arn_to_queue, "functions": functions,
+            "aliases": aliases, "versions": versions, "async_config": async_config,
             "fn_by_arn": fn_by_arn, "mappings": mappings, "buses": buses, "rules": rules, "targets": targets,
             "archives": archives, "routes": routes}
 
@@ -195,8 +215,13 @@ def test_given_both_runtimes_when_the_bus_is_described_then_bus_archive_rule_and
         assert json.loads(local["rules"][name]["EventPattern"]) == deployed_rule["EventPattern"]
         (target,) = local["targets"][name]
         (deployed_target,) = deployed_rule["Targets"]
-        local_target = local["fn_by_arn"].get(target["Arn"]) or local["arn_to_queue"][target["Arn"]]
-        assert local_target == _name_of(synth, deployed_target["Arn"]["Fn::GetAtt"][0]), name
+        rule_spec = next(r for r in spec.RULES if r.name == name)
+        if rule_spec.target_function:  # both invoke the live alias
+            assert target["Arn"].endswith(f":{spec.LIVE_ALIAS}")
+            assert synth.invokes_alias(deployed_target["Arn"], spec.LIVE_ALIAS)
+            assert local["fn_by_arn"][target["Arn"]] == synth.function_name_of(deployed_target["Arn"]), name
+        else:
+            assert local["arn_to_queue"][target["Arn"]] == _name_of(synth, deployed_target["Arn"]["Fn::GetAtt"][0])
         assert target["RetryPolicy"] == deployed_target["RetryPolicy"]
         assert local["arn_to_queue"][target["DeadLetterConfig"]["Arn"]] == _name_of(
             synth, deployed_target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0])
@@ -221,14 +246,43 @@ def test_given_both_runtimes_when_event_source_mappings_are_listed_then_they_agr
     }
     deployed = set()
     for props in (r["Properties"] for r in synth.of_type("AWS::Lambda::EventSourceMapping").values()):
+        assert synth.invokes_alias(props["FunctionName"], spec.LIVE_ALIAS)  # AWS: the mapping invokes the alias
         source = props["EventSourceArn"]["Fn::GetAtt"][0]
-        deployed.add((_name_of(synth, props["FunctionName"]["Ref"]), _name_of(synth, source), props["BatchSize"],
+        deployed.add((synth.function_name_of(props["FunctionName"]), _name_of(synth, source), props["BatchSize"],
                       props.get("StartingPosition")))
     assert set(mine) == deployed
     for (fn, _source, _batch, _start), mapping in mine.items():
         # deliberate: the local SQS mapping is disabled, the runtime's poller does Lambda's polling
         expected_state = "Disabled" if fn == spec.FUNCTIONS_BY_KEY["matcher"].name else "Enabled"
         assert mapping["State"] == expected_state
+        # moto: created on the alias ARN, stored on the version the alias pointed at (see the module docstring)
+        live = local["aliases"][fn][spec.LIVE_ALIAS]
+        assert mapping["FunctionArn"] == f"{local['functions'][fn]['FunctionArn']}:{live['FunctionVersion']}"
+
+
+def test_given_both_runtimes_when_functions_are_listed_then_each_is_invoked_through_a_live_alias_on_a_release(
+        synth, local):
+    deployed_aliases = {synth.function_name_of(a["Properties"]["FunctionName"]): a["Properties"]
+                        for a in synth.of_type("AWS::Lambda::Alias").values()}
+    assert set(deployed_aliases) == set(local["aliases"]) == {f.name for f in spec.FUNCTIONS}
+    for name, props in deployed_aliases.items():
+        assert props["Name"] == spec.LIVE_ALIAS
+        version = synth.resources[props["FunctionVersion"]["Fn::GetAtt"][0]]["Properties"]
+        assert spec.release_of(version["Description"]) is not None
+        live = local["aliases"][name][spec.LIVE_ALIAS]
+        assert spec.release_of(local["versions"][name][live["FunctionVersion"]]) is not None
+
+
+def test_given_both_runtimes_when_async_configs_are_read_then_ingest_retries_twice_into_the_ingest_dlq(
+        synth, local):
+    (config,) = (c["Properties"] for c in synth.of_type("AWS::Lambda::EventInvokeConfig").values())
+    assert config["Qualifier"] == spec.LIVE_ALIAS
+    assert local["async_config"]["MaximumRetryAttempts"] == config["MaximumRetryAttempts"] == 2
+    destination = local["async_config"]["DestinationConfig"]["OnFailure"]["Destination"]
+    assert local["arn_to_queue"][destination] == _name_of(
+        synth, config["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0])
+    # moto: the config put on the alias is stored on the function (see the module docstring)
+    assert not local["async_config"]["FunctionArn"].endswith(f":{spec.LIVE_ALIAS}")
 
 
 def test_given_both_runtimes_when_api_resources_are_listed_then_routes_agree(synth, local):

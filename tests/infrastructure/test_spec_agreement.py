@@ -7,6 +7,7 @@ with the template in test_local_runtime_agreement.py; the code asset in test_cod
 
 from __future__ import annotations
 
+from conftest import ref_id as synth_ref
 from powerx_agent import spec
 
 
@@ -68,9 +69,9 @@ def test_bus_archive_rule_agree(synth):
         rule = rules[rule_spec.name]
         assert rule["EventPattern"] == rule_spec.pattern
         (target,) = rule["Targets"]
-        target_props = synth.resources[target["Arn"]["Fn::GetAtt"][0]]["Properties"]
+        target_props = synth.resources[synth_ref(target["Arn"])]["Properties"]
         if rule_spec.target_function:
-            assert target_props["FunctionName"] == spec.FUNCTIONS_BY_KEY[rule_spec.target_function].name
+            assert synth.function_name_of(target["Arn"]) == spec.FUNCTIONS_BY_KEY[rule_spec.target_function].name
         else:
             assert target_props["QueueName"] == rule_spec.target_queue
         dlq = synth.resources[target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]]["Properties"]["QueueName"]
@@ -92,7 +93,7 @@ def test_event_source_mappings_agree(synth):
     actual = set()
     for mapping in synth.of_type("AWS::Lambda::EventSourceMapping").values():
         props = mapping["Properties"]
-        fn = names[props["FunctionName"]["Ref"]]["FunctionName"]
+        fn = synth.function_name_of(props["FunctionName"])
         source_id, attribute = props["EventSourceArn"]["Fn::GetAtt"]
         source = names[source_id].get("QueueName") or names[source_id].get("TableName")
         kind = "dynamodb" if attribute == "StreamArn" else "sqs"

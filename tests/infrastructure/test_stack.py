@@ -113,7 +113,8 @@ EXPECTED_ENV = {
     "callbacks_api": {"WORKFLOWS_TABLE", "AUDIT_TABLE", "SIGNING_SECRET_ARN", "METRICS_SINK"},
     "replay_api": {"EVENTS_TABLE", "TENANTS_TABLE", "SIGNING_SECRET_ARN", "EVENT_BUS_NAME", *APPCONFIG},
 }
-COMMON_ENV = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "AGENT_FUNCTION"}
+COMMON_ENV = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "AGENT_FUNCTION",
+              "POWERX_RELEASE"}
 
 
 @pytest.mark.parametrize("key", sorted(EXPECTED_ENV))
@@ -129,11 +130,11 @@ def test_function_gets_only_the_environment_it_needs(synth, key):
         assert (env["LIBRARY_SOURCE"], env["STRATEGIES_DIR"]) == ("table", "/var/task/strategies")
 
 
-def test_matcher_node_arns_point_at_the_node_functions(synth):
+def test_matcher_node_arns_point_at_the_live_alias_of_the_node_functions(synth):
     functions = synth.stack.functions.by_key
     env = synth.resources[synth.logical_id(functions["matcher"])]["Properties"]["Environment"]["Variables"]
     for key, var in constants.NODE_ARN_ENV.items():
-        assert env[var] == {"Fn::GetAtt": [synth.logical_id(functions[key]), "Arn"]}
+        assert env[var] == {"Fn::Join": ["", [{"Fn::GetAtt": [synth.logical_id(functions[key]), "Arn"]}, ":live"]]}
     assert env["WORKFLOW_ROLE_ARN"] == {"Fn::GetAtt": [synth.logical_id(synth.stack.workflow.role), "Arn"]}
 
 
@@ -150,8 +151,7 @@ def test_event_source_mappings_report_batch_item_failures(synth):
     for mapping in mappings.values():
         props = mapping["Properties"]
         assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    by_fn = {synth.resources[m["Properties"]["FunctionName"]["Ref"]]["Properties"]["FunctionName"]: m["Properties"]
-             for m in mappings.values()}
+    by_fn = {synth.function_name_of(m["Properties"]["FunctionName"]): m["Properties"] for m in mappings.values()}
     for source in spec.EVENT_SOURCES_MAPPINGS:
         props = by_fn[spec.FUNCTIONS_BY_KEY[source.function].name]
         assert props["BatchSize"] == source.batch_size
@@ -174,7 +174,7 @@ def test_bus_archive_and_ingest_rule_with_retry_policy_and_dlq(synth):
     assert props["EventBusName"] == {"Ref": bus_id}
     assert props["EventPattern"] == spec.INGEST_RULE.pattern
     (target,) = props["Targets"]
-    assert target["Arn"] == {"Fn::GetAtt": [synth.logical_id(synth.stack.functions.by_key["ingest"]), "Arn"]}
+    assert target["Arn"] == {"Ref": synth.logical_id(synth.stack.functions.aliases["ingest"])}
     assert target["RetryPolicy"] == {
         "MaximumRetryAttempts": spec.INGEST_RULE.max_retry_attempts,
         "MaximumEventAgeInSeconds": spec.INGEST_RULE.max_event_age_seconds,
@@ -207,8 +207,9 @@ def test_api_routes_are_lambda_proxy_integrations(synth):
         integration = props["Integration"]
         assert integration["Type"] == "AWS_PROXY" and integration["IntegrationHttpMethod"] == "POST"
         uri_parts = integration["Uri"]["Fn::Join"][1]
-        fn_id = next(p["Fn::GetAtt"][0] for p in uri_parts if isinstance(p, dict) and "Fn::GetAtt" in p)
-        fn_name = synth.resources[fn_id]["Properties"]["FunctionName"]
+        alias = next(p for p in uri_parts if isinstance(p, dict) and "Ref" in p and "AWS::" not in p["Ref"])
+        assert synth.invokes_alias(alias, "live")
+        fn_name = synth.function_name_of(alias)
         routes[fn_name] = (props["HttpMethod"], path_of(props["ResourceId"]))
     assert routes == {spec.FUNCTIONS_BY_KEY[k].name: route for k, route in spec.API_ROUTES.items()}
 

@@ -30,7 +30,7 @@ STACK_OUTPUTS = {
     "AppConfigEnvironment": "APPCONFIG_ENVIRONMENT", "AppConfigProfile": "APPCONFIG_PROFILE",
     "ApiUrl": "POWERX_API_URL", "ArchiveName": "POWERX_ARCHIVE_NAME", "EventsTable": "EVENTS_TABLE",
     "WorkflowsTable": "WORKFLOWS_TABLE", "StrategiesTable": "STRATEGIES_TABLE", "TenantsTable": "TENANTS_TABLE",
-    "AuditTable": "AUDIT_TABLE",
+    "AuditTable": "AUDIT_TABLE", "ResourcePrefix": "RESOURCE_PREFIX",
 }
 
 

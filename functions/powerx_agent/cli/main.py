@@ -14,6 +14,7 @@ from powerx_agent.cli import (
     load_cmd,
     local_cmd,
     ops_cmd,
+    release_cmd,
     replay_cmd,
     review_cmd,
     strategy_cmd,
@@ -41,7 +42,7 @@ console = Console()
 
 # each command group lives in its own module; this is the one index of them
 for _sub, _name in ((review_cmd, "review"), (workflow_cmd, "workflow"), (audit_cmd, "audit"),
-                    (replay_cmd, "replay"), (flags_cmd, "flags")):
+                    (replay_cmd, "replay"), (flags_cmd, "flags"), (release_cmd, "release")):
     app.add_typer(_sub.app, name=_name)
 workflow_view.register(workflow_cmd.app)  # powerx-agent workflow view ID --out view.html
 load_cmd.register(local_cmd.app)  # powerx-agent local load --rate R --duration S

@@ -21,6 +21,7 @@ from powerx_agent.adapters.dynamo import to_item
 from powerx_agent.adapters.strategies_store import StrategiesStore
 
 ACCOUNT = "123456789012"
+LOCAL_RELEASE = "embedded"  # the release the embedded runtime publishes at start
 _TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                                "Principal": {"Service": ["lambda.amazonaws.com",
                                                                                          "states.amazonaws.com"]}}]})
@@ -39,7 +40,8 @@ class Deployment:
     region: str
     queue_urls: dict[str, str] = field(default_factory=dict)
     queue_arns: dict[str, str] = field(default_factory=dict)
-    function_arns: dict[str, str] = field(default_factory=dict)
+    function_arns: dict[str, str] = field(default_factory=dict)  # unqualified
+    alias_arns: dict[str, str] = field(default_factory=dict)  # the live alias: what every trigger invokes
     table_arns: dict[str, str] = field(default_factory=dict)
     stream_arns: dict[str, str] = field(default_factory=dict)
     lambda_role_arn: str = ""
@@ -66,10 +68,15 @@ def deploy(client: Any, region: str, environment: dict[str, str], *, visibility_
     env = {**environment, "WORKFLOW_ROLE_ARN": out.workflow_role_arn,
            "MATCH_QUEUE_URL": out.queue_urls[spec.MATCH_QUEUE.name],
            "INGEST_DLQ_URL": out.queue_urls[spec.INGEST_DLQ.name]}
-    env.update({f"NODE_{k}_ARN": f"arn:aws:lambda:{region}:{ACCOUNT}:function:{spec.FUNCTIONS_BY_KEY[f].name}"
-                for k, f in (("PLUGIN", "node_plugin"), ("NOTIFY", "node_notify"), ("REVIEW", "node_review"))})
-    env["WORKFLOW_FN_ARN"] = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{spec.FUNCTIONS_BY_KEY['workflow'].name}"
+    # compiled task ARNs: the node functions' live alias, as on AWS
+    env.update({f"NODE_{k}_ARN": f"arn:aws:lambda:{region}:{ACCOUNT}:function:{spec.FUNCTIONS_BY_KEY[f].name}:"
+                f"{spec.LIVE_ALIAS}"
+                for k, f in (("PLUGIN", "node_plugin"), ("NOTIFY", "node_notify"), ("REVIEW", "node_review"),
+                             ("FN", "workflow"))})
+    env["WORKFLOW_FN_ARN"] = env.pop("NODE_FN_ARN")
     _functions(client("lambda"), out, env)
+    publish_release(client("lambda"), out, LOCAL_RELEASE)
+    _async_config(client("lambda"), out)
     _event_sources(client("lambda"), out)
     _bus(client("events"), out)
     _api(client("apigateway"), out)
@@ -141,13 +148,43 @@ def _functions(lam: Any, out: Deployment, env: dict[str, str]) -> None:
         out.function_arns[function.key] = arn
 
 
+def publish_release(lam: Any, out: Deployment, release_id: str) -> dict[str, str]:
+    """What a deploy does to every function (infra/constructs/functions.py): ``POWERX_RELEASE`` in its
+    environment, a new version described with the release, the ``live`` alias pointed at it. Returns
+    {function key: version}. (On the embedded runtime every version runs the checkout's code in process.)"""
+    published = {}
+    for function in spec.FUNCTIONS:
+        config = lam.get_function_configuration(FunctionName=function.name)
+        variables = {**(config.get("Environment") or {}).get("Variables", {}), "POWERX_RELEASE": release_id}
+        lam.update_function_configuration(FunctionName=function.name, Environment={"Variables": variables})
+        description = spec.release_description(release_id)
+        version = lam.publish_version(FunctionName=function.name, Description=description)["Version"]
+        try:
+            alias = lam.update_alias(FunctionName=function.name, Name=spec.LIVE_ALIAS, FunctionVersion=version,
+                                     Description=description)
+        except lam.exceptions.ResourceNotFoundException:
+            alias = lam.create_alias(FunctionName=function.name, Name=spec.LIVE_ALIAS, FunctionVersion=version,
+                                     Description=description)
+        out.alias_arns[function.key] = alias["AliasArn"]
+        published[function.key] = version
+    return published
+
+
+def _async_config(lam: Any, out: Deployment) -> None:
+    """Ingest's asynchronous invocation config on its live alias, as in the stack. (moto stores it on the
+    function whatever the qualifier; the runtime's own EventBridge delivery applies the retries.)"""
+    lam.put_function_event_invoke_config(
+        FunctionName=spec.FUNCTIONS_BY_KEY["ingest"].name, Qualifier=spec.LIVE_ALIAS, MaximumRetryAttempts=2,
+        DestinationConfig={"OnFailure": {"Destination": out.queue_arns[spec.INGEST_DLQ.name]}})
+
+
 def _event_sources(lam: Any, out: Deployment) -> None:
     for mapping in spec.EVENT_SOURCES_MAPPINGS:
-        function = spec.FUNCTIONS_BY_KEY[mapping.function].name
         if mapping.kind == "sqs":
             # created for fidelity but disabled in moto: moto would invoke inside SendMessage and ignore
             # partial batch responses; the runtime's poller (local/pollers.py) does Lambda's polling instead
-            lam.create_event_source_mapping(EventSourceArn=out.queue_arns[mapping.source], FunctionName=function,
+            lam.create_event_source_mapping(EventSourceArn=out.queue_arns[mapping.source],
+                                            FunctionName=out.alias_arns[mapping.function],
                                             BatchSize=mapping.batch_size, Enabled=False,
                                             MaximumBatchingWindowInSeconds=mapping.batching_window,
                                             FunctionResponseTypes=["ReportBatchItemFailures"])
@@ -155,7 +192,8 @@ def _event_sources(lam: Any, out: Deployment) -> None:
             kwargs: dict[str, Any] = {}
             if mapping.on_failure:
                 kwargs["DestinationConfig"] = {"OnFailure": {"Destination": out.queue_arns[mapping.on_failure]}}
-            lam.create_event_source_mapping(EventSourceArn=out.stream_arns[mapping.source], FunctionName=function,
+            lam.create_event_source_mapping(EventSourceArn=out.stream_arns[mapping.source],
+                                            FunctionName=out.alias_arns[mapping.function],
                                             BatchSize=mapping.batch_size, StartingPosition="TRIM_HORIZON",
                                             MaximumBatchingWindowInSeconds=mapping.batching_window,
                                             BisectBatchOnFunctionError=mapping.bisect_on_error,
@@ -167,7 +205,7 @@ def _bus(events: Any, out: Deployment) -> None:
     events.create_archive(ArchiveName=spec.ARCHIVE_NAME, EventSourceArn=bus_arn, RetentionDays=30)
     for rule in spec.RULES:
         events.put_rule(Name=rule.name, EventBusName=rule.bus, EventPattern=json.dumps(rule.pattern), State="ENABLED")
-        arn = out.function_arns[rule.target_function] if rule.target_function else out.queue_arns[str(rule.target_queue)]
+        arn = out.alias_arns[rule.target_function] if rule.target_function else out.queue_arns[str(rule.target_queue)]
         events.put_targets(Rule=rule.name, EventBusName=rule.bus, Targets=[{
             "Id": rule.target_function or "queue", "Arn": arn,
             "RetryPolicy": {"MaximumRetryAttempts": rule.max_retry_attempts,
@@ -191,7 +229,7 @@ def _api(apigw: Any, out: Deployment) -> None:
         apigw.put_integration(
             restApiId=api["id"], resourceId=parent, httpMethod=method, type="AWS_PROXY", integrationHttpMethod="POST",
             uri=f"arn:aws:apigateway:{out.region}:lambda:path/2015-03-31/functions/"
-                f"{out.function_arns[function_key]}/invocations")
+                f"{out.alias_arns[function_key]}/invocations")
 
 
 def seed_tenants(ddb: Any, tenants_file: Path) -> list[dict[str, Any]]:

@@ -87,7 +87,7 @@ class LambdaContext:
 
     def __init__(self, function: Any) -> None:
         self.function_name = function.function_name
-        self.function_version = "$LATEST"
+        self.function_version = str(getattr(function, "version", None) or "$LATEST")
         self.invoked_function_arn = function.function_arn
         self.memory_limit_in_mb = int(function.memory_size or 128)
         self.aws_request_id = str(uuid.uuid4())
@@ -389,10 +389,11 @@ class StreamDelivery:
                 time.sleep(random.uniform(0, min(_STREAM_RETRY_CAP_SECONDS, 0.1 * 2 ** attempt)))
             else:
                 self.stats["dropped"] += len(records)
-                _send_on_failure(esm, _stream_failure_record(function_arn, esm, records, retries + 1))
+                _send_on_failure(esm, _stream_failure_record(function_arn, str(function.version), esm, records,
+                                                             retries + 1))
 
 
-def _stream_failure_record(function_arn: str, esm: Any, records: list[dict[str, Any]],
+def _stream_failure_record(function_arn: str, version: str, esm: Any, records: list[dict[str, Any]],
                            attempts: int) -> dict[str, Any]:
     """What Lambda sends to a stream mapping's on-failure destination (the shape of the example in
     https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html): metadata only."""
@@ -403,7 +404,7 @@ def _stream_failure_record(function_arn: str, esm: Any, records: list[dict[str, 
     return {
         "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": function_arn,
                            "condition": "RetryAttemptsExhausted", "approximateInvokeCount": attempts},
-        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responseContext": {"statusCode": 200, "executedVersion": version, "functionError": "Unhandled"},
         "version": "1.0",
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
         "DDBStreamBatchInfo": {

@@ -111,7 +111,7 @@ class LocalRuntime:
         seed_tenants(self.client("dynamodb"), self.tenants_file)
         publish_directory(get_deps().strategies, self.strategies_dir)
         self.poller = SqsPoller(self._poller_client, self.deployment.queue_urls[spec.MATCH_QUEUE.name],
-                                spec.FUNCTIONS_BY_KEY["matcher"].name, batch_size=10).start()
+                                self.deployment.alias_arns["matcher"], batch_size=spec.MATCH_MAPPING.batch_size).start()
 
     def stop(self) -> None:
         from powerx_agent.adapters.metrics import LogShipper
@@ -144,9 +144,9 @@ class LocalRuntime:
         return _CappedReceive(client, self) if service == "sqs" else client
 
     def invoke(self, function_key: str, event: dict[str, Any]) -> tuple[dict[str, Any] | Any, str | None]:
-        """Invoke a function through the Lambda API (RequestResponse): (payload, function error)."""
+        """Invoke a function's live alias through the Lambda API (RequestResponse): (payload, function error)."""
         out = self.client("lambda").invoke(FunctionName=spec.FUNCTIONS_BY_KEY[function_key].name,
-                                           Payload=json.dumps(event).encode())
+                                           Qualifier=spec.LIVE_ALIAS, Payload=json.dumps(event).encode())
         payload = json.loads(out["Payload"].read() or b"null")
         return payload, out.get("FunctionError")
 
@@ -185,7 +185,7 @@ class LocalRuntime:
             if self.deployment:
                 self.client("sqs").send_message(
                     QueueUrl=self.deployment.queue_urls[spec.INGEST_DLQ.name],
-                    MessageBody=json.dumps(_invocation_record(function_arn, event, last,
+                    MessageBody=json.dumps(_invocation_record(function_arn, str(function.version), event, last,
                                                               1 + len(self.async_retry_delays))))
         finally:
             with self._inflight_lock:
@@ -240,17 +240,19 @@ class LocalRuntime:
         return messages
 
 
-def _invocation_record(function_arn: str, event: dict[str, Any], error: str, attempts: int) -> dict[str, Any]:
-    """What Lambda sends to an asynchronous invocation's on-failure destination."""
+def _invocation_record(function_arn: str, version: str, event: dict[str, Any], error: str,
+                       attempts: int) -> dict[str, Any]:
+    """What Lambda sends to an asynchronous invocation's on-failure destination: the ARN invoked (the
+    live alias) and the version it ran."""
     try:
         response: Any = json.loads(error)
     except ValueError:
         response = {"errorMessage": error}
     return {"version": "1.0", "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
-            "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": f"{function_arn}:$LATEST",
+            "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": function_arn,
                                "condition": "RetriesExhausted", "approximateInvokeCount": attempts},
             "requestPayload": event,
-            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "responseContext": {"statusCode": 200, "executedVersion": version, "functionError": "Unhandled"},
             "responsePayload": response}
 
 
