@@ -133,6 +133,9 @@ class QueueSpec:
     max_receive_count: int | None = 5  # None: this queue is itself a dead-letter queue
     dlq: str | None = None
     retention_seconds: int = 14 * 24 * 3600
+    max_message_bytes: int = 1024 * 1024
+    """SQS's largest message (1 MiB), stated rather than left to the default: a match message carries a
+    whole event (a detail of up to 256 KiB) and its context, and a rejection record a whole event."""
 
 
 DLQ_VISIBILITY_SECONDS = 30  # nothing consumes a dead-letter queue automatically; operators read it

@@ -36,6 +36,7 @@ class Queues(Construct):
                 queue_name=f"{prefix}{queue_spec.name}",
                 visibility_timeout=Duration.seconds(queue_spec.visibility_timeout),
                 retention_period=Duration.seconds(queue_spec.retention_seconds),
+                max_message_size_bytes=queue_spec.max_message_bytes,
                 encryption=sqs.QueueEncryption.SQS_MANAGED,
                 enforce_ssl=True,
                 dead_letter_queue=dead_letter,

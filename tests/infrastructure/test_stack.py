@@ -54,6 +54,7 @@ def test_queue_matches_spec_with_redrive(synth, queue_spec):
     queue = queues[queue_spec.name]["Properties"]
     assert queue["VisibilityTimeout"] == queue_spec.visibility_timeout
     assert queue["MessageRetentionPeriod"] == queue_spec.retention_seconds
+    assert queue["MaximumMessageSize"] == queue_spec.max_message_bytes == 1024 * 1024
     assert queue["SqsManagedSseEnabled"] is True
     if queue_spec.dlq:
         dlq_id = next(k for k, v in synth.of_type("AWS::SQS::Queue").items()

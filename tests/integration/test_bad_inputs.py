@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from powerx_agent.cli import load_cmd
 from powerx_agent.cli.main import app
-from powerx_agent.ingest.signing import TIMESTAMP_HEADER, signed_headers
+from powerx_agent.ingest.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers
 from powerx_agent.strategy.library import LibraryLoadError, build_library
 
 CORPUS = Path(__file__).resolve().parents[1] / "bad_inputs"
@@ -34,15 +34,28 @@ STRATEGIES = sorted((CORPUS / "strategies").glob("*.yaml"))
 TRACE_MARKERS = ("Traceback", 'File "', "line ", ".py")
 
 
+def _place(data: dict[str, Any], field: str, value: Any) -> None:
+    target = data["event"] if "event" in data else data["body"]
+    *parents, leaf = field.split(".")
+    for part in parents:
+        target = target[int(part)] if isinstance(target, list) else target[part]
+    if isinstance(target, list):
+        target[int(leaf)] = value
+    else:
+        target[leaf] = value
+
+
 def case(path: Path) -> dict[str, Any]:
     data = json.loads(path.read_text())
-    fill = data.get("fill")
-    if fill:  # cases too large to keep in the repository are filled here
-        target = data["event"] if "event" in data else data["body"]
-        *parents, leaf = fill["field"].split(".")
-        for part in parents:
-            target = target[part]
-        target[leaf] = "x" * int(fill["bytes"])
+    if "fill" in data:  # cases too large to keep in the repository are filled here
+        _place(data, data["fill"]["field"], "x" * int(data["fill"]["bytes"]))
+    if "nest" in data:  # deep values are built here
+        deep: Any = 1
+        for _ in range(int(data["nest"]["depth"])):
+            deep = {"x": deep}
+        _place(data, data["nest"]["field"], deep)
+    if "number" in data:  # values JSON cannot spell (NaN, Infinity) are set here
+        _place(data, data["number"]["field"], float(data["number"]["value"]))
     return data
 
 
@@ -67,6 +80,10 @@ def test_given_bad_envelope_when_ingested_then_rejected_with_its_code_and_messag
     assert payload["outcome"] == "rejected"
     assert payload["code"] == expect["code"], payload
     assert expect["message_contains"] in payload["message"], payload["message"]
+    if "where" in expect:
+        assert payload["where"] == expect["where"], payload
+    if "where_prefix" in expect:
+        assert payload["where"].startswith(expect["where_prefix"]), payload
     no_stack_trace(json.dumps(payload))
 
 
@@ -121,6 +138,11 @@ def post(rt: Any, route: str, data: dict[str, Any]) -> requests.Response:
         headers = signed_headers(key, raw, now=time.time() - 3600 if sign == "expired" else None)
         if sign == "bad_timestamp":
             headers[TIMESTAMP_HEADER] = "yesterday"
+        if "timestamp" in data:
+            headers[TIMESTAMP_HEADER] = data["timestamp"]
+        if "signature" in data:
+            headers[SIGNATURE_HEADER] = data["signature"]
+    headers = {k: v.encode("utf-8") for k, v in headers.items()}  # any header text, sent as its UTF-8 bytes
     return requests.post(f"{rt.api.url}{route}", data=raw, headers=headers, timeout=30)
 
 

@@ -1,10 +1,9 @@
 """EventBridge event-pattern conformance: every case of the shared reference corpus.
 
-The corpus (``../shared/conformance/eventbridge/cases.jsonl`` next to the repository, see its
-README) holds 631 (pattern, event, match) cases whose expected booleans come from AWS's
-event-ruler tests, the EventBridge user guide and LocalStack runs validated against AWS. It is read
-in place, read-only, and never copied into the project. When it is absent (a checkout without the
-shared directory) the whole module is skipped with the reason.
+The corpus (``tests/conformance/eventbridge/cases.jsonl``, see its README) holds 631 (pattern,
+event, match) cases whose expected booleans come from AWS's event-ruler tests, the EventBridge user
+guide and LocalStack runs validated against AWS. It lives in the repository, so every clone and
+every CI run checks the matcher against all of it.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import pytest
 
 from powerx_agent.strategy.pattern import compile_pattern
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "eventbridge" / "cases.jsonl"
+CORPUS = Path(__file__).resolve().parents[1] / "conformance" / "eventbridge" / "cases.jsonl"
 
 # Cases whose expected value we knowingly do not reproduce, {case id: reason}. Each one is run as
 # xfail(strict=True), so fixing the matcher (or the corpus) makes the suite say so. Keep it empty
@@ -26,9 +25,7 @@ KNOWN_DIVERGENCES: dict[str, str] = {}
 
 
 def _load_cases() -> list[dict[str, Any]]:
-    if not CORPUS.is_file():
-        return []
-    with CORPUS.open(encoding="utf-8") as fh:  # read-only
+    with CORPUS.open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
 
@@ -36,10 +33,6 @@ CASES = _load_cases()
 
 
 def _params() -> list[Any]:
-    if not CASES:
-        return [pytest.param(None, marks=pytest.mark.skip(
-            reason=f"EventBridge conformance corpus not found at {CORPUS} (expected ../shared next to the repo)"),
-            id="corpus-missing")]
     params = []
     for case in CASES:
         marks = []
@@ -50,9 +43,7 @@ def _params() -> list[Any]:
 
 
 @pytest.mark.parametrize("case", _params())
-def test_given_corpus_case_when_matched_then_result_is_the_expected_one(case: dict[str, Any] | None) -> None:
-    if case is None:  # pragma: no cover - the skip mark fires first
-        pytest.skip(f"EventBridge conformance corpus not found at {CORPUS}")
+def test_given_corpus_case_when_matched_then_result_is_the_expected_one(case: dict[str, Any]) -> None:
     # the raw JSON text, when present, keeps number spellings that a re-serialisation loses
     pattern = json.loads(case["pattern_raw"]) if case.get("pattern_raw") else case["pattern"]
     event = json.loads(case["event_raw"]) if case.get("event_raw") else case["event"]
@@ -68,8 +59,7 @@ def test_given_corpus_case_when_matched_then_result_is_the_expected_one(case: di
 
 
 def test_given_the_corpus_when_loaded_then_ids_are_unique_and_known_divergences_exist() -> None:
-    if not CASES:
-        pytest.skip(f"EventBridge conformance corpus not found at {CORPUS}")
+    assert len(CASES) >= 631, f"the corpus at {CORPUS} lost cases"
     ids = [case["id"] for case in CASES]
     assert len(ids) == len(set(ids))
     assert set(KNOWN_DIVERGENCES) <= set(ids), "KNOWN_DIVERGENCES names a case that is not in the corpus"

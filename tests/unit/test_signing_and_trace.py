@@ -18,6 +18,12 @@ def test_given_current_or_previous_key_when_verified_then_accepted():
 @pytest.mark.parametrize(("headers", "code"), [
     ({}, "signature.missing"),
     ({"X-PowerX-Timestamp": "abc", "X-PowerX-Signature": "v1=00"}, "signature.bad_timestamp"),
+    # Unicode digits pass str.isdigit() but not int(); a 5,000-digit number is no timestamp either
+    ({"X-PowerX-Timestamp": "\u00b2", "X-PowerX-Signature": "v1=00"}, "signature.bad_timestamp"),
+    ({"X-PowerX-Timestamp": "\u0661\u0662", "X-PowerX-Signature": "v1=00"}, "signature.bad_timestamp"),
+    ({"X-PowerX-Timestamp": "9" * 5000, "X-PowerX-Signature": "v1=00"}, "signature.bad_timestamp"),
+    ({"X-PowerX-Timestamp": "1000", "X-PowerX-Signature": "v1=\u00e9" * 20}, "signature.invalid"),
+    ({"X-PowerX-Timestamp": "1000", "X-PowerX-Signature": "v1=" + "0" * 63}, "signature.invalid"),
     (signed_headers("k", BODY, now=0), "signature.expired"),
     (signed_headers("other", BODY, now=1000), "signature.invalid"),
 ])

@@ -169,6 +169,44 @@ class WorkflowsStore:
                 raise
             return False
 
+    # -- closing a callback or a review: claim, do the work, finish (or release) -----------------
+    def claim(self, pk: str, outcome: str, stale_seconds: float = 120.0) -> bool:
+        """OPEN → CLOSING with ``outcome``: the one caller that gets True does the work, then calls
+        :meth:`finish_claim` (CLOSING → CLOSED) or, when the work failed, :meth:`release_claim`
+        (back to OPEN, so the caller's retry can close it). A claim left CLOSING (the release itself
+        failed) is taken over by a retry with the same outcome, or by any outcome once stale."""
+        now = round(time.time(), 3)
+        try:
+            self._ddb.update_item(
+                TableName=self._table, Key=key(pk=pk, sk="META"),
+                UpdateExpression="SET #s = :closing, outcome = :o, claimed_at = :t",
+                ConditionExpression="#s = :open OR (#s = :closing AND (outcome = :o OR claimed_at < :stale))",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values(closing="CLOSING", open="OPEN", o=outcome, t=now,
+                                                 stale=now - stale_seconds))
+            return True
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return False
+
+    def finish_claim(self, pk: str, outcome: str, remove: tuple[str, ...] = (), **fields: Any) -> None:
+        names = {"#s": "status", **{f"#f{i}": k for i, k in enumerate(fields)}}
+        sets = ["#s = :closed", "closed_at = :t"] + [f"#f{i} = :v{i}" for i in range(len(fields))]
+        vals = values(closed="CLOSED", closing="CLOSING", o=outcome, t=round(time.time(), 3),
+                      **{f"v{i}": v for i, v in enumerate(fields.values())})
+        self._ddb.update_item(
+            TableName=self._table, Key=key(pk=pk, sk="META"),
+            UpdateExpression="SET " + ", ".join(sets) + (" REMOVE " + ", ".join(remove) if remove else ""),
+            ConditionExpression="#s = :closing AND outcome = :o", ExpressionAttributeNames=names,
+            ExpressionAttributeValues=vals)
+
+    def release_claim(self, pk: str, outcome: str) -> None:
+        self._ddb.update_item(
+            TableName=self._table, Key=key(pk=pk, sk="META"), UpdateExpression="SET #s = :open REMOVE outcome, claimed_at",
+            ConditionExpression="#s = :closing AND outcome = :o", ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=values(open="OPEN", closing="CLOSING", o=outcome))
+
     # -- manual review tasks ---------------------------------------------------------------
     def put_review(self, review: dict[str, Any]) -> bool:
         """Create an OPEN review; False when it already exists (a retried escalation)."""

@@ -18,6 +18,10 @@ from rich.console import Console
 from rich.table import Table
 
 from powerx_agent import spec
+from powerx_agent.json_limits import MAX_DEPTH, JsonLimitError
+from powerx_agent.json_limits import loads as loads_bounded
+
+MAX_EVENT_FILE_BYTES = 1024 * 1024
 
 app = typer.Typer(help="Lint, test and inspect the strategy library.", no_args_is_help=True)
 console = Console()
@@ -80,11 +84,18 @@ def lint(directory: Path = typer.Argument(Path("strategies"), help="directory of
 
 def read_event_file(path: Path) -> dict[str, Any]:
     try:
-        event = json.loads(path.read_text())
-    except FileNotFoundError:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_EVENT_FILE_BYTES + 1)
+        if len(raw) > MAX_EVENT_FILE_BYTES:
+            raise typer.BadParameter(f"{path} is larger than {MAX_EVENT_FILE_BYTES} bytes: an event file holds one "
+                                     "EventBridge event (at most 256 KiB)", param_hint="--event")
+        # depth pre-scanned before parsing; numbers and Unicode checked as the envelope checks them
+        event = loads_bounded(raw, root="", max_depth=MAX_DEPTH + 1)
+    except (FileNotFoundError, IsADirectoryError):
         raise typer.BadParameter(f"{path} does not exist", param_hint="--event") from None
-    except ValueError as exc:
-        raise typer.BadParameter(f"{path} is not JSON: {exc}", param_hint="--event") from None
+    except JsonLimitError as exc:
+        what = "is not JSON" if exc.kind == "invalid_json" else f"is refused (envelope.{exc.kind} at {exc.where or '$'})"
+        raise typer.BadParameter(f"{path} {what}: {exc.message}", param_hint="--event") from None
     if not isinstance(event, dict) or "detail-type" not in event or "detail" not in event:
         raise typer.BadParameter(f"{path} must hold an EventBridge event with detail-type and detail",
                                  param_hint="--event")
@@ -339,7 +350,7 @@ def simulate(events: Path = typer.Option(..., "--events", help="JSON Lines file,
             if not raw.strip():
                 continue
             try:
-                event = json.loads(raw)
+                event = loads_bounded(raw, root="", max_depth=MAX_DEPTH + 1)
                 if not isinstance(event, dict):
                     raise ValueError("not a JSON object")
                 decision, selected = _decide_line(library, event)

@@ -1,6 +1,5 @@
 """POST /internal/agent/callbacks: signed callbacks that resume waiting nodes."""
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -9,6 +8,7 @@ from pydantic import ValidationError
 from powerx_agent.deps import get_deps
 from powerx_agent.handlers._api import check_request, install_error_handler, json_response
 from powerx_agent.handlers._common import logger
+from powerx_agent.json_limits import JsonLimitError, loads
 from powerx_agent.nodes.callbacks import CallbackRequest, Callbacks
 
 app = APIGatewayRestResolver()
@@ -22,7 +22,13 @@ def callback() -> Response:
     if isinstance(checked, Response):
         return checked
     try:
-        request = CallbackRequest.model_validate(json.loads(checked or b"null"))
+        # depth, numbers and Unicode first (linear, no recursion), then the shape
+        body = loads(checked or b"null", root="body")
+    except JsonLimitError as exc:
+        code = "callback.invalid" if exc.kind == "invalid_json" else f"callback.{exc.kind}"
+        return json_response(400, {"code": code, "message": exc.message, "where": exc.where})
+    try:
+        request = CallbackRequest.model_validate(body)
     except (ValueError, ValidationError) as exc:
         problems = exc.errors() if isinstance(exc, ValidationError) else [{"msg": str(exc), "loc": ()}]
         return json_response(400, {"code": "callback.invalid", "message": problems[0]["msg"],

@@ -5,7 +5,6 @@ source the bus does not route, naming the accepted ones), 401 bad signature,
 403 tenant not allowed, 409 idempotency conflict, 413 too large.
 """
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -14,7 +13,9 @@ from powerx_agent.deps import get_deps
 from powerx_agent.errors import EventRejected
 from powerx_agent.handlers._api import check_request, install_error_handler, json_response
 from powerx_agent.handlers._common import logger
+from powerx_agent.ingest.envelope import limits_rejection
 from powerx_agent.ingest.replay import submit_replay
+from powerx_agent.json_limits import MAX_DEPTH, JsonLimitError, loads
 
 app = APIGatewayRestResolver()
 install_error_handler(app, logger)
@@ -27,9 +28,12 @@ def replay() -> Response:
     if isinstance(checked, Response):
         return checked
     try:
-        event = json.loads(checked or b"null")
-    except ValueError as exc:
-        return json_response(400, {"code": "request.invalid_json", "message": str(exc)})
+        # the body is an EventBridge event: its detail (level 2) may nest MAX_DEPTH levels
+        event = loads(checked or b"null", root="", max_depth=MAX_DEPTH + 1)
+    except JsonLimitError as exc:
+        if exc.kind == "invalid_json":
+            return json_response(400, {"code": "request.invalid_json", "message": exc.message})
+        return json_response(400, limits_rejection(exc).to_dict())
     caller = (app.current_event.headers or {}).get("X-PowerX-Caller") or "replay-api"
     try:
         status, body = submit_replay(deps, event, replayed_by=caller)

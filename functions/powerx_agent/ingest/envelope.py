@@ -1,4 +1,10 @@
-"""The event envelope of DESIGN.md §3, validated strictly, with a specific code per problem."""
+"""The event envelope of DESIGN.md §3, validated strictly, with a specific code per problem.
+
+Generic limits come first, before anything recursive (pydantic, ``json.dumps``) sees the event:
+depth, numbers DynamoDB can store, valid Unicode (:mod:`powerx_agent.json_limits`), then the size
+as EventBridge counts a PutEvents entry (UTF-8 bytes of Source, DetailType and Detail, plus 14
+for Time and each resource).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from powerx_agent.errors import EventRejected
+from powerx_agent.json_limits import MAX_DEPTH, JsonLimitError, check_value, loads, utf8_size
 
 MAX_EVENT_BYTES = 256 * 1024  # EventBridge's PutEvents entry limit
+_TIME_BYTES = 14  # EventBridge counts a given Time as 14 bytes
 TENANT_RE = r"^[a-z0-9][a-z0-9-]{0,62}$"
 PRINTABLE_RE = r"^[\x21-\x7e]{1,128}$"
 EVENT_TYPE_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -79,13 +87,50 @@ def _code_for(error_type: str) -> str:
     return "envelope.invalid_field"
 
 
+def limits_rejection(exc: JsonLimitError, prefix: str = "envelope") -> EventRejected:
+    """A JSON limit as a rejection: ``envelope.too_deep``, ``envelope.invalid_number``, ..."""
+    if exc.kind == "too_deep":
+        return EventRejected(f"detail nests objects and arrays deeper than {MAX_DEPTH} levels (the limit)",
+                             code=f"{prefix}.too_deep", where=exc.where or "$", details={"max_depth": MAX_DEPTH})
+    return EventRejected(exc.message, code=f"{prefix}.{exc.kind}", where=exc.where or "$")
+
+
+def entry_size(event: dict[str, Any]) -> int:
+    """The PutEvents entry size of an event, as EventBridge computes it: UTF-8 bytes of source,
+    detail-type and detail (its JSON as sent, or compact when already parsed), each resource, and
+    14 bytes for the time."""
+    detail = event.get("detail")
+    detail_text = detail if isinstance(detail, str) else \
+        json.dumps(detail, ensure_ascii=False, separators=(",", ":"), default=str)
+    size = utf8_size(detail_text) + (_TIME_BYTES if event.get("time") is not None else 0)
+    for key in ("source", "detail-type"):
+        value = event.get(key)
+        size += utf8_size(value) if isinstance(value, str) else 0
+    resources = event.get("resources")
+    if isinstance(resources, list):
+        size += sum(utf8_size(r) for r in resources if isinstance(r, str))
+    return size
+
+
 def parse_event(event: Any) -> IncomingEvent:
     """Validate an EventBridge event carrying our envelope; raise EventRejected with a precise code."""
     if not isinstance(event, dict):
         raise EventRejected("the event is not a JSON object", code="envelope.not_an_object", where="$")
-    size = len(json.dumps(event, separators=(",", ":"), default=str).encode())
+    try:
+        # the event's own level counts: detail (level 2) may nest MAX_DEPTH levels
+        check_value(event, root="", max_depth=MAX_DEPTH + 1)
+        if isinstance(event.get("detail"), str):
+            detail_value = loads(event["detail"], root="detail")
+        else:
+            detail_value = event.get("detail")
+    except JsonLimitError as exc:
+        if exc.kind == "invalid_json":
+            raise EventRejected(f"detail is {exc.message}", code="envelope.invalid_json", where="detail") from None
+        raise limits_rejection(exc) from None
+    size = entry_size(event)
     if size > MAX_EVENT_BYTES:
-        raise EventRejected(f"the event is {size} bytes; the limit is {MAX_EVENT_BYTES} bytes (EventBridge)",
+        raise EventRejected(f"the event is {size} bytes (UTF-8, counted as EventBridge counts a PutEvents entry); "
+                            f"the limit is {MAX_EVENT_BYTES} bytes",
                             code="envelope.too_large", where="$", details={"bytes": size})
     event_type = event.get("detail-type")
     if not event_type:
@@ -97,15 +142,9 @@ def parse_event(event: Any) -> IncomingEvent:
     source = event.get("source")
     if not isinstance(source, str) or not source:
         raise EventRejected("source is required", code="envelope.missing_field", where="source")
-    detail = event.get("detail")
+    detail = detail_value
     if detail is None:
         raise EventRejected("detail (the envelope) is required", code="envelope.missing_field", where="detail")
-    if isinstance(detail, str):
-        try:
-            detail = json.loads(detail)
-        except ValueError as exc:
-            raise EventRejected(f"detail is not valid JSON: {exc}", code="envelope.invalid_json",
-                                where="detail") from exc
     if not isinstance(detail, dict):
         raise EventRejected("detail must be a JSON object", code="envelope.invalid_field", where="detail")
     try:

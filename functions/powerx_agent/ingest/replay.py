@@ -39,7 +39,9 @@ def submit_replay(deps: Any, event: Any, *, replayed_by: str) -> tuple[int, dict
     detail["occurred_at"] = event["detail"]["occurred_at"] if isinstance(event.get("detail"), dict) else \
         detail["occurred_at"]
     out = deps.client("events").put_events(Entries=[{
-        "Source": incoming.source, "DetailType": incoming.event_type, "Detail": json.dumps(detail),
+        "Source": incoming.source, "DetailType": incoming.event_type,
+        # UTF-8 as EventBridge counts it: escaped (ensure_ascii) CJK text would count six bytes a character
+        "Detail": json.dumps(detail, ensure_ascii=False, separators=(",", ":")),
         "EventBusName": deps.settings.event_bus}])
     if out.get("FailedEntryCount"):
         entry = out["Entries"][0]

@@ -36,6 +36,8 @@ from powerx_agent.errors import EventRejected
 from powerx_agent.ingest.envelope import IncomingEvent, parse_event
 from powerx_agent.ingest.routing import check_routed
 from powerx_agent.ingest.signing import signed_headers
+from powerx_agent.json_limits import MAX_DEPTH, JsonLimitError
+from powerx_agent.json_limits import loads as loads_bounded
 
 MAX_BATCH_ENTRIES = 10  # PutEvents' limit
 MAX_BATCH_BYTES = 256 * 1024  # PutEvents' request limit
@@ -129,8 +131,7 @@ def _as_eventbridge_event(obj: Any) -> Any:
         return obj["requestPayload"]
     if isinstance(obj, dict) and "DetailType" in obj:
         detail = obj.get("Detail")
-        return {"source": obj.get("Source"), "detail-type": obj.get("DetailType"),
-                "detail": json.loads(detail) if isinstance(detail, str) else detail}
+        return {"source": obj.get("Source"), "detail-type": obj.get("DetailType"), "detail": detail}
     return obj
 
 
@@ -142,9 +143,10 @@ def read_lines(lines: Iterable[str]) -> tuple[list[ReplayItem], list[LineProblem
         if not text:
             continue
         try:
-            obj = json.loads(text)
-        except ValueError as exc:
-            problems.append(LineProblem(number, "line.invalid_json", f"not JSON: {exc}"))
+            obj = loads_bounded(text, root="", max_depth=MAX_DEPTH + 2)  # a DLQ record wraps the event once
+        except JsonLimitError as exc:
+            code = "line.invalid_json" if exc.kind == "invalid_json" else f"envelope.{exc.kind}"
+            problems.append(LineProblem(number, code, exc.message, exc.where or None))
             continue
         try:
             event = _as_eventbridge_event(obj)
@@ -153,12 +155,10 @@ def read_lines(lines: Iterable[str]) -> tuple[list[ReplayItem], list[LineProblem
         except EventRejected as exc:
             problems.append(LineProblem(number, exc.code, exc.message, exc.where))
             continue
-        except ValueError as exc:  # a PutEvents entry whose Detail is not JSON
-            problems.append(LineProblem(number, "envelope.invalid_json", str(exc), "Detail"))
-            continue
         items.append(ReplayItem(number, {"source": incoming.source, "detail-type": incoming.event_type,
                                          "detail": event["detail"] if isinstance(event["detail"], dict)
-                                         else json.loads(event["detail"])}, incoming))
+                                         else loads_bounded(event["detail"], root="detail")},
+                                incoming))
     return items, problems
 
 
@@ -250,7 +250,8 @@ def classify(items: list[ReplayItem], lookup: Lookup | None) -> tuple[list[Repla
 
 def entry_for(item: ReplayItem, bus: str) -> dict[str, Any]:
     return {"Source": item.event["source"], "DetailType": item.event["detail-type"],
-            "Detail": json.dumps(item.event["detail"], separators=(",", ":")), "EventBusName": bus}
+            "Detail": json.dumps(item.event["detail"], ensure_ascii=False, separators=(",", ":")),
+            "EventBusName": bus}
 
 
 def _entry_bytes(entry: dict[str, Any]) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,16 @@ from powerx_agent import spec
 from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.errors import EventRejected, RetryableError
 from powerx_agent.ingest.trace import continue_or_start
+from powerx_agent.json_limits import dumps as dumps_any
+
+UNREGISTERED_TENANT = "unregistered"
+"""The ``tenant`` metric dimension of every rejection whose tenant is not a registered one (unknown,
+malformed, or an envelope refused before its tenant was read): raw input never becomes a dimension."""
+
+MAX_DLQ_BODY_BYTES = 1000 * 1024
+"""Under the queues' 1 MiB message limit (``spec.QueueSpec.max_message_bytes``): a rejection record
+larger than this (only an event refused for its size can be) keeps the reason and a head of the event;
+the bus archive keeps the whole event."""
 
 if TYPE_CHECKING:
     from powerx_agent.ingest.envelope import IncomingEvent
@@ -37,6 +48,7 @@ class IngestResult:
     workflow_id: str | None = None
     code: str | None = None
     message: str | None = None
+    where: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -83,14 +95,17 @@ class Ingestor:
         try:
             incoming = parse_event(event)
         except EventRejected as exc:
-            return self._reject(event, exc, tenant_id=_peek(event, "tenant_id"), event_id=_peek(event, "event_id"))
+            tenant_id = _peek(event, "tenant_id")
+            return self._reject(event, exc, tenant_id=tenant_id, event_id=_peek(event, "event_id"),
+                                registered=self._registered(tenant_id))
         env = incoming.envelope
         workflow_id = workflow_id_for(env.tenant_id, env.key)
+        tenant = self.deps.tenants.get(env.tenant_id)
         try:
-            tenant = self.deps.tenants.get(env.tenant_id)
             check_tenant_scope(tenant, env.tenant_id, incoming.event_type)
         except EventRejected as exc:
-            return self._reject(event, exc, tenant_id=env.tenant_id, event_id=env.event_id, workflow_id=workflow_id)
+            return self._reject(event, exc, tenant_id=env.tenant_id, event_id=env.event_id, workflow_id=workflow_id,
+                                registered=tenant is not None)
         assert tenant is not None
         ttl_hours = float(tenant.get("idempotency_ttl_hours") or self.settings.idempotency_default_ttl_hours)
         claim = self.deps.events.claim(
@@ -104,7 +119,8 @@ class Ingestor:
                 "with a different payload", code="idempotency.payload_conflict", where="detail.idempotency_key",
                 details={"first_event_id": claim.record.get("event_id")})
             return self._reject(event, exc, tenant_id=env.tenant_id, event_id=env.event_id, workflow_id=workflow_id,
-                                chain=f"CONFLICT#{env.tenant_id}#{env.key}#{incoming.payload_hash[:16]}")
+                                chain=f"CONFLICT#{env.tenant_id}#{env.key}#{incoming.payload_hash[:16]}",
+                                registered=True)
         orchestrator_on = self.deps.flags.enabled("agent-orchestrator", {"tenant_id": env.tenant_id})
         if claim.kind == "deferred" and orchestrator_on:
             # recorded while the orchestrator was off; this (re)delivery runs it now (exactly one wins)
@@ -143,8 +159,9 @@ class Ingestor:
                 data={"reason": "deferred while agent-orchestrator was off; run on redelivery",
                       "attempts": claim.record.get("attempts"), "first_event_id": claim.record.get("event_id"),
                       **lineage}, **common))
+        # UTF-8, not escaped: a CJK event would otherwise take six bytes a character in the message
         self.deps.client("sqs").send_message(QueueUrl=self.settings.match_queue_url,
-                                             MessageBody=json.dumps(context, separators=(",", ":")))
+                                             MessageBody=json.dumps(context, ensure_ascii=False, separators=(",", ":")))
         return IngestResult("accepted", workflow_id=workflow_id)
 
     def _duplicate(self, incoming: IncomingEvent, record: dict[str, Any], common: dict[str, Any]) -> IngestResult:
@@ -159,18 +176,38 @@ class Ingestor:
         self.metrics.add(spec.METRICS["duplicates"], 1, tenant=env.tenant_id)
         return IngestResult("duplicate", workflow_id=record.get("workflow_id") or common["workflow_id"])
 
+    def _registered(self, tenant_id: str | None) -> bool:
+        from powerx_agent.ingest.envelope import TENANT_RE
+
+        return bool(tenant_id and re.match(TENANT_RE, tenant_id) and self.deps.tenants.get(tenant_id) is not None)
+
     def _reject(self, event: Any, exc: EventRejected, *, tenant_id: str | None, event_id: str | None,
-                workflow_id: str | None = None, chain: str | None = None) -> IngestResult:
-        fingerprint = hashlib.sha256(json.dumps(event, sort_keys=True, default=str).encode()).hexdigest()[:24]
+                registered: bool, workflow_id: str | None = None, chain: str | None = None) -> IngestResult:
+        # the event may be anything (deep, huge numbers): serialised without recursion, never refused
+        text = dumps_any(event, sort_keys=True)
+        fingerprint = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
         chain = chain or (workflow_chain(workflow_id) if workflow_id else f"REJ#{fingerprint}")
         self.deps.client("sqs").send_message(
-            QueueUrl=self.settings.ingest_dlq_url,
-            MessageBody=json.dumps({"reason": exc.to_dict(), "event": event}, default=str),
+            QueueUrl=self.settings.ingest_dlq_url, MessageBody=_dlq_body(exc, text),
             MessageAttributes={"code": {"DataType": "String", "StringValue": exc.code}})
         self.deps.audit.append(AuditEntry("event.rejected", chain, tenant_id=tenant_id, event_id=event_id,
                                           workflow_id=workflow_id, status="REJECTED", data=exc.to_dict()))
-        self.metrics.add(spec.METRICS["rejected"], 1, tenant=tenant_id if tenant_id else None, code=exc.code)
-        return IngestResult("rejected", workflow_id=None, code=exc.code, message=exc.message)
+        self.metrics.add(spec.METRICS["rejected"], 1, tenant=tenant_id if registered else UNREGISTERED_TENANT,
+                         code=exc.code)
+        return IngestResult("rejected", workflow_id=None, code=exc.code, message=exc.message, where=exc.where)
+
+
+def _dlq_body(exc: EventRejected, event_text: str) -> str:
+    """``{"reason", "event"}``; past :data:`MAX_DLQ_BODY_BYTES` the event is kept as a head of its
+    JSON (``event_head``) with its size, and the bus archive holds it whole."""
+    reason = json.dumps(exc.to_dict(), ensure_ascii=False, default=str)
+    body = f'{{"reason":{reason},"event":{event_text}}}'
+    size = len(body.encode("utf-8", "surrogatepass"))
+    if size <= MAX_DLQ_BODY_BYTES:
+        return body.encode("utf-8", "replace").decode("utf-8")
+    head = event_text[:64 * 1024].encode("utf-8", "replace").decode("utf-8")
+    return json.dumps({"reason": exc.to_dict(), "event_truncated": True, "event_bytes": size,
+                       "event_head": head}, ensure_ascii=False, default=str)
 
 
 def _peek(event: Any, field: str) -> str | None:

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Iterable
 
 TIMESTAMP_HEADER = "X-PowerX-Timestamp"
 SIGNATURE_HEADER = "X-PowerX-Signature"
+# ASCII only: str.isdigit() also accepts '²' and other Unicode digits, which int() then refuses
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_SIGNATURE = re.compile(r"v1=[0-9a-f]{64}")
 
 
 class SignatureError(Exception):
@@ -43,8 +47,11 @@ def verify(headers: dict[str, str], body: bytes, keys: Iterable[str], window_sec
     signature = lowered.get(SIGNATURE_HEADER.lower())
     if not timestamp or not signature:
         raise SignatureError("signature.missing", f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} headers are required")
-    if not timestamp.isdigit():
-        raise SignatureError("signature.bad_timestamp", f"{TIMESTAMP_HEADER} must be unix seconds")
+    if not _TIMESTAMP.fullmatch(timestamp):
+        raise SignatureError("signature.bad_timestamp",
+                             f"{TIMESTAMP_HEADER} must be unix seconds (1 to 12 ASCII digits)")
+    if not _SIGNATURE.fullmatch(signature):
+        raise SignatureError("signature.invalid", f"{SIGNATURE_HEADER} must be v1= and 64 lowercase hex digits")
     current = now if now is not None else time.time()
     if abs(current - int(timestamp)) > window_seconds:
         raise SignatureError("signature.expired",

@@ -115,7 +115,8 @@ def _tables(ddb: Any, out: Deployment) -> None:
 def _queues(sqs: Any, out: Deployment, visibility_timeout: int | None, max_receive_count: int | None) -> None:
     for queue in spec.QUEUES:  # DLQs come first in spec.QUEUES
         attributes = {"VisibilityTimeout": str(visibility_timeout or queue.visibility_timeout),
-                      "MessageRetentionPeriod": str(queue.retention_seconds)}
+                      "MessageRetentionPeriod": str(queue.retention_seconds),
+                      "MaximumMessageSize": str(queue.max_message_bytes)}
         if queue.dlq:
             attributes["RedrivePolicy"] = json.dumps({
                 "deadLetterTargetArn": out.queue_arns[queue.dlq],

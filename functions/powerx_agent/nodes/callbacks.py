@@ -1,8 +1,12 @@
 """Callbacks that resume waiting nodes: asynchronous plugins and manual reviews.
 
-A callback id or review id maps to the task token stored server side. The first callback closes
-it (conditional update) and resumes the execution; a second one changes nothing and is answered
-with the first outcome (HTTP 409).
+A callback id or review id maps to the task token stored server side. Everything about the
+request is validated first (shape, and output that DynamoDB and Step Functions can hold: depth,
+numbers, Unicode). Then the first callback *claims* the item (conditional OPEN → CLOSING), resumes
+the execution, writes the node and the audit record, and only then closes it (CLOSING → CLOSED).
+If any step after the claim fails, the claim is released (back to OPEN) and the caller is told to
+retry (503 ``callback.unavailable``): a failure never leaves a callback closed with its work undone.
+A second callback changes nothing and is answered with the first outcome (HTTP 409).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from powerx_agent.adapters.aws import error_code
 from powerx_agent.audit.records import AuditEntry, workflow_chain
+from powerx_agent.json_limits import JsonLimitError, check_value
 from powerx_agent.nodes.backlog import emit_backlog
 from powerx_agent.nodes.runner import NodeRunner, small
 
@@ -52,6 +57,10 @@ class Callbacks:
         self.metrics = metrics
 
     def handle(self, request: CallbackRequest) -> CallbackResult:
+        try:
+            check_value(request.output, root="output")
+        except JsonLimitError as exc:
+            return CallbackResult(400, {"code": f"callback.{exc.kind}", "message": exc.message, "where": exc.where})
         if request.review_id:
             return self._review(request)
         return self._plugin(request)
@@ -67,20 +76,27 @@ class Callbacks:
                 return CallbackResult(409, {"code": "callback.closed", "first_outcome": item.get("outcome")})
             self._send(sfn.send_task_heartbeat, taskToken=item["task_token"])
             return CallbackResult(200, {"status": "heartbeat recorded"})
-        if not self.deps.workflows.close_callback(request.callback_id, request.outcome):
+        pk = f"CB#{request.callback_id}"
+        if not self.deps.workflows.claim(pk, request.outcome):
             first = self.deps.workflows.get_callback(request.callback_id) or {}
             return CallbackResult(409, {"code": "callback.duplicate", "first_outcome": first.get("outcome")})
-        wf = self._wf(item["workflow_id"])
-        if request.outcome == "succeeded":
-            self._send(sfn.send_task_success, taskToken=item["task_token"], output=json.dumps(small(request.output or {})))
-            NodeRunner(self.deps, self.metrics).succeed(wf, item["node_id"], request.output, None, None, via="callback")
-        else:
-            self.deps.workflows.transition_node(item["workflow_id"], item["node_id"], "FAILED",
-                                                error={"type": "CallbackFailed", "message": request.reason or ""})
-            self._send(sfn.send_task_failure, taskToken=item["task_token"], error="CallbackFailed",
-                       cause=(request.reason or "the plugin reported a failure")[:256])
-        self._audit(wf, item["node_id"], "callback.received", request)
-        return CallbackResult(200, {"status": "accepted", "outcome": request.outcome})
+
+        def work() -> None:
+            wf = self._wf(item["workflow_id"])
+            if request.outcome == "succeeded":
+                self._send(sfn.send_task_success, taskToken=item["task_token"],
+                           output=json.dumps(small(request.output or {})))
+                NodeRunner(self.deps, self.metrics).succeed(wf, item["node_id"], request.output, None, None,
+                                                            via="callback")
+            else:
+                self.deps.workflows.transition_node(item["workflow_id"], item["node_id"], "FAILED",
+                                                    error={"type": "CallbackFailed", "message": request.reason or ""})
+                self._send(sfn.send_task_failure, taskToken=item["task_token"], error="CallbackFailed",
+                           cause=(request.reason or "the plugin reported a failure")[:256])
+            self._audit(wf, item["node_id"], "callback.received", request)
+            self.deps.workflows.finish_claim(pk, request.outcome)
+
+        return self._claimed(pk, request.outcome, work)
 
     def _review(self, request: CallbackRequest) -> CallbackResult:
         assert request.review_id
@@ -88,27 +104,50 @@ class Callbacks:
         if review is None:
             return CallbackResult(404, {"code": "review.unknown", "message": "no such review id"})
         actor = request.actor or "callback-api"
-        if not self.deps.workflows.close_review(request.review_id, request.outcome, actor, request.reason):
+        pk = f"REVIEW#{request.review_id}"
+        if not self.deps.workflows.claim(pk, request.outcome):
             first = self.deps.workflows.get_review(request.review_id) or {}
             return CallbackResult(409, {"code": "review.duplicate", "first_outcome": first.get("outcome")})
-        emit_backlog(self.deps, self.metrics)
-        wf = self._wf(review["workflow_id"])
-        # audited before the execution resumes, so the trail reads in causal order
-        self._audit(wf, review.get("node_id"), "review.closed", request, actor=actor)
-        token = review.get("task_token")
-        if token:  # a manual_review node waits for this outcome
-            sfn = self.deps.client("stepfunctions")
-            if request.outcome == "approved":
-                self._send(sfn.send_task_success, taskToken=token,
-                           output=json.dumps({"review_id": request.review_id, "outcome": "approved"}))
-                NodeRunner(self.deps, self.metrics).succeed(wf, review["node_id"], {"approved_by": actor}, None, None,
-                                                            via="review")
-            else:
-                self.deps.workflows.transition_node(review["workflow_id"], review["node_id"], "FAILED",
-                                                    error={"type": "ReviewRejected", "message": request.reason or ""})
-                self._send(sfn.send_task_failure, taskToken=token, error="ReviewRejected",
-                           cause=(request.reason or "rejected by reviewer")[:256])
-        return CallbackResult(200, {"status": "accepted", "outcome": request.outcome})
+
+        def work() -> None:
+            wf = self._wf(review["workflow_id"])
+            # audited before the execution resumes, so the trail reads in causal order
+            self._audit(wf, review.get("node_id"), "review.closed", request, actor=actor)
+            token = review.get("task_token")
+            if token:  # a manual_review node waits for this outcome
+                sfn = self.deps.client("stepfunctions")
+                if request.outcome == "approved":
+                    self._send(sfn.send_task_success, taskToken=token,
+                               output=json.dumps({"review_id": request.review_id, "outcome": "approved"}))
+                    NodeRunner(self.deps, self.metrics).succeed(wf, review["node_id"], {"approved_by": actor}, None,
+                                                                None, via="review")
+                else:
+                    self.deps.workflows.transition_node(review["workflow_id"], review["node_id"], "FAILED",
+                                                        error={"type": "ReviewRejected",
+                                                               "message": request.reason or ""})
+                    self._send(sfn.send_task_failure, taskToken=token, error="ReviewRejected",
+                               cause=(request.reason or "rejected by reviewer")[:256])
+            self.deps.workflows.finish_claim(pk, request.outcome, remove=("gsi1pk", "gsi1sk"),
+                                             closed_by=actor, reason=request.reason or "")
+            emit_backlog(self.deps, self.metrics)
+
+        return self._claimed(pk, request.outcome, work)
+
+    def _claimed(self, pk: str, outcome: str, work: Any) -> CallbackResult:
+        """Run the work of a claimed callback or review; on any failure release the claim (so the
+        caller's retry can close it) and answer 503 for an AWS-side failure."""
+        try:
+            work()
+        except Exception as exc:
+            try:
+                self.deps.workflows.release_claim(pk, outcome)
+            except Exception:  # noqa: BLE001 - the claim goes stale; a retry with the same outcome takes it
+                pass
+            if not type(exc).__module__.startswith(("botocore", "boto3")):
+                raise
+            return CallbackResult(503, {"code": "callback.unavailable",
+                                        "message": f"not recorded, nothing was closed; retry ({type(exc).__name__})"})
+        return CallbackResult(200, {"status": "accepted", "outcome": outcome})
 
     def _send(self, call: Any, **kwargs: Any) -> None:
         try:

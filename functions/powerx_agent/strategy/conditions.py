@@ -523,7 +523,7 @@ def _compile(raw: Any, where: str, depth: int) -> Condition:
     try:
         path = compile_path(raw["path"], where=f"{where}.path")
     except StrategyError as exc:
-        raise StrategyError(exc.message, code="path.invalid", where=f"{where}.path",
+        raise StrategyError(exc.message, code=exc.code, where=f"{where}.path",
                             details={"loc": _loc(f"{where}.path")}) from None
     test = _make_test(op, raw[op], f"{where}.{op}")
     return Leaf(path, op, raw[op], test, where)

@@ -13,11 +13,28 @@ Result of :meth:`CompiledPath.get`:
 * any other path (wildcards ``[*]``/``.*``, slices, negative indices, ``..``, filters, unions)
   returns the **list** of every matched value, in document order, or :data:`MISSING` when nothing
   matched.
+
+Bounded by construction: lint refuses every part of jsonpath-ng's extended grammar whose cost is
+not bounded by the size of the event (:func:`check_bounded`):
+
+* ``=~`` regex filters (``path.regex_filter``): Python's backtracking ``re``; use a ``matches``
+  condition, which runs RE2;
+* arithmetic ``+ - * /`` (``path.arithmetic``): ``"AAAA" * 2e9`` builds gigabytes;
+* ``sub()``, ``split()``, ``str()`` (``path.string_function``): they build strings (``sub()`` with a
+  backtracking regex);
+* ``&`` intersections (``path.unsupported``): jsonpath-ng does not implement them;
+* more than one ``..`` (``path.too_complex``): each nested ``..`` multiplies the walk by the event's
+  size.
+
+What remains (names, indices, slices, ``*``, one ``..``, unions, ``where``, filters comparing with
+``== != < <= > >=``, ``&&``/``||``/``!``, ``len``, ``keys``, ``path``, ``sorted``, ``this``,
+``parent``) costs at most a few walks of an event whose depth the envelope already bounds.
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from functools import lru_cache
 from typing import Any
 
@@ -124,12 +141,75 @@ class CompiledPath:
         return hash(self.expr)
 
 
+MAX_DESCENDANTS = 1
+"""Most ``..`` steps in one path (filters included)."""
+
+
+def _refusal(code: str, message: str) -> StrategyError:
+    return StrategyError(message, code=code)
+
+
+def _bounded_types() -> tuple[dict[type, None], dict[type, tuple[str, str]]]:
+    from jsonpath_ng import jsonpath as core
+    from jsonpath_ng.ext import arithmetic, filter, iterable, string
+
+    allowed = dict.fromkeys((core.Root, core.This, core.Child, core.Parent, core.Where, core.WhereNot,
+                             core.Descendants, core._Union, core.Fields, core.Wildcard, core.Index, core.Slice,
+                             filter.Filter, filter.Expression, filter.And, filter.Or,
+                             iterable.Len, iterable.Keys, iterable.Path, iterable.SortedThis))
+    refused = {
+        arithmetic.Operation: ("path.arithmetic", "arithmetic (+ - * /) in a path can build unbounded values "
+                               "(a string times a large number); compare with gt/lt/equals instead"),
+        string.Sub: ("path.string_function", "sub() builds strings with Python's backtracking regex engine; "
+                     "match the value with a 'matches' condition (RE2) instead"),
+        string.Split: ("path.string_function", "split() builds strings and lists from the value; use prefix, "
+                       "suffix, contains or matches conditions instead"),
+        string.Str: ("path.string_function", "str() builds strings from any value; compare the value itself"),
+        core._Intersect: ("path.unsupported", "'&' (intersection) is not implemented by the JSONPath engine"),
+    }
+    return allowed, refused
+
+
+def check_bounded(tree: Any) -> None:
+    """Refuse every node of a parsed JSONPath whose cost is not bounded (see the module docstring)."""
+    from jsonpath_ng.ext.filter import Expression
+    from jsonpath_ng.jsonpath import Descendants, JSONPath
+
+    allowed, refused = _bounded_types()
+    descendants = 0
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind in refused:
+            code, message = refused[kind]
+            raise _refusal(code, message)
+        if kind not in allowed:
+            raise _refusal("path.unsupported", f"'{node}' ({kind.__name__}) is not a supported JSONPath part")
+        if kind is Expression and node.op == "=~":
+            raise _refusal("path.regex_filter", "'=~' filters run Python's backtracking regex engine on event "
+                           "values; use a 'matches' condition (RE2, linear time) on the value instead")
+        if kind is Descendants:
+            descendants += 1
+            if descendants > MAX_DESCENDANTS:
+                raise _refusal("path.too_complex", f"a path may hold at most {MAX_DESCENDANTS} '..' (each more "
+                               "one multiplies the walk by the size of the event)")
+        for value in vars(node).values():
+            items = value if isinstance(value, list | tuple) else (value,)
+            for item in items:
+                for part in (item if isinstance(item, tuple) else (item,)):
+                    if isinstance(part, JSONPath):
+                        stack.append(part)
+
+
 @lru_cache(maxsize=4096)
 def _parse(expr: str) -> Any:
     from jsonpath_ng.ext import parse
 
     try:
-        return parse(expr)
+        with warnings.catch_warnings():  # deprecated spellings are still parsed; lint reports what matters
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return parse(expr)
     except Exception as exc:  # jsonpath-ng raises JsonPathLexerError/ParserError, ply plain Exception
         raise StrategyError(f"'{expr}' is not a valid JSONPath: {exc}", code="path.invalid") from None
 
@@ -149,4 +229,10 @@ def compile_path(expr: str, where: str | None = None) -> CompiledPath:
         jsonpath = _parse(expr)
     except StrategyError as exc:
         raise StrategyError(exc.message, code="path.invalid", where=where) from None
-    return CompiledPath(expr, _simple_keys(expr), jsonpath)
+    keys = _simple_keys(expr)
+    if keys is None:
+        try:
+            check_bounded(jsonpath)
+        except StrategyError as exc:
+            raise StrategyError(f"'{expr[:120]}': {exc.message}", code=exc.code, where=where) from None
+    return CompiledPath(expr, keys, jsonpath)
