@@ -104,6 +104,7 @@ class PowerXAgentStack(Stack):
         for alarm in queues.dlq_alarms.values():
             observability.notify(alarm)
         observability.unrouted_events_alarm(events.unrouted_metric(UNROUTED_PERIOD))
+        observability.flag_store_alarm()
         dashboard = observability.dashboard(
             dlqs={name: queues.by_name[name] for name in queues.dlq_alarms},
             audit_log_group_name=audit.log_group_name,
@@ -134,6 +135,7 @@ class PowerXAgentStack(Stack):
             "AppConfigApplication": flags.application.application_id,
             "AppConfigEnvironment": flags.environment.environment_id,
             "AppConfigProfile": flags.profile.configuration_profile_id,
+            "AppConfigDeploymentStrategy": flags.strategy.deployment_strategy_id,
         }
         if prefix:  # CloudFormation outputs cannot be empty: no output means no prefix
             outputs["ResourcePrefix"] = prefix

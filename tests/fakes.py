@@ -616,6 +616,10 @@ class FakeDeps:
     def flags(self) -> Flags:
         return Flags(DynamoFlagStore(self.strategies))
 
+    def flag_store_errors(self) -> int:
+        flags = self.__dict__.get("flags")
+        return flags.take_store_errors() if flags is not None else 0
+
     def metrics(self) -> MetricsRecorder:
         return MetricsRecorder("logs", self.logs, self.settings.metrics_log_group, background=False)
 

@@ -73,13 +73,16 @@ class Deps:
 
     @cached_property
     def flags(self) -> Flags:
-        from powerx_agent.adapters.flags import DynamoFlagStore, Flags, appconfig_store
+        from powerx_agent.adapters.flags import DynamoFlagStore, Flags, ResilientStore, appconfig_store
 
         if self.settings.flags_store == "appconfig":
-            store = appconfig_store(self.client("appconfigdata"))
-        else:
-            store = DynamoFlagStore(self.strategies)
-        return Flags(store)
+            return Flags(ResilientStore(lambda: appconfig_store(self.client("appconfigdata"), self.settings)))
+        return Flags(DynamoFlagStore(self.strategies))
+
+    def flag_store_errors(self) -> int:
+        """Failed flag reads since the last call, if this process reads flags at all (a metric per invocation)."""
+        flags = self.__dict__.get("flags")  # the cached_property, only when already built
+        return flags.take_store_errors() if flags is not None else 0
 
     def metrics(self) -> MetricsRecorder:
         """A fresh recorder per invocation (flushed by the handler when it returns)."""

@@ -65,6 +65,11 @@ class Settings:
     state_machine_prefix: str
     resource_prefix: str = ""  # the stack's resourcePrefix: function names are <prefix><spec name>
     require_other_approver: bool = False  # strategy approve: the approver must not be the author
+    # the AppConfig feature-flag profile (ids from the stack's outputs) and the strategy `flags set` deploys with
+    appconfig_application: str = ""
+    appconfig_environment: str = ""
+    appconfig_profile: str = ""
+    appconfig_deployment_strategy: str = ""
 
     @property
     def function_arns(self) -> dict[str, str]:
@@ -112,4 +117,8 @@ def load_settings() -> Settings:
         state_machine_prefix=_env("STATE_MACHINE_PREFIX", spec.STATE_MACHINE_PREFIX),
         resource_prefix=_env("RESOURCE_PREFIX"),
         require_other_approver=_env("REQUIRE_OTHER_APPROVER", "false").strip().lower() in ("1", "true", "yes"),
+        appconfig_application=_env("APPCONFIG_APPLICATION"),
+        appconfig_environment=_env("APPCONFIG_ENVIRONMENT"),
+        appconfig_profile=_env("APPCONFIG_PROFILE"),
+        appconfig_deployment_strategy=_env("APPCONFIG_DEPLOYMENT_STRATEGY"),
     )

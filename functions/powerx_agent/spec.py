@@ -227,6 +227,14 @@ METRICS = {
     "duplicates": "agent.event.duplicate_total",
     "library_errors": "agent.strategy.library_errors_total",
     "review_backlog": "agent.review.backlog",
+    "flag_store_errors": "agent.flags.store_errors_total",
 }
 
 FEATURE_FLAGS = ("agent-orchestrator", "agent-strategy-library", "audit-streaming")
+FLAGS_CONTENT_TYPE = "application/json"
+
+
+def feature_flags_document() -> dict:
+    """The flag document the stack deploys and every store holds: Powertools' feature-flag schema
+    (``{"<flag>": {"default": bool, "rules": {...}}}``), every flag on (docs/operations.md, "Feature flags")."""
+    return {name: {"default": True} for name in FEATURE_FLAGS}

@@ -1,4 +1,11 @@
-"""AppConfig: application, environment, hosted feature-flag profile (all flags on) and a deployment."""
+"""AppConfig: application, environment, the feature-flag profile (every flag on) and its deployment.
+
+The profile is **Freeform** and holds Powertools' feature-flag document as JSON
+(``spec.feature_flags_document()``): ``GetLatestConfiguration`` returns a Freeform profile's content as
+stored, which is what Powertools ``AppConfigStore`` + ``FeatureFlags`` read. A profile of type
+``AWS.AppConfig.FeatureFlags`` would be returned in AppConfig's retrieved form
+(``{"<flag>": {"enabled": bool}}``), which Powertools cannot read (docs/operations.md, "Feature flags").
+"""
 
 from __future__ import annotations
 
@@ -10,15 +17,6 @@ from constructs import Construct
 
 from infra import constants
 from powerx_agent import spec
-
-
-def feature_flags_document() -> dict:
-    """The AWS.AppConfig.FeatureFlags document with every ``spec.FEATURE_FLAGS`` flag enabled."""
-    return {
-        "version": "1",
-        "flags": {name: {"name": name} for name in spec.FEATURE_FLAGS},
-        "values": {name: {"enabled": True} for name in spec.FEATURE_FLAGS},
-    }
 
 
 class Flags(Construct):
@@ -46,8 +44,9 @@ class Flags(Construct):
             "FeatureFlags",
             application=self.application,
             name=constants.APPCONFIG_PROFILE,
-            type=appconfig.ConfigurationType.FEATURE_FLAGS,
-            content=appconfig.ConfigurationContent.from_inline_json(json.dumps(feature_flags_document())),
+            type=appconfig.ConfigurationType.FREEFORM,
+            content=appconfig.ConfigurationContent.from_inline(json.dumps(spec.feature_flags_document()),
+                                                               spec.FLAGS_CONTENT_TYPE),
             deployment_strategy=self.strategy,
             deploy_to=[self.environment],
         )

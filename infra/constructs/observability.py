@@ -154,6 +154,17 @@ class Observability(Construct):
             0,
         )
 
+    def flag_store_alarm(self) -> cloudwatch.Alarm:
+        """Functions could not read their feature flags and served the last known ones."""
+        return self._alarm(
+            "FlagStoreErrorsAlarm",
+            "flag-store-errors",
+            f"Feature flags could not be read ({spec.METRICS['flag_store_errors']}); functions serve the last "
+            "known flags (docs/operations.md: feature flags)",
+            agent_metric("flag_store_errors", "Sum", Duration.minutes(5)),
+            0,
+        )
+
     def notify(self, alarm: cloudwatch.Alarm) -> None:
         alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
         alarm.add_ok_action(cw_actions.SnsAction(self.topic))

@@ -284,7 +284,15 @@ def test_every_dlq_has_a_depth_alarm_to_the_topic(synth):
         assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
         assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
         assert alarm["AlarmActions"] == [{"Ref": _topic_id(synth)}]
-    assert len(alarms) == 3 + len(dlqs) + 1  # + unrouted events
+    assert len(alarms) == 3 + len(dlqs) + 1 + 1  # + unrouted events, flag store errors
+
+
+def test_flag_store_errors_alarm_on_any_unreadable_flag_read(synth):
+    alarm = _alarm(synth, "flag-store-errors")
+    assert alarm["MetricName"] == spec.METRICS["flag_store_errors"]
+    assert alarm["Namespace"] == spec.NAMESPACE and alarm["Statistic"] == "Sum" and alarm["Period"] == 300
+    assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["AlarmActions"] == [{"Ref": _topic_id(synth)}]
 
 
 def test_unrouted_events_are_kept_in_their_queue_counted_and_alarmed(synth):
@@ -355,14 +363,16 @@ def test_appconfig_feature_flags_all_on_and_deployed(synth):
     synth.template.has_resource_properties("AWS::AppConfig::Environment", {"Name": "prod"})
     synth.template.has_resource_properties(
         "AWS::AppConfig::ConfigurationProfile",
-        {"Name": constants.APPCONFIG_PROFILE, "Type": "AWS.AppConfig.FeatureFlags", "LocationUri": "hosted"},
+        {"Name": constants.APPCONFIG_PROFILE, "Type": "AWS.Freeform", "LocationUri": "hosted"},
     )
     (version,) = synth.of_type("AWS::AppConfig::HostedConfigurationVersion").values()
     document = json.loads(version["Properties"]["Content"])
-    assert set(document["flags"]) == set(spec.FEATURE_FLAGS)
-    assert all(document["values"][name] == {"enabled": True} for name in spec.FEATURE_FLAGS)
+    assert document == {name: {"default": True} for name in spec.FEATURE_FLAGS}
     assert len(synth.of_type("AWS::AppConfig::DeploymentStrategy")) == 1
     assert len(synth.of_type("AWS::AppConfig::Deployment")) == 1
+    outputs = synth.json["Outputs"]
+    assert outputs["AppConfigDeploymentStrategy"]["Value"] == {
+        "Ref": synth.logical_id(synth.stack.flags.strategy)}
 
 
 def test_audit_log_group_has_retention_and_kms(synth):

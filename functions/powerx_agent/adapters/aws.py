@@ -23,6 +23,12 @@ _CONFIG = Config(
     read_timeout=30,
     max_pool_connections=32,
 )
+# Feature flags are read on the path of every invocation: a slow or unreachable AppConfig must cost
+# seconds at most, after which the last known flags serve (adapters/flags.py, ResilientStore).
+_SERVICE_CONFIG = {
+    "appconfigdata": _CONFIG.merge(Config(retries={"mode": "standard", "max_attempts": 2},
+                                          connect_timeout=1, read_timeout=2)),
+}
 
 
 def client(service: str, region: str, endpoint_url: str | None = None) -> Any:
@@ -36,7 +42,7 @@ def client(service: str, region: str, endpoint_url: str | None = None) -> Any:
             if not _session:
                 _session.append(boto3.session.Session())
             found = _session[0].client(
-                service, region_name=region, endpoint_url=endpoint_url, config=_CONFIG
+                service, region_name=region, endpoint_url=endpoint_url, config=_SERVICE_CONFIG.get(service, _CONFIG)
             )
             _clients[key] = found
         return found

@@ -21,7 +21,7 @@ def writer(deps: Any) -> Any:
     from powerx_agent.adapters.flags import AppConfigFlagWriter, DynamoFlagWriter
 
     if deps.settings.flags_store == "appconfig":
-        return AppConfigFlagWriter.from_environment(deps.client("appconfig"))
+        return AppConfigFlagWriter.from_deps(deps)
     return DynamoFlagWriter(deps.strategies)
 
 
@@ -30,14 +30,19 @@ def _is_on(definition: Any) -> bool:
 
 
 def show(deps: Any, store: Any = None) -> list[dict[str, Any]]:
-    """Each known flag with its stored default (``on``) and whether rules refine it."""
-    current = (store or writer(deps)).current()
+    """Each known flag as the functions read it (``on``: its default) and whether rules refine it."""
+    deployed = (store or writer(deps)).deployed()
     rows = []
     for name in spec.FEATURE_FLAGS:
-        definition = current.get(name, {"default": True})
+        definition = deployed.get(name, {"default": True})
         rows.append({"name": name, "on": _is_on(definition),
                      "rules": sorted((definition.get("rules") or {}) if isinstance(definition, dict) else {})})
     return rows
+
+
+def status(deps: Any, store: Any = None) -> dict[str, Any]:
+    """Where the flags live and, on AppConfig, the latest deployment (number, version, state, percent)."""
+    return (store or writer(deps)).status()
 
 
 @dataclass(frozen=True)

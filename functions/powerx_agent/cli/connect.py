@@ -28,6 +28,7 @@ STACK_OUTPUTS = {
     "AuditLogGroup": "AUDIT_LOG_GROUP", "SigningSecretArn": "SIGNING_SECRET_ARN",
     "DownstreamSecretArn": "DOWNSTREAM_SECRET_ARN", "AppConfigApplication": "APPCONFIG_APPLICATION",
     "AppConfigEnvironment": "APPCONFIG_ENVIRONMENT", "AppConfigProfile": "APPCONFIG_PROFILE",
+    "AppConfigDeploymentStrategy": "APPCONFIG_DEPLOYMENT_STRATEGY",
     "ApiUrl": "POWERX_API_URL", "ArchiveName": "POWERX_ARCHIVE_NAME", "EventsTable": "EVENTS_TABLE",
     "WorkflowsTable": "WORKFLOWS_TABLE", "StrategiesTable": "STRATEGIES_TABLE", "TenantsTable": "TENANTS_TABLE",
     "AuditTable": "AUDIT_TABLE", "ResourcePrefix": "RESOURCE_PREFIX",

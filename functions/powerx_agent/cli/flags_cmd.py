@@ -17,19 +17,26 @@ console = Console(highlight=False, soft_wrap=True)
 
 @app.command("show")
 def show_cmd(fmt: str = typer.Option("text", "--format", help="text | json")) -> None:
-    """Each flag and whether it is on."""
-    from powerx_agent.audit.flags import show
+    """Each flag as the functions read it, and where it is stored (AWS: the latest AppConfig deployment)."""
+    from powerx_agent.audit.flags import show, status, writer
     from powerx_agent.cli.connect import connect
 
     if fmt not in ("text", "json"):
         raise typer.BadParameter(f"--format must be text or json, not {fmt!r}", param_hint="--format")
-    rows = show(connect())
+    deps = connect()
+    store = writer(deps)
+    rows, where = show(deps, store), status(deps, store)
     if fmt == "json":
         typer.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
         rules = f"  (rules: {', '.join(row['rules'])})" if row["rules"] else ""
         console.print(f"{row['name']:<24} {'on' if row['on'] else 'off'}{rules}")
+    if "deployment" in where:
+        console.print(f"store appconfig: deployment {where['deployment']} of version {where['version']} is "
+                      f"{where['state']} ({where['percent'] or 0:.0f}%)")
+    else:
+        console.print(f"store {where['store']}")
 
 
 @app.command("set")

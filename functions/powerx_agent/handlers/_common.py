@@ -8,6 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from powerx_agent import spec
 from powerx_agent.deps import Deps, get_deps
 
 logger = Logger(service="powerx-agent")
@@ -20,6 +21,9 @@ def invocation() -> Iterator[tuple[Deps, Any]]:
     try:
         yield deps, metrics
     finally:
+        flag_errors = deps.flag_store_errors()
+        if flag_errors:
+            metrics.add(spec.METRICS["flag_store_errors"], flag_errors)
         metrics.flush()
 
 
