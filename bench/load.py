@@ -82,10 +82,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--md", type=Path, default=None, help="write the markdown section here")
     args = parser.parse_args(argv)
 
-    from powerx_agent.audit.verify import verify
     from powerx_agent.deps import get_deps
     from powerx_agent.local import load
     from powerx_agent.local.runtime import LocalRuntime
+    from powerx_agent.ops.audit import verify
 
     reported: dict[str, int] = {}
 

@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from fakes import FakeDeps, bus_event, fake_http  # noqa: E402
 from powerx_agent.ingest.service import Ingestor  # noqa: E402
-from powerx_agent.matcher import Matcher  # noqa: E402
+from powerx_agent.match.service import Matcher  # noqa: E402
 
 TARGET_PER_CORE = 1000.0
 

@@ -114,7 +114,7 @@ TABLE_ACCESS: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 # Query on one named index: function -> ((table, index), ...).
-# gsi1: nodes/backlog.py emit_backlog -> WorkflowsStore.count_open_reviews (Select COUNT on "REVIEW#OPEN"),
+# gsi1: escalation/backlog.py emit_backlog -> WorkflowsStore.count_open_reviews (Select COUNT on "REVIEW#OPEN"),
 # called by escalate() (matcher, node_review, workflow) and by a closed review (callbacks_api).
 # by_time: audit/stream.py forward -> AuditStore.since (catch-up after audit-streaming was off).
 _GSI1 = ((spec.WORKFLOWS_TABLE.name, "gsi1"),)
@@ -128,7 +128,7 @@ INDEX_QUERIES: dict[str, tuple[tuple[str, str], ...]] = {
 
 # Step Functions actions per function on the ``agent-*`` state machine ARNs (besides the matcher's PassRole).
 STATES_ACCESS: dict[str, tuple[str, ...]] = {
-    # matcher._ensure_state_machine -> strategy_ops.ensure_state_machine: the hash-named machine (describe,
+    # match/service.py _ensure_state_machine -> adapters/state_machines.py ensure_state_machine: the hash-named machine (describe,
     # create with publish=True and tags) and the per-strategy alias machine (create/update with
     # publish=True -> PublishStateMachineVersion; version map in tags: List/Tag/UntagResource; alias
     # "live": Describe/Create/UpdateStateMachineAlias); matcher._start: StartExecution
@@ -147,7 +147,7 @@ STATES_ACCESS: dict[str, tuple[str, ...]] = {
 # Which functions use what (besides tables). Used for both environment and grants.
 # agent-orchestrator (ingest; replay_api: resume DEFERRED) / agent-strategy-library (matcher) / audit-streaming
 USES_APPCONFIG = ("ingest", "matcher", "audit_stream", "replay_api")
-# nodes/calls.py Downstream._headers reads the downstream secret for every HTTP call
+# adapters/downstream.py Downstream._headers reads the downstream secret for every HTTP call
 USES_DOWNSTREAM_SECRET = ("matcher", "node_plugin", "node_notify", "node_review", "workflow")
 USES_SIGNING_SECRET = ("callbacks_api", "replay_api")  # handlers/_api.py check_request
 DOWNSTREAM_URLS: dict[str, tuple[str, ...]] = {

@@ -548,7 +548,7 @@ class FakeHttp:
 @contextmanager
 def fake_http(http: FakeHttp | None = None) -> Iterator[FakeHttp]:
     """Route ``Downstream``'s HTTP through a FakeHttp for the duration (the transport seam)."""
-    from powerx_agent.nodes import calls
+    from powerx_agent.adapters import downstream as calls
 
     http = http or FakeHttp()
     original = calls.post_json

@@ -1,7 +1,7 @@
 """Lambda functions from ``spec.FUNCTIONS``: one role each, only the environment and grants it uses.
 
 Code asset: ``functions/powerx_agent`` (without the embedded runtime ``local/``, the console script
-``cli/``, tests and caches) plus the baseline strategy library ``strategies/*.yaml`` at
+``cli/`` and its operator wing ``ops/``, tests and caches) plus the baseline strategy library ``strategies/*.yaml`` at
 ``/var/task/strategies`` (``STRATEGIES_DIR`` of the matcher, used when the flag
 ``agent-strategy-library`` is off), staged at synth time by :func:`stage_code`. Third-party
 dependencies come from the layer built by ``layers/build.py``. arm64, X-Ray active, Powertools
@@ -47,8 +47,10 @@ from powerx_agent import spec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "powerx_agent"
-# never shipped: the embedded runtime (moto) and the console script run on developer machines only
-PACKAGE_EXCLUDE = ("local", "cli")
+# never shipped: the embedded runtime (moto), the console script and the operator wing it drives run on
+# operators' and developers' machines only (tests/infrastructure/test_grants_follow_the_code.py proves no
+# handler imports them)
+PACKAGE_EXCLUDE = ("local", "cli", "ops")
 CODE_EXCLUDE = [
     "tests",
     "**/tests",

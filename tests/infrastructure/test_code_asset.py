@@ -39,11 +39,11 @@ def test_given_the_asset_when_listed_then_it_holds_every_handler_and_the_strateg
     assert source and shipped == source
 
 
-def test_given_the_asset_when_listed_then_no_tests_caches_local_runtime_or_cli_are_shipped(asset_dir):
+def test_given_the_asset_when_listed_then_no_tests_caches_local_runtime_cli_or_ops_are_shipped(asset_dir):
     names = {p.relative_to(asset_dir).as_posix() for p in asset_dir.rglob("*")}
     assert {n.split("/")[0] for n in names} == {"powerx_agent", "strategies"}
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or "/tests" in n]
-    assert "powerx_agent/local" not in names and "powerx_agent/cli" not in names
+    assert not {"powerx_agent/local", "powerx_agent/cli", "powerx_agent/ops"} & names
 
 
 _PROBE = r"""
@@ -52,7 +52,7 @@ from types import SimpleNamespace
 import powerx_agent
 from powerx_agent import spec
 from powerx_agent.settings import load_settings
-from powerx_agent.matcher import Matcher
+from powerx_agent.match.service import Matcher
 for fn in spec.FUNCTIONS:
     importlib.import_module(fn.handler.rsplit(".", 1)[0])
 try:

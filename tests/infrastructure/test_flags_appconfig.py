@@ -26,7 +26,7 @@ from powerx_agent.adapters.flags import (
     ResilientStore,
     appconfig_store,
 )
-from powerx_agent.audit.flags import FLAGS_CHAIN, set_flag, show, status
+from powerx_agent.ops.flags import FLAGS_CHAIN, set_flag, show, status
 from powerx_agent.settings import load_settings
 from tests.appconfig_service import FEATURE_FLAGS_TYPE, AppConfigService, retrieved_form
 

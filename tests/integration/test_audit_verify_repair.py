@@ -11,15 +11,16 @@ import typer
 from typer.testing import CliRunner
 
 from powerx_agent.adapters.dynamo import key
-from powerx_agent.audit.verify import _iso
-from powerx_agent.cli import ops_cmd
+from powerx_agent.cli import metrics_cmd, repair_cmd
 from powerx_agent.cli.main import app
 from powerx_agent.deps import get_deps
 from powerx_agent.local.demo import run_c1
+from powerx_agent.ops.audit import _iso
 
 runner = CliRunner()
 ops_app = typer.Typer()
-ops_cmd.register(ops_app)
+repair_cmd.register(ops_app)
+metrics_cmd.register(ops_app)
 
 
 def verify(since: str, *extra: str):

@@ -19,10 +19,10 @@ from botocore.exceptions import ClientError
 from helpers import chain_kinds, detail, send
 
 from powerx_agent import spec
-from powerx_agent.audit.verify import verify
 from powerx_agent.deps import get_deps
+from powerx_agent.escalation.service import escalate
 from powerx_agent.ingest.service import workflow_id_for
-from powerx_agent.nodes.escalation import escalate
+from powerx_agent.ops.audit import verify
 
 
 def since_now() -> str:

@@ -90,7 +90,7 @@ def test_given_orchestrator_off_when_event_arrives_then_deferred_and_verify_coun
     send(rt, "plugin.job.completed", body)
     workflow_id = workflow_id_for("acme", body["idempotency_key"])
     assert chain_kinds(workflow_id) == ["event.deferred"]
-    from powerx_agent.audit.verify import verify
+    from powerx_agent.ops.audit import verify
 
     report = verify(get_deps(), tenant="acme")
     assert not [g for g in report.gaps if g.workflow_id == workflow_id]

@@ -11,14 +11,14 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from powerx_agent.cli import workflow_view
+from powerx_agent.cli import view_cmd
 from powerx_agent.local.demo import run_c1
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 workflow_app = typer.Typer()
-workflow_view.register(workflow_app)
+view_cmd.register(workflow_app)
 workflow_app.command("noop", hidden=True)(lambda: None)  # keep `view` a named subcommand
 
 

@@ -14,12 +14,12 @@ from typing import Any
 from test_review_and_takeover import big_report
 from typer.testing import CliRunner
 
-from powerx_agent.audit.repair import Repair
-from powerx_agent.audit.repair import repair as run_repair
-from powerx_agent.audit.verify import _iso
 from powerx_agent.cli.main import app
 from powerx_agent.deps import get_deps
 from powerx_agent.local.demo import run_c1
+from powerx_agent.ops.audit import _iso
+from powerx_agent.ops.repair import Repair
+from powerx_agent.ops.repair import repair as run_repair
 
 cli = CliRunner()
 

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from powerx_agent import spec
 from powerx_agent.cli.main import app
 from powerx_agent.deps import get_deps
-from powerx_agent.ingest.replay_tool import replay_key
 from powerx_agent.ingest.service import workflow_id_for
+from powerx_agent.ops.replay import replay_key
 
 
 def _line(body: dict[str, Any], event_type: str = "plugin.job.completed", source: str = "powerx.plugins") -> str:

@@ -17,11 +17,12 @@ import pytest
 from helpers import detail, send
 from typer.testing import CliRunner
 
-from powerx_agent import spec, strategy_ops
+from powerx_agent import spec
 from powerx_agent.adapters.dynamo import key, values
 from powerx_agent.adapters.metrics import read_emf_totals
 from powerx_agent.cli.main import app
 from powerx_agent.deps import get_deps
+from powerx_agent.ops import strategy as lifecycle
 
 POLL_LIMIT_S = 30.0  # bound for waiting on the library refresh; never an assertion on time
 
@@ -69,7 +70,7 @@ class Lab:
         return path
 
     def publish(self, version: int, author: str = "alice", **kw: Any) -> None:
-        strategy_ops.publish(get_deps(), self.write(version, **kw), author)
+        lifecycle.publish(get_deps(), self.write(version, **kw), author)
 
     def event(self) -> dict[str, Any] | None:
         self.sent += 1
@@ -91,7 +92,7 @@ class Lab:
             time.sleep(0.25)
 
     def audit_kinds(self) -> list[str]:
-        records = sorted(get_deps().audit.chain(strategy_ops.chain(self.strategy_id)), key=lambda r: r["seq"])
+        records = sorted(get_deps().audit.chain(lifecycle.chain(self.strategy_id)), key=lambda r: r["seq"])
         return [r["kind"] for r in records]
 
 
@@ -110,19 +111,19 @@ def test_given_published_versions_when_approved_and_rolled_back_then_next_event_
     deps = get_deps()
     lab.publish(1)
     lab.publish(2, plugin="s3-archiver")
-    strategy_ops.approve(deps, lab.strategy_id, 1, "bob", "first version")
+    lifecycle.approve(deps, lab.strategy_id, 1, "bob", "first version")
     assert lab.until_version(1)["strategy_version"] == 1
 
-    strategy_ops.approve(deps, lab.strategy_id, 2, "bob", "archive instead")
+    lifecycle.approve(deps, lab.strategy_id, 2, "bob", "archive instead")
     assert lab.until_version(2)["strategy_version"] == 2
 
-    result = strategy_ops.rollback(deps, lab.strategy_id, "carol")
+    result = lifecycle.rollback(deps, lab.strategy_id, "carol")
     assert (result["version"], result["previous"]) == (1, 2)
     assert lab.until_version(1)["strategy_version"] == 1
 
     assert lab.audit_kinds() == ["strategy.published", "strategy.published", "strategy.approved",
                                  "strategy.approved", "strategy.rolled_back"]
-    rolled = sorted(deps.audit.chain(strategy_ops.chain(lab.strategy_id)), key=lambda r: r["seq"])[-1]
+    rolled = sorted(deps.audit.chain(lifecycle.chain(lab.strategy_id)), key=lambda r: r["seq"])[-1]
     assert rolled["data"]["actor"] == "carol" and rolled["data"]["from"] == 2
 
 
@@ -170,7 +171,7 @@ def test_given_cli_when_publish_approve_diff_list_rollback_then_deployment_chang
 def test_given_broken_or_missing_published_revision_when_matching_then_last_good_serves_and_errors_count(lab):
     deps = get_deps()
     lab.publish(1)
-    strategy_ops.approve(deps, lab.strategy_id, 1, "bob", "good")
+    lifecycle.approve(deps, lab.strategy_id, 1, "bob", "good")
     assert lab.until_version(1)["strategy_version"] == 1
 
     # v2 is published clean, then its YAML is broken in the table, then activated at the store level
@@ -203,6 +204,6 @@ def test_given_broken_or_missing_published_revision_when_matching_then_last_good
     finally:
         # a new good revision repairs the library for everyone
         lab.publish(3, plugin="s3-archiver")
-        strategy_ops.approve(deps, lab.strategy_id, 3, "bob", "fixed")
+        lifecycle.approve(deps, lab.strategy_id, 3, "bob", "fixed")
     assert broken["revision"] < deps.strategies.revision()["revision"]
     assert lab.until_version(3)["strategy_version"] == 3

@@ -6,8 +6,8 @@ from __future__ import annotations
 from helpers import chain_kinds, detail, send
 
 from powerx_agent.deps import get_deps
+from powerx_agent.escalation.service import review_id_for
 from powerx_agent.ingest.service import workflow_id_for
-from powerx_agent.nodes.escalation import review_id_for
 
 
 def test_given_globex_report_job_when_strategy_needs_a_plugin_globex_may_not_use_then_refused_and_escalated(rt, uid):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from powerx_agent import spec
-from powerx_agent.audit.figures import cross_check, from_records, p95
+from powerx_agent.ops.metrics import cross_check, from_records, p95
 
 
 def r(kind: str, **fields) -> dict:

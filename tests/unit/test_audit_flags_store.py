@@ -19,8 +19,8 @@ from powerx_agent.adapters.flags import (
     parse_document,
     validate_document,
 )
-from powerx_agent.audit.flags import set_flag, show
 from powerx_agent.errors import AgentError
+from powerx_agent.ops.flags import set_flag, show
 from tests.fakes import FakeDeps
 
 

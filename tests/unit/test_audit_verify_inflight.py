@@ -6,7 +6,7 @@ import time
 from types import SimpleNamespace
 
 from powerx_agent.audit.records import GENESIS, AuditEntry, seal
-from powerx_agent.audit.verify import verify
+from powerx_agent.ops.audit import verify
 
 
 class FakeAudit:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from powerx_agent.audit.chain import check_chain, effective_kinds, node_states
 from powerx_agent.audit.records import GENESIS, AuditEntry, seal
-from powerx_agent.audit.verify import check_chain, effective_kinds, node_states, normalise_since
+from powerx_agent.ops.audit import normalise_since
 
 
 def build(kinds: list[str], chain: str = "WF#w") -> list[dict]:

@@ -16,7 +16,7 @@ FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 # heavy packages the ingest handler's module import must not load: the envelope model (pydantic) is
 # built on the first event; YAML, JSONPath, the strategy library and moto are not on the ingest path
 NOT_AT_IMPORT = ("pydantic", "pydantic_core", "yaml", "jsonpath_ng", "moto", "powerx_agent.ingest.envelope",
-                 "powerx_agent.strategy", "powerx_agent.taskflow", "powerx_agent.matcher",
+                 "powerx_agent.strategy", "powerx_agent.taskflow", "powerx_agent.match",
                  "aws_lambda_powertools.utilities.feature_flags", "aws_lambda_powertools.event_handler")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from powerx_agent.matcher import Matcher
+from powerx_agent.match.service import Matcher
 
 STRATEGY = (Path(__file__).resolve().parents[2] / "strategies" / "report-on-job-completed.yaml").read_text()
 

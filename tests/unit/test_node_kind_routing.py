@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from powerx_agent.nodes.errors import NodeInputError
+from powerx_agent.errors import NodeInputError
 from powerx_agent.nodes.runner import NodeRunner
 
 

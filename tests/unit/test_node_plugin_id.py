@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from powerx_agent.nodes.calls import Downstream, validate_plugin_id
-from powerx_agent.nodes.errors import PluginRejected
+from powerx_agent.adapters.downstream import Downstream, validate_plugin_id
+from powerx_agent.errors import PluginRejected
 
 
 class RecordingSecrets:

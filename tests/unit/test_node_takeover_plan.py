@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from powerx_agent.nodes.escalation import review_id_for
+from powerx_agent.escalation.service import review_id_for
 from powerx_agent.nodes.runner import callback_id_for, idempotency_key
-from powerx_agent.nodes.takeover import TakeoverError, descendants, plan_retry
+from powerx_agent.ops.takeover import TakeoverError
+from powerx_agent.ops.workflow import descendants, plan_retry
 
 # report-on-job-completed: render → (archive ∥ tell-owner) → approve
 EDGES = {"render": (), "archive": ("render",), "tell-owner": ("render",), "approve": ("archive", "tell-owner")}

@@ -10,7 +10,7 @@ from fakes import FakeDeps, bus_event, fake_http
 from powerx_agent.audit.records import verify_chain
 from powerx_agent.ingest.service import Ingestor, workflow_id_for
 from powerx_agent.local.demo import c1_event, c2_event
-from powerx_agent.matcher import Matcher
+from powerx_agent.match.service import Matcher
 
 
 @pytest.fixture()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from powerx_agent.redaction import MASK, RedactionPolicy, redact
+from powerx_agent.strategy.decision import redact_actual
 from powerx_agent.strategy.paths import MISSING
-from powerx_agent.strategy.redaction import MASK, RedactionPolicy, redact, redact_actual
 
 
 @pytest.mark.parametrize("key", ["password", "DB_PASSWORD", "secret", "clientSecret", "token", "access_token",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from powerx_agent.ingest.signing import SignatureError, sign, signed_headers, verify
-from powerx_agent.ingest.trace import child, continue_or_start
+from powerx_agent.trace import child, continue_or_start
 
 BODY = b'{"x":1}'
 

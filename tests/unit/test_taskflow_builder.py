@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from powerx_agent.errors import TaskflowError
-from powerx_agent.strategy.dsl import FlowSpec
 from powerx_agent.taskflow.builder import (
     Dag,
     Leaf,
@@ -18,6 +17,7 @@ from powerx_agent.taskflow.builder import (
     series_parallel,
     tree_nodes,
 )
+from powerx_agent.taskflow.model import FlowSpec
 
 
 def flow(*nodes: dict[str, Any]) -> FlowSpec:

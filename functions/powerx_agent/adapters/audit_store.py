@@ -156,3 +156,11 @@ class StreamCursor:
             return None
         item = from_item(out.get("Attributes"))
         return str(item["since"]) if item else None
+
+
+def record_from_stream(stream_record: dict[str, Any]) -> dict[str, Any] | None:
+    """The audit record a DynamoDB stream record carries (its ``NewImage``), as plain values."""
+    image = (stream_record.get("dynamodb") or {}).get("NewImage")
+    if not image:
+        return None
+    return from_item({k: v for k, v in image.items()})

@@ -3,7 +3,7 @@
 Status only moves forward: every transition is a conditional update naming the statuses it may
 come from, so a late retry or a duplicate callback can never move a finished node back.
 
-The one documented exception is manual takeover (``powerx_agent.nodes.takeover``,
+The one documented exception is manual takeover (``powerx_agent.ops.workflow``,
 docs/operations-takeover.md): a retry starts a new *attempt generation*. ``begin_generation`` and
 ``reset_node`` move a terminal workflow / node back to RUNNING / PENDING only for a generation
 number higher than the one recorded on the item (conditional), keep what the previous generation

@@ -1,7 +1,7 @@
-"""DynamoDB Streams → CloudWatch Logs: audit records as structured JSON (DESIGN.md §7).
+"""DynamoDB Streams → CloudWatch Logs: audit records as structured JSON (docs/operations.md, "Audit trail").
 
-Each line carries the log fields of §7 at the top level; ``data`` goes through the redaction
-policy (``powerx_agent.strategy.redaction``) first.
+Each line carries the log fields (``LOG_FIELDS``) at the top level; ``data`` goes through the redaction
+policy (``powerx_agent.redaction``) first.
 """
 
 from __future__ import annotations
@@ -9,21 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
-
 from powerx_agent.audit.records import LOG_FIELDS
-from powerx_agent.strategy.redaction import redact
-
-_de = TypeDeserializer()
-
-
-def record_from_stream(stream_record: dict[str, Any]) -> dict[str, Any] | None:
-    image = (stream_record.get("dynamodb") or {}).get("NewImage")
-    if not image:
-        return None
-    from powerx_agent.adapters.dynamo import from_item  # plain-value conversion shared with the stores
-
-    return from_item({k: v for k, v in image.items()})
+from powerx_agent.redaction import redact
 
 
 def log_line(record: dict[str, Any]) -> dict[str, Any]:

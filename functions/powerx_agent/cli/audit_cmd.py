@@ -26,8 +26,8 @@ def verify_cmd(tenant: str = typer.Option(None, "--tenant", help="only this tena
                                                       "not in flight"),
                fmt: str = typer.Option("text", "--format", help="text | json")) -> None:
     """Each accepted event has a decision and a terminal outcome; every chain is complete and unaltered."""
-    from powerx_agent.audit.verify import verify
     from powerx_agent.cli.connect import connect
+    from powerx_agent.ops.audit import verify
 
     check_format(fmt)
     try:

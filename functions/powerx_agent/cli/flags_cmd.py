@@ -18,8 +18,8 @@ console = Console(highlight=False, soft_wrap=True)
 @app.command("show")
 def show_cmd(fmt: str = typer.Option("text", "--format", help="text | json")) -> None:
     """Each flag as the functions read it, and where it is stored (AWS: the latest AppConfig deployment)."""
-    from powerx_agent.audit.flags import show, status, writer
     from powerx_agent.cli.connect import connect
+    from powerx_agent.ops.flags import show, status, writer
 
     if fmt not in ("text", "json"):
         raise typer.BadParameter(f"--format must be text or json, not {fmt!r}", param_hint="--format")
@@ -44,9 +44,9 @@ def set_cmd(name: str = typer.Argument(..., help="flag name"),
             value: str = typer.Argument(..., help="on | off"),
             by: str = typer.Option(None, "--by", help="who changes it (audited; default: $USER)")) -> None:
     """Switch a flag on or off (embedded runtime: DynamoDB item; AWS: AppConfig version + deployment)."""
-    from powerx_agent.audit.flags import set_flag
     from powerx_agent.cli.connect import connect
     from powerx_agent.errors import AgentError
+    from powerx_agent.ops.flags import set_flag
 
     if name not in spec.FEATURE_FLAGS:
         raise typer.BadParameter(f"unknown flag {name!r}; known: {', '.join(spec.FEATURE_FLAGS)}", param_hint="NAME")

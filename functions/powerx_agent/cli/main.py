@@ -1,4 +1,4 @@
-"""``powerx-agent``: the command line of DESIGN.md §6 (typer + rich).
+"""``powerx-agent``: the command line (README, docs/runbook.md) (typer + rich).
 
 Exit codes: 0 ok, 1 findings or failure, 2 usage error (typer's own for bad arguments).
 """
@@ -13,13 +13,14 @@ from powerx_agent.cli import (
     flags_cmd,
     load_cmd,
     local_cmd,
-    ops_cmd,
+    metrics_cmd,
     release_cmd,
+    repair_cmd,
     replay_cmd,
     review_cmd,
     strategy_cmd,
+    view_cmd,
     workflow_cmd,
-    workflow_view,
 )
 from powerx_agent.cli.connect import Target, set_target
 
@@ -44,9 +45,10 @@ console = Console()
 for _sub, _name in ((review_cmd, "review"), (workflow_cmd, "workflow"), (audit_cmd, "audit"),
                     (replay_cmd, "replay"), (flags_cmd, "flags"), (release_cmd, "release")):
     app.add_typer(_sub.app, name=_name)
-workflow_view.register(workflow_cmd.app)  # powerx-agent workflow view ID --out view.html
+view_cmd.register(workflow_cmd.app)  # powerx-agent workflow view ID --out view.html
 load_cmd.register(local_cmd.app)  # powerx-agent local load --rate R --duration S
-ops_cmd.register(app)  # powerx-agent repair [--apply], powerx-agent metrics
+repair_cmd.register(app)  # powerx-agent repair [--apply]
+metrics_cmd.register(app)  # powerx-agent metrics
 
 
 @app.command("version")

@@ -4,7 +4,7 @@
                         [--dry-run] [--new-key [--generation N]] [--skip-invalid] [--format text|json]
     powerx-agent replay --archive NAME --start 2026-11-28T00:00:00Z --end 2026-11-28T12:00:00Z
 
-The logic lives in :mod:`powerx_agent.ingest.replay_tool`; this module parses options, connects,
+The logic lives in :mod:`powerx_agent.ops.replay`; this module parses options, connects,
 draws the progress bar and prints the summary. Exit codes: 0 everything sent or already done,
 1 invalid lines or failed events, 2 usage error.
 """
@@ -92,7 +92,7 @@ def replay(
     """Replay events. Validates every line first; sends nothing if any line is bad (unless --skip-invalid)."""
     if ctx.invoked_subcommand is not None:
         return
-    from powerx_agent.ingest import replay_tool as rt
+    from powerx_agent.ops import replay as rt
 
     if fmt not in ("text", "json"):
         raise typer.BadParameter(f"--format must be text or json, not {fmt!r}", param_hint="--format")
@@ -163,7 +163,7 @@ class _progress:
 def _archive(archive: str, start: datetime | None, end: datetime | None, rule: str, tenant: list[str] | None,
              event_type: list[str] | None, via: str, new_key: bool, dry_run: bool, fmt: str) -> None:
     from powerx_agent.cli.connect import connect
-    from powerx_agent.ingest import replay_tool as rt
+    from powerx_agent.ops import replay as rt
 
     if start is None or end is None:
         raise typer.BadParameter("--archive needs --start and --end", param_hint="--start/--end")

@@ -1,7 +1,7 @@
 """``powerx-agent review list | approve | reject``: the manual review queue from the command line.
 
 approve / reject have exactly the effect of ``POST /internal/agent/callbacks`` with a review id
-(see :func:`powerx_agent.nodes.takeover.decide_review`), audited with ``--by`` as the actor.
+(see :func:`powerx_agent.ops.review.decide_review`), audited with ``--by`` as the actor.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ err = Console(stderr=True)
 def list_cmd(queue: str = typer.Option(None, "--queue", help="only this queue"),
              fmt: str = typer.Option("text", "--format", help="text | json")) -> None:
     """Open reviews, oldest first (never shows task tokens)."""
-    from powerx_agent.nodes.takeover import list_reviews
+    from powerx_agent.ops.review import list_reviews
 
     check_format(fmt)
     with session() as (deps, _metrics):
@@ -46,7 +46,7 @@ def list_cmd(queue: str = typer.Option(None, "--queue", help="only this queue"),
 
 
 def _decide(review_id: str, outcome: str, by: str, reason: str | None, fmt: str) -> None:
-    from powerx_agent.nodes.takeover import decide_review
+    from powerx_agent.ops.review import decide_review
 
     check_format(fmt)
     with session() as (deps, metrics):

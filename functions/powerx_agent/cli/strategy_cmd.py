@@ -2,7 +2,7 @@
 
 lint/test/simulate/graph/list work offline on a library directory; publish/approve/rollback/diff
 and ``list --published`` reach the deployment (root options ``--endpoint-url``/``--stack``) through
-:func:`powerx_agent.cli.connect.connect` and :mod:`powerx_agent.strategy_ops`."""
+:func:`powerx_agent.cli.connect.connect` and :mod:`powerx_agent.ops.strategy`."""
 
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ def test(event_file: Path = typer.Option(..., "--event", help="EventBridge event
     """Show the decision, rendered variables and taskflow for one event (offline)."""
     from powerx_agent.errors import AgentError
     from powerx_agent.ingest.envelope import parse_event
-    from powerx_agent.matcher import evaluation_doc
+    from powerx_agent.match.service import evaluation_doc
     from powerx_agent.taskflow.asl import compile_flow
 
     _check_format(fmt)
@@ -228,13 +228,13 @@ def list_strategies(strategies: Path = StrategiesOpt, fmt: str = FormatOpt,
 
 
 def _ops(what: str, action: Any) -> Any:
-    """Run ``action(strategy_ops, deps)``; an AgentError is reported and exits 1."""
-    from powerx_agent import strategy_ops
+    """Run ``action(ops.strategy, deps)``; an AgentError is reported and exits 1."""
     from powerx_agent.cli.connect import connect
     from powerx_agent.errors import AgentError
+    from powerx_agent.ops import strategy as lifecycle
 
     try:
-        return action(strategy_ops, connect())
+        return action(lifecycle, connect())
     except AgentError as exc:
         err.print(f"[red]{what}: {exc}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
@@ -307,7 +307,7 @@ class _Decided:
 
 def _decide_line(library: Any, event: dict[str, Any]) -> tuple[Any, Any]:
     from powerx_agent.ingest.envelope import parse_event
-    from powerx_agent.matcher import evaluation_doc
+    from powerx_agent.match.service import evaluation_doc
 
     incoming = parse_event(event)
     env = incoming.envelope

@@ -1,6 +1,6 @@
 """``powerx-agent workflow list | show | retry | fill | stop``: manual takeover of workflows.
 
-The logic is in :mod:`powerx_agent.nodes.takeover`; see docs/operations-takeover.md.
+The logic is in :mod:`powerx_agent.ops.workflow`; see docs/operations-takeover.md.
 (``workflow view`` lives in its own module.)
 """
 
@@ -53,7 +53,7 @@ def session() -> Iterator[tuple[Any, Any]]:
 
 def run_logic(fn: Callable[[], Any]) -> Any:
     """Turn the takeover's refusals into a message and exit code 1 (nothing was changed)."""
-    from powerx_agent.nodes.takeover import TakeoverError
+    from powerx_agent.ops.takeover import TakeoverError
 
     try:
         return fn()
@@ -86,7 +86,7 @@ def list_cmd(tenant: str = typer.Option(None, "--tenant", help="only this tenant
              limit: int = typer.Option(100, "--limit", min=1, max=10_000),
              fmt: str = FormatOpt) -> None:
     """List workflows, newest first."""
-    from powerx_agent.nodes.takeover import list_workflows
+    from powerx_agent.ops.workflow import list_workflows
 
     check_format(fmt)
     with session() as (deps, _metrics):
@@ -109,7 +109,7 @@ def list_cmd(tenant: str = typer.Option(None, "--tenant", help="only this tenant
 @app.command("show")
 def show_cmd(workflow_id: str = typer.Argument(..., help="workflow id (wf-...)"), fmt: str = FormatOpt) -> None:
     """META, nodes (attempts, duration, error), execution status and decision summary."""
-    from powerx_agent.nodes.takeover import show_workflow
+    from powerx_agent.ops.workflow import show_workflow
 
     check_format(fmt)
     with session() as (deps, _metrics):
@@ -149,7 +149,7 @@ def retry_cmd(workflow_id: str = typer.Argument(...),
               by: str = typer.Option(None, "--by", help="who retries (audited); default $USER"),
               fmt: str = FormatOpt) -> None:
     """Start a new attempt generation: nodes already SUCCEEDED are reused, the rest run again."""
-    from powerx_agent.nodes.takeover import retry_workflow
+    from powerx_agent.ops.workflow import retry_workflow
 
     check_format(fmt)
     with session() as (deps, metrics):
@@ -168,7 +168,7 @@ def fill_cmd(workflow_id: str = typer.Argument(...), node_id: str = typer.Argume
              by: str = typer.Option(..., "--by", help="who did the work by hand (audited)"),
              fmt: str = FormatOpt) -> None:
     """Record an outcome done by hand (resumes a node waiting for a callback or a review)."""
-    from powerx_agent.nodes.takeover import fill_node
+    from powerx_agent.ops.workflow import fill_node
 
     check_format(fmt)
     try:
@@ -195,7 +195,7 @@ def stop_cmd(workflow_id: str = typer.Argument(None, help="workflow id (or --ten
              reason: str = typer.Option("stopped by operator", "--reason"),
              fmt: str = FormatOpt) -> None:
     """StopExecution for one workflow, or for every RUNNING workflow of a tenant."""
-    from powerx_agent.nodes.takeover import stop_tenant, stop_workflow
+    from powerx_agent.ops.workflow import stop_tenant, stop_workflow
 
     check_format(fmt)
     if (workflow_id is None) == (tenant is None):

@@ -8,9 +8,9 @@ import os
 import uuid
 from typing import Any
 
-from powerx_agent.adapters.audit_store import StreamCursor
+from powerx_agent.adapters.audit_store import StreamCursor, record_from_stream
 from powerx_agent.adapters.log_sink import LogStreamSink
-from powerx_agent.audit.stream import forward, record_from_stream
+from powerx_agent.audit.stream import forward
 from powerx_agent.handlers._common import logger, run
 
 _SUFFIX = f"audit/{uuid.uuid4().hex}-{os.getpid()}"

@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from powerx_agent.handlers._common import invocation, logger
-from powerx_agent.matcher import Matcher
+from powerx_agent.match.service import Matcher
 
 
 @logger.inject_lambda_context(clear_state=True)

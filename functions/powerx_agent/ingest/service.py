@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from powerx_agent import spec
 from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.errors import EventRejected, RetryableError
-from powerx_agent.ingest.trace import continue_or_start
 from powerx_agent.json_limits import dumps as dumps_any
+from powerx_agent.trace import continue_or_start
 
 UNREGISTERED_TENANT = "unregistered"
 """The ``tenant`` metric dimension of every rejection whose tenant is not a registered one (unknown,

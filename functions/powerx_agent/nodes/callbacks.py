@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from powerx_agent.adapters.aws import error_code
 from powerx_agent.audit.records import AuditEntry, workflow_chain
+from powerx_agent.escalation.backlog import emit_backlog
 from powerx_agent.json_limits import JsonLimitError, check_value
-from powerx_agent.nodes.backlog import emit_backlog
 from powerx_agent.nodes.runner import NodeRunner, small
 
 

@@ -18,13 +18,12 @@ import time
 from typing import Any
 
 from powerx_agent import spec
+from powerx_agent.adapters.downstream import Downstream
 from powerx_agent.audit.records import AuditEntry, workflow_chain
-from powerx_agent.errors import AgentError
-from powerx_agent.ingest.trace import child
-from powerx_agent.nodes.calls import Downstream
-from powerx_agent.nodes.errors import AwsUnavailable, NodeInputError, TenantScopeError
-from powerx_agent.nodes.escalation import escalate
+from powerx_agent.errors import AgentError, AwsUnavailable, NodeInputError, TenantScopeError
+from powerx_agent.escalation.service import escalate
 from powerx_agent.strategy.templates import Template, compile_template
+from powerx_agent.trace import child
 
 MAX_OUTPUT_BYTES = 8 * 1024
 _templates: dict[str, Template] = {}

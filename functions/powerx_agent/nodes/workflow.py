@@ -8,7 +8,7 @@ from typing import Any
 
 from powerx_agent import spec
 from powerx_agent.audit.records import AuditEntry, workflow_chain
-from powerx_agent.nodes.escalation import escalate
+from powerx_agent.escalation.service import escalate
 from powerx_agent.nodes.runner import callback_id_for, generation_of
 
 # a reviewer's decision is final: the workflow fails (audited) instead of escalating to people again

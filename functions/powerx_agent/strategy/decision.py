@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from powerx_agent.strategy.redaction import redact_actual
+from powerx_agent.redaction import DEFAULT_POLICY, RedactionPolicy, redact
+from powerx_agent.strategy.paths import MISSING
+
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def redact_actual(path: str, value: Any, policy: RedactionPolicy | None = None) -> Any:
+    """Redact the value found at JSONPath ``path`` for a decision record.
+
+    If any name in the path is sensitive (``$.payload.credentials.user``), the value is masked;
+    otherwise it is :func:`redact`-ed. :data:`~powerx_agent.strategy.paths.MISSING` and the
+    ``"<missing>"`` marker are kept as ``"<missing>"``.
+    """
+    policy = policy or DEFAULT_POLICY
+    if value is MISSING or value == "<missing>":
+        return "<missing>"
+    if any(policy.sensitive(segment) for segment in _SEGMENT.findall(path or "")):
+        return policy.mask
+    return redact(value, policy)
 
 
 @dataclass(frozen=True)

@@ -29,14 +29,12 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from powerx_agent.strategy.conditions import All, Leaf, is_number, type_key
 from powerx_agent.strategy.decision import Candidate, Decision, FailedCondition
+from powerx_agent.strategy.loader import CompiledStrategy
 from powerx_agent.strategy.paths import MISSING
-
-if TYPE_CHECKING:
-    from powerx_agent.strategy.loader import CompiledStrategy
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from powerx_agent.errors import StrategyError
+from powerx_agent import spec
+from powerx_agent.errors import StrategyError, TaskflowError
 from powerx_agent.strategy.conditions import Condition, _loc, compile_condition
 from powerx_agent.strategy.dsl import Strategy
+from powerx_agent.strategy.pattern import compile_pattern
 from powerx_agent.strategy.templates import BUILTINS, Template, Variables, compile_template, compile_variables
 from powerx_agent.strategy.yamlload import MAX_BYTES, Loaded, load_yaml
+from powerx_agent.taskflow.asl import FunctionArns, compile_flow
+from powerx_agent.taskflow.builder import flow_problems
 
 Severity = Literal["error", "warning"]
 STRATEGY_SUFFIXES = (".yaml", ".yml")
@@ -198,13 +202,6 @@ def _compile_variables(out: _Collector, raw: dict) -> tuple[Variables | None, fr
 
 def _compile_pattern(out: _Collector, raw: dict) -> Any:
     try:
-        from powerx_agent.strategy.pattern import compile_pattern
-    except ModuleNotFoundError as exc:
-        if exc.name != "powerx_agent.strategy.pattern":
-            raise
-        out.at(("pattern",), "pattern.unavailable", "EventBridge patterns are not supported by this build")
-        return None
-    try:
         return compile_pattern(raw, "pattern")
     except StrategyError as exc:
         out.error(exc, ("pattern",))
@@ -231,12 +228,6 @@ def _compile_parts_from_raw(out: _Collector, data: dict) -> None:
 
 
 def _flow_findings(out: _Collector, strategy: Strategy) -> None:
-    try:
-        from powerx_agent.taskflow.builder import flow_problems
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("powerx_agent.taskflow.builder", "powerx_agent.taskflow"):
-            raise
-        return
     index_of = {node.id: i for i, node in enumerate(strategy.flow.nodes)}
     for problem in flow_problems(strategy.flow):
         details = getattr(problem, "details", None) or {}
@@ -262,10 +253,6 @@ def _flow_findings(out: _Collector, strategy: Strategy) -> None:
 def _compile_findings(out: _Collector, strategy: Strategy) -> None:
     """Compile the flow once: limits (definition size, history events, Express duration, ...) that
     only the compiler can check become lint errors here, never failures in the matcher."""
-    from powerx_agent import spec
-    from powerx_agent.errors import TaskflowError
-    from powerx_agent.taskflow.asl import FunctionArns, compile_flow
-
     arns = FunctionArns(**{key: f"arn:aws:lambda:us-east-1:000000000000:function:{spec.FUNCTIONS_BY_KEY[fn].name}"
                            for key, fn in (("plugin", "node_plugin"), ("notify", "node_notify"),
                                            ("review", "node_review"), ("workflow", "workflow"))})

@@ -20,12 +20,12 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from powerx_agent.errors import TaskflowError
-from powerx_agent.strategy.dsl import NodeSpec, Strategy
 from powerx_agent.taskflow import limits
 from powerx_agent.taskflow.builder import Dag, Leaf, Seq, SpTree, build_dag, series_parallel
+from powerx_agent.taskflow.model import FlowSpec, NodeSpec
 
 __all__ = [
     "COMPLETE",
@@ -44,6 +44,22 @@ __all__ = [
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 LAMBDA_INVOKE_WAIT = "arn:aws:states:::lambda:invoke.waitForTaskToken"
+
+class FlowSource(Protocol):
+    """What the compiler needs of a strategy: its identity and its flow."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def flow(self) -> FlowSpec: ...
+
 
 RETRYABLE_ERRORS = ("PluginUnavailable", "DownstreamUnavailable", "AwsUnavailable")
 NON_RETRYABLE_ERRORS = ("PluginRejected", "NodeInputError", "TenantScopeError")
@@ -348,7 +364,7 @@ class _Emitter:
 # ------------------------------------------------------------------------------------ compile
 
 
-def _choose_type(strategy: Strategy, dag: Dag, tree: SpTree) -> tuple[Literal["STANDARD", "EXPRESS"], str, float]:
+def _choose_type(strategy: FlowSource, dag: Dag, tree: SpTree) -> tuple[Literal["STANDARD", "EXPRESS"], str, float]:
     flow = strategy.flow
     waiting = [n for n in dag.order if dag.nodes[n].waits_for_callback]
     worst, path = _critical(tree, dag)
@@ -384,7 +400,7 @@ def _choose_type(strategy: Strategy, dag: Dag, tree: SpTree) -> tuple[Literal["S
             f"({_fmt_seconds(flow.timeout)}) fit the {limit} s Express limit.", worst)
 
 
-def _state_machine_name(strategy: Strategy, hash8: str) -> str:
+def _state_machine_name(strategy: FlowSource, hash8: str) -> str:
     prefix = f"agent-{strategy.id}-v{strategy.version}"
     room = 80 - len(hash8) - 1
     if len(prefix) > room:
@@ -392,7 +408,7 @@ def _state_machine_name(strategy: Strategy, hash8: str) -> str:
     return f"{prefix}-{hash8}"
 
 
-def compile_flow(strategy: Strategy, arns: FunctionArns) -> CompiledFlow:
+def compile_flow(strategy: FlowSource, arns: FunctionArns) -> CompiledFlow:
     """Compile ``strategy.flow``; raises :class:`TaskflowError` (``flow.*``, ``limit.*``)."""
     flow = strategy.flow
     where = f"strategy {strategy.key}"

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from powerx_agent.errors import TaskflowError
-from powerx_agent.strategy.dsl import FlowSpec, NodeSpec
+from powerx_agent.taskflow.model import FlowSpec, NodeSpec
 
 __all__ = [
     "Dag",

@@ -4,7 +4,7 @@ Inline CSS and SVG only: no script, no external stylesheet, font or image, so op
 no network request (the Step Functions console link is a plain link). Sections: the taskflow graph
 (``taskflow.graph.to_svg`` over the state machine's own definition, from ``describe_state_machine``,
 laid out by grandalf) with each node coloured by status; the nodes with attempts, duration and
-error; the decision record; the event (redacted by ``strategy.redaction``); the timeline from the
+error; the decision record; the event (redacted by ``powerx_agent.redaction``); the timeline from the
 execution history; the audit chain.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 from powerx_agent.audit.records import workflow_chain
 from powerx_agent.errors import AgentError
-from powerx_agent.strategy.redaction import redact
+from powerx_agent.redaction import redact
 from powerx_agent.taskflow.graph import STATUS_COLOURS, to_svg
 
 CSS = """
@@ -66,7 +66,7 @@ def console_url(settings: Any, execution_arn: str) -> str:
 
 def _history(deps: Any, execution_arn: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]],
                                                       dict[str, Any] | None]:
-    from powerx_agent.audit.repair import load_history
+    from powerx_agent.ops.history import load_history
 
     history = load_history(deps, execution_arn)
     if history is None:

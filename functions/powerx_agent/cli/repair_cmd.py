@@ -1,4 +1,4 @@
-"""Top-level operator commands ``powerx-agent repair`` and ``powerx-agent metrics``.
+"""Top-level operator command ``powerx-agent repair [--apply]``.
 
 ``register(app)`` adds them to the root typer app (called from ``cli/main.py``).
 """
@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import getpass
 import json
-from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -30,8 +28,8 @@ def repair_cmd(apply: bool = typer.Option(False, "--apply", help="perform the fi
     """Validate agent_workflows against Step Functions and the audit trail; fix with --apply.
 
     Exit 0 when nothing is wrong (or everything found was fixed), 1 otherwise."""
-    from powerx_agent.audit.repair import repair
     from powerx_agent.cli.connect import connect
+    from powerx_agent.ops.repair import repair
 
     _check_format(fmt)
     actor = by or getpass.getuser()
@@ -55,47 +53,5 @@ def repair_cmd(apply: bool = typer.Option(False, "--apply", help="perform the fi
         raise typer.Exit(1)
 
 
-def metrics_cmd(fmt: str = typer.Option("text", "--format", help="text | json"),
-                emf_log_group: str = typer.Option(None, "--emf-log-group",
-                                                  help="EMF log group to cross-check (default: METRICS_LOG_GROUP)"),
-                ) -> None:
-    """The spec's metrics computed from the audit trail, cross-checked with the EMF totals.
-
-    Exit 1 when an EMF total disagrees with the audit trail."""
-    from powerx_agent.audit.figures import compute
-    from powerx_agent.cli.connect import connect
-
-    _check_format(fmt)
-    figures = compute(connect(), emf_log_group)
-    if fmt == "json":
-        typer.echo(json.dumps(figures.to_dict(), indent=2))
-    else:
-        table = Table(title="Agent automation (from the audit trail)")
-        for column in ("figure", "metric", "audit trail", "EMF"):
-            table.add_column(column)
-        emf = figures.emf or {}
-        emf_by_metric: dict[str, Any] = {}
-        if figures.emf is not None:
-            from powerx_agent import spec
-            from powerx_agent.audit.figures import EMF_COUNTS
-
-            emf_by_metric = {spec.METRICS[k]: emf.get(k) for k in EMF_COUNTS}
-        for label, metric, value in figures.rows():
-            shown = "-" if value is None else (f"{value:.2%}" if "rate" in label and isinstance(value, float)
-                                               else str(value))
-            emf_value = emf_by_metric.get(metric)
-            table.add_row(label, metric, shown, "" if emf_value is None else f"{emf_value:g}")
-        console.print(table)
-        if figures.backlog_items is not None:
-            console.print(f"open review items in agent_workflows: {figures.backlog_items}")
-        if figures.emf is None:
-            console.print("EMF cross-check skipped: the metrics log group does not exist here")
-        for m in figures.mismatches:
-            console.print(f"[red]MISMATCH[/red] {m['metric']}: audit trail {m['audit']} vs EMF {m['emf']:g}")
-    if figures.mismatches:
-        raise typer.Exit(1)
-
-
 def register(app: typer.Typer) -> None:
     app.command("repair")(repair_cmd)
-    app.command("metrics")(metrics_cmd)

@@ -17,9 +17,9 @@ console = Console(highlight=False, soft_wrap=True)
 def view_cmd(workflow_id: str = typer.Argument(..., help="workflow id (wf-...)"),
              out: Path = typer.Option(Path("view.html"), "--out", help="where to write the HTML page")) -> None:
     """One self-contained HTML page: graph by status, nodes, decision, event (redacted), timeline."""
-    from powerx_agent.audit.view import render_view
     from powerx_agent.cli.connect import connect
     from powerx_agent.errors import AgentError
+    from powerx_agent.ops.view import render_view
 
     try:
         html = render_view(connect(), workflow_id)

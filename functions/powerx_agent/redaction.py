@@ -1,4 +1,4 @@
-"""Redaction of sensitive values in logs, audit records and decision records (DESIGN.md §7).
+"""Redaction of sensitive values in logs, audit records and decision records (docs/strategies.md, "Redaction").
 
 Default policy (:data:`DEFAULT_POLICY`):
 
@@ -20,8 +20,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-from powerx_agent.strategy.paths import MISSING
 
 SENSITIVE_KEY_PATTERN = r"password|passwd|secret|token|authorization|api[_-]?key|credential|ssn|card|email|phone"
 MASK = "***"
@@ -73,21 +71,3 @@ def _redact(value: Any, policy: RedactionPolicy, depth: int) -> Any:
             items.append(f"…[{len(value) - policy.max_items} more items]")
         return items
     return value
-
-
-_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def redact_actual(path: str, value: Any, policy: RedactionPolicy | None = None) -> Any:
-    """Redact the value found at JSONPath ``path`` for a decision record.
-
-    If any name in the path is sensitive (``$.payload.credentials.user``), the value is masked;
-    otherwise it is :func:`redact`-ed. :data:`~powerx_agent.strategy.paths.MISSING` and the
-    ``"<missing>"`` marker are kept as ``"<missing>"``.
-    """
-    policy = policy or DEFAULT_POLICY
-    if value is MISSING or value == "<missing>":
-        return "<missing>"
-    if any(policy.sensitive(segment) for segment in _SEGMENT.findall(path or "")):
-        return policy.mask
-    return redact(value, policy)

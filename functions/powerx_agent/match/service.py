@@ -11,10 +11,11 @@ import json
 import time
 from typing import Any
 
-from powerx_agent import spec, strategy_ops
+from powerx_agent import spec
+from powerx_agent.adapters import state_machines
 from powerx_agent.adapters.aws import error_code
 from powerx_agent.audit.records import AuditEntry, workflow_chain
-from powerx_agent.nodes.escalation import escalate
+from powerx_agent.escalation.service import escalate
 from powerx_agent.strategy.library import Library, LibraryCache, build_library, library_from_directory
 from powerx_agent.strategy.loader import CompiledStrategy
 from powerx_agent.taskflow.asl import CompiledFlow, FunctionArns, compile_flow
@@ -176,16 +177,16 @@ class Matcher:
     def _ensure_state_machine(self, flow: CompiledFlow) -> str:
         """The ARN to start executions on. Creates the flow's hash-named state machine (published as
         version 1, never updated) and publishes the flow as a version of the strategy's alias
-        machine, pointing its ``live`` alias there (see :mod:`powerx_agent.strategy_ops`)."""
+        machine, pointing its ``live`` alias there (see :mod:`powerx_agent.adapters.state_machines`)."""
         known = self.state.setdefault("state_machines", {})
-        name = strategy_ops.machine_name(self.deps, flow)
+        name = state_machines.machine_name(self.deps, flow)
         if name not in known:
-            known[name] = strategy_ops.ensure_state_machine(self.deps, flow)
+            known[name] = state_machines.ensure_state_machine(self.deps, flow)
         return known[name]["state_machine_arn"]
 
     def _state_machine_meta(self, flow: CompiledFlow) -> dict[str, Any]:
         """Version and alias ARNs for the workflow META (recorded once _ensure_state_machine ran)."""
-        found = self.state.get("state_machines", {}).get(strategy_ops.machine_name(self.deps, flow), {})
+        found = self.state.get("state_machines", {}).get(state_machines.machine_name(self.deps, flow), {})
         return {k: v for k, v in found.items() if k != "state_machine_arn"}
 
     def _start(self, state_machine_arn: str, workflow_id: str, input_json: str) -> str:

@@ -12,10 +12,10 @@ import hashlib
 from typing import Any
 
 from powerx_agent import spec
+from powerx_agent.adapters.downstream import Downstream
 from powerx_agent.audit.records import AuditEntry, workflow_chain
-from powerx_agent.ingest.trace import child
-from powerx_agent.nodes.backlog import emit_backlog
-from powerx_agent.nodes.calls import Downstream
+from powerx_agent.escalation.backlog import emit_backlog
+from powerx_agent.trace import child
 
 
 def review_id_for(workflow_id: str, reason: str, node_id: str | None = None, generation: int = 1) -> str:

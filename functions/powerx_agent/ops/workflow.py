@@ -1,10 +1,9 @@
-"""Manual takeover: what an operator does when automation cannot finish (docs/operations-takeover.md).
+"""``powerx-agent workflow list|show|retry|fill|stop``: what an operator does when automation
+cannot finish (docs/operations-takeover.md).
 
-The CLI (``powerx-agent review ...`` / ``powerx-agent workflow ...``) is a thin layer over these
-functions; they take ``deps`` (stores and clients) and a metrics recorder, like the handlers do.
+The CLI is a thin layer over these functions; they take ``deps`` (stores and clients) and a metrics
+recorder, like the handlers do. Reviews are in :mod:`powerx_agent.ops.review`.
 
-- reviews: list the open ones, approve / reject with the same effect as the callback API, audited
-  with the actor;
 - ``retry``: a new attempt *generation*: a new execution of the same state machine named
   ``<workflow_id>-r<n>`` (moto has no ``RedriveExecution``; the same path works on AWS); nodes
   already SUCCEEDED are kept (the node Lambda returns their stored output without calling
@@ -25,54 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from powerx_agent.adapters.aws import error_code
-from powerx_agent.audit.records import AuditEntry, workflow_chain
-from powerx_agent.errors import AgentError
-from powerx_agent.nodes.backlog import emit_backlog
-from powerx_agent.nodes.callbacks import CallbackRequest, CallbackResult, Callbacks
+from powerx_agent.escalation.backlog import emit_backlog
 from powerx_agent.nodes.runner import callback_id_for, small
+from powerx_agent.ops.takeover import (
+    ACTIVE,
+    TERMINAL,
+    TakeoverError,
+    audit_takeover,
+    close_reviews,
+    meta_of,
+    public_review,
+)
 from powerx_agent.strategy.loader import load_strategy_text
-
-ACTIVE = ("PENDING", "RUNNING")
-TERMINAL = ("SUCCEEDED", "FAILED", "ESCALATED", "STOPPED")
-_ROUTING_FIELDS = ("pk", "sk", "gsi1pk", "gsi1sk", "task_token")
-
-
-class TakeoverError(AgentError):
-    """The takeover cannot be done as asked (unknown id, wrong status, ...): nothing was changed."""
-
-    code = "takeover.refused"
-
-
-# ------------------------------------------------------------------------------------ reviews
-
-
-def public_review(review: dict[str, Any]) -> dict[str, Any]:
-    """A review as an operator sees it: never the task token (kept server side)."""
-    out = {k: v for k, v in review.items() if k not in _ROUTING_FIELDS}
-    out["waits_for_decision"] = bool(review.get("task_token"))
-    return out
-
-
-def list_reviews(deps: Any, queue: str | None = None) -> list[dict[str, Any]]:
-    reviews = deps.workflows.open_reviews(limit=10_000)
-    return [public_review(r) for r in reviews if queue is None or r.get("queue") == queue]
-
-
-def decide_review(deps: Any, metrics: Any, review_id: str, outcome: str, by: str,
-                  reason: str | None = None) -> CallbackResult:
-    """approve / reject exactly as ``POST /internal/agent/callbacks`` does, with ``by`` as actor."""
-    if outcome == "rejected" and not (reason or "").strip():
-        raise TakeoverError("a rejection needs a reason", code="takeover.reason_required")
-    if not by.strip():
-        raise TakeoverError("say who decides (--by)", code="takeover.actor_required")
-    try:
-        request = CallbackRequest(review_id=review_id, outcome=outcome, reason=reason, actor=by)
-    except ValueError as exc:
-        raise TakeoverError(f"{review_id!r} is not a review id (rv-<20 hex>)", code="takeover.bad_id") from exc
-    return Callbacks(deps, metrics).handle(request)
-
-
-# ---------------------------------------------------------------------------------- workflows
 
 
 def list_workflows(deps: Any, tenant: str | None = None, status: str | None = None,
@@ -81,13 +44,6 @@ def list_workflows(deps: Any, tenant: str | None = None, status: str | None = No
     if status:
         items = [i for i in items if i.get("status") == status.upper()]
     return items[:limit]
-
-
-def _meta(deps: Any, workflow_id: str) -> dict[str, Any]:
-    meta = deps.workflows.get(workflow_id)
-    if meta is None:
-        raise TakeoverError(f"no workflow {workflow_id!r}", code="takeover.not_found")
-    return meta
 
 
 def _execution(deps: Any, execution_arn: str | None) -> dict[str, Any] | None:
@@ -103,7 +59,7 @@ def _execution(deps: Any, execution_arn: str | None) -> dict[str, Any] | None:
 
 def show_workflow(deps: Any, workflow_id: str) -> dict[str, Any]:
     """META, nodes (attempts, duration, error, generation), execution status, decision summary."""
-    meta = _meta(deps, workflow_id)
+    meta = meta_of(deps, workflow_id)
     execution = _execution(deps, meta.get("execution_arn"))
     decision = meta.get("decision") or {}
     selected = decision.get("selected") or {}
@@ -130,27 +86,6 @@ def show_workflow(deps: Any, workflow_id: str) -> dict[str, Any]:
         "nodes": nodes,
         "open_reviews": reviews,
     }
-
-
-def _audit(deps: Any, kind: str, meta: dict[str, Any], **fields: Any) -> None:
-    deps.audit.append(AuditEntry(kind, workflow_chain(meta["workflow_id"]), tenant_id=meta["tenant_id"],
-                                 event_id=meta.get("event_id"), workflow_id=meta["workflow_id"],
-                                 strategy_id=meta.get("strategy_id"), **fields))
-
-
-def _close_reviews(deps: Any, metrics: Any, meta: dict[str, Any], outcome: str, by: str, reason: str,
-                   node_id: str | None = None) -> list[str]:
-    closed = []
-    for review in deps.workflows.open_reviews_for(meta["workflow_id"]):
-        if node_id is not None and review.get("node_id") != node_id:
-            continue
-        if deps.workflows.close_review(review["review_id"], outcome, by, reason):
-            closed.append(review["review_id"])
-            _audit(deps, "review.closed", meta, node_id=review.get("node_id"), status=outcome.upper(),
-                   data={"outcome": outcome, "reason": reason, "actor": by, "id": review["review_id"]})
-    if closed:
-        emit_backlog(deps, metrics)
-    return closed
 
 
 # -------------------------------------------------------------------------------------- retry
@@ -209,7 +144,7 @@ def plan_retry(statuses: dict[str, str], edges: dict[str, Iterable[str]],
 
 def retry_workflow(deps: Any, metrics: Any, workflow_id: str, by: str,
                    from_node: str | None = None) -> dict[str, Any]:
-    meta = _meta(deps, workflow_id)
+    meta = meta_of(deps, workflow_id)
     if meta.get("status") not in TERMINAL:
         raise TakeoverError(f"workflow {workflow_id} is {meta.get('status')}; retry a finished workflow "
                             "(stop it first: powerx-agent workflow stop)", code="takeover.not_finished")
@@ -242,11 +177,11 @@ def retry_workflow(deps: Any, metrics: Any, workflow_id: str, by: str,
         before = {"generation": item.get("generation", 1), "status": item.get("status"),
                   "attempts": item.get("attempts"), "error": item.get("error"), "filled_by": item.get("filled_by")}
         if deps.workflows.reset_node(workflow_id, node_id, generation, before):
-            _audit(deps, "node.reset", meta, node_id=node_id, status="PENDING",
+            audit_takeover(deps, "node.reset", meta, node_id=node_id, status="PENDING",
                    data={"from_status": item.get("status"), "generation": generation, "actor": by,
                          "why": "retry from this node" if node_id == from_node else
                                 ("after the retried node" if item.get("status") == "SUCCEEDED" else "did not succeed")})
-    closed = _close_reviews(deps, metrics, meta, "retried", by, f"retried as generation {generation}")
+    closed = close_reviews(deps, metrics, meta, "retried", by, f"retried as generation {generation}")
     sfn = deps.client("stepfunctions")
     try:
         arn = sfn.start_execution(stateMachineArn=meta["state_machine_arn"], name=name,
@@ -254,11 +189,11 @@ def retry_workflow(deps: Any, metrics: Any, workflow_id: str, by: str,
     except Exception as exc:
         deps.workflows.transition_workflow(workflow_id, "FAILED", failure={"error": "retry.start_failed",
                                                                            "message": str(exc)[:500]})
-        _audit(deps, "workflow.failed", meta, status="FAILED",
+        audit_takeover(deps, "workflow.failed", meta, status="FAILED",
                data={"reason": "retry could not start", "generation": generation, "error": str(exc)[:500]})
         raise
     deps.workflows.update_meta(workflow_id, execution_arn=arn)
-    _audit(deps, "workflow.retried", meta, status="RUNNING",
+    audit_takeover(deps, "workflow.retried", meta, status="RUNNING",
            data={"generation": generation, "from_status": meta.get("status"), "from_node": from_node,
                  "reset": reset, "reuse": reuse, "execution_arn": arn, "previous_execution": meta.get("execution_arn"),
                  "closed_reviews": closed, "actor": by})
@@ -275,7 +210,7 @@ def fill_node(deps: Any, metrics: Any, workflow_id: str, node_id: str, output: A
     with ``filled_by`` so that ``workflow retry`` reuses it instead of running it again."""
     if not by.strip():
         raise TakeoverError("say who filled the node (--by)", code="takeover.actor_required")
-    meta = _meta(deps, workflow_id)
+    meta = meta_of(deps, workflow_id)
     item = meta.get("nodes", {}).get(node_id)
     if item is None:
         raise TakeoverError(f"no node {node_id!r} in workflow {workflow_id} "
@@ -308,7 +243,7 @@ def fill_node(deps: Any, metrics: Any, workflow_id: str, node_id: str, output: A
         except Exception as exc:  # noqa: BLE001
             if error_code(exc) not in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
                 raise
-    _audit(deps, "node.filled", meta, node_id=node_id, status="SUCCEEDED",
+    audit_takeover(deps, "node.filled", meta, node_id=node_id, status="SUCCEEDED",
            data={"actor": by, "from_status": status, "via": via, "resumed": resumed, "generation": generation,
                  "output": stored})
     hint = None
@@ -323,7 +258,7 @@ def fill_node(deps: Any, metrics: Any, workflow_id: str, node_id: str, output: A
 
 def stop_workflow(deps: Any, metrics: Any, workflow_id: str, by: str, reason: str = "stopped by operator",
                   meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    meta = meta or _meta(deps, workflow_id)
+    meta = meta or meta_of(deps, workflow_id)
     if meta.get("status") not in ACTIVE:
         raise TakeoverError(f"workflow {workflow_id} is {meta.get('status')}, not running", code="takeover.not_running")
     execution_status = None
@@ -364,9 +299,9 @@ def stop_workflow(deps: Any, metrics: Any, workflow_id: str, by: str, reason: st
                 deps.workflows.close_callback(callback_id, "stopped")
         elif item.get("status") == "PENDING":
             deps.workflows.transition_node(workflow_id, node_id, "SKIPPED", reason=f"workflow stopped by {by}")
-    closed = _close_reviews(deps, metrics, meta, "stopped", by, reason)
+    closed = close_reviews(deps, metrics, meta, "stopped", by, reason)
     if changed:
-        _audit(deps, "workflow.stopped", meta, status="STOPPED",
+        audit_takeover(deps, "workflow.stopped", meta, status="STOPPED",
                data={"actor": by, "reason": reason, "execution_status": execution_status, "closed_reviews": closed})
     return {"workflow_id": workflow_id, "status": "STOPPED", "execution_status": execution_status,
             "closed_reviews": closed, "changed": changed}

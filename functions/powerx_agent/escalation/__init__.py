@@ -1,0 +1,1 @@
+"""Escalation to people: review work orders, notifications and the open-review backlog."""
