@@ -137,9 +137,9 @@ class _Sink:
     def add(self, *args: Any, **kwargs: Any) -> None:
         self.count += 1
 
-    def send_message(self, **kwargs: Any) -> dict[str, Any]:
+    def send(self, queue_url: str, body: str, attributes: dict[str, str] | None = None) -> str:
         self.count += 1
-        return {"MessageId": str(self.count)}
+        return str(self.count)
 
     def enabled(self, name: str, context: dict[str, Any] | None = None) -> bool:
         return True
@@ -166,11 +166,7 @@ class _Deps:
 
         self.settings = load_settings()
         self.events, self.tenants, self.audit, self.flags = _Events(), _Tenants(), _Sink(), _Sink()
-        self.sqs = _Sink()
-
-    def client(self, service: str) -> Any:
-        assert service == "sqs", service
-        return self.sqs
+        self.queues = _Sink()
 
 
 def _event(i: int) -> dict[str, Any]:

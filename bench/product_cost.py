@@ -65,7 +65,7 @@ def process(deps: FakeDeps, event: dict[str, Any]) -> str:
     metrics = deps.metrics()
     outcome = Ingestor(deps, metrics).handle(event).outcome
     metrics.flush()
-    for body in deps.sqs.drain(deps.settings.match_queue_url):
+    for body in deps.queues.drain(deps.settings.match_queue_url):
         metrics = deps.metrics()
         outcome = Matcher(deps, metrics).handle(json.loads(body))["outcome"]
         metrics.flush()

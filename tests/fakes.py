@@ -7,7 +7,7 @@ dicts in memory, so the product's own CPU per event can be measured without moto
 
     deps = FakeDeps.create()          # tenants from config/tenants.yaml, strategies from strategies/
     Ingestor(deps, deps.metrics()).handle(bus_event)
-    for body in deps.sqs.drain(deps.settings.match_queue_url):
+    for body in deps.queues.drain(deps.settings.match_queue_url):
         Matcher(deps, deps.metrics()).handle(json.loads(body))
 """
 
@@ -27,9 +27,11 @@ from typing import Any
 import yaml
 from botocore.exceptions import ClientError
 
+from powerx_agent import spec
 from powerx_agent.adapters.events_store import Claim, event_pk
 from powerx_agent.adapters.flags import DynamoFlagStore, Flags
 from powerx_agent.adapters.metrics import MetricsRecorder
+from powerx_agent.adapters.state_machines import Started, state_machine_arn
 from powerx_agent.adapters.workflows_store import NODE_FROM, WORKFLOW_FROM
 from powerx_agent.audit.records import GENESIS, AuditEntry, seal
 from powerx_agent.errors import AgentError
@@ -322,20 +324,23 @@ class FakeStrategiesStore:
 
 
 # --------------------------------------------------------------------------------------- clients
-class FakeSqs:
-    """``send_message`` / ``receive`` by queue URL; messages kept in order."""
+class FakeQueues:
+    """The ``Queues`` port: messages kept in order per queue URL."""
 
     def __init__(self) -> None:
         self.queues: dict[str, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._seq = 0
 
-    def send_message(self, QueueUrl: str, MessageBody: str, **kwargs: Any) -> dict[str, Any]:  # noqa: N803
+    def send(self, queue_url: str, body: str, attributes: dict[str, str] | None = None) -> str:
         with self._lock:
             self._seq += 1
-            message = {"MessageId": f"m-{self._seq}", "Body": MessageBody, **kwargs}
-            self.queues.setdefault(QueueUrl, []).append(message)
-        return {"MessageId": message["MessageId"]}
+            message = {"MessageId": f"m-{self._seq}", "Body": body, "Attributes": dict(attributes or {})}
+            self.queues.setdefault(queue_url, []).append(message)
+        return str(message["MessageId"])
+
+    def url(self, name: str) -> str | None:
+        return next((u for u in self.queues if u.rsplit("/", 1)[-1] == name), None)
 
     def drain(self, queue_url: str) -> list[str]:
         with self._lock:
@@ -346,137 +351,83 @@ class FakeSqs:
         return len(self.queues.get(queue_url, []))
 
 
-class FakeStepFunctions:
-    """State machines (with published versions, tags and aliases) and executions by name, with the
-    service's refusals: unknown machine, duplicate execution name, alias routing to a missing version."""
+class FakeStateMachines:
+    """The ``StateMachines`` port in memory: one machine per flow (a second definition under the same
+    name is refused, as the service refuses it), executions by name (a second start with a name
+    already used answers ``already``), each strategy's alias pointing at the version last ensured or
+    pointed, and every task answer recorded."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.machines: dict[str, dict[str, Any]] = {}
-        self.versions: dict[str, dict[str, Any]] = {}  # "<machine arn>:<n>" -> definition snapshot
-        self.tags: dict[str, dict[str, str]] = {}
-        self.aliases: dict[str, dict[str, Any]] = {}
         self.executions: dict[str, dict[str, Any]] = {}
+        self.aliases: dict[str, int] = {}  # strategy id -> strategy version its alias routes to
+        self.versions: dict[str, set[int]] = {}  # strategy id -> strategy versions published
         self.task_results: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
-    @staticmethod
-    def _missing(arn: str, operation: str) -> ClientError:
-        return _client_error("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{arn}'", operation)
+    def machine_name(self, flow: Any) -> str:
+        return self.settings.state_machine_prefix + flow.state_machine_name.removeprefix(spec.STATE_MACHINE_PREFIX)
 
-    def describe_state_machine(self, stateMachineArn: str) -> dict[str, Any]:  # noqa: N803
-        found = self.machines.get(stateMachineArn) or self.versions.get(stateMachineArn)
-        if found is None:
-            raise self._missing(stateMachineArn, "DescribeStateMachine")
-        return dict(found)
-
-    def _publish(self, arn: str, description: str | None) -> str:
-        machine = self.machines[arn]
-        machine["version_count"] = machine.get("version_count", 0) + 1
-        version_arn = f"{arn}:{machine['version_count']}"
-        self.versions[version_arn] = {**{k: v for k, v in machine.items() if k != "version_count"},
-                                      "stateMachineArn": version_arn, "description": description or ""}
-        return version_arn
-
-    def create_state_machine(self, name: str, definition: str, roleArn: str, type: str = "STANDARD",  # noqa: A002,N803
-                             publish: bool = False, versionDescription: str | None = None,  # noqa: N803
-                             tags: list[dict[str, str]] | None = None, **kwargs: Any) -> dict[str, Any]:
-        arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
-        json.loads(definition)  # a definition that is not JSON is refused, as by the service
+    def ensure(self, flow: Any) -> dict[str, Any]:
+        json.loads(flow.definition_json)  # a definition that is not JSON is refused, as by the service
+        arn = state_machine_arn(self.settings, self.machine_name(flow))
         with self._lock:
-            existing = self.machines.get(arn)
-            if existing is not None:
-                if existing["definition"] != definition or existing["type"] != type:
-                    raise _client_error("StateMachineAlreadyExists", f"State Machine Already Exists: '{arn}'",
-                                        "CreateStateMachine")
-                return {"stateMachineArn": arn, "stateMachineVersionArn": f"{arn}:{existing.get('version_count', 1)}"}
-            self.machines[arn] = {"stateMachineArn": arn, "name": name, "definition": definition, "roleArn": roleArn,
-                                  "type": type, "status": "ACTIVE"}
-            self.tags[arn] = {t["key"]: t["value"] for t in tags or []}
-            out = {"stateMachineArn": arn}
-            if publish:
-                out["stateMachineVersionArn"] = self._publish(arn, versionDescription)
+            existing = self.machines.setdefault(arn, {"definition": flow.definition_json, "type": flow.type,
+                                                      "strategy": f"{flow.strategy_id}@v{flow.strategy_version}"})
+            if existing["definition"] != flow.definition_json:
+                raise AgentError(f"state machine {arn} exists with another definition", code="fake.conflict")
+            out = {"state_machine_arn": arn, "state_machine_version_arn": f"{arn}:1"}
+            if flow.strategy_id:
+                self.versions.setdefault(flow.strategy_id, set()).add(flow.strategy_version)
+                self.aliases[flow.strategy_id] = flow.strategy_version
+                alias_machine = state_machine_arn(self.settings, self.settings.state_machine_prefix + flow.strategy_id)
+                out.update(strategy_state_machine_arn=alias_machine, strategy_alias_arn=f"{alias_machine}:live",
+                           strategy_state_machine_version_arn=f"{alias_machine}:{flow.strategy_version}")
         return out
 
-    def update_state_machine(self, stateMachineArn: str, definition: str | None = None,  # noqa: N803
-                             roleArn: str | None = None, publish: bool = False,  # noqa: N803
-                             versionDescription: str | None = None, **kwargs: Any) -> dict[str, Any]:  # noqa: N803
-        with self._lock:
-            machine = self.machines.get(stateMachineArn)
-            if machine is None:
-                raise self._missing(stateMachineArn, "UpdateStateMachine")
-            if definition is not None:
-                machine["definition"] = definition
-            if roleArn is not None:
-                machine["roleArn"] = roleArn
-            out: dict[str, Any] = {"updateDate": time.time()}
-            if publish:
-                out["stateMachineVersionArn"] = self._publish(stateMachineArn, versionDescription)
-        return out
+    def point_alias(self, strategy_id: str, version: int) -> dict[str, Any]:
+        if strategy_id not in self.versions:
+            return {"pointed": False, "why": "the strategy has no state machine yet"}
+        if version not in self.versions[strategy_id]:
+            return {"pointed": False, "why": f"no state-machine version for v{version} yet"}
+        self.aliases[strategy_id] = version
+        return {"pointed": True}
 
-    def list_tags_for_resource(self, resourceArn: str) -> dict[str, Any]:  # noqa: N803
-        if resourceArn not in self.tags:
-            raise _client_error("ResourceNotFound", f"Resource not found: '{resourceArn}'", "ListTagsForResource")
-        return {"tags": [{"key": k, "value": v} for k, v in self.tags[resourceArn].items()]}
+    def alias_target(self, strategy_id: str) -> dict[str, Any] | None:
+        version = self.aliases.get(strategy_id)
+        return None if version is None else {"strategy_version": version}
 
-    def tag_resource(self, resourceArn: str, tags: list[dict[str, str]]) -> dict[str, Any]:  # noqa: N803
-        if resourceArn not in self.tags:
-            raise _client_error("ResourceNotFound", f"Resource not found: '{resourceArn}'", "TagResource")
-        self.tags[resourceArn].update({t["key"]: t["value"] for t in tags})
-        return {}
-
-    def untag_resource(self, resourceArn: str, tagKeys: list[str]) -> dict[str, Any]:  # noqa: N803
-        for key in tagKeys:
-            self.tags.get(resourceArn, {}).pop(key, None)
-        return {}
-
-    def describe_state_machine_alias(self, stateMachineAliasArn: str) -> dict[str, Any]:  # noqa: N803
-        alias = self.aliases.get(stateMachineAliasArn)
-        if alias is None:
-            raise _client_error("ResourceNotFound", f"Alias not found: '{stateMachineAliasArn}'",
-                                "DescribeStateMachineAlias")
-        return dict(alias)
-
-    def create_state_machine_alias(self, name: str, routingConfiguration: list[dict[str, Any]],  # noqa: N803
-                                   description: str = "") -> dict[str, Any]:
-        version_arn = routingConfiguration[0]["stateMachineVersionArn"]
-        if version_arn not in self.versions:
-            raise self._missing(version_arn, "CreateStateMachineAlias")
-        alias_arn = f"{version_arn.rsplit(':', 1)[0]}:{name}"
-        if alias_arn in self.aliases:
-            raise _client_error("ConflictException", f"Alias exists: '{alias_arn}'", "CreateStateMachineAlias")
-        self.aliases[alias_arn] = {"stateMachineAliasArn": alias_arn, "name": name, "description": description,
-                                   "routingConfiguration": routingConfiguration}
-        return {"stateMachineAliasArn": alias_arn}
-
-    def update_state_machine_alias(self, stateMachineAliasArn: str,  # noqa: N803
-                                   routingConfiguration: list[dict[str, Any]], description: str = "") -> dict[str, Any]:  # noqa: N803
-        if stateMachineAliasArn not in self.aliases:
-            raise _client_error("ResourceNotFound", "Alias not found", "UpdateStateMachineAlias")
-        self.aliases[stateMachineAliasArn].update(routingConfiguration=routingConfiguration, description=description)
-        return {}
-
-    def start_execution(self, stateMachineArn: str, name: str, input: str) -> dict[str, Any]:  # noqa: A002,N803
-        target = stateMachineArn
-        if target in self.aliases:
-            target = self.aliases[target]["routingConfiguration"][0]["stateMachineVersionArn"]
-        if target not in self.machines and target not in self.versions:
-            raise self._missing(stateMachineArn, "StartExecution")
-        base = target if target in self.machines else target.rsplit(":", 1)[0]
-        arn = base.replace(":stateMachine:", ":execution:") + f":{name}"
+    def start(self, state_machine_arn: str, name: str, input_json: str) -> Started:
+        if state_machine_arn not in self.machines:
+            raise AgentError(f"no state machine {state_machine_arn}", code="fake.no_machine")
+        arn = state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
         with self._lock:
             if arn in self.executions:
-                raise _client_error("ExecutionAlreadyExists", f"Execution Already Exists: '{arn}'", "StartExecution")
-            self.executions[arn] = {"executionArn": arn, "stateMachineArn": base, "startedOn": stateMachineArn,
-                                    "name": name, "input": input, "status": "RUNNING", "startDate": time.time()}
-        return {"executionArn": arn, "startDate": self.executions[arn]["startDate"]}
+                return Started(arn, True)
+            self.executions[arn] = {"executionArn": arn, "stateMachineArn": state_machine_arn, "name": name,
+                                    "input": input_json, "status": "RUNNING", "startDate": time.time()}
+        return Started(arn, False)
 
-    def send_task_success(self, taskToken: str, output: str) -> dict[str, Any]:  # noqa: N803
-        self.task_results.append({"taskToken": taskToken, "output": output, "status": "SUCCESS"})
-        return {}
+    def describe(self, execution_arn: str | None) -> dict[str, Any] | None:
+        found = self.executions.get(execution_arn or "")
+        return dict(found) if found else None
 
-    def send_task_failure(self, taskToken: str, error: str = "", cause: str = "") -> dict[str, Any]:  # noqa: N803
-        self.task_results.append({"taskToken": taskToken, "error": error, "cause": cause, "status": "FAILURE"})
-        return {}
+    def status(self, execution_arn: str | None) -> str | None:
+        found = self.describe(execution_arn)
+        return str(found["status"]) if found else None
+
+    def succeed_task(self, task_token: str, output: str) -> bool:
+        self.task_results.append({"taskToken": task_token, "output": output, "status": "SUCCESS"})
+        return True
+
+    def fail_task(self, task_token: str, error: str, cause: str) -> bool:
+        self.task_results.append({"taskToken": task_token, "error": error, "cause": cause, "status": "FAILURE"})
+        return True
+
+    def heartbeat(self, task_token: str) -> bool:
+        self.task_results.append({"taskToken": task_token, "status": "HEARTBEAT"})
+        return True
 
 
 class FakeLogs:
@@ -590,24 +541,26 @@ class FakeDeps:
     strategies: FakeStrategiesStore
     audit: FakeAuditStore
     secrets: FakeSecrets
-    sqs: FakeSqs
-    sfn: FakeStepFunctions
+    queues: FakeQueues
+    state_machines: FakeStateMachines
     logs: FakeLogs
 
     @classmethod
     def create(cls, strategies_dir: Path = REPO / "strategies", **settings: Any) -> FakeDeps:
         from powerx_agent.local.deployer import publish_directory
 
-        deps = cls(settings=fake_settings(**settings), events=FakeEventsStore(), workflows=FakeWorkflowsStore(),
+        settings_ = fake_settings(**settings)
+        deps = cls(settings=settings_, events=FakeEventsStore(), workflows=FakeWorkflowsStore(),
                    tenants=FakeTenantsStore.from_file(), strategies=FakeStrategiesStore(), audit=FakeAuditStore(),
-                   secrets=FakeSecrets(), sqs=FakeSqs(), sfn=FakeStepFunctions(), logs=FakeLogs())
+                   secrets=FakeSecrets(), queues=FakeQueues(), state_machines=FakeStateMachines(settings_),
+                   logs=FakeLogs())
         deps.secrets.values[deps.settings.downstream_secret] = {"plugin_runtime_token": "t-plugin",
                                                                "notifications_token": "t-notify", "ops_token": "t-ops"}
         publish_directory(deps.strategies, strategies_dir)  # type: ignore[arg-type]
         return deps
 
     def client(self, service: str) -> Any:
-        clients = {"sqs": self.sqs, "stepfunctions": self.sfn, "logs": self.logs}
+        clients = {"logs": self.logs}
         if service not in clients:
             raise LookupError(f"FakeDeps has no fake for the {service!r} client")
         return clients[service]

@@ -15,10 +15,14 @@ from powerx_agent.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # imported lazily below: a cold start pays only for what its handler uses
     from powerx_agent.adapters.audit_store import AuditStore
+    from powerx_agent.adapters.bus import Bus
     from powerx_agent.adapters.events_store import EventsStore
     from powerx_agent.adapters.flags import Flags
-    from powerx_agent.adapters.metrics import MetricsRecorder
+    from powerx_agent.adapters.metrics import EmfReader, MetricsRecorder
+    from powerx_agent.adapters.queues import Queues
+    from powerx_agent.adapters.releases import LambdaReleases
     from powerx_agent.adapters.secrets import SecretsCache
+    from powerx_agent.adapters.state_machines import StateMachines
     from powerx_agent.adapters.strategies_store import StrategiesStore
     from powerx_agent.adapters.tenants_store import TenantsStore
     from powerx_agent.adapters.workflows_store import WorkflowsStore
@@ -83,6 +87,36 @@ class Deps:
         """Failed flag reads since the last call, if this process reads flags at all (a metric per invocation)."""
         flags = self.__dict__.get("flags")  # the cached_property, only when already built
         return flags.take_store_errors() if flags is not None else 0
+
+    @cached_property
+    def state_machines(self) -> StateMachines:
+        from powerx_agent.adapters.state_machines import StateMachines
+
+        return StateMachines(self.client("stepfunctions"), self.settings)
+
+    @cached_property
+    def queues(self) -> Queues:
+        from powerx_agent.adapters.queues import Queues
+
+        return Queues(self.client("sqs"))
+
+    @cached_property
+    def bus(self) -> Bus:
+        from powerx_agent.adapters.bus import Bus
+
+        return Bus(self.client("events"), self.settings.event_bus)
+
+    @cached_property
+    def releases(self) -> LambdaReleases:
+        from powerx_agent.adapters.releases import LambdaReleases
+
+        return LambdaReleases(self.client("lambda"))
+
+    @cached_property
+    def emf(self) -> EmfReader:
+        from powerx_agent.adapters.metrics import EmfReader
+
+        return EmfReader(self.client("logs"))
 
     def metrics(self) -> MetricsRecorder:
         """A fresh recorder per invocation (flushed by the handler when it returns)."""

@@ -47,6 +47,13 @@ OPERATOR_ONLY: dict[tuple[str, str], str] = {
     ("adapters/strategies_store.py", "dynamodb:Query"): "StrategiesStore.versions: CLI strategy list/diff",
     ("adapters/strategies_store.py", "dynamodb:UpdateItem"): "StrategiesStore.approve: CLI",
     ("adapters/tenants_store.py", "dynamodb:PutItem"): "TenantsStore.put: seeding (local runtime / operators)",
+    # the Step Functions, EventBridge and SQS ports serve the operator wing too (ops/: CLI only)
+    **{("adapters/state_machines.py", f"states:{op}"): "StateMachines: workflow show/retry/stop, repair, verify (CLI)"
+       for op in ("DescribeExecution", "GetExecutionHistory", "StopExecution", "ListStateMachines",
+                  "ListExecutions")},
+    **{("adapters/bus.py", f"events:{op}"): "Bus.replay / replay_state: replay --archive (CLI)"
+       for op in ("DescribeArchive", "DescribeEventBus", "DescribeRule", "StartReplay", "DescribeReplay")},
+    ("adapters/queues.py", "sqs:GetQueueUrl"): "Queues.url: the CLI finds the embedded runtime's queues",
 }
 
 

@@ -70,8 +70,8 @@ def test_given_execution_without_workflow_record_when_repaired_then_meta_nodes_a
     # executions are looked for on the hash-named machines, not on the per-strategy alias machine
     machines = {m["name"]: m for m in sfn.list_state_machines()["stateMachines"]}
     job = Repair(deps)
-    assert job._is_alias_machine(sfn, machines["agent-report-on-job-completed"])
-    assert not job._is_alias_machine(sfn, machines[meta["state_machine_arn"].rsplit(":", 1)[-1]])
+    assert job._is_alias_machine(machines["agent-report-on-job-completed"])
+    assert not job._is_alias_machine(machines[meta["state_machine_arn"].rsplit(":", 1)[-1]])
 
     before = emf_totals()
     applied = repair_json(since, "--apply")

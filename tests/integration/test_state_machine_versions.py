@@ -11,7 +11,6 @@ from typing import Any
 
 from test_strategy_lifecycle import Lab, lab  # noqa: F401 - the fixture is shared
 
-from powerx_agent.adapters import state_machines
 from powerx_agent.deps import get_deps
 from powerx_agent.ops import strategy as lifecycle
 
@@ -29,25 +28,25 @@ def test_given_two_strategy_versions_when_run_and_rolled_back_then_alias_follows
     assert first["state_machine_version_arn"] == first["state_machine_arn"] + ":1"
     assert describe(rt, first["state_machine_version_arn"])["description"].startswith(f"{lab.strategy_id} v1 ")
     assert first["strategy_alias_arn"].endswith(f":stateMachine:agent-{lab.strategy_id}:live")
-    assert state_machines.alias_target(deps, lab.strategy_id)["strategy_version"] == 1
+    assert deps.state_machines.alias_target(lab.strategy_id)["strategy_version"] == 1
 
     lifecycle.approve(deps, lab.strategy_id, 2, "bob", "second")
     second = lab.until_version(2)
     assert second["state_machine_arn"] != first["state_machine_arn"]
     assert second["strategy_alias_arn"] == first["strategy_alias_arn"]
     assert second["strategy_state_machine_version_arn"] != first["strategy_state_machine_version_arn"]
-    target = state_machines.alias_target(deps, lab.strategy_id)
+    target = deps.state_machines.alias_target(lab.strategy_id)
     assert (target["strategy_version"], target["version_arn"]) == (2, second["strategy_state_machine_version_arn"])
     v2 = describe(rt, second["strategy_state_machine_version_arn"])
     assert '"act-v2"' in v2["definition"] and v2["description"].startswith(f"{lab.strategy_id} v2 ")
 
     result = lifecycle.rollback(deps, lab.strategy_id, "carol")
     assert result["alias"]["pointed"] is True
-    target = state_machines.alias_target(deps, lab.strategy_id)
+    target = deps.state_machines.alias_target(lab.strategy_id)
     assert (target["strategy_version"], target["version_arn"]) == (1, first["strategy_state_machine_version_arn"])
     again = lab.until_version(1)
     assert again["state_machine_arn"] == first["state_machine_arn"]
-    assert state_machines.alias_target(deps, lab.strategy_id)["strategy_version"] == 1
+    assert deps.state_machines.alias_target(lab.strategy_id)["strategy_version"] == 1
 
 
 def test_given_version_never_run_when_rolled_back_to_then_alias_stays_and_says_why(lab: Lab):  # noqa: F811
@@ -59,6 +58,6 @@ def test_given_version_never_run_when_rolled_back_to_then_alias_stays_and_says_w
     lab.until_version(2)  # only v2 ever ran: v1 has no state-machine version
     result = lifecycle.rollback(deps, lab.strategy_id, "carol", to_version=1)
     assert result["alias"] == {"pointed": False, "why": "no state-machine version for v1 yet"}
-    assert state_machines.alias_target(deps, lab.strategy_id)["strategy_version"] == 2
+    assert deps.state_machines.alias_target(lab.strategy_id)["strategy_version"] == 2
     lab.until_version(1)  # the next v1 event publishes v1's version and points the alias
-    assert state_machines.alias_target(deps, lab.strategy_id)["strategy_version"] == 1
+    assert deps.state_machines.alias_target(lab.strategy_id)["strategy_version"] == 1

@@ -39,19 +39,20 @@ class FakeWorkflows:
         return {"workflow_id": workflow_id, "nodes": {}, **meta} if meta else None
 
 
-class FakeSfn:
+class FakeStateMachines:
+    """The ``StateMachines`` port: an execution's status, None for one that does not exist."""
+
     def __init__(self, statuses: dict[str, str]) -> None:
         self.statuses = statuses
 
-    def describe_execution(self, executionArn):
-        return {"status": self.statuses[executionArn]}
+    def status(self, execution_arn):
+        return self.statuses.get(execution_arn) if execution_arn else None
 
 
 def deps(chains, metas=None, events=None, executions=None):
-    sfn = FakeSfn(executions or {})
     return SimpleNamespace(audit=FakeAudit(chains), workflows=FakeWorkflows(metas or {}),
                            events=SimpleNamespace(scan=lambda: list(events or [])),
-                           client=lambda service: sfn)
+                           state_machines=FakeStateMachines(executions or {}))
 
 
 def test_given_running_execution_when_verified_then_in_flight_not_gap():

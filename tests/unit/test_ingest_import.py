@@ -46,8 +46,7 @@ def test_given_fresh_import_when_first_event_handled_then_envelope_model_is_load
         "class Sink:\n"
         "    def __getattr__(self, name): return lambda *a, **k: None\n"
         "class Deps:\n"
-        "    settings = load_settings(); tenants = Sink(); audit = Sink()\n"
-        "    def client(self, service): return Sink()\n"
+        "    settings = load_settings(); tenants = Sink(); audit = Sink(); queues = Sink()\n"
         "result = Ingestor(Deps(), Sink()).handle({'source': 's', 'detail-type': 't', 'detail': {'x': 1}})\n"
         "assert result.code == 'envelope.missing_field', result\n"
     )

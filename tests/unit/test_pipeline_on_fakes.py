@@ -21,7 +21,7 @@ def deps() -> FakeDeps:
 def run_pipeline(deps: FakeDeps, event_type: str, detail: dict, source: str) -> tuple[dict, list[dict]]:
     ingested = Ingestor(deps, deps.metrics()).handle(bus_event(event_type, detail, source)).to_dict()
     matched = []
-    for body in deps.sqs.drain(deps.settings.match_queue_url):
+    for body in deps.queues.drain(deps.settings.match_queue_url):
         metrics = deps.metrics()
         matched.append(Matcher(deps, metrics).handle(json.loads(body)))
         metrics.flush()
@@ -38,9 +38,9 @@ def test_given_c1_event_when_ingested_and_matched_on_fakes_then_one_execution_of
     workflow_id = workflow_id_for("acme", "job-42:completed-f1")
     assert ingested == {"outcome": "accepted", "workflow_id": workflow_id}
     assert [m["outcome"] for m in matched] == ["started"]
-    execution = deps.sfn.executions[matched[0]["execution_arn"]]
-    machine = deps.sfn.machines[execution["stateMachineArn"]]
-    assert "report-on-job-completed" in machine["name"]
+    execution = deps.state_machines.executions[matched[0]["execution_arn"]]
+    machine = deps.state_machines.machines[execution["stateMachineArn"]]
+    assert machine["strategy"].startswith("report-on-job-completed@")
     assert json.loads(execution["input"])["variables"]["report_name"] == "daily-42"
     workflow = deps.workflows.get(workflow_id)
     assert workflow is not None and workflow["status"] == "RUNNING"
@@ -56,7 +56,7 @@ def test_given_c1_sent_twice_when_run_on_fakes_then_second_is_a_duplicate_and_on
     again, matched = run_pipeline(deps, "plugin.job.completed", c1_event("-f2"), "powerx.plugins")
     assert again["outcome"] == "duplicate"
     assert matched == []
-    assert len(deps.sfn.executions) == 1
+    assert len(deps.state_machines.executions) == 1
 
 
 def test_given_c2_event_when_run_on_fakes_then_no_strategy_matches_and_it_is_escalated_to_ops(
@@ -67,7 +67,7 @@ def test_given_c2_event_when_run_on_fakes_then_no_strategy_matches_and_it_is_esc
     assert ingested["outcome"] == "accepted"
     assert [m["outcome"] for m in matched] == ["escalated"]
     assert matched[0]["reason"] == "no_strategy_matched"
-    assert deps.sfn.executions == {}
+    assert deps.state_machines.executions == {}
     review = deps.workflows.get_review(matched[0]["review_id"])
     assert review is not None and review["status"] == "OPEN" and review.get("ops_sent") and review.get("notified")
     assert [c["path"] for c in http.calls] == ["/ops/manual-review", "/notifications/agent-task"]
@@ -81,7 +81,7 @@ def test_given_event_for_suspended_tenant_when_ingested_on_fakes_then_rejected_w
     ingested, matched = run_pipeline(deps, "plugin.job.completed", detail, "powerx.plugins")
     assert ingested["outcome"] == "rejected" and ingested["code"] == "tenant.suspended"
     assert matched == []
-    assert deps.sqs.depth(deps.settings.ingest_dlq_url) == 1
+    assert deps.queues.depth(deps.settings.ingest_dlq_url) == 1
 
 
 def test_given_audit_record_with_integral_float_when_round_tripped_through_dynamodb_then_chain_still_verifies(

@@ -55,6 +55,13 @@ def reset_clients() -> None:
         _session.clear()  # credentials and endpoints may have changed with the environment
 
 
+def is_aws_error(exc: BaseException) -> bool:
+    """Whether an exception came from an AWS call (botocore/boto3), as opposed to our own code."""
+    return type(exc).__module__.startswith(("botocore", "boto3"))
+
+
 def error_code(exc: BaseException) -> str:
+    """The botocore error code of a failed call ("" if none): read in ``adapters/`` only, where each
+    code is turned into a result or a typed error."""
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))

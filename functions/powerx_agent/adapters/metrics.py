@@ -181,6 +181,17 @@ def read_emf_totals(logs: Any, log_group: str) -> dict[tuple[str, tuple[tuple[st
     return totals
 
 
+class EmfReader:
+    """The EMF totals of a metrics log group (``powerx-agent metrics`` cross-checks them with the trail)."""
+
+    def __init__(self, logs: Any) -> None:
+        self._logs = logs
+
+    def totals(self, log_group: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        """None when the log group does not exist."""
+        return read_emf_totals(self._logs, log_group) if log_group_exists(self._logs, log_group) else None
+
+
 def log_group_exists(logs: Any, log_group: str) -> bool:
     """Whether the CloudWatch Logs group exists (``powerx-agent metrics`` cross-checks EMF only then)."""
     out = logs.describe_log_groups(logGroupNamePrefix=log_group)

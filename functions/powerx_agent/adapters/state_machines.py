@@ -1,5 +1,7 @@
-"""Step Functions version/alias bookkeeping per strategy: the state machines the matcher starts
-executions on, and the alias ``live`` that ``strategy approve``/``rollback`` point.
+"""Step Functions, the one place the engine calls it: executions, task tokens, and the version/alias
+bookkeeping per strategy. Botocore error codes become results here (``None`` for an execution that
+does not exist, ``False`` for a task token that is no longer valid, :class:`Started` saying whether
+the execution already existed); logic modules never see them.
 
 State machines, versions and aliases
 ------------------------------------
@@ -23,175 +25,322 @@ hash-named machine, which is the same definition as its version 1.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from powerx_agent import spec
 from powerx_agent.adapters.aws import error_code
 
 ALIAS_NAME = "live"
 VERSION_TAG = "powerx:v"
+MAX_VERSION_TAGS = 40
+"""A resource has at most 50 tags: keep the newest 40 strategy-version mappings."""
+
+# what each answer of Step Functions means to us
+_NO_EXECUTION = ("ExecutionDoesNotExist", "StateMachineDoesNotExist", "InvalidArn")
+_NO_MACHINE = ("StateMachineDoesNotExist", "ResourceNotFound")
+_TOKEN_GONE = ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken")
+_NOT_RUNNING = ("ExecutionDoesNotExist", "ExecutionNotRunning")
 
 
-def state_machine_arn(settings: Any, name: str) -> str:
+class Flow(Protocol):
+    """What the bookkeeping needs of a compiled flow (:class:`powerx_agent.taskflow.asl.CompiledFlow`)."""
+
+    strategy_id: str
+    strategy_version: int
+    state_machine_name: str
+    definition_json: str
+    type: str
+    sha256: str
+    hash8: str
+
+
+class Settings(Protocol):
+    region: str
+    workflow_role_arn: str
+    state_machine_prefix: str
+
+
+@dataclass(frozen=True)
+class Started:
+    execution_arn: str
+    already: bool  # the execution existed (a redelivery): Step Functions refused a second start
+
+
+@dataclass(frozen=True)
+class ExecutionRecord:
+    """An execution as described, every page of its history, and its state machine's definition
+    (``{}`` when the machine is gone)."""
+
+    described: dict[str, Any]
+    events: list[dict[str, Any]]
+    definition: dict[str, Any]
+
+
+def state_machine_arn(settings: Settings, name: str) -> str:
     """ARN in the deployment's partition and account, both read from the workflow role's ARN
     (``arn:<partition>:iam::<account>:role/...``), so GovCloud and China regions work too."""
     _, partition, _, _, account = settings.workflow_role_arn.split(":")[:5]
     return f"arn:{partition}:states:{settings.region}:{account}:stateMachine:{name}"
 
 
-def _names(deps: Any, strategy_id: str) -> tuple[str, str]:
-    name = f"{deps.settings.state_machine_prefix}{strategy_id}"
-    return name, state_machine_arn(deps.settings, name)
+class StateMachines:
+    """The engine's port to Step Functions (``deps.state_machines``)."""
 
+    def __init__(self, client: Any, settings: Settings) -> None:
+        self._sfn = client
+        self._settings = settings
 
-def machine_name(deps: Any, flow: Any) -> str:
-    """The hash-named state machine of a compiled flow, with the deployment's prefix."""
-    return deps.settings.state_machine_prefix + flow.state_machine_name.removeprefix(spec.STATE_MACHINE_PREFIX)
-
-
-def ensure_state_machine(deps: Any, flow: Any) -> dict[str, Any]:
-    """Create the flow's immutable, hash-named state machine when missing (published as version 1)
-    and publish the flow as a version of the strategy's alias machine with ``live`` pointing at it.
-
-    Returns ``{"state_machine_arn", "state_machine_version_arn", "strategy_state_machine_arn",
-    "strategy_alias_arn", "strategy_state_machine_version_arn"}``; idempotent."""
-    settings = deps.settings
-    sfn = deps.client("stepfunctions")
-    name = machine_name(deps, flow)
-    arn = state_machine_arn(settings, name)
-    description = f"{flow.strategy_id} v{flow.strategy_version} {flow.hash8}"
-    version_arn = f"{arn}:1"
-    try:
-        sfn.describe_state_machine(stateMachineArn=arn)
+    # -- executions ------------------------------------------------------------------------------
+    def start(self, state_machine_arn: str, name: str, input_json: str) -> Started:
         try:
-            sfn.describe_state_machine(stateMachineArn=version_arn)
-        except Exception as exc:  # noqa: BLE001 - created before versions were published
+            arn = self._sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=input_json)
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ExecutionAlreadyExists":
+                raise
+            return Started(state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}", True)
+        return Started(arn["executionArn"], False)
+
+    def describe(self, execution_arn: str | None) -> dict[str, Any] | None:
+        """DescribeExecution, or None when there is no such execution."""
+        if not execution_arn:
+            return None
+        try:
+            return dict(self._sfn.describe_execution(executionArn=execution_arn))
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) in _NO_EXECUTION:
+                return None
+            raise
+
+    def status(self, execution_arn: str | None) -> str | None:
+        """RUNNING / SUCCEEDED / FAILED / TIMED_OUT / ABORTED, or None when there is no such execution."""
+        described = self.describe(execution_arn)
+        return str(described["status"]) if described else None
+
+    def record(self, execution_arn: str) -> ExecutionRecord | None:
+        described = self.describe(execution_arn)
+        if described is None:
+            return None
+        events: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+        while True:
+            out = self._sfn.get_execution_history(**kwargs)
+            events += out.get("events", [])
+            if not out.get("nextToken"):
+                break
+            kwargs["nextToken"] = out["nextToken"]
+        definition = self.definition(described["stateMachineArn"])
+        return ExecutionRecord(described, events, definition if definition is not None else {})
+
+    def definition(self, state_machine_arn: str) -> dict[str, Any] | None:
+        try:
+            return dict(json.loads(self._sfn.describe_state_machine(stateMachineArn=state_machine_arn)["definition"]))
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) in _NO_MACHINE:
+                return None
+            raise
+
+    def stop(self, execution_arn: str, error: str, cause: str) -> bool:
+        """StopExecution; False when the execution is not running (or does not exist)."""
+        try:
+            self._sfn.stop_execution(executionArn=execution_arn, error=error, cause=cause[:256])
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) not in _NOT_RUNNING:
+                raise
+            return False
+        return True
+
+    def machines(self, prefix: str) -> list[dict[str, Any]]:
+        """Every state machine whose name starts with ``prefix`` (ListStateMachines, every page)."""
+        found: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {}
+        while True:
+            out = self._sfn.list_state_machines(**kwargs)
+            found += [m for m in out.get("stateMachines", []) if m["name"].startswith(prefix)]
+            if not out.get("nextToken"):
+                return found
+            kwargs["nextToken"] = out["nextToken"]
+
+    def executions(self, state_machine_arn: str) -> Iterator[dict[str, Any]]:
+        """ListExecutions of one machine, every page."""
+        kwargs: dict[str, Any] = {"stateMachineArn": state_machine_arn}
+        while True:
+            out = self._sfn.list_executions(**kwargs)
+            yield from out.get("executions", [])
+            if not out.get("nextToken"):
+                return
+            kwargs["nextToken"] = out["nextToken"]
+
+    def tags(self, resource_arn: str) -> dict[str, str] | None:
+        """The resource's tags, or None when they cannot be read."""
+        try:
+            listed = self._sfn.list_tags_for_resource(resourceArn=resource_arn).get("tags", [])
+        except Exception:  # noqa: BLE001 - unreadable tags are reported as unknown, not as an error
+            return None
+        return {t["key"]: t["value"] for t in listed}
+
+    # -- task tokens -----------------------------------------------------------------------------
+    def succeed_task(self, task_token: str, output: str) -> bool:
+        """SendTaskSuccess; False when the token is no longer valid (timed out, unknown, malformed)."""
+        return self._answer(self._sfn.send_task_success, taskToken=task_token, output=output)
+
+    def fail_task(self, task_token: str, error: str, cause: str) -> bool:
+        return self._answer(self._sfn.send_task_failure, taskToken=task_token, error=error, cause=cause[:256])
+
+    def heartbeat(self, task_token: str) -> bool:
+        return self._answer(self._sfn.send_task_heartbeat, taskToken=task_token)
+
+    @staticmethod
+    def _answer(call: Any, **kwargs: Any) -> bool:
+        try:
+            call(**kwargs)
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) not in _TOKEN_GONE:
+                raise
+            return False
+        return True
+
+    # -- versions and the alias per strategy -----------------------------------------------------
+    def machine_name(self, flow: Flow) -> str:
+        """The hash-named state machine of a compiled flow, with the deployment's prefix."""
+        return self._settings.state_machine_prefix + flow.state_machine_name.removeprefix(spec.STATE_MACHINE_PREFIX)
+
+    def _strategy_machine(self, strategy_id: str) -> tuple[str, str]:
+        name = f"{self._settings.state_machine_prefix}{strategy_id}"
+        return name, state_machine_arn(self._settings, name)
+
+    def ensure(self, flow: Flow) -> dict[str, Any]:
+        """Create the flow's immutable, hash-named state machine when missing (published as version 1)
+        and publish the flow as a version of the strategy's alias machine with ``live`` pointing at it.
+
+        Returns ``{"state_machine_arn", "state_machine_version_arn", "strategy_state_machine_arn",
+        "strategy_alias_arn", "strategy_state_machine_version_arn"}``; idempotent."""
+        sfn = self._sfn
+        name = self.machine_name(flow)
+        arn = state_machine_arn(self._settings, name)
+        description = f"{flow.strategy_id} v{flow.strategy_version} {flow.hash8}"
+        version_arn = f"{arn}:1"
+        try:
+            sfn.describe_state_machine(stateMachineArn=arn)
+            try:
+                sfn.describe_state_machine(stateMachineArn=version_arn)
+            except Exception as exc:  # noqa: BLE001 - created before versions were published
+                if error_code(exc) != "StateMachineDoesNotExist":
+                    raise
+                version_arn = sfn.update_state_machine(stateMachineArn=arn, definition=flow.definition_json,
+                                                       publish=True, versionDescription=description
+                                                       )["stateMachineVersionArn"]
+        except Exception as exc:  # noqa: BLE001
             if error_code(exc) != "StateMachineDoesNotExist":
                 raise
-            version_arn = sfn.update_state_machine(stateMachineArn=arn, definition=flow.definition_json,
-                                                   publish=True, versionDescription=description
-                                                   )["stateMachineVersionArn"]
-    except Exception as exc:  # noqa: BLE001
-        if error_code(exc) != "StateMachineDoesNotExist":
+            try:
+                sfn.create_state_machine(
+                    name=name, definition=flow.definition_json, roleArn=self._settings.workflow_role_arn,
+                    type=flow.type, publish=True, versionDescription=description,
+                    tags=[{"key": "powerx:definition-sha256", "value": flow.sha256},
+                          {"key": "powerx:strategy", "value": f"{flow.strategy_id}@v{flow.strategy_version}"}])
+            except Exception as create_exc:  # noqa: BLE001
+                if error_code(create_exc) != "StateMachineAlreadyExists":
+                    raise
+        out = {"state_machine_arn": arn, "state_machine_version_arn": version_arn}
+        if flow.strategy_id:
+            out.update(self._publish_strategy_version(flow, description))
+        return out
+
+    def _publish_strategy_version(self, flow: Flow, description: str) -> dict[str, Any]:
+        sfn = self._sfn
+        name, arn = self._strategy_machine(flow.strategy_id)
+        tag = f"{VERSION_TAG}{flow.strategy_version}"
+        tags = self._machine_tags(arn)
+        if tags is None:
+            try:
+                version_arn = sfn.create_state_machine(
+                    name=name, definition=flow.definition_json, roleArn=self._settings.workflow_role_arn,
+                    type=flow.type, publish=True, versionDescription=description,
+                    tags=[{"key": "powerx:strategy", "value": flow.strategy_id}])["stateMachineVersionArn"]
+            except Exception as create_exc:  # noqa: BLE001
+                if error_code(create_exc) != "StateMachineAlreadyExists":
+                    raise
+                return self._publish_strategy_version(flow, description)  # created concurrently
+            sfn.tag_resource(resourceArn=arn, tags=[{"key": tag, "value": version_arn}])
+        else:
+            version_arn = tags.get(tag, "")
+            if not version_arn or sfn.describe_state_machine(
+                    stateMachineArn=version_arn).get("definition") != flow.definition_json:
+                version_arn = sfn.update_state_machine(
+                    stateMachineArn=arn, definition=flow.definition_json, roleArn=self._settings.workflow_role_arn,
+                    publish=True, versionDescription=description)["stateMachineVersionArn"]
+                self._retag(arn, tags, tag, version_arn)
+        alias_arn = self._route_alias(arn, version_arn, f"{flow.strategy_id} v{flow.strategy_version}")
+        return {"strategy_state_machine_arn": arn, "strategy_state_machine_version_arn": version_arn,
+                "strategy_alias_arn": alias_arn}
+
+    def _machine_tags(self, arn: str) -> dict[str, str] | None:
+        """The machine's tags, or None when the machine does not exist (moto lists tags of any ARN)."""
+        try:
+            self._sfn.describe_state_machine(stateMachineArn=arn)
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) in _NO_MACHINE:
+                return None
             raise
+        return {t["key"]: t["value"] for t in self._sfn.list_tags_for_resource(resourceArn=arn)["tags"]}
+
+    def _retag(self, arn: str, tags: dict[str, str], tag: str, version_arn: str) -> None:
+        versions = sorted(int(k.removeprefix(VERSION_TAG)) for k in tags
+                          if k.startswith(VERSION_TAG) and k.removeprefix(VERSION_TAG).isdigit() and k != tag)
+        stale = versions[: max(0, len(versions) + 1 - MAX_VERSION_TAGS)]
+        if stale:
+            self._sfn.untag_resource(resourceArn=arn, tagKeys=[f"{VERSION_TAG}{v}" for v in stale])
+        self._sfn.tag_resource(resourceArn=arn, tags=[{"key": tag, "value": version_arn}])
+
+    def _route_alias(self, machine_arn: str, version_arn: str, description: str) -> str:
+        alias_arn = f"{machine_arn}:{ALIAS_NAME}"
+        routing = [{"stateMachineVersionArn": version_arn, "weight": 100}]
         try:
-            sfn.create_state_machine(
-                name=name, definition=flow.definition_json, roleArn=settings.workflow_role_arn, type=flow.type,
-                publish=True, versionDescription=description,
-                tags=[{"key": "powerx:definition-sha256", "value": flow.sha256},
-                      {"key": "powerx:strategy", "value": f"{flow.strategy_id}@v{flow.strategy_version}"}])
-        except Exception as create_exc:  # noqa: BLE001
-            if error_code(create_exc) not in ("StateMachineAlreadyExists",):
+            current = self._sfn.describe_state_machine_alias(stateMachineAliasArn=alias_arn)
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) not in _NO_MACHINE:
                 raise
-    out = {"state_machine_arn": arn, "state_machine_version_arn": version_arn}
-    if flow.strategy_id:
-        out.update(_publish_strategy_version(deps, sfn, flow, description))
-    return out
+            try:
+                return str(self._sfn.create_state_machine_alias(
+                    name=ALIAS_NAME, routingConfiguration=routing, description=description)["stateMachineAliasArn"])
+            except Exception as create_exc:  # noqa: BLE001
+                if error_code(create_exc) != "ConflictException":
+                    raise
+                current = {"routingConfiguration": []}
+        if current.get("routingConfiguration") != routing:
+            self._sfn.update_state_machine_alias(stateMachineAliasArn=alias_arn, routingConfiguration=routing,
+                                                 description=description)
+        return alias_arn
 
-
-def _publish_strategy_version(deps: Any, sfn: Any, flow: Any, description: str) -> dict[str, Any]:
-    name, arn = _names(deps, flow.strategy_id)
-    tag = f"{VERSION_TAG}{flow.strategy_version}"
-    tags = _tags(sfn, arn)
-    if tags is None:
-        try:
-            version_arn = sfn.create_state_machine(
-                name=name, definition=flow.definition_json, roleArn=deps.settings.workflow_role_arn,
-                type=flow.type, publish=True, versionDescription=description,
-                tags=[{"key": "powerx:strategy", "value": flow.strategy_id}])["stateMachineVersionArn"]
-        except Exception as create_exc:  # noqa: BLE001
-            if error_code(create_exc) != "StateMachineAlreadyExists":
-                raise
-            return _publish_strategy_version(deps, sfn, flow, description)  # created concurrently
-        sfn.tag_resource(resourceArn=arn, tags=[{"key": tag, "value": version_arn}])
-        tags = None
-    if tags is not None:
-        version_arn = tags.get(tag, "")
-        if not version_arn or sfn.describe_state_machine(
-                stateMachineArn=version_arn).get("definition") != flow.definition_json:
-            version_arn = sfn.update_state_machine(
-                stateMachineArn=arn, definition=flow.definition_json, roleArn=deps.settings.workflow_role_arn,
-                publish=True, versionDescription=description)["stateMachineVersionArn"]
-            _retag(sfn, arn, tags, tag, version_arn)
-    alias_arn = _route_alias(sfn, arn, version_arn, f"{flow.strategy_id} v{flow.strategy_version}")
-    return {"strategy_state_machine_arn": arn, "strategy_state_machine_version_arn": version_arn,
-            "strategy_alias_arn": alias_arn}
-
-
-MAX_VERSION_TAGS = 40
-"""A resource has at most 50 tags: keep the newest 40 strategy-version mappings."""
-
-
-def _tags(sfn: Any, arn: str) -> dict[str, str] | None:
-    """The machine's tags, or None when the machine does not exist (moto lists tags of any ARN)."""
-    try:
-        sfn.describe_state_machine(stateMachineArn=arn)
-    except Exception as exc:  # noqa: BLE001
-        if error_code(exc) in ("StateMachineDoesNotExist", "ResourceNotFound"):
+    def alias_target(self, strategy_id: str) -> dict[str, Any] | None:
+        """Where the strategy's alias points: ``{"alias_arn", "version_arn", "strategy_version"}``."""
+        _, arn = self._strategy_machine(strategy_id)
+        tags = self._machine_tags(arn)
+        if tags is None:
             return None
-        raise
-    return {t["key"]: t["value"] for t in sfn.list_tags_for_resource(resourceArn=arn)["tags"]}
-
-
-def _retag(sfn: Any, arn: str, tags: dict[str, str], tag: str, version_arn: str) -> None:
-    versions = sorted(int(k.removeprefix(VERSION_TAG)) for k in tags
-                      if k.startswith(VERSION_TAG) and k.removeprefix(VERSION_TAG).isdigit() and k != tag)
-    stale = versions[: max(0, len(versions) + 1 - MAX_VERSION_TAGS)]
-    if stale:
-        sfn.untag_resource(resourceArn=arn, tagKeys=[f"{VERSION_TAG}{v}" for v in stale])
-    sfn.tag_resource(resourceArn=arn, tags=[{"key": tag, "value": version_arn}])
-
-
-def _route_alias(sfn: Any, machine_arn: str, version_arn: str, description: str) -> str:
-    alias_arn = f"{machine_arn}:{ALIAS_NAME}"
-    routing = [{"stateMachineVersionArn": version_arn, "weight": 100}]
-    try:
-        current = sfn.describe_state_machine_alias(stateMachineAliasArn=alias_arn)
-    except Exception as exc:  # noqa: BLE001
-        if error_code(exc) not in ("ResourceNotFound", "StateMachineDoesNotExist"):
+        try:
+            alias = self._sfn.describe_state_machine_alias(stateMachineAliasArn=f"{arn}:{ALIAS_NAME}")
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) in _NO_MACHINE:
+                return None
             raise
-        try:
-            return sfn.create_state_machine_alias(name=ALIAS_NAME, routingConfiguration=routing,
-                                                  description=description)["stateMachineAliasArn"]
-        except Exception as create_exc:  # noqa: BLE001
-            if error_code(create_exc) != "ConflictException":
-                raise
-            current = {"routingConfiguration": []}
-    if current.get("routingConfiguration") != routing:
-        sfn.update_state_machine_alias(stateMachineAliasArn=alias_arn, routingConfiguration=routing,
-                                       description=description)
-    return alias_arn
+        version_arn = alias["routingConfiguration"][0]["stateMachineVersionArn"]
+        strategy_version = next((int(k.removeprefix(VERSION_TAG)) for k, v in tags.items()
+                                 if k.startswith(VERSION_TAG) and v == version_arn), None)
+        return {"alias_arn": f"{arn}:{ALIAS_NAME}", "version_arn": version_arn, "strategy_version": strategy_version}
 
-
-def alias_target(deps: Any, strategy_id: str) -> dict[str, Any] | None:
-    """Where the strategy's alias points: ``{"alias_arn", "version_arn", "strategy_version"}``."""
-    _, arn = _names(deps, strategy_id)
-    sfn = deps.client("stepfunctions")
-    tags = _tags(sfn, arn)
-    if tags is None:
-        return None
-    try:
-        alias = sfn.describe_state_machine_alias(stateMachineAliasArn=f"{arn}:{ALIAS_NAME}")
-    except Exception as exc:  # noqa: BLE001
-        if error_code(exc) in ("ResourceNotFound", "StateMachineDoesNotExist"):
-            return None
-        raise
-    version_arn = alias["routingConfiguration"][0]["stateMachineVersionArn"]
-    strategy_version = next((int(k.removeprefix(VERSION_TAG)) for k, v in tags.items()
-                             if k.startswith(VERSION_TAG) and v == version_arn), None)
-    return {"alias_arn": f"{arn}:{ALIAS_NAME}", "version_arn": version_arn, "strategy_version": strategy_version}
-
-
-def point_alias(deps: Any, strategy_id: str, version: int) -> dict[str, Any]:
-    """Point the strategy's alias at the state-machine version of strategy ``version`` if the
-    matcher has created it; otherwise say why not (the matcher points it on the next event)."""
-    _, arn = _names(deps, strategy_id)
-    sfn = deps.client("stepfunctions")
-    tags = _tags(sfn, arn)
-    if tags is None:
-        return {"pointed": False, "why": "the strategy has no state machine yet"}
-    version_arn = tags.get(f"{VERSION_TAG}{version}")
-    if version_arn is None:
-        return {"pointed": False, "why": f"no state-machine version for v{version} yet"}
-    alias_arn = _route_alias(sfn, arn, version_arn, f"{strategy_id} v{version}")
-    return {"pointed": True, "alias_arn": alias_arn, "version_arn": version_arn}
+    def point_alias(self, strategy_id: str, version: int) -> dict[str, Any]:
+        """Point the strategy's alias at the state-machine version of strategy ``version`` if the
+        matcher has created it; otherwise say why not (the matcher points it on the next event)."""
+        _, arn = self._strategy_machine(strategy_id)
+        tags = self._machine_tags(arn)
+        if tags is None:
+            return {"pointed": False, "why": "the strategy has no state machine yet"}
+        version_arn = tags.get(f"{VERSION_TAG}{version}")
+        if version_arn is None:
+            return {"pointed": False, "why": f"no state-machine version for v{version} yet"}
+        alias_arn = self._route_alias(arn, version_arn, f"{strategy_id} v{version}")
+        return {"pointed": True, "alias_arn": alias_arn, "version_arn": version_arn}

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import typer
 
 from powerx_agent import spec
+from powerx_agent.adapters.stack import stack_outputs
 from powerx_agent.deps import Deps, get_deps
 from powerx_agent.settings import load_settings
 
@@ -74,23 +75,21 @@ def configure(target: Target) -> None:
 def _from_stack(stack: str) -> None:
     deps = Deps(load_settings())
     try:
-        described = deps.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+        outputs = stack_outputs(deps.client("cloudformation"), stack)
     except Exception as exc:  # noqa: BLE001 - reported as a usage problem with the cause
         raise typer.BadParameter(f"cannot read stack {stack!r}: {exc}", param_hint="--stack") from None
-    for output in described.get("Outputs", []):
-        env = STACK_OUTPUTS.get(output["OutputKey"])
+    for key, value in outputs.items():
+        env = STACK_OUTPUTS.get(key)
         if env:
-            os.environ[env] = output["OutputValue"]
+            os.environ[env] = value
 
 
 def _local_queue_urls() -> None:
     deps = get_deps()
-    sqs = deps.client("sqs")
     for queue, env in ((spec.MATCH_QUEUE.name, "MATCH_QUEUE_URL"), (spec.INGEST_DLQ.name, "INGEST_DLQ_URL")):
-        try:
-            os.environ[env] = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-        except Exception:  # noqa: BLE001, S110 - the queue is simply not there: commands that need it say so
-            continue
+        url = deps.queues.url(queue)
+        if url:  # a queue that is not there: the commands that need it say so
+            os.environ[env] = url
 
 
 _target = Target()

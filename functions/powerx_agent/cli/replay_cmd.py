@@ -133,7 +133,7 @@ def replay(
             rt.replay_via_api(_poster(), url, keys[0], chosen, report, caller=caller, dry_run=dry_run,
                               on_progress=advance)
         else:
-            rt.replay_to_bus(deps.client("events"), deps.settings.event_bus, chosen, report,
+            rt.replay_to_bus(deps.bus, chosen, report,
                              lookup=deps.events.get, dry_run=dry_run, backoff=rt.Backoff(max_attempts=max_attempts),
                              on_progress=advance)
     _print(report, fmt)
@@ -178,7 +178,7 @@ def _archive(archive: str, start: datetime | None, end: datetime | None, rule: s
                "start": start.isoformat(), "end": end.isoformat()}
     else:
         try:
-            out = rt.replay_archive(deps.client("events"), archive=archive, bus=deps.settings.event_bus, rule=rule,
+            out = rt.replay_archive(deps.bus, archive=archive, rule=rule,
                                     start=start, end=end)
         except rt.ReplayUsageError as exc:
             raise typer.BadParameter(str(exc), param_hint="--start/--end") from None

@@ -38,13 +38,11 @@ def submit_replay(deps: Any, event: Any, *, replayed_by: str) -> tuple[int, dict
     detail = {**env.model_dump(mode="json", exclude_none=True), "replayed_by": replayed_by}
     detail["occurred_at"] = event["detail"]["occurred_at"] if isinstance(event.get("detail"), dict) else \
         detail["occurred_at"]
-    out = deps.client("events").put_events(Entries=[{
+    (put,) = deps.bus.put([{
         "Source": incoming.source, "DetailType": incoming.event_type,
         # UTF-8 as EventBridge counts it: escaped (ensure_ascii) CJK text would count six bytes a character
-        "Detail": json.dumps(detail, ensure_ascii=False, separators=(",", ":")),
-        "EventBusName": deps.settings.event_bus}])
-    if out.get("FailedEntryCount"):
-        entry = out["Entries"][0]
-        return 503, {"code": "bus.put_failed", "message": f"{entry.get('ErrorCode')}: {entry.get('ErrorMessage')}"}
+        "Detail": json.dumps(detail, ensure_ascii=False, separators=(",", ":"))}])
+    if not put.ok:
+        return 503, {"code": "bus.put_failed", "message": f"{put.error_code}: {put.error_message}"}
     return 202, {"status": "resumed" if resumable else "accepted", "workflow_id": workflow_id_for(env.tenant_id, env.key),
-                 "bus_event_id": out["Entries"][0].get("EventId")}
+                 "bus_event_id": put.event_id}

@@ -160,8 +160,7 @@ class Ingestor:
                       "attempts": claim.record.get("attempts"), "first_event_id": claim.record.get("event_id"),
                       **lineage}, **common))
         # UTF-8, not escaped: a CJK event would otherwise take six bytes a character in the message
-        self.deps.client("sqs").send_message(QueueUrl=self.settings.match_queue_url,
-                                             MessageBody=json.dumps(context, ensure_ascii=False, separators=(",", ":")))
+        self.deps.queues.send(self.settings.match_queue_url, json.dumps(context, ensure_ascii=False, separators=(",", ":")))
         return IngestResult("accepted", workflow_id=workflow_id)
 
     def _duplicate(self, incoming: IncomingEvent, record: dict[str, Any], common: dict[str, Any]) -> IngestResult:
@@ -187,9 +186,7 @@ class Ingestor:
         text = dumps_any(event, sort_keys=True)
         fingerprint = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
         chain = chain or (workflow_chain(workflow_id) if workflow_id else f"REJ#{fingerprint}")
-        self.deps.client("sqs").send_message(
-            QueueUrl=self.settings.ingest_dlq_url, MessageBody=_dlq_body(exc, text),
-            MessageAttributes={"code": {"DataType": "String", "StringValue": exc.code}})
+        self.deps.queues.send(self.settings.ingest_dlq_url, _dlq_body(exc, text), {"code": exc.code})
         self.deps.audit.append(AuditEntry("event.rejected", chain, tenant_id=tenant_id, event_id=event_id,
                                           workflow_id=workflow_id, status="REJECTED", data=exc.to_dict()))
         self.metrics.add(spec.METRICS["rejected"], 1, tenant=tenant_id if registered else UNREGISTERED_TENANT,

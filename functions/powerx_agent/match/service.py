@@ -12,8 +12,6 @@ import time
 from typing import Any
 
 from powerx_agent import spec
-from powerx_agent.adapters import state_machines
-from powerx_agent.adapters.aws import error_code
 from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.escalation.service import escalate
 from powerx_agent.strategy.library import Library, LibraryCache, build_library, library_from_directory
@@ -179,23 +177,16 @@ class Matcher:
         version 1, never updated) and publishes the flow as a version of the strategy's alias
         machine, pointing its ``live`` alias there (see :mod:`powerx_agent.adapters.state_machines`)."""
         known = self.state.setdefault("state_machines", {})
-        name = state_machines.machine_name(self.deps, flow)
+        name = self.deps.state_machines.machine_name(flow)
         if name not in known:
-            known[name] = state_machines.ensure_state_machine(self.deps, flow)
+            known[name] = self.deps.state_machines.ensure(flow)
         return known[name]["state_machine_arn"]
 
     def _state_machine_meta(self, flow: CompiledFlow) -> dict[str, Any]:
         """Version and alias ARNs for the workflow META (recorded once _ensure_state_machine ran)."""
-        found = self.state.get("state_machines", {}).get(state_machines.machine_name(self.deps, flow), {})
+        found = self.state.get("state_machines", {}).get(self.deps.state_machines.machine_name(flow), {})
         return {k: v for k, v in found.items() if k != "state_machine_arn"}
 
     def _start(self, state_machine_arn: str, workflow_id: str, input_json: str) -> str:
-        sfn = self.deps.client("stepfunctions")
-        try:
-            return sfn.start_execution(stateMachineArn=state_machine_arn, name=workflow_id,
-                                       input=input_json)["executionArn"]
-        except Exception as exc:  # noqa: BLE001
-            if error_code(exc) != "ExecutionAlreadyExists":
-                raise
-            # a redelivered message: the execution was started by the first delivery
-            return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{workflow_id}"
+        # a redelivered message finds the execution the first delivery started (already=True)
+        return self.deps.state_machines.start(state_machine_arn, workflow_id, input_json).execution_arn

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from powerx_agent.adapters.aws import error_code
+from powerx_agent.adapters.aws import is_aws_error
 from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.escalation.backlog import emit_backlog
 from powerx_agent.json_limits import JsonLimitError, check_value
@@ -70,11 +70,11 @@ class Callbacks:
         item = self.deps.workflows.get_callback(request.callback_id)
         if item is None:
             return CallbackResult(404, {"code": "callback.unknown", "message": "no such callback id"})
-        sfn = self.deps.client("stepfunctions")
+        sfn = self.deps.state_machines
         if request.outcome == "heartbeat":
             if item["status"] != "OPEN":
                 return CallbackResult(409, {"code": "callback.closed", "first_outcome": item.get("outcome")})
-            self._send(sfn.send_task_heartbeat, taskToken=item["task_token"])
+            sfn.heartbeat(item["task_token"])
             return CallbackResult(200, {"status": "heartbeat recorded"})
         pk = f"CB#{request.callback_id}"
         if not self.deps.workflows.claim(pk, request.outcome):
@@ -84,15 +84,13 @@ class Callbacks:
         def work() -> None:
             wf = self._wf(item["workflow_id"])
             if request.outcome == "succeeded":
-                self._send(sfn.send_task_success, taskToken=item["task_token"],
-                           output=json.dumps(small(request.output or {})))
+                sfn.succeed_task(item["task_token"], json.dumps(small(request.output or {})))
                 NodeRunner(self.deps, self.metrics).succeed(wf, item["node_id"], request.output, None, None,
                                                             via="callback")
             else:
                 self.deps.workflows.transition_node(item["workflow_id"], item["node_id"], "FAILED",
                                                     error={"type": "CallbackFailed", "message": request.reason or ""})
-                self._send(sfn.send_task_failure, taskToken=item["task_token"], error="CallbackFailed",
-                           cause=(request.reason or "the plugin reported a failure")[:256])
+                sfn.fail_task(item["task_token"], "CallbackFailed", request.reason or "the plugin reported a failure")
             self._audit(wf, item["node_id"], "callback.received", request)
             self.deps.workflows.finish_claim(pk, request.outcome)
 
@@ -115,18 +113,16 @@ class Callbacks:
             self._audit(wf, review.get("node_id"), "review.closed", request, actor=actor)
             token = review.get("task_token")
             if token:  # a manual_review node waits for this outcome
-                sfn = self.deps.client("stepfunctions")
+                sfn = self.deps.state_machines
                 if request.outcome == "approved":
-                    self._send(sfn.send_task_success, taskToken=token,
-                               output=json.dumps({"review_id": request.review_id, "outcome": "approved"}))
+                    sfn.succeed_task(token, json.dumps({"review_id": request.review_id, "outcome": "approved"}))
                     NodeRunner(self.deps, self.metrics).succeed(wf, review["node_id"], {"approved_by": actor}, None,
                                                                 None, via="review")
                 else:
                     self.deps.workflows.transition_node(review["workflow_id"], review["node_id"], "FAILED",
                                                         error={"type": "ReviewRejected",
                                                                "message": request.reason or ""})
-                    self._send(sfn.send_task_failure, taskToken=token, error="ReviewRejected",
-                               cause=(request.reason or "rejected by reviewer")[:256])
+                    sfn.fail_task(token, "ReviewRejected", request.reason or "rejected by reviewer")
             self.deps.workflows.finish_claim(pk, request.outcome, remove=("gsi1pk", "gsi1sk"),
                                              closed_by=actor, reason=request.reason or "")
             emit_backlog(self.deps, self.metrics)
@@ -143,18 +139,11 @@ class Callbacks:
                 self.deps.workflows.release_claim(pk, outcome)
             except Exception:  # noqa: BLE001 - the claim goes stale; a retry with the same outcome takes it
                 pass
-            if not type(exc).__module__.startswith(("botocore", "boto3")):
+            if not is_aws_error(exc):
                 raise
             return CallbackResult(503, {"code": "callback.unavailable",
                                         "message": f"not recorded, nothing was closed; retry ({type(exc).__name__})"})
         return CallbackResult(200, {"status": "accepted", "outcome": outcome})
-
-    def _send(self, call: Any, **kwargs: Any) -> None:
-        try:
-            call(**kwargs)
-        except Exception as exc:  # noqa: BLE001
-            if error_code(exc) not in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
-                raise
 
     def _wf(self, workflow_id: str) -> dict[str, Any]:
         meta = self.deps.workflows.get(workflow_id) or {"workflow_id": workflow_id, "tenant_id": "unknown"}

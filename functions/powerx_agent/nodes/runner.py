@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from powerx_agent import spec
+from powerx_agent.adapters.aws import is_aws_error
 from powerx_agent.adapters.downstream import Downstream
 from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.errors import AgentError, AwsUnavailable, NodeInputError, TenantScopeError
@@ -124,7 +125,7 @@ class NodeRunner:
             # an AWS call failed (a throttled or lost write-back after the downstream call succeeded):
             # typed as retryable so the state machine retries; the repeated downstream call carries
             # the same Idempotency-Key, so the service can de-duplicate it
-            if not type(exc).__module__.startswith(("botocore", "boto3")):
+            if not is_aws_error(exc):
                 raise
             raise AwsUnavailable(f"node {node_id}: AWS call failed: {type(exc).__name__}: {exc}") from exc
 
@@ -142,8 +143,7 @@ class NodeRunner:
                generation: int) -> dict[str, Any]:
         output = item.get("output")
         if payload.get("task_token"):
-            self.deps.client("stepfunctions").send_task_success(taskToken=payload["task_token"],
-                                                                output=json.dumps(small(output or {}), default=str))
+            self._resume(node_id, payload["task_token"], json.dumps(small(output or {}), default=str))
         self._audit("node.reused", wf, node_id, "SUCCEEDED",
                     data={"generation": generation, "filled_by": item.get("filled_by"),
                           "succeeded_in_generation": item.get("generation", 1)})
@@ -201,10 +201,14 @@ class NodeRunner:
             if result.status == 202:
                 return {"waiting": True, "callback_id": body["callback_id"]}
             # answered synchronously after all: resume the execution ourselves
-            self.deps.client("stepfunctions").send_task_success(taskToken=task_token,
-                                                                output=json.dumps(small(result.body)))
+            self._resume(node["id"], task_token, json.dumps(small(result.body)))
             self.deps.workflows.close_callback(body["callback_id"], "succeeded")
         return {"output": result.body}
+
+    def _resume(self, node_id: str, task_token: str, output: str) -> None:
+        """Answer the task the execution waits on; a token no longer valid is retried like a failed AWS call."""
+        if not self.deps.state_machines.succeed_task(task_token, output):
+            raise AwsUnavailable(f"node {node_id}: the execution no longer accepts this node's task token")
 
     def _audit(self, kind: str, wf: dict[str, Any], node_id: str, status: str, duration: float | None = None,
                data: dict[str, Any] | None = None) -> None:

@@ -146,16 +146,7 @@ def gather(deps: Any, tenant: str | None = None, since: str | None = None) -> Sc
 
 def execution_status(deps: Any, execution_arn: str | None) -> str | None:
     """RUNNING / SUCCEEDED / FAILED / ... or None when there is no such execution."""
-    if not execution_arn:
-        return None
-    from powerx_agent.adapters.aws import error_code
-
-    try:
-        return str(deps.client("stepfunctions").describe_execution(executionArn=execution_arn)["status"])
-    except Exception as exc:  # noqa: BLE001
-        if error_code(exc) in ("ExecutionDoesNotExist", "StateMachineDoesNotExist"):
-            return None
-        raise
+    return deps.state_machines.status(execution_arn)  # type: ignore[no-any-return]
 
 
 # -- the check -----------------------------------------------------------------------------------

@@ -13,8 +13,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from powerx_agent.adapters.aws import error_code
-
 EXEC_TO_WF = {"SUCCEEDED": "SUCCEEDED", "FAILED": "FAILED", "TIMED_OUT": "FAILED", "ABORTED": "STOPPED"}
 ESCALATED_ERROR = "Agent.WorkflowEscalated"  # the Fail state the compiled flow ends in after Escalate
 TASK_RESULTS = {"TaskSucceeded": "SUCCEEDED", "TaskFailed": "FAILED", "TaskTimedOut": "FAILED",
@@ -148,27 +146,9 @@ def _ts(value: Any) -> str | None:
 
 
 def load_history(deps: Any, execution_arn: str) -> History | None:
-    sfn = deps.client("stepfunctions")
-    try:
-        described = sfn.describe_execution(executionArn=execution_arn)
-    except Exception as exc:  # noqa: BLE001
-        if error_code(exc) in ("ExecutionDoesNotExist", "StateMachineDoesNotExist"):
-            return None
-        raise
-    events: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
-    while True:
-        out = sfn.get_execution_history(**kwargs)
-        events += out.get("events", [])
-        if not out.get("nextToken"):
-            break
-        kwargs["nextToken"] = out["nextToken"]
-    try:
-        definition = json.loads(sfn.describe_state_machine(
-            stateMachineArn=described["stateMachineArn"])["definition"])
-    except Exception as exc:  # noqa: BLE001
-        if error_code(exc) != "StateMachineDoesNotExist":
-            raise
-        definition = {}
-    return History(described.get("status"), events, json.loads(described.get("input") or "{}"), definition,
-                   described.get("stateMachineArn"), described.get("error"))
+    record = deps.state_machines.record(execution_arn)
+    if record is None:
+        return None
+    described = record.described
+    return History(described.get("status"), record.events, json.loads(described.get("input") or "{}"),
+                   record.definition, described.get("stateMachineArn"), described.get("error"))

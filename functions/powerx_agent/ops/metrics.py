@@ -152,10 +152,8 @@ def compute(deps: Any, emf_log_group: str | None = None) -> Figures:
     figures.backlog_items = len(deps.workflows.open_reviews(limit=10**6))
     group = emf_log_group if emf_log_group is not None else deps.settings.metrics_log_group
     if group:
-        from powerx_agent.adapters.metrics import log_group_exists, read_emf_totals
-
-        logs = deps.client("logs")
-        if log_group_exists(logs, group):
-            cross_check(figures, read_emf_totals(logs, group))
+        totals = deps.emf.totals(group)
+        if totals is not None:
+            cross_check(figures, totals)
     return figures
 

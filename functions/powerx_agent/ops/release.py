@@ -59,7 +59,7 @@ def function_name(settings: Any, key: str) -> str:
 
 
 def inventory(deps: Any) -> Inventory:
-    store = LambdaReleases(deps.client("lambda"))
+    store = deps.releases
     by_id: dict[str, Release] = {}
     alias: dict[str, int | None] = {}
     alias_release: dict[str, str | None] = {}
@@ -132,7 +132,7 @@ def rollback(deps: Any, by: str, reason: str, to: str | None = None, dry_run: bo
               "dry_run": dry_run}
     if dry_run:
         return result
-    store = LambdaReleases(deps.client("lambda"))
+    store = deps.releases
     moved: list[str] = []
     try:
         for key, move in moves.items():

@@ -127,55 +127,38 @@ class Repair:
             data=data, **fields))
 
     # -- phase 1: executions without a workflow record ---------------------------------------
-    def _is_alias_machine(self, sfn: Any, machine: dict[str, Any]) -> bool:
+    def _is_alias_machine(self, machine: dict[str, Any]) -> bool:
         """The per-strategy alias machine ``agent-<strategy>`` (adapters/state_machines.py) carries the tag
         ``powerx:strategy = <id>``; the hash-named machines executions start on carry ``<id>@v<N>``
         and ``powerx:definition-sha256``. Untagged machines are listed (we cannot tell)."""
-        try:
-            tags = {t["key"]: t["value"] for t in
-                    sfn.list_tags_for_resource(resourceArn=machine["stateMachineArn"]).get("tags", [])}
-        except Exception:  # noqa: BLE001 - no tags readable: treat it as one executions may run on
+        tags = self.deps.state_machines.tags(machine["stateMachineArn"])
+        if tags is None:  # no tags readable: treat it as one executions may run on
             return False
         strategy = tags.get("powerx:strategy")
         return bool(strategy) and "@" not in strategy and "powerx:definition-sha256" not in tags
 
     def plan_orphan_executions(self, known: set[str], since_epoch: float | None = None) -> None:
-        sfn = self.deps.client("stepfunctions")
-        prefix = self.deps.settings.state_machine_prefix
-        machines: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {}
-        while True:
-            out = sfn.list_state_machines(**kwargs)
-            machines += [m for m in out.get("stateMachines", []) if m["name"].startswith(prefix)]
-            if not out.get("nextToken"):
-                break
-            kwargs["nextToken"] = out["nextToken"]
+        machines = self.deps.state_machines.machines(self.deps.settings.state_machine_prefix)
         for machine in machines:
-            if self._is_alias_machine(sfn, machine):
+            if self._is_alias_machine(machine):
                 continue
-            kwargs = {"stateMachineArn": machine["stateMachineArn"]}
-            while True:
-                out = sfn.list_executions(**kwargs)
-                for execution in out.get("executions", []):
-                    if execution["name"] in known:
-                        continue
-                    started = execution.get("startDate")
-                    if since_epoch is not None and hasattr(started, "timestamp") and started.timestamp() < since_epoch:
-                        continue
-                    if self.tenant and not execution["name"].startswith(f"wf-{self.tenant[:20]}-"):
-                        continue
-                    if self.deps.workflows.get(execution["name"]) is not None:
-                        continue
-                    arn = execution["executionArn"]
-                    self.add(Finding("execution.orphan", execution["name"],
-                                     f"execution {arn} ({execution['status']}) has no workflow record",
-                                     "recreate the workflow record (from the execution input and status) and a "
-                                     "node item per run task of the definition (status from the execution "
-                                     "history), then append audit.repaired records for what was recreated",
-                                     action=lambda arn=arn: self._recreate(arn)))
-                if not out.get("nextToken"):
-                    break
-                kwargs["nextToken"] = out["nextToken"]
+            for execution in self.deps.state_machines.executions(machine["stateMachineArn"]):
+                if execution["name"] in known:
+                    continue
+                started = execution.get("startDate")
+                if since_epoch is not None and hasattr(started, "timestamp") and started.timestamp() < since_epoch:
+                    continue
+                if self.tenant and not execution["name"].startswith(f"wf-{self.tenant[:20]}-"):
+                    continue
+                if self.deps.workflows.get(execution["name"]) is not None:
+                    continue
+                arn = execution["executionArn"]
+                self.add(Finding("execution.orphan", execution["name"],
+                                 f"execution {arn} ({execution['status']}) has no workflow record",
+                                 "recreate the workflow record (from the execution input and status) and a "
+                                 "node item per run task of the definition (status from the execution "
+                                 "history), then append audit.repaired records for what was recreated",
+                                 action=lambda arn=arn: self._recreate(arn)))
 
     def _recreate(self, execution_arn: str) -> None:
         history = self.history(execution_arn)

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from powerx_agent.adapters.bus import Bus
 from powerx_agent.errors import EventRejected
 from powerx_agent.ingest.envelope import IncomingEvent, parse_event
 from powerx_agent.ingest.routing import check_routed
@@ -248,10 +249,13 @@ def classify(items: list[ReplayItem], lookup: Lookup | None) -> tuple[list[Repla
     return to_send, answered
 
 
-def entry_for(item: ReplayItem, bus: str) -> dict[str, Any]:
+def _entry(item: ReplayItem) -> dict[str, Any]:
     return {"Source": item.event["source"], "DetailType": item.event["detail-type"],
-            "Detail": json.dumps(item.event["detail"], ensure_ascii=False, separators=(",", ":")),
-            "EventBusName": bus}
+            "Detail": json.dumps(item.event["detail"], ensure_ascii=False, separators=(",", ":"))}
+
+
+def entry_for(item: ReplayItem, bus: str) -> dict[str, Any]:
+    return {**_entry(item), "EventBusName": bus}
 
 
 def _entry_bytes(entry: dict[str, Any]) -> int:
@@ -274,11 +278,6 @@ def batches(items: list[ReplayItem], bus: str) -> list[list[ReplayItem]]:
     return out
 
 
-def _error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code") or type(exc).__name__)
-
-
 @dataclass(frozen=True)
 class Backoff:
     max_attempts: int = 5
@@ -290,34 +289,24 @@ class Backoff:
         return rng() * min(self.cap, self.base * 2 ** (attempt - 1))
 
 
-def put_events(client: Any, bus: str, items: list[ReplayItem], *, backoff: Backoff = Backoff(),
+def put_events(bus: Bus, items: list[ReplayItem], *, backoff: Backoff = Backoff(),
                sleep: Callable[[float], None] = time.sleep, rng: Callable[[], float] = random.random,
                on_progress: Progress | None = None) -> list[Outcome]:
     """PutEvents in batches; only the failed entries are retried, a bounded number of times."""
     outcomes: list[Outcome] = []
-    for batch in batches(items, bus):
+    for batch in batches(items, bus.name):
         pending = list(batch)
         attempt = 0
         while pending:
             attempt += 1
-            try:
-                answer = client.put_events(Entries=[entry_for(i, bus) for i in pending])
-                results = answer.get("Entries", [])
-            except Exception as exc:  # noqa: BLE001 - the whole call failed: every entry is retried
-                results = [{"ErrorCode": _error_code(exc), "ErrorMessage": str(exc)[:300]} for _ in pending]
-            failed: list[tuple[ReplayItem, dict[str, Any]]] = []
-            for item, result in zip(pending, results, strict=False):
-                if result.get("ErrorCode"):
-                    failed.append((item, result))
-                else:
-                    outcomes.append(_outcome(item, "sent", bus_event_id=result.get("EventId"), attempts=attempt))
-            # fewer results than entries is a malformed answer: the rest count as failed
-            failed += [(item, {"ErrorCode": "NoResult", "ErrorMessage": "PutEvents returned no result"})
-                       for item in pending[len(results):]]
+            results = bus.put([_entry(i) for i in pending])
+            failed = [(item, r) for item, r in zip(pending, results, strict=True) if not r.ok]
+            outcomes += [_outcome(item, "sent", bus_event_id=r.event_id, attempts=attempt)
+                         for item, r in zip(pending, results, strict=True) if r.ok]
             if not failed:
                 break
             if attempt >= backoff.max_attempts:
-                outcomes += [_outcome(item, "failed", code=r.get("ErrorCode"), message=r.get("ErrorMessage"),
+                outcomes += [_outcome(item, "failed", code=r.error_code, message=r.error_message,
                                       attempts=attempt) for item, r in failed]
                 break
             pending = [item for item, _ in failed]
@@ -327,7 +316,7 @@ def put_events(client: Any, bus: str, items: list[ReplayItem], *, backoff: Backo
     return outcomes
 
 
-def replay_to_bus(client: Any, bus: str, items: list[ReplayItem], report: ReplayReport, *,
+def replay_to_bus(bus: Bus, items: list[ReplayItem], report: ReplayReport, *,
                   lookup: Lookup | None, dry_run: bool = False, backoff: Backoff = Backoff(),
                   sleep: Callable[[float], None] = time.sleep, rng: Callable[[], float] = random.random,
                   on_progress: Progress | None = None) -> ReplayReport:
@@ -340,7 +329,7 @@ def replay_to_bus(client: Any, bus: str, items: list[ReplayItem], report: Replay
     if on_progress and answered:
         on_progress(len(answered))
     report.outcomes += answered
-    report.outcomes += put_events(client, bus, to_send, backoff=backoff, sleep=sleep, rng=rng,
+    report.outcomes += put_events(bus, to_send, backoff=backoff, sleep=sleep, rng=rng,
                                   on_progress=on_progress)
     report.sent_anything = bool(to_send)
     report.outcomes.sort(key=lambda o: o.line)
@@ -386,27 +375,21 @@ def replay_via_api(post: Poster, api_url: str, signing_key: str, items: list[Rep
 
 
 # -- from the archive ------------------------------------------------------------------------------
-def replay_archive(client: Any, *, archive: str, bus: str, rule: str, start: Any, end: Any, name: str | None = None,
+def replay_archive(bus: Bus, *, archive: str, rule: str, start: Any, end: Any, name: str | None = None,
                    wait_seconds: float = 300.0, sleep: Callable[[float], None] = time.sleep,
                    clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
-    """StartReplay of ``archive`` between ``start`` and ``end`` onto ``bus``, delivered to ``rule`` only.
+    """StartReplay of ``archive`` between ``start`` and ``end`` onto the bus, delivered to ``rule`` only.
 
     Waits (bounded) until the replay leaves STARTING/RUNNING and returns its description.
     """
     if end <= start:
         raise ReplayUsageError("--end must be after --start")
-    archive_arn = client.describe_archive(ArchiveName=archive)["ArchiveArn"]
-    bus_arn = client.describe_event_bus(Name=bus)["Arn"]
-    rule_arn = client.describe_rule(Name=rule, EventBusName=bus)["Arn"]
     name = name or f"powerx-replay-{int(time.time())}-{random.randrange(16 ** 6):06x}"
-    client.start_replay(ReplayName=name, EventSourceArn=archive_arn, EventStartTime=start, EventEndTime=end,
-                        Destination={"Arn": bus_arn, "FilterArns": [rule_arn]},
-                        Description="powerx-agent replay")
+    bus.replay(archive=archive, rule=rule, start=start, end=end, name=name)
     deadline = clock() + wait_seconds
     while True:
-        described = client.describe_replay(ReplayName=name)
-        if described.get("State") not in ("STARTING", "RUNNING") or clock() >= deadline:
-            return {"replay_name": name, "state": described.get("State"), "reason": described.get("StateReason"),
-                    "archive": archive, "bus": bus, "rule": rule,
-                    "start": str(start), "end": str(end)}
+        state, reason = bus.replay_state(name)
+        if state not in ("STARTING", "RUNNING") or clock() >= deadline:
+            return {"replay_name": name, "state": state, "reason": reason, "archive": archive, "bus": bus.name,
+                    "rule": rule, "start": str(start), "end": str(end)}
         sleep(1.0)

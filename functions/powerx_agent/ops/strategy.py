@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from powerx_agent.adapters.state_machines import point_alias
 from powerx_agent.audit.records import AuditEntry
 from powerx_agent.errors import AgentError
 
@@ -98,7 +97,7 @@ def approve(deps: Any, strategy_id: str, version: int, approver: str, reason: st
     _check_loads(strategy_id, version, item["yaml"])
     required = deps.settings.require_other_approver if require_other_approver is None else require_other_approver
     result = deps.strategies.approve(strategy_id, version, approver, reason, require_other_approver=required)
-    alias = point_alias(deps, strategy_id, version)
+    alias = deps.state_machines.point_alias(strategy_id, version)
     deps.audit.append(AuditEntry("strategy.approved", chain(strategy_id), strategy_id=strategy_id, status="ACTIVE",
                                  data={"version": version, "approver": approver, "reason": reason,
                                        "author": item.get("author"), "previous": result.get("previous"),
@@ -110,7 +109,7 @@ def rollback(deps: Any, strategy_id: str, actor: str, to_version: int | None = N
     """Move the active pointer back to the previous approved version (or ``to_version``) and point
     the strategy's state-machine alias back when that version's state machine exists."""
     result = deps.strategies.rollback(strategy_id, actor, to_version)
-    alias = point_alias(deps, strategy_id, int(result["version"]))
+    alias = deps.state_machines.point_alias(strategy_id, int(result["version"]))
     deps.audit.append(AuditEntry("strategy.rolled_back", chain(strategy_id), strategy_id=strategy_id,
                                  status="ACTIVE", data={"version": result["version"], "from": result.get("previous"),
                                                         "actor": actor, "revision": result.get("revision"),

@@ -23,7 +23,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from powerx_agent.adapters.aws import error_code
 from powerx_agent.escalation.backlog import emit_backlog
 from powerx_agent.nodes.runner import callback_id_for, small
 from powerx_agent.ops.takeover import (
@@ -47,14 +46,7 @@ def list_workflows(deps: Any, tenant: str | None = None, status: str | None = No
 
 
 def _execution(deps: Any, execution_arn: str | None) -> dict[str, Any] | None:
-    if not execution_arn:
-        return None
-    try:
-        return deps.client("stepfunctions").describe_execution(executionArn=execution_arn)
-    except Exception as exc:  # noqa: BLE001
-        if error_code(exc) in ("ExecutionDoesNotExist", "InvalidArn"):
-            return None
-        raise
+    return deps.state_machines.describe(execution_arn)  # type: ignore[no-any-return]
 
 
 def show_workflow(deps: Any, workflow_id: str) -> dict[str, Any]:
@@ -182,10 +174,13 @@ def retry_workflow(deps: Any, metrics: Any, workflow_id: str, by: str,
                          "why": "retry from this node" if node_id == from_node else
                                 ("after the retried node" if item.get("status") == "SUCCEEDED" else "did not succeed")})
     closed = close_reviews(deps, metrics, meta, "retried", by, f"retried as generation {generation}")
-    sfn = deps.client("stepfunctions")
     try:
-        arn = sfn.start_execution(stateMachineArn=meta["state_machine_arn"], name=name,
-                                  input=json.dumps(execution_input, separators=(",", ":"), default=str))["executionArn"]
+        started = deps.state_machines.start(meta["state_machine_arn"], name,
+                                            json.dumps(execution_input, separators=(",", ":"), default=str))
+        if started.already:
+            raise TakeoverError(f"execution {name} already exists: another retry started it",
+                                code="takeover.conflict")
+        arn = started.execution_arn
     except Exception as exc:
         deps.workflows.transition_workflow(workflow_id, "FAILED", failure={"error": "retry.start_failed",
                                                                            "message": str(exc)[:500]})
@@ -236,13 +231,7 @@ def fill_node(deps: Any, metrics: Any, workflow_id: str, node_id: str, output: A
         raise TakeoverError(f"node {node_id} changed meanwhile; look again", code="takeover.conflict")
     resumed = False
     if token is not None:
-        try:
-            deps.client("stepfunctions").send_task_success(taskToken=token,
-                                                           output=json.dumps(stored, default=str))
-            resumed = True
-        except Exception as exc:  # noqa: BLE001
-            if error_code(exc) not in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
-                raise
+        resumed = deps.state_machines.succeed_task(token, json.dumps(stored, default=str))
     audit_takeover(deps, "node.filled", meta, node_id=node_id, status="SUCCEEDED",
            data={"actor": by, "from_status": status, "via": via, "resumed": resumed, "generation": generation,
                  "output": stored})
@@ -270,24 +259,15 @@ def stop_workflow(deps: Any, metrics: Any, workflow_id: str, by: str, reason: st
         if callback and callback.get("status") == "OPEN":
             tokens.append(callback["task_token"])
     if meta.get("execution_arn"):
-        try:
-            deps.client("stepfunctions").stop_execution(executionArn=meta["execution_arn"], error="Agent.Stopped",
-                                                        cause=f"{by}: {reason}"[:256])
+        if deps.state_machines.stop(meta["execution_arn"], "Agent.Stopped", f"{by}: {reason}"):
             execution_status = "ABORTED"
-        except Exception as exc:  # noqa: BLE001
-            if error_code(exc) not in ("ExecutionDoesNotExist", "ExecutionNotRunning"):
-                raise
+        else:
             execution = _execution(deps, meta["execution_arn"])
             execution_status = execution["status"] if execution else None
     for token in tokens:
         # release the task a stopped execution was waiting on (AWS answers that the token is no
         # longer valid; moto's executor only ends a stopped execution once its wait ends)
-        try:
-            deps.client("stepfunctions").send_task_failure(taskToken=token, error="Agent.Stopped",
-                                                           cause=f"stopped by {by}"[:256])
-        except Exception as exc:  # noqa: BLE001
-            if error_code(exc) not in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
-                raise
+        deps.state_machines.fail_task(token, "Agent.Stopped", f"stopped by {by}")
     changed = deps.workflows.transition_workflow(workflow_id, "STOPPED", stopped_by=by, stop_reason=reason,
                                                  finished_at=round(time.time(), 3))
     for node_id, item in meta.get("nodes", {}).items():
