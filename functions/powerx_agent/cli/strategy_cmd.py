@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -108,30 +106,25 @@ def test(event_file: Path = typer.Option(..., "--event", help="EventBridge event
          asl: bool = typer.Option(False, "--asl", help="include the compiled ASL definition")) -> None:
     """Show the decision, rendered variables and taskflow for one event (offline)."""
     from powerx_agent.errors import AgentError
-    from powerx_agent.ingest.envelope import parse_event
-    from powerx_agent.match.service import evaluation_doc
+    from powerx_agent.strategy.evaluate import evaluate
     from powerx_agent.taskflow.asl import compile_flow
 
     _check_format(fmt)
     event = read_event_file(event_file)
     try:
-        incoming = parse_event(event)
+        facts = _facts(event)
     except AgentError as exc:
         err.print(f"[red]{event_file}: {exc}[/red]")
         raise typer.Exit(1) from None
     library = _load_library(strategies)
-    env = incoming.envelope
-    doc = evaluation_doc(env.model_dump(mode="json", exclude_none=True), incoming.event_type)
-    bus_event = {"source": incoming.source, "detail-type": incoming.event_type, "detail": event["detail"]}
-    decision, selected = library.index.decide(event_type=incoming.event_type, tenant_id=env.tenant_id,
-                                              event_id=env.event_id, doc=doc, bus_event=bus_event)
+    # the matcher's own evaluation; offline, the tenant registry is not read: ${owner} is a placeholder
+    found = evaluate(library, facts, {"owner": "<tenant owner>"})
+    decision, selected = found.decision, found.selected
     out: dict[str, Any] = {"decision": decision.to_dict(), "variables": {}, "taskflow": None}
     if selected is not None:
-        builtins = {"tenant": env.tenant_id, "event_id": env.event_id, "owner": "<tenant owner>",
-                    "event_type": incoming.event_type, "idempotency_key": env.key}
-        out["variables"] = selected.variables.render(doc, builtins)
+        out["variables"] = found.variables
         flow = compile_flow(selected.strategy, placeholder_arns())
-        when = {node_id: cond.evaluate(doc) is None for node_id, cond in selected.node_whens.items()}
+        when = found.when
         out["taskflow"] = {"state_machine_name": flow.state_machine_name, "type": flow.type,
                            "type_reason": flow.type_reason,
                            "nodes": [{"id": n.id, "kind": n.kind, "after": list(n.after),
@@ -141,7 +134,7 @@ def test(event_file: Path = typer.Option(..., "--event", help="EventBridge event
     if fmt == "json":
         sys.stdout.write(json.dumps(out, indent=2, default=str) + "\n")
         return
-    console.print(f"[bold]event[/bold] {incoming.event_type} tenant={env.tenant_id} id={env.event_id}  "
+    console.print(f"[bold]event[/bold] {facts.event_type} tenant={facts.tenant_id} id={facts.event_id}  "
                   f"library {library.revision}")
     table = Table("candidate", "version", "weight", "matched", "first failing condition")
     for candidate in decision.candidates:
@@ -296,26 +289,16 @@ def diff(strategy_id: str = typer.Argument(...), from_version: int = typer.Optio
 # -- simulate: a backtest of a library over recorded events ------------------------------------
 
 
-@dataclass
-class _Decided:
-    line: int
-    event_id: str
-    event_type: str
-    tenant_id: str
-    selected: str | None
-
-
-def _decide_line(library: Any, event: dict[str, Any]) -> tuple[Any, Any]:
+def _facts(event: dict[str, Any]) -> Any:
+    """An EventBridge event → the facts the matcher evaluates, through the envelope ingest applies."""
     from powerx_agent.ingest.envelope import parse_event
-    from powerx_agent.match.service import evaluation_doc
+    from powerx_agent.strategy.evaluate import EventFacts
 
     incoming = parse_event(event)
     env = incoming.envelope
-    doc = evaluation_doc(env.model_dump(mode="json", exclude_none=True), incoming.event_type)
-    bus_event = {"source": incoming.source, "detail-type": incoming.event_type, "detail": event["detail"]}
-    decision, selected = library.index.decide(event_type=incoming.event_type, tenant_id=env.tenant_id,
-                                              event_id=env.event_id, doc=doc, bus_event=bus_event, explain_all=False)
-    return decision, selected
+    return EventFacts(event_type=incoming.event_type, source=incoming.source, tenant_id=env.tenant_id,
+                      event_id=env.event_id, idempotency_key=env.key,
+                      detail=env.model_dump(mode="json", exclude_none=True), bus_event_id=incoming.bus_event_id)
 
 
 @app.command("simulate")
@@ -327,6 +310,7 @@ def simulate(events: Path = typer.Option(..., "--events", help="JSON Lines file,
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from powerx_agent.errors import AgentError
+    from powerx_agent.strategy.backtest import Backtest
 
     _check_format(fmt)
     if not events.is_file():
@@ -337,10 +321,7 @@ def simulate(events: Path = typer.Option(..., "--events", help="JSON Lines file,
         lines = events.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:
         raise typer.BadParameter(f"{events} is not UTF-8", param_hint="--events") from None
-    decided: list[_Decided] = []
-    bad: list[dict[str, Any]] = []
-    differences: list[dict[str, Any]] = []
-    per_strategy: Counter[str] = Counter()
+    run = Backtest(library, base)
     progress = Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=err, transient=True, disable=fmt == "json" or len(lines) < 200)
     with progress:
@@ -353,38 +334,17 @@ def simulate(events: Path = typer.Option(..., "--events", help="JSON Lines file,
                 event = loads_bounded(raw, root="", max_depth=MAX_DEPTH + 1)
                 if not isinstance(event, dict):
                     raise ValueError("not a JSON object")
-                decision, selected = _decide_line(library, event)
+                run.add(number, _facts(event))
             except (ValueError, AgentError, KeyError, TypeError) as exc:
-                bad.append({"line": number, "error": str(exc)[:300]})
-                continue
-            sid = selected.strategy.id if selected else None
-            decided.append(_Decided(number, decision.event_id, decision.event_type, decision.tenant_id, sid))
-            if selected is not None:
-                per_strategy[f"{sid}@v{selected.strategy.version}"] += 1
-            if base is not None:
-                base_decision, base_selected = _decide_line(base, event)
-                before = (base_selected.strategy.id, base_selected.strategy.version) if base_selected else None
-                after = (selected.strategy.id, selected.strategy.version) if selected else None
-                if before != after:
-                    differences.append({"line": number, "event_id": decision.event_id,
-                                        "event_type": decision.event_type, "tenant_id": decision.tenant_id,
-                                        "baseline": base_decision.selected, "candidate": decision.selected,
-                                        "baseline_reason": base_decision.reason(), "reason": decision.reason()})
-    matched = sum(1 for d in decided if d.selected)
-    unmatched = [{"line": d.line, "event_id": d.event_id, "event_type": d.event_type, "tenant_id": d.tenant_id}
-                 for d in decided if d.selected is None]
-    report: dict[str, Any] = {
-        "events": len(decided), "matched": matched, "hit_rate": round(matched / len(decided), 4) if decided else None,
-        "per_strategy": dict(sorted(per_strategy.items())), "unmatched": unmatched, "bad_lines": bad,
-        "library": library.revision}
-    if base is not None:
-        report["baseline"] = base.revision
-        report["differences"] = differences
+                run.refuse(number, str(exc))
+    report = run.report()
+    decided, matched, unmatched = report["events"], report["matched"], report["unmatched"]
+    differences, bad = report.get("differences", []), report["bad_lines"]
     if fmt == "json":
         sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
     else:
         rate = f"{report['hit_rate']:.1%}" if decided else "n/a"
-        console.print(f"[bold]{len(decided)}[/bold] events, {matched} matched, hit rate {rate}"
+        console.print(f"[bold]{decided}[/bold] events, {matched} matched, hit rate {rate}"
                       f" ({library.revision})")
         table = Table("strategy", "matches")
         for name, count in report["per_strategy"].items():

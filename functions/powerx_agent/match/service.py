@@ -14,20 +14,20 @@ from typing import Any
 from powerx_agent import spec
 from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.escalation.service import escalate
+from powerx_agent.strategy.evaluate import Evaluation, EventFacts, evaluate
 from powerx_agent.strategy.library import Library, LibraryCache, build_library, library_from_directory
 from powerx_agent.strategy.loader import CompiledStrategy
 from powerx_agent.taskflow.asl import CompiledFlow, FunctionArns, compile_flow
 from powerx_agent.taskflow.limits import check_execution_input
 
 
-def evaluation_doc(detail: dict[str, Any], event_type: str) -> dict[str, Any]:
-    return {**detail, "event_type": event_type}
-
-
-def bus_event(context: dict[str, Any]) -> dict[str, Any]:
+def event_facts(context: dict[str, Any]) -> EventFacts:
+    """The facts of the accepted event the ingest step handed on."""
     event = context["event"]
-    return {"source": event["source"], "detail-type": event["event_type"], "id": event.get("bus_event_id"),
-            "detail": event["detail"]}
+    return EventFacts(event_type=event["event_type"], source=event["source"],
+                      tenant_id=context["tenant"]["tenant_id"], event_id=event["event_id"],
+                      idempotency_key=event["idempotency_key"], detail=event["detail"],
+                      bus_event_id=event.get("bus_event_id"))
 
 
 class Matcher:
@@ -71,7 +71,6 @@ class Matcher:
     def handle(self, context: dict[str, Any]) -> dict[str, Any]:
         started = time.monotonic()
         event = context["event"]
-        detail = event["detail"]
         tenant = context["tenant"]
         tenant_id = tenant["tenant_id"]
         workflow_id = context["workflow_id"]
@@ -80,9 +79,8 @@ class Matcher:
         if existing and existing.get("status") in ("COMPLETED", "DEFERRED"):
             return {"outcome": "already_done", "workflow_id": workflow_id}
         library = self.library()
-        doc = evaluation_doc(detail, event["event_type"])
-        decision, selected = library.index.decide(event_type=event["event_type"], tenant_id=tenant_id,
-                                                  event_id=event["event_id"], doc=doc, bus_event=bus_event(context))
+        found = evaluate(library, event_facts(context), tenant)
+        decision, selected = found.decision, found.selected
         chain = workflow_chain(workflow_id)
         self.deps.audit.append(AuditEntry(
             "decision", chain, tenant_id=tenant_id, event_id=event["event_id"], workflow_id=workflow_id,
@@ -92,7 +90,7 @@ class Matcher:
         self.metrics.add(spec.METRICS["hit_rate"], 1.0 if selected else 0.0, "None", tenant=tenant_id)
         if selected is None:
             return self._unmatched(context, decision.reason())
-        return self._launch(context, selected, doc, decision.to_dict(), started)
+        return self._launch(context, found, started)
 
     def _unmatched(self, context: dict[str, Any], why: str) -> dict[str, Any]:
         event, tenant = context["event"], context["tenant"]
@@ -104,9 +102,9 @@ class Matcher:
         self.deps.events.finish(tenant["tenant_id"], event["idempotency_key"], status="COMPLETED", outcome="escalated")
         return {"outcome": "escalated", "workflow_id": context["workflow_id"], **result}
 
-    def _launch(self, context: dict[str, Any], compiled: CompiledStrategy, doc: dict[str, Any],
-                decision: dict[str, Any], started: float) -> dict[str, Any]:
-        event, tenant = context["event"], context["tenant"]
+    def _launch(self, context: dict[str, Any], found: Evaluation, started: float) -> dict[str, Any]:
+        event, tenant, compiled = context["event"], context["tenant"], found.selected
+        assert compiled is not None
         tenant_id, workflow_id, strategy = tenant["tenant_id"], context["workflow_id"], compiled.strategy
         allowed = tenant.get("allowed_plugins") or []
         refused = sorted({n.plugin for n in strategy.flow.nodes
@@ -120,11 +118,9 @@ class Matcher:
             self.deps.events.finish(tenant_id, event["idempotency_key"], status="COMPLETED", outcome="escalated",
                                     strategy_id=strategy.id)
             return {"outcome": "escalated", "workflow_id": workflow_id, **result}
-        builtins = {"tenant": tenant_id, "event_id": event["event_id"], "owner": tenant.get("owner") or "",
-                    "event_type": event["event_type"], "idempotency_key": event["idempotency_key"]}
-        variables = compiled.variables.render(doc, builtins)
+        builtins, variables = found.builtins, found.variables
         flow = self._compiled_flow(compiled)
-        when = {flow.when_keys[node_id]: cond.evaluate(doc) is None for node_id, cond in compiled.node_whens.items()}
+        when = {flow.when_keys[node_id]: found.when[node_id] for node_id in compiled.node_whens}
         execution_input = {
             "workflow": {"workflow_id": workflow_id, "tenant_id": tenant_id, "event_id": event["event_id"],
                          "idempotency_key": event["idempotency_key"], "event_type": event["event_type"],
@@ -141,7 +137,7 @@ class Matcher:
              "idempotency_key": event["idempotency_key"], "event_type": event["event_type"],
              "strategy_id": strategy.id, "strategy_version": strategy.version,
              "state_machine_arn": state_machine_arn, "state_machine_type": flow.type, "type_reason": flow.type_reason,
-             "decision": decision, "traceparent": context["trace"]["traceparent"], **self._state_machine_meta(flow),
+             "decision": found.decision.to_dict(), "traceparent": context["trace"]["traceparent"], **self._state_machine_meta(flow),
              "received_at": context.get("received_at")},
             [n.id for n in strategy.flow.nodes])
         execution_arn = self._start(state_machine_arn, workflow_id, input_json)
