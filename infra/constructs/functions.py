@@ -44,6 +44,7 @@ from infra.constructs.secrets import Secrets
 from infra.constructs.tables import Tables
 from infra.constructs.workflow import Workflow
 from powerx_agent import spec
+from powerx_agent.strategy.loader import strategy_files
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "powerx_agent"
@@ -85,8 +86,11 @@ def stage_code(repo_root: Path = REPO_ROOT) -> Path:
     shutil.copytree(package, staging / PACKAGE, ignore=ignore)
     strategies = staging / constants.ASSET_STRATEGIES_DIR
     strategies.mkdir()
-    for path in sorted((repo_root / "strategies").glob("*.y*ml")):
-        shutil.copy2(path, strategies / path.name)
+    library = repo_root / "strategies"
+    for path in strategy_files(library):  # the library's one listing rule, subfolders kept
+        target = strategies / path.relative_to(library)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
     return staging
 RUNTIME = getattr(lambda_.Runtime, "PYTHON_" + constants.PYTHON_VERSION.replace(".", "_"))
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from powerx_agent import spec
+from powerx_agent.strategy.loader import strategy_files
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,8 +35,10 @@ def test_given_the_asset_when_listed_then_it_holds_every_handler_and_the_strateg
     for fn in spec.FUNCTIONS:
         module = fn.handler.rsplit(".", 1)[0]
         assert (asset_dir / (module.replace(".", "/") + ".py")).is_file(), fn.handler
-    shipped = {p.name: p.read_bytes() for p in (asset_dir / "strategies").iterdir()}
-    source = {p.name: p.read_bytes() for p in (REPO_ROOT / "strategies").glob("*.y*ml")}
+    shipped = {p.relative_to(asset_dir / "strategies").as_posix(): p.read_bytes()
+               for p in (asset_dir / "strategies").rglob("*") if p.is_file()}
+    source = {p.relative_to(REPO_ROOT / "strategies").as_posix(): p.read_bytes()
+              for p in strategy_files(REPO_ROOT / "strategies")}
     assert source and shipped == source
 
 

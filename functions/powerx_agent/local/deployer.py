@@ -242,10 +242,10 @@ def seed_tenants(ddb: Any, tenants_file: Path) -> list[dict[str, Any]]:
 
 def publish_directory(store: StrategiesStore, directory: Path, actor: str = "local-runtime") -> list[dict[str, Any]]:
     """Publish and approve every strategy file whose YAML says ``status: approved`` (local seeding)."""
-    from powerx_agent.strategy.loader import load_strategy_text
+    from powerx_agent.strategy.loader import load_strategy_text, strategy_files
 
     results = []
-    for path in sorted(directory.glob("*.y*ml")):
+    for path in strategy_files(directory):
         text = path.read_text()
         compiled, findings = load_strategy_text(text, str(path))
         errors = [f for f in findings if f.severity == "error"]

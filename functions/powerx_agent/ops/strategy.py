@@ -17,6 +17,7 @@ from typing import Any
 
 from powerx_agent.audit.records import AuditEntry
 from powerx_agent.errors import AgentError
+from powerx_agent.strategy.loader import load_strategy_text, strategy_files
 
 
 def chain(strategy_id: str) -> str:
@@ -39,19 +40,9 @@ class Published:
                 "sha256": self.sha256, "already_published": self.already}
 
 
-def strategy_files(path: Path) -> list[Path]:
-    if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-    if path.is_file():
-        return [path]
-    raise AgentError(f"{path} is neither a strategy file nor a directory", code="strategy.not_found")
-
-
 def publish(deps: Any, path: Path, author: str) -> list[Published]:
     """Upload every strategy under ``path`` as a draft (approval PENDING). All files must load
     without errors first: nothing is published from a library that does not lint clean."""
-    from powerx_agent.strategy.loader import load_strategy_text
-
     if not author.strip():
         raise AgentError("publish needs an author", code="strategy.no_author")
     loaded: list[tuple[Path, str, Any]] = []
@@ -118,8 +109,6 @@ def rollback(deps: Any, strategy_id: str, actor: str, to_version: int | None = N
 
 
 def _check_loads(strategy_id: str, version: int, text: str) -> None:
-    from powerx_agent.strategy.loader import load_strategy_text
-
     compiled, findings = load_strategy_text(text, f"{strategy_id}@v{version}")
     errors = [str(f) for f in findings if f.severity == "error"]
     if errors or compiled is None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from powerx_agent.escalation.backlog import emit_backlog
@@ -34,7 +33,7 @@ from powerx_agent.ops.takeover import (
     meta_of,
     public_review,
 )
-from powerx_agent.strategy.loader import load_strategy_text
+from powerx_agent.strategy.loader import load_strategy_text, strategy_files
 
 
 def list_workflows(deps: Any, tenant: str | None = None, status: str | None = None,
@@ -91,7 +90,7 @@ def flow_edges(deps: Any, meta: dict[str, Any]) -> dict[str, tuple[str, ...]]:
     if item is not None:
         text = item["yaml"]
     else:  # a library read from the directory shipped with the code
-        for path in sorted(Path(deps.settings.strategies_dir).glob("*.y*ml")):
+        for path in strategy_files(deps.settings.strategies_dir):
             candidate = path.read_text()
             if f"id: {strategy_id}" in candidate:
                 text = candidate

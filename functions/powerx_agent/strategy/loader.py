@@ -333,7 +333,11 @@ def _schema_finding(out: _Collector, error: Mapping[str, Any], data: dict) -> No
 
 
 def strategy_files(path: str | Path) -> list[Path]:
-    """Every strategy file under ``path`` (or ``path`` itself if it is a file), sorted."""
+    """The one rule for what a strategy library holds (lint, simulate, publish, the local seeding, the
+    code asset and the matcher all list it here): ``path`` itself if it is a file; else every
+    ``*.yaml`` / ``*.yml`` file under it, subfolders included (``team-a/x.yaml``), whatever else its
+    name says (``x.draft.yaml`` too: a draft is a ``status``, not a file name), except hidden files
+    and folders (a name starting with ``.``), sorted by relative path."""
     root = Path(path)
     if root.is_file():
         return [root]
