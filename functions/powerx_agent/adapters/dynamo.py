@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
@@ -38,7 +38,16 @@ def to_item(data: dict[str, Any]) -> dict[str, Any]:
     return {k: _ser.serialize(_to_dynamo(v)) for k, v in data.items() if v is not None}
 
 
+@overload
+def from_item(item: dict[str, Any]) -> dict[str, Any]: ...
+@overload
+def from_item(item: None) -> None: ...
+@overload
+def from_item(item: dict[str, Any] | None) -> dict[str, Any] | None: ...
+
+
 def from_item(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A DynamoDB item as plain Python values (None stays None)."""
     if item is None:
         return None
     return {k: _from_dynamo(_de.deserialize(v)) for k, v in item.items()}

@@ -49,7 +49,7 @@ class MetricsRecorder:
             if ["service"] not in directive["Dimensions"]:
                 directive["Dimensions"].append(["service"])
         with self._lock:
-            self._pending.append(document)
+            self._pending.append(dict(document))
 
     def flush(self) -> None:
         with self._lock:

@@ -174,7 +174,9 @@ def _build_view(entries: tuple[_Entry, ...]) -> _View:
                 table[key].append(pos)
         frozen = {k: tuple(v) for k, v in table.items()}
         plans = {k: plan for k, v in frozen.items() if len(v) > 1 and (plan := _range_plan(entries, v)) is not None}
-        groups.append(_Group(entries[positions[0]].key_leaf, frozen, plans))
+        leaf = entries[positions[0]].key_leaf
+        assert leaf is not None  # grouped by it above
+        groups.append(_Group(leaf, frozen, plans))
     return _View(entries, tuple(always), tuple(groups), tuple(group_of), len(groups) == 1 and not always)
 
 

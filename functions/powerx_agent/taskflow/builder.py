@@ -137,7 +137,7 @@ def _cycles(ids: list[str], deps: dict[str, tuple[str, ...]]) -> list[list[str]]
         # shortest cycle through the first declared node, in "runs before" direction:
         # each node of the path runs after the previous one, and `first` runs after the last
         runs_after = {n: [m for m in ids if m in members and n in deps[m]] for n in comp}
-        parent: dict[str, str | None] = {first: None}
+        came_from: dict[str, str | None] = {first: None}
         queue = [first]
         last = first
         while queue:
@@ -146,14 +146,14 @@ def _cycles(ids: list[str], deps: dict[str, tuple[str, ...]]) -> list[list[str]]
                 last = cur
                 break
             for nxt in runs_after[cur]:
-                if nxt not in parent:
-                    parent[nxt] = cur
+                if nxt not in came_from:
+                    came_from[nxt] = cur
                     queue.append(nxt)
         path: list[str] = []
-        node: str | None = last
-        while node is not None:
-            path.append(node)
-            node = parent[node]
+        step: str | None = last
+        while step is not None:
+            path.append(step)
+            step = came_from[step]
         path.reverse()
         cycles.append(path)
     cycles.sort(key=lambda c: min(position[n] for n in c))
