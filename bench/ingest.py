@@ -1,4 +1,4 @@
-"""Ingest benchmarks (issue 6): cold import of the ingest handler vs a bare ``import boto3``, and the
+"""Ingest benchmarks: cold import of the ingest handler vs a bare ``import boto3``, and the
 ingest step's CPU cost per event with in-memory fakes for the AWS calls.
 
 ``run(rows)`` appends its markdown lines to ``rows`` (for ``bench/run_all.py``); run directly
@@ -6,7 +6,7 @@ ingest step's CPU cost per event with in-memory fakes for the AWS calls.
 
 1. Cold start: each case runs in a fresh interpreter (``python -c``), wall-clock, median of N runs;
    the interpreter start (``python -c pass``) is subtracted. The cases are cumulative:
-   "import ingest handler" is the module import the issue 6 target (≤ 1.5× ``import boto3``) applies to;
+   "import ingest handler" is the module import the cold-start target (≤ 1.5× ``import boto3``) applies to;
    "handler ready" adds the process-wide Deps and the boto3 clients the ingest step uses (clients are
    created once per process and reused); "first event handled" adds one valid event through the real
    handler (``handler(event, context)``: Powertools context injection, ``Ingestor.handle``, envelope
@@ -207,7 +207,7 @@ def run(rows: list[str]) -> None:
     rows += ["", "## Ingest: cold import and CPU per event", "",
              f"Cold start, fresh interpreter per run, wall-clock median of {RUNS} interleaved runs, interpreter "
              f"start ({base * 1000:.0f} ms) subtracted; the project's modules compiled from source each run, as "
-             f"on Lambda. Target (issue 6): the ingest handler **module import** (row `{IMPORT_CASE}`) within "
+             f"on Lambda. Target: the ingest handler **module import** (row `{IMPORT_CASE}`) within "
              f"{TARGET_RATIO}× a bare `import boto3`. The rows below it are cumulative and show the rest of "
              "the cold start: the Deps and boto3 clients (created once per process), then the first event "
              "through the real handler with the real stores and flags built and their calls answered in "

@@ -37,13 +37,13 @@ def main() -> None:
     flows = compile_bench.run()
     extra: list[str] = []  # sections of other benchmarks that follow the run(rows) convention
     try:
-        import ingest as ingest_bench  # bench/ingest.py (issue 6)
+        import ingest as ingest_bench  # bench/ingest.py
     except ModuleNotFoundError as exc:
         if exc.name != "ingest":
             raise
     else:
         ingest_bench.run(extra)
-    import product_cost as product_cost_bench  # bench/product_cost.py (issue 10)
+    import product_cost as product_cost_bench  # bench/product_cost.py
 
     product = product_cost_bench.main(["--events", "2000"])
     extra += ["## Product cost per event, AWS answered by in-memory fakes (`bench/product_cost.py`)", "",

@@ -1,1 +1,1 @@
-"""CDK app for PowerX Agent Taskflow (DESIGN.md §2): one stack, one construct per capability."""
+"""CDK app for PowerX Agent Taskflow (docs/architecture.md): one stack, one construct per capability."""

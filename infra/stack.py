@@ -1,4 +1,4 @@
-"""The PowerX Agent stack: every capability wired together (DESIGN.md §1)."""
+"""The PowerX Agent stack: every capability wired together (README.md, "How an event flows")."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Validate ASL definitions with npm ``asl-validator`` (node_modules/.bin), many per process.
 
 ``make test`` installs node_modules (``make setup-node``). A missing validator is an error, not a
-skip: generated ASL must be validated (DESIGN.md §8).
+skip: generated ASL must be validated (docs/taskflow.md).
 
 Usage from a test module::
 

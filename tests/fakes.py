@@ -219,7 +219,7 @@ class FakeWorkflowsStore:
 
 
 class FakeAuditStore:
-    """Hash-chained records per chain, sealed with the real ``seal`` (so ``verify_chain`` applies)."""
+    """Hash-chained records per chain, sealed with the real ``seal`` (so ``audit.chain.check_chain`` applies)."""
 
     def __init__(self) -> None:
         self.chains: dict[str, list[dict[str, Any]]] = {}

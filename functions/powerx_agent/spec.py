@@ -1,4 +1,4 @@
-"""One resource specification for the CDK stack and the embedded runtime (DESIGN.md §2, §5).
+"""One resource specification for the CDK stack and the embedded runtime (docs/architecture.md).
 
 The CDK constructs (``infra/``) and the local deployer (``powerx_agent.local.deployer``) both build
 their resources from these definitions, and an infrastructure test compares the synthesized

@@ -1,1 +1,1 @@
-"""One construct per capability (DESIGN.md §2, §8)."""
+"""One construct per capability (docs/architecture.md; docs/taskflow.md)."""

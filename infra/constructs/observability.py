@@ -1,4 +1,4 @@
-"""Alarms, the alarm topic and the "Agent Automation" dashboard (DESIGN.md §7).
+"""Alarms, the alarm topic and the "Agent Automation" dashboard (docs/operations.md).
 
 Metrics are emitted as EMF by the functions with the Powertools ``service`` dimension
 (POWERTOOLS_SERVICE_NAME); the alarms watch that service-level aggregate.

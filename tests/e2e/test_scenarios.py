@@ -42,10 +42,10 @@ def test_given_c1_when_sent_twice_then_one_workflow_and_duplicate_audited(c1):
 
 
 def test_given_c1_when_done_then_audit_chain_is_complete_and_unaltered(c1):
-    from powerx_agent.audit.records import verify_chain
+    from powerx_agent.audit.chain import check_chain
 
     records = get_deps().audit.chain(f"WF#{c1.workflow_id}")
-    assert verify_chain(f"WF#{c1.workflow_id}", records) == []
+    assert check_chain(f"WF#{c1.workflow_id}", records) == ([], [])
     assert [r["seq"] for r in sorted(records, key=lambda r: r["seq"])] == list(range(1, len(records) + 1))
 
 

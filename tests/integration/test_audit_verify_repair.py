@@ -1,4 +1,4 @@
-"""audit verify / repair on the embedded runtime (issue 8, done-when): after C-1 verify says 100%;
+"""audit verify / repair on the embedded runtime (done-when): after C-1 verify says 100%;
 deleting an audit record or a node's status item makes verify fail and repair --apply fix it."""
 
 from __future__ import annotations

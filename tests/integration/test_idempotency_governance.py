@@ -1,4 +1,4 @@
-"""Idempotency governance on the embedded runtime (issue 6): concurrency, crash and lease take-over,
+"""Idempotency governance on the embedded runtime: concurrency, crash and lease take-over,
 per-tenant record expiry, payload conflicts, first result for duplicates, DEFERRED events re-run."""
 
 from __future__ import annotations

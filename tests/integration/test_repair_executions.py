@@ -1,4 +1,4 @@
-"""``powerx-agent repair`` against Step Functions on the embedded runtime (issue 8, "Repair and
+"""``powerx-agent repair`` against Step Functions on the embedded runtime ("Repair and
 rollback"): executions without a workflow record, and workflows whose execution is gone.
 
 moto cannot delete executions, so a "gone" execution is simulated by pointing META's

@@ -1,4 +1,4 @@
-"""`powerx-agent replay` from the CLI against the embedded runtime (issue 6): validate-first, batches
+"""`powerx-agent replay` from the CLI against the embedded runtime: validate-first, batches
 with retries of only the failed entries, duplicates, fresh keys with lineage, the signed API path and
 the EventBridge archive replay."""
 

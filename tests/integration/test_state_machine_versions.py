@@ -1,4 +1,4 @@
-"""State machine versions and the alias per strategy on the embedded runtime (issue 5).
+"""State machine versions and the alias per strategy on the embedded runtime.
 
 Each strategy version's hash-named machine is published as version 1 and recorded in the
 workflow META; the strategy's alias machine gets one version per strategy version, and its

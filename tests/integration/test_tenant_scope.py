@@ -1,4 +1,4 @@
-"""Tenant scope beyond ingest (issue 6): strategies apply only to their own tenants, and a taskflow
+"""Tenant scope beyond ingest: strategies apply only to their own tenants, and a taskflow
 may only call plugins the tenant is allowed to use (refused when built, audited, escalated)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Envelope validation (DESIGN.md §3): every problem gets its own code and location."""
+"""Envelope validation (docs/intake.md): every problem gets its own code and location."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from fakes import FakeDeps, bus_event, fake_http
-from powerx_agent.audit.records import verify_chain
+from powerx_agent.audit.chain import check_chain
 from powerx_agent.ingest.service import Ingestor, workflow_id_for
 from powerx_agent.local.demo import c1_event, c2_event
 from powerx_agent.match.service import Matcher
@@ -46,7 +46,7 @@ def test_given_c1_event_when_ingested_and_matched_on_fakes_then_one_execution_of
     assert workflow is not None and workflow["status"] == "RUNNING"
     assert set(workflow["nodes"]) == {"render", "archive", "tell-owner", "approve"}
     assert kinds(deps, workflow_id) == ["event.accepted", "decision", "workflow.started"]
-    assert verify_chain(f"WF#{workflow_id}", deps.audit.chain(f"WF#{workflow_id}")) == []
+    assert check_chain(f"WF#{workflow_id}", deps.audit.chain(f"WF#{workflow_id}")) == ([], [])
     assert deps.events.get("acme", "job-42:completed-f1")["outcome"] == "workflow_started"
 
 
@@ -90,4 +90,4 @@ def test_given_audit_record_with_integral_float_when_round_tripped_through_dynam
     from powerx_agent.audit.records import GENESIS, AuditEntry, seal
 
     record = seal(AuditEntry("node.succeeded", "WF#x", duration=1000.0), 1, GENESIS)
-    assert verify_chain("WF#x", [from_item(to_item(record))]) == []
+    assert check_chain("WF#x", [from_item(to_item(record))]) == ([], [])

@@ -1,4 +1,4 @@
-"""Append-only audit store over ``agent_audit`` with conditional puts (DESIGN.md §5)."""
+"""Append-only audit store over ``agent_audit`` with conditional puts (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Idempotency records in ``agent_events``: conditional writes only (DESIGN.md §5).
+"""Idempotency records in ``agent_events``: conditional writes only (docs/architecture.md).
 
 We use our own conditional ``PutItem``/``UpdateItem`` instead of Powertools' idempotency utility
 because the engine needs what it does not offer: a payload-hash *conflict* reported as its own

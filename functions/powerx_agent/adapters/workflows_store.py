@@ -1,4 +1,4 @@
-"""Workflow, node, callback and review items in ``agent_workflows`` (DESIGN.md §5).
+"""Workflow, node, callback and review items in ``agent_workflows`` (docs/architecture.md).
 
 Status only moves forward: every transition is a conditional update naming the statuses it may
 come from, so a late retry or a duplicate callback can never move a finished node back.

@@ -5,7 +5,7 @@ being derived from tenant and idempotency key, so an event's acceptance, its dec
 workflow share one chain; ``STRAT#<id>`` for strategy changes, ``OPS#<day>`` for flags, replays
 and repairs; ``REJ#<fingerprint>`` for envelopes too broken to name a tenant). Records carry a
 sequence number and the hash of the previous record, so a missing or edited record breaks the
-chain and ``audit verify`` finds it.
+chain and :func:`powerx_agent.audit.chain.check_chain` (the one verifier) finds it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 GENESIS = "0" * 64
 
-# the log fields of DESIGN.md §7, promoted to top-level attributes of every record
+# the log fields (docs/operations.md), promoted to top-level attributes of every record
 LOG_FIELDS = ("event_id", "strategy_id", "workflow_id", "node_id", "status", "duration", "escalation_reason")
 
 
@@ -93,32 +93,3 @@ def seal(entry: AuditEntry, seq: int, prev_hash: str, ts: str | None = None) -> 
 def record_hash(record: dict[str, Any]) -> str:
     body = {k: v for k, v in record.items() if k != "hash"}
     return hashlib.sha256(canonical(body).encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class ChainGap:
-    chain: str
-    seq: int | None
-    problem: str
-
-    def __str__(self) -> str:
-        at = f" at seq {self.seq}" if self.seq is not None else ""
-        return f"{self.chain}{at}: {self.problem}"
-
-
-def verify_chain(chain: str, records: list[dict[str, Any]]) -> list[ChainGap]:
-    """Sequence starts at 1 without holes, each prev_hash matches, each hash matches its body."""
-    gaps: list[ChainGap] = []
-    prev = GENESIS
-    expected_seq = 1
-    for record in sorted(records, key=lambda r: r["seq"]):
-        seq = record["seq"]
-        if seq != expected_seq:
-            gaps.append(ChainGap(chain, expected_seq, f"missing record(s) {expected_seq}..{seq - 1}"))
-        if record.get("prev_hash") != prev:
-            gaps.append(ChainGap(chain, seq, "prev_hash does not match the previous record"))
-        if record_hash(record) != record.get("hash"):
-            gaps.append(ChainGap(chain, seq, "record was altered (hash mismatch)"))
-        prev = record.get("hash", "")
-        expected_seq = seq + 1
-    return gaps

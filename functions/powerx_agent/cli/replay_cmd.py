@@ -1,4 +1,4 @@
-"""``powerx-agent replay``: put events back in front of the engine (DESIGN.md §6).
+"""``powerx-agent replay``: put events back in front of the engine (docs/intake.md).
 
     powerx-agent replay --file events.jsonl [--tenant T] [--event-type E] [--via events|api]
                         [--dry-run] [--new-key [--generation N]] [--skip-invalid] [--format text|json]

@@ -1,4 +1,4 @@
-"""The open manual review backlog as a gauge (``agent.review.backlog``, DESIGN.md §7 alarm
+"""The open manual review backlog as a gauge (``agent.review.backlog``, docs/operations.md alarm
 "manual backlog > 20 items").
 
 Emitted whenever a review opens or closes, computed from the OPEN review items themselves (an

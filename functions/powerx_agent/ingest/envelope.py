@@ -1,4 +1,4 @@
-"""The event envelope of DESIGN.md §3, validated strictly, with a specific code per problem.
+"""The event envelope of docs/intake.md, validated strictly, with a specific code per problem.
 
 Generic limits come first, before anything recursive (pydantic, ``json.dumps``) sees the event:
 depth, numbers DynamoDB can store, valid Unicode (:mod:`powerx_agent.json_limits`), then the size

@@ -1,10 +1,10 @@
-"""Ingest: envelope → tenant scope → idempotency → context → match queue (DESIGN.md §1, §3).
+"""Ingest: envelope → tenant scope → idempotency → context → match queue (README.md, "How an event flows"; docs/intake.md).
 
 Bad events are rejected with a specific code, audited, counted and kept in the ingest DLQ with the
 reason; they are never retried (retrying cannot fix them) and never lost.
 
 The envelope model (pydantic, ~45 ms to import) is imported on the first event, not with this module:
-the ingest handler's module import stays close to a bare ``import boto3`` (issue 6), and the first event
+the ingest handler's module import stays close to a bare ``import boto3``, and the first event
 pays for it (``bench/ingest.py`` reports both).
 """
 

@@ -34,7 +34,8 @@ from typing import Any
 
 from powerx_agent import spec
 from powerx_agent.adapters.aws import error_code
-from powerx_agent.audit.records import verify_chain, workflow_chain
+from powerx_agent.audit.chain import check_chain
+from powerx_agent.audit.records import workflow_chain
 from powerx_agent.ingest.service import workflow_id_for
 
 MAX_RATE = 1000.0
@@ -465,7 +466,7 @@ def account(deps: Any, produced: Produced, tenant: str = "acme") -> dict[str, An
         workflow_id = workflow_id_for(tenant, key)
         chain = workflow_chain(workflow_id)
         records = deps.audit.chain(chain)
-        if verify_chain(chain, records):
+        if check_chain(chain, records)[0]:
             broken.append(chain)
         kinds = {r["kind"] for r in records}
         record = deps.events.get(tenant, key) or {}

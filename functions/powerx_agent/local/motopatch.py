@@ -15,7 +15,7 @@ Checked against moto 5.2.5 (the version pinned by ``pyproject.toml``: ``moto[ser
 3. ``boto_client_for`` (Step Functions executor): moto builds a new boto3 client for every Lambda
    task (~5 ms CPU each, plus a new connection) and points it at ``localhost``. The patch caches
    one client per region and service and uses 127.0.0.1. Measured in
-   ``../shared/notes/moto-embedded-runtime.md``.
+   docs/architecture.md ("Local runtime vs. deployed stack").
 4. ``AmazonStateLanguageParser.parse`` (Step Functions executor): moto re-parses the definition
    with ANTLR for every execution (~2.1 of ~2.8 ms CPU per parse). The patch keeps the ANTLR
    *syntax tree* per definition text (bounded LRU) and still runs moto's ``Preprocessor`` on every

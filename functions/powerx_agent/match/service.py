@@ -1,4 +1,4 @@
-"""The matcher step: decide → build → compile → ensure the state machine → start (DESIGN.md §1).
+"""The matcher step: decide → build → compile → ensure the state machine → start (README.md, "How an event flows").
 
 Safe to run twice for the same event: the workflow item is created conditionally, the state
 machine is named by its definition hash, and the execution by the workflow id (derived from tenant

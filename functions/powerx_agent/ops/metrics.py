@@ -1,4 +1,4 @@
-"""``powerx-agent metrics``: the spec's figures computed from the audit trail (DESIGN.md §7).
+"""``powerx-agent metrics``: the spec's figures computed from the audit trail (docs/operations.md).
 
 The audit trail is the source of truth, so the figures can be checked without CloudWatch. Each
 figure is defined so that it equals what the EMF metric of the same name adds up to:

@@ -1,4 +1,4 @@
-"""The replay tool's logic (``powerx-agent replay``, ``scripts/agent-replay``): DESIGN.md §6.
+"""The replay tool's logic (``powerx-agent replay``, ``scripts/agent-replay``): docs/intake.md.
 
 Three ways to put events back in front of the engine:
 

@@ -1,4 +1,4 @@
-"""``when:`` conditions, compiled once at load and evaluated without exceptions (DESIGN.md §4).
+"""``when:`` conditions, compiled once at load and evaluated without exceptions (docs/strategies.md).
 
 A condition is a leaf ``{path: <JSONPath>, <operator>: <operand>}`` or a combination
 ``{all: [...]}``, ``{any: [...]}``, ``{not: <condition>}``, nested up to :data:`MAX_DEPTH` levels.
@@ -372,8 +372,10 @@ def _make_test(op: str, operand: Any, where: str) -> Any:
         _check_json(operand, where)
         key = _type_key(operand)
         if key is not None:
-            def eq(actual: Any, key: tuple = key) -> bool:
-                return actual is not MISSING and _type_key(actual) == key
+            expected_key = key
+
+            def eq(actual: Any) -> bool:
+                return actual is not MISSING and _type_key(actual) == expected_key
         else:
             def eq(actual: Any) -> bool:
                 return actual is not MISSING and strict_equals(actual, operand)

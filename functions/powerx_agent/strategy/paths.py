@@ -1,4 +1,4 @@
-"""JSONPath for conditions and variables, parsed once at load (DESIGN.md §4).
+"""JSONPath for conditions and variables, parsed once at load (docs/strategies.md).
 
 Every expression is parsed with jsonpath-ng (its extended grammar, so filters such as
 ``$.items[?(@.qty > 1)]`` are accepted) when the strategy is loaded. Simple chains of names and

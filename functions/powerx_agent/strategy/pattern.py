@@ -1,4 +1,4 @@
-"""Amazon EventBridge event patterns, matched in pure Python (DESIGN.md §4, ``pattern:``).
+"""Amazon EventBridge event patterns, matched in pure Python (docs/strategies.md, ``pattern:``).
 
 A strategy may give ``pattern:`` instead of ``when:``: an EventBridge event pattern over the
 whole EventBridge event (``source``, ``detail-type``, ``detail``, ...). The semantics are those of

@@ -1,4 +1,4 @@
-"""``${name}`` templates and strategy variables (DESIGN.md §4). Data only: nothing is evaluated.
+"""``${name}`` templates and strategy variables (docs/strategies.md). Data only: nothing is evaluated.
 
 Template rules:
 
@@ -90,8 +90,9 @@ def _parse_string(text: str, where: str) -> Any:
         parts.append(tail)
     if len(parts) == 1 and isinstance(parts[0], _Name):
         return parts[0]
-    if all(isinstance(part, str) for part in parts):
-        return "".join(parts)  # only escapes
+    texts = [part for part in parts if isinstance(part, str)]
+    if len(texts) == len(parts):
+        return "".join(texts)  # only escapes
     return tuple(parts)
 
 

@@ -1,4 +1,4 @@
-"""Safe YAML loading for strategy files (DESIGN.md §4), keeping a position for every node.
+"""Safe YAML loading for strategy files (docs/strategies.md), keeping a position for every node.
 
 What this loader accepts is deliberately smaller than YAML:
 
