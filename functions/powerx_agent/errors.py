@@ -104,5 +104,6 @@ class TenantScopeError(AgentError):
     code = "tenant.plugin_not_allowed"
 
 
-RETRYABLE = ("PluginUnavailable", "DownstreamUnavailable", "AwsUnavailable")
-NOT_RETRYABLE = ("PluginRejected", "NodeInputError", "TenantScopeError")
+# the one list of the node errors Step Functions retries (the compiled Retry blocks) and of those it does not
+RETRYABLE = tuple(c.__name__ for c in (PluginUnavailable, DownstreamUnavailable, AwsUnavailable))
+NOT_RETRYABLE = tuple(c.__name__ for c in (PluginRejected, NodeInputError, TenantScopeError))

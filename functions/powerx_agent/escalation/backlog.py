@@ -8,12 +8,15 @@ callback can never make it drift.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent import spec
 
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
-def emit_backlog(deps: Any, metrics: Any) -> int:
+
+def emit_backlog(deps: Deps, metrics: Any) -> int:
     count = deps.workflows.count_open_reviews()
     metrics.add(spec.METRICS["review_backlog"], count, "Count")
     return count

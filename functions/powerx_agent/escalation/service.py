@@ -9,13 +9,16 @@ failure sends what is missing and nothing twice.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent import spec
 from powerx_agent.adapters.downstream import Downstream
 from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.escalation.backlog import emit_backlog
 from powerx_agent.trace import child
+
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
 
 def review_id_for(workflow_id: str, reason: str, node_id: str | None = None, generation: int = 1) -> str:
@@ -26,7 +29,7 @@ def review_id_for(workflow_id: str, reason: str, node_id: str | None = None, gen
     return f"rv-{digest[:20]}"
 
 
-def escalate(deps: Any, metrics: Any, *, workflow_id: str, tenant_id: str, event_id: str | None,
+def escalate(deps: Deps, metrics: Any, *, workflow_id: str, tenant_id: str, event_id: str | None,
              reason: str, queue: str, notify_to: list[str], details: dict[str, Any],
              strategy_id: str | None = None, node_id: str | None = None, traceparent: str = "",
              task_token: str | None = None, generation: int = 1) -> dict[str, Any]:
@@ -56,7 +59,7 @@ def escalate(deps: Any, metrics: Any, *, workflow_id: str, tenant_id: str, event
     return _send(deps, existing, review_id, reason, queue, notify_to, details, traceparent, task_token)
 
 
-def _send(deps: Any, existing: dict[str, Any], review_id: str, reason: str, queue: str, notify_to: list[str],
+def _send(deps: Deps, existing: dict[str, Any], review_id: str, reason: str, queue: str, notify_to: list[str],
           details: dict[str, Any], traceparent: str, task_token: str | None) -> dict[str, Any]:
     tenant_id, workflow_id = existing["tenant_id"], existing["workflow_id"]
     event_id, strategy_id, node_id = existing.get("event_id"), existing.get("strategy_id"), existing.get("node_id")

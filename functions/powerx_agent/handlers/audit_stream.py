@@ -4,20 +4,25 @@ Flag ``audit-streaming`` off pauses forwarding (records stay in agent_audit, a c
 where forwarding stopped); on again, the next invocation catches up first (audit/stream.py).
 """
 
+from __future__ import annotations
+
 import os
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent.adapters.audit_store import StreamCursor, record_from_stream
 from powerx_agent.adapters.log_sink import LogStreamSink
 from powerx_agent.audit.stream import forward
 from powerx_agent.handlers._common import logger, run
 
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
+
 _SUFFIX = f"audit/{uuid.uuid4().hex}-{os.getpid()}"
 _sinks: dict[tuple[str, str | None], LogStreamSink] = {}
 
 
-def _sink(deps: Any) -> LogStreamSink:
+def _sink(deps: Deps) -> LogStreamSink:
     group = deps.settings.audit_log_group
     cache_key = (group, deps.settings.endpoint_url)
     if cache_key not in _sinks:
@@ -25,7 +30,7 @@ def _sink(deps: Any) -> LogStreamSink:
     return _sinks[cache_key]
 
 
-def _forward(deps: Any, event: dict[str, Any]) -> dict[str, Any]:
+def _forward(deps: Deps, event: dict[str, Any]) -> dict[str, Any]:
     records = [r for r in (record_from_stream(s) for s in event.get("Records", [])) if r]
     if not records:
         return {"forwarded": 0}

@@ -8,15 +8,18 @@ envelope, which ingest writes into the audit trail.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent.errors import EventRejected
 from powerx_agent.ingest.envelope import parse_event
 from powerx_agent.ingest.routing import check_routed
 from powerx_agent.ingest.service import check_tenant_scope, workflow_id_for
 
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
-def submit_replay(deps: Any, event: Any, *, replayed_by: str) -> tuple[int, dict[str, Any]]:
+
+def submit_replay(deps: Deps, event: Any, *, replayed_by: str) -> tuple[int, dict[str, Any]]:
     incoming = parse_event(event)
     check_routed(incoming.source)
     env = incoming.envelope

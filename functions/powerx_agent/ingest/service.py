@@ -33,6 +33,7 @@ larger than this (only an event refused for its size can be) keeps the reason an
 the bus archive keeps the whole event."""
 
 if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
     from powerx_agent.ingest.envelope import IncomingEvent
 
 
@@ -83,7 +84,7 @@ def build_context(incoming: IncomingEvent, tenant: dict[str, Any], workflow_id: 
 
 
 class Ingestor:
-    def __init__(self, deps: Any, metrics: Any) -> None:
+    def __init__(self, deps: Deps, metrics: Any) -> None:
         self.deps = deps
         self.metrics = metrics
         self.settings = deps.settings

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent import spec
 from powerx_agent.audit.records import AuditEntry, workflow_chain
@@ -19,6 +19,9 @@ from powerx_agent.strategy.library import Library, LibraryCache, build_library, 
 from powerx_agent.strategy.loader import CompiledStrategy
 from powerx_agent.taskflow.asl import CompiledFlow, FunctionArns, compile_flow
 from powerx_agent.taskflow.limits import check_execution_input
+
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
 
 def event_facts(context: dict[str, Any]) -> EventFacts:
@@ -31,7 +34,7 @@ def event_facts(context: dict[str, Any]) -> EventFacts:
 
 
 class Matcher:
-    def __init__(self, deps: Any, metrics: Any) -> None:
+    def __init__(self, deps: Deps, metrics: Any) -> None:
         self.deps = deps
         self.metrics = metrics
         self.settings = deps.settings

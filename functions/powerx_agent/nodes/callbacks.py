@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -22,6 +22,9 @@ from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.escalation.backlog import emit_backlog
 from powerx_agent.json_limits import JsonLimitError, check_value
 from powerx_agent.nodes.runner import NodeRunner, small
+
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
 
 class CallbackRequest(BaseModel):
@@ -52,7 +55,7 @@ class CallbackResult:
 
 
 class Callbacks:
-    def __init__(self, deps: Any, metrics: Any) -> None:
+    def __init__(self, deps: Deps, metrics: Any) -> None:
         self.deps = deps
         self.metrics = metrics
 

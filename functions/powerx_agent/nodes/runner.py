@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent import spec
 from powerx_agent.adapters.aws import is_aws_error
@@ -25,6 +25,9 @@ from powerx_agent.errors import AgentError, AwsUnavailable, NodeInputError, Tena
 from powerx_agent.escalation.service import escalate
 from powerx_agent.strategy.templates import Template, compile_template
 from powerx_agent.trace import child
+
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
 MAX_OUTPUT_BYTES = 8 * 1024
 _templates: dict[str, Template] = {}
@@ -69,7 +72,7 @@ def small(output: Any) -> Any:
 
 
 class NodeRunner:
-    def __init__(self, deps: Any, metrics: Any) -> None:
+    def __init__(self, deps: Deps, metrics: Any) -> None:
         self.deps = deps
         self.metrics = metrics
         self.downstream = Downstream(deps)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent import spec
 from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.escalation.service import escalate
 from powerx_agent.nodes.runner import callback_id_for, generation_of
+
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
 # a reviewer's decision is final: the workflow fails (audited) instead of escalating to people again
 DECIDED_BY_PEOPLE = ("ReviewRejected",)
@@ -33,7 +36,7 @@ def _failure_summary(failure: dict[str, Any] | None) -> dict[str, Any]:
 
 
 class WorkflowActions:
-    def __init__(self, deps: Any, metrics: Any) -> None:
+    def __init__(self, deps: Deps, metrics: Any) -> None:
         self.deps = deps
         self.metrics = metrics
 

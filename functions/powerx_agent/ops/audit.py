@@ -28,9 +28,12 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent.audit.chain import Gap, check_chain, effective_kinds, node_states
+
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
 ACCEPTANCE = {"event.accepted", "event.deferred"}
 TERMINAL = {"workflow.succeeded", "workflow.escalated", "workflow.failed", "workflow.stopped", "escalation.opened"}
@@ -108,7 +111,7 @@ class Scope:
     workflows: dict[str, dict[str, Any]]  # workflow id -> META with "nodes"
 
 
-def gather(deps: Any, tenant: str | None = None, since: str | None = None) -> Scope:
+def gather(deps: Deps, tenant: str | None = None, since: str | None = None) -> Scope:
     since_iso = normalise_since(since)
     if since_iso:
         touched = {r["pk"] for r in deps.audit.since(since_iso)}
@@ -144,14 +147,14 @@ def gather(deps: Any, tenant: str | None = None, since: str | None = None) -> Sc
     return Scope(chains, events, workflows)
 
 
-def execution_status(deps: Any, execution_arn: str | None) -> str | None:
+def execution_status(deps: Deps, execution_arn: str | None) -> str | None:
     """RUNNING / SUCCEEDED / FAILED / ... or None when there is no such execution."""
     return deps.state_machines.status(execution_arn)  # type: ignore[no-any-return]
 
 
 # -- the check -----------------------------------------------------------------------------------
 
-def verify(deps: Any, tenant: str | None = None, since: str | None = None,
+def verify(deps: Deps, tenant: str | None = None, since: str | None = None,
            stale_after: float = 900.0, now: float | None = None) -> VerifyReport:
     now = now if now is not None else time.time()
     scope = gather(deps, tenant, since)

@@ -8,16 +8,19 @@ the embedded runtime, AppConfig (a new hosted configuration version + a deployme
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent import spec
 from powerx_agent.audit.records import AuditEntry
 from powerx_agent.errors import AgentError
 
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
+
 FLAGS_CHAIN = "OPS#flags"
 
 
-def writer(deps: Any) -> Any:
+def writer(deps: Deps) -> Any:
     from powerx_agent.adapters.flags import AppConfigFlagWriter, DynamoFlagWriter
 
     if deps.settings.flags_store == "appconfig":
@@ -29,7 +32,7 @@ def _is_on(definition: Any) -> bool:
     return bool(definition.get("default", True)) if isinstance(definition, dict) else bool(definition)
 
 
-def show(deps: Any, store: Any = None) -> list[dict[str, Any]]:
+def show(deps: Deps, store: Any = None) -> list[dict[str, Any]]:
     """Each known flag as the functions read it (``on``: its default) and whether rules refine it."""
     deployed = (store or writer(deps)).deployed()
     rows = []
@@ -40,7 +43,7 @@ def show(deps: Any, store: Any = None) -> list[dict[str, Any]]:
     return rows
 
 
-def status(deps: Any, store: Any = None) -> dict[str, Any]:
+def status(deps: Deps, store: Any = None) -> dict[str, Any]:
     """Where the flags live and, on AppConfig, the latest deployment (number, version, state, percent)."""
     return (store or writer(deps)).status()
 
@@ -59,7 +62,7 @@ class FlagChange:
                 "by": self.by, **self.result, "audit": f"{FLAGS_CHAIN}#{self.audit_seq}"}
 
 
-def set_flag(deps: Any, name: str, on: bool, by: str, store: Any = None) -> FlagChange:
+def set_flag(deps: Deps, name: str, on: bool, by: str, store: Any = None) -> FlagChange:
     if name not in spec.FEATURE_FLAGS:
         raise AgentError(f"unknown feature flag {name!r}; known: {', '.join(spec.FEATURE_FLAGS)}",
                          code="flags.unknown")

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
 EXEC_TO_WF = {"SUCCEEDED": "SUCCEEDED", "FAILED": "FAILED", "TIMED_OUT": "FAILED", "ABORTED": "STOPPED"}
 ESCALATED_ERROR = "Agent.WorkflowEscalated"  # the Fail state the compiled flow ends in after Escalate
@@ -145,7 +148,7 @@ def _ts(value: Any) -> str | None:
     return str(value)
 
 
-def load_history(deps: Any, execution_arn: str) -> History | None:
+def load_history(deps: Deps, execution_arn: str) -> History | None:
     record = deps.state_machines.record(execution_arn)
     if record is None:
         return None

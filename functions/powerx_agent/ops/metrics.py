@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent import spec
+
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
 CLOSING = ("review.closed", "review.approved", "review.rejected", "review.cancelled")
 
@@ -146,7 +149,7 @@ def cross_check(figures: Figures, totals: dict[tuple[str, tuple[tuple[str, str],
             figures.mismatches.append({"metric": spec.METRICS[key], "audit": audit_value, "emf": emf_value})
 
 
-def compute(deps: Any, emf_log_group: str | None = None) -> Figures:
+def compute(deps: Deps, emf_log_group: str | None = None) -> Figures:
     """Figures over the whole audit trail; cross-checked with EMF totals when the log group exists."""
     figures = from_records(deps.audit.scan_all())
     figures.backlog_items = len(deps.workflows.open_reviews(limit=10**6))

@@ -17,12 +17,15 @@ already moved are moved back, so the service is never left half on one release. 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent import spec
 from powerx_agent.adapters.releases import LambdaReleases
 from powerx_agent.audit.records import AuditEntry
 from powerx_agent.errors import AgentError
+
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
 CHAIN = "OPS#release"
 
@@ -58,7 +61,7 @@ def function_name(settings: Any, key: str) -> str:
     return f"{settings.resource_prefix}{spec.FUNCTIONS_BY_KEY[key].name}"
 
 
-def inventory(deps: Any) -> Inventory:
+def inventory(deps: Deps) -> Inventory:
     store = deps.releases
     by_id: dict[str, Release] = {}
     alias: dict[str, int | None] = {}
@@ -88,14 +91,14 @@ def inventory(deps: Any) -> Inventory:
     return Inventory(releases, alias, alias_release)
 
 
-def list_releases(deps: Any) -> dict[str, Any]:
+def list_releases(deps: Deps) -> dict[str, Any]:
     found = inventory(deps)
     return {"live": found.live, "mixed": found.live is None,
             "aliases": {k: {"version": v, "release": found.alias_release[k]} for k, v in sorted(found.alias.items())},
             "releases": [r.to_dict(found.live) for r in reversed(found.releases)]}
 
 
-def plan_rollback(deps: Any, to: str | None = None) -> tuple[Inventory, Release]:
+def plan_rollback(deps: Deps, to: str | None = None) -> tuple[Inventory, Release]:
     """Check everything a rollback needs; returns the inventory and the target release."""
     found = inventory(deps)
     if to is None:
@@ -123,7 +126,7 @@ def plan_rollback(deps: Any, to: str | None = None) -> tuple[Inventory, Release]
     return found, target
 
 
-def rollback(deps: Any, by: str, reason: str, to: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+def rollback(deps: Deps, by: str, reason: str, to: str | None = None, dry_run: bool = False) -> dict[str, Any]:
     if not by.strip() or not reason.strip():
         raise AgentError("a rollback needs --by and --reason (both are audited)", code="release.incomplete_request")
     found, target = plan_rollback(deps, to)

@@ -39,7 +39,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent.audit.chain import check_chain, effective_kinds, node_states
 from powerx_agent.audit.records import AuditEntry, workflow_chain
@@ -54,6 +54,9 @@ from powerx_agent.ops.audit import (
     normalise_since,
 )
 from powerx_agent.ops.history import EXEC_TO_WF, History, load_history, node_ids_from_definition
+
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
 OPS_CHAIN = "OPS#repair"
 WF_KIND = {"SUCCEEDED": "workflow.succeeded", "FAILED": "workflow.failed", "STOPPED": "workflow.stopped",
@@ -83,7 +86,7 @@ class Finding:
 # -- the planner ---------------------------------------------------------------------------------
 
 class Repair:
-    def __init__(self, deps: Any, by: str = "repair", tenant: str | None = None) -> None:
+    def __init__(self, deps: Deps, by: str = "repair", tenant: str | None = None) -> None:
         self.deps = deps
         self.by = by
         self.tenant = tenant
@@ -507,7 +510,7 @@ class Repair:
         return self.findings
 
 
-def repair(deps: Any, apply: bool = False, by: str = "repair", tenant: str | None = None,
+def repair(deps: Deps, apply: bool = False, by: str = "repair", tenant: str | None = None,
            since: str | None = None) -> list[Finding]:
     job = Repair(deps, by=by, tenant=tenant)
     job.plan(since)

@@ -3,18 +3,21 @@ effect as the callback API, audited with the actor (docs/operations-takeover.md)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent.nodes.callbacks import CallbackRequest, CallbackResult, Callbacks
 from powerx_agent.ops.takeover import TakeoverError, public_review
 
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
-def list_reviews(deps: Any, queue: str | None = None) -> list[dict[str, Any]]:
+
+def list_reviews(deps: Deps, queue: str | None = None) -> list[dict[str, Any]]:
     reviews = deps.workflows.open_reviews(limit=10_000)
     return [public_review(r) for r in reviews if queue is None or r.get("queue") == queue]
 
 
-def decide_review(deps: Any, metrics: Any, review_id: str, outcome: str, by: str,
+def decide_review(deps: Deps, metrics: Any, review_id: str, outcome: str, by: str,
                   reason: str | None = None) -> CallbackResult:
     """approve / reject exactly as ``POST /internal/agent/callbacks`` does, with ``by`` as actor."""
     if outcome == "rejected" and not (reason or "").strip():

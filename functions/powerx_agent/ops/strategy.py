@@ -13,11 +13,14 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent.audit.records import AuditEntry
 from powerx_agent.errors import AgentError
 from powerx_agent.strategy.loader import load_strategy_text, strategy_files
+
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
 
 def chain(strategy_id: str) -> str:
@@ -40,7 +43,7 @@ class Published:
                 "sha256": self.sha256, "already_published": self.already}
 
 
-def publish(deps: Any, path: Path, author: str) -> list[Published]:
+def publish(deps: Deps, path: Path, author: str) -> list[Published]:
     """Upload every strategy under ``path`` as a draft (approval PENDING). All files must load
     without errors first: nothing is published from a library that does not lint clean."""
     if not author.strip():
@@ -76,7 +79,7 @@ def publish(deps: Any, path: Path, author: str) -> list[Published]:
     return results
 
 
-def approve(deps: Any, strategy_id: str, version: int, approver: str, reason: str,
+def approve(deps: Deps, strategy_id: str, version: int, approver: str, reason: str,
             require_other_approver: bool | None = None) -> dict[str, Any]:
     """Approve a published version and make it the active one (the matcher picks it up within
     ``LIBRARY_REFRESH_SECONDS``). With ``REQUIRE_OTHER_APPROVER`` the author cannot approve."""
@@ -96,7 +99,7 @@ def approve(deps: Any, strategy_id: str, version: int, approver: str, reason: st
     return {**result, "alias": alias}
 
 
-def rollback(deps: Any, strategy_id: str, actor: str, to_version: int | None = None) -> dict[str, Any]:
+def rollback(deps: Deps, strategy_id: str, actor: str, to_version: int | None = None) -> dict[str, Any]:
     """Move the active pointer back to the previous approved version (or ``to_version``) and point
     the strategy's state-machine alias back when that version's state machine exists."""
     result = deps.strategies.rollback(strategy_id, actor, to_version)
@@ -119,7 +122,7 @@ def _check_loads(strategy_id: str, version: int, text: str) -> None:
                          code="strategy.invalid")
 
 
-def diff(deps: Any, strategy_id: str, from_version: int, to_version: int) -> str:
+def diff(deps: Deps, strategy_id: str, from_version: int, to_version: int) -> str:
     """Unified diff of the YAML of two published versions."""
     texts = []
     for version in (from_version, to_version):
@@ -132,7 +135,7 @@ def diff(deps: Any, strategy_id: str, from_version: int, to_version: int) -> str
         fromfile=f"{strategy_id}@v{from_version}", tofile=f"{strategy_id}@v{to_version}"))
 
 
-def published(deps: Any, strategy_ids: list[str] | None = None) -> list[dict[str, Any]]:
+def published(deps: Deps, strategy_ids: list[str] | None = None) -> list[dict[str, Any]]:
     """Published versions and the active pointer of each strategy in the library revision (plus
     ``strategy_ids``, e.g. drafts never approved)."""
     revision = deps.strategies.revision()

@@ -4,11 +4,14 @@ as an operator sees it, closing a workflow's reviews, and the audit record of ea
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.errors import AgentError
 from powerx_agent.escalation.backlog import emit_backlog
+
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
 ACTIVE = ("PENDING", "RUNNING")
 TERMINAL = ("SUCCEEDED", "FAILED", "ESCALATED", "STOPPED")
@@ -28,20 +31,20 @@ def public_review(review: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def meta_of(deps: Any, workflow_id: str) -> dict[str, Any]:
+def meta_of(deps: Deps, workflow_id: str) -> dict[str, Any]:
     meta = deps.workflows.get(workflow_id)
     if meta is None:
         raise TakeoverError(f"no workflow {workflow_id!r}", code="takeover.not_found")
     return meta
 
 
-def audit_takeover(deps: Any, kind: str, meta: dict[str, Any], **fields: Any) -> None:
+def audit_takeover(deps: Deps, kind: str, meta: dict[str, Any], **fields: Any) -> None:
     deps.audit.append(AuditEntry(kind, workflow_chain(meta["workflow_id"]), tenant_id=meta["tenant_id"],
                                  event_id=meta.get("event_id"), workflow_id=meta["workflow_id"],
                                  strategy_id=meta.get("strategy_id"), **fields))
 
 
-def close_reviews(deps: Any, metrics: Any, meta: dict[str, Any], outcome: str, by: str, reason: str,
+def close_reviews(deps: Deps, metrics: Any, meta: dict[str, Any], outcome: str, by: str, reason: str,
                    node_id: str | None = None) -> list[str]:
     closed = []
     for review in deps.workflows.open_reviews_for(meta["workflow_id"]):

@@ -13,12 +13,15 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent.audit.records import workflow_chain
 from powerx_agent.errors import AgentError
 from powerx_agent.redaction import redact
 from powerx_agent.taskflow.graph import STATUS_COLOURS, to_svg
+
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
 CSS = """
 *{box-sizing:border-box}
@@ -64,7 +67,7 @@ def console_url(settings: Any, execution_arn: str) -> str:
             f"#/v2/executions/details/{execution_arn}")
 
 
-def _history(deps: Any, execution_arn: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]],
+def _history(deps: Deps, execution_arn: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]],
                                                       dict[str, Any] | None]:
     from powerx_agent.ops.history import load_history
 
@@ -111,7 +114,7 @@ def _offset(ms: float | None) -> str:
     return "" if ms is None else f"+{ms:.0f} ms"
 
 
-def render_view(deps: Any, workflow_id: str) -> str:
+def render_view(deps: Deps, workflow_id: str) -> str:
     meta = deps.workflows.get(workflow_id)
     if meta is None:
         raise AgentError(f"workflow {workflow_id!r} not found in agent_workflows", code="workflow.not_found")

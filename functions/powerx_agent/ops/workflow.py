@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent.escalation.backlog import emit_backlog
 from powerx_agent.nodes.runner import callback_id_for, small
@@ -35,8 +35,11 @@ from powerx_agent.ops.takeover import (
 )
 from powerx_agent.strategy.loader import load_strategy_text, strategy_files
 
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
-def list_workflows(deps: Any, tenant: str | None = None, status: str | None = None,
+
+def list_workflows(deps: Deps, tenant: str | None = None, status: str | None = None,
                    limit: int = 100) -> list[dict[str, Any]]:
     items = deps.workflows.list_workflows(tenant, limit=10_000 if status else limit)
     if status:
@@ -44,11 +47,11 @@ def list_workflows(deps: Any, tenant: str | None = None, status: str | None = No
     return items[:limit]
 
 
-def _execution(deps: Any, execution_arn: str | None) -> dict[str, Any] | None:
+def _execution(deps: Deps, execution_arn: str | None) -> dict[str, Any] | None:
     return deps.state_machines.describe(execution_arn)  # type: ignore[no-any-return]
 
 
-def show_workflow(deps: Any, workflow_id: str) -> dict[str, Any]:
+def show_workflow(deps: Deps, workflow_id: str) -> dict[str, Any]:
     """META, nodes (attempts, duration, error, generation), execution status, decision summary."""
     meta = meta_of(deps, workflow_id)
     execution = _execution(deps, meta.get("execution_arn"))
@@ -82,7 +85,7 @@ def show_workflow(deps: Any, workflow_id: str) -> dict[str, Any]:
 # -------------------------------------------------------------------------------------- retry
 
 
-def flow_edges(deps: Any, meta: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+def flow_edges(deps: Deps, meta: dict[str, Any]) -> dict[str, tuple[str, ...]]:
     """node id → the nodes it runs after, from the strategy version the workflow was started with."""
     strategy_id, version = meta.get("strategy_id"), meta.get("strategy_version")
     text: str | None = None
@@ -133,7 +136,7 @@ def plan_retry(statuses: dict[str, str], edges: dict[str, Iterable[str]],
     return sorted(reset), sorted(set(statuses) - reset)
 
 
-def retry_workflow(deps: Any, metrics: Any, workflow_id: str, by: str,
+def retry_workflow(deps: Deps, metrics: Any, workflow_id: str, by: str,
                    from_node: str | None = None) -> dict[str, Any]:
     meta = meta_of(deps, workflow_id)
     if meta.get("status") not in TERMINAL:
@@ -198,7 +201,7 @@ def retry_workflow(deps: Any, metrics: Any, workflow_id: str, by: str,
 # --------------------------------------------------------------------------------------- fill
 
 
-def fill_node(deps: Any, metrics: Any, workflow_id: str, node_id: str, output: Any, by: str) -> dict[str, Any]:
+def fill_node(deps: Deps, metrics: Any, workflow_id: str, node_id: str, output: Any, by: str) -> dict[str, Any]:
     """Record an outcome done by hand. A node waiting on a task token (async plugin or manual
     review) is resumed with ``output`` (SendTaskSuccess); otherwise the node is marked SUCCEEDED
     with ``filled_by`` so that ``workflow retry`` reuses it instead of running it again."""
@@ -244,7 +247,7 @@ def fill_node(deps: Any, metrics: Any, workflow_id: str, node_id: str, output: A
 # --------------------------------------------------------------------------------------- stop
 
 
-def stop_workflow(deps: Any, metrics: Any, workflow_id: str, by: str, reason: str = "stopped by operator",
+def stop_workflow(deps: Deps, metrics: Any, workflow_id: str, by: str, reason: str = "stopped by operator",
                   meta: dict[str, Any] | None = None) -> dict[str, Any]:
     meta = meta or meta_of(deps, workflow_id)
     if meta.get("status") not in ACTIVE:
@@ -286,7 +289,7 @@ def stop_workflow(deps: Any, metrics: Any, workflow_id: str, by: str, reason: st
             "closed_reviews": closed, "changed": changed}
 
 
-def stop_tenant(deps: Any, metrics: Any, tenant_id: str, by: str,
+def stop_tenant(deps: Deps, metrics: Any, tenant_id: str, by: str,
                 reason: str = "stopped by operator") -> list[dict[str, Any]]:
     stopped = []
     for meta in deps.workflows.list_workflows(tenant_id, limit=10_000):

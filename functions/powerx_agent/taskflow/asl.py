@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from powerx_agent.errors import TaskflowError
+from powerx_agent.errors import NOT_RETRYABLE, RETRYABLE, TaskflowError
 from powerx_agent.taskflow import limits
 from powerx_agent.taskflow.builder import Dag, Leaf, Seq, SpTree, build_dag, series_parallel
 from powerx_agent.taskflow.model import FlowSpec, NodeSpec
@@ -61,8 +61,8 @@ class FlowSource(Protocol):
     def flow(self) -> FlowSpec: ...
 
 
-RETRYABLE_ERRORS = ("PluginUnavailable", "DownstreamUnavailable", "AwsUnavailable")
-NON_RETRYABLE_ERRORS = ("PluginRejected", "NodeInputError", "TenantScopeError")
+RETRYABLE_ERRORS = RETRYABLE  # powerx_agent.errors: the one list
+NON_RETRYABLE_ERRORS = NOT_RETRYABLE
 LAMBDA_SERVICE_ERRORS = (
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
