@@ -28,7 +28,10 @@ CONTEXT_DEFAULTS: dict[str, object] = {
     "opsUrl": "https://ops.example.internal",
     "alarmEmail": "",  # optional e-mail subscription of the alarm topic
     "alarmSubscriptions": [],  # optional list of HTTPS endpoints (Slack / PagerDuty webhooks)
-    "logRetentionDays": 30,
+    "logRetentionDays": 30,  # functions, API, state machines
+    "stateMachineLogLevel": "ALL",  # ALL | ERROR | FATAL | OFF: what every state machine logs (Express: its only history)
+    "stateMachineLogExecutionData": False,  # inputs and outputs in the log records (tenant payloads: off by default)
+    "stateMachineTracing": True,  # X-Ray tracing on every state machine
     "auditLogRetentionDays": 365,
     "archiveRetentionDays": 30,
     "idempotencyExpirySeconds": 86400,

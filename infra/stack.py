@@ -20,7 +20,7 @@ from infra.constructs.observability import UNROUTED_PERIOD, Observability
 from infra.constructs.queues import Queues
 from infra.constructs.secrets import Secrets
 from infra.constructs.tables import Tables
-from infra.constructs.workflow import Workflow
+from infra.constructs.workflow import Logging, Workflow
 from powerx_agent import spec
 
 _RETENTION_DAYS = {
@@ -30,6 +30,11 @@ _RETENTION_DAYS = {
     1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
     3653: "TEN_YEARS",
 }
+
+
+def _flag(value: Any) -> bool:
+    """A boolean context value (cdk.json true/false, or `-c key=false` as a string)."""
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 def _retention(days: int) -> logs.RetentionDays:
@@ -55,7 +60,12 @@ class PowerXAgentStack(Stack):
             removal_policy=removal,
         )
         events = Events(self, "Events", prefix=prefix, archive_retention_days=int(ctx("archiveRetentionDays")))
-        workflow = Workflow(self, "Workflow", prefix=prefix)
+        workflow = Workflow(
+            self, "Workflow", prefix=prefix, removal_policy=removal,
+            logging=Logging(level=str(ctx("stateMachineLogLevel")).upper(),
+                            include_execution_data=_flag(ctx("stateMachineLogExecutionData")),
+                            tracing=_flag(ctx("stateMachineTracing")), retention=log_retention),
+        )
         functions = Functions(
             self,
             "Functions",
@@ -126,6 +136,7 @@ class PowerXAgentStack(Stack):
             "AuditStreamDlqUrl": queues.by_name[spec.AUDIT_STREAM_DLQ.name].queue_url,
             "WorkflowRoleArn": workflow.role.role_arn,
             "StateMachinePrefix": f"{prefix}{spec.STATE_MACHINE_PREFIX}",
+            "StateMachineLogGroupArn": workflow.log_group.log_group_arn,
             "Release": functions.release_id,
             "AlarmTopicArn": observability.topic.topic_arn,
             "DashboardName": f"{prefix}{constants.DASHBOARD_NAME}",

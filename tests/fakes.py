@@ -353,9 +353,14 @@ class FakeQueues:
 
 class FakeStateMachines:
     """The ``StateMachines`` port in memory: one machine per flow (a second definition under the same
-    name is refused, as the service refuses it), executions by name (a second start with a name
-    already used answers ``already``), each strategy's alias pointing at the version last ensured or
-    pointed, and every task answer recorded."""
+    name is refused, as the service refuses it), executions by name, each strategy's alias pointing at
+    the version last ensured or pointed, and every task answer recorded.
+
+    Starts follow what Step Functions documents per type: a Standard machine refuses a second start of a
+    name (``already``); an Express machine starts every call, each a new execution with its own ARN
+    ``...:express:<machine>:<name>:<id>``
+    (https://docs.aws.amazon.com/step-functions/latest/dg/express-at-least-once-execution.html).
+    ``start_calls`` records every start asked for."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -364,6 +369,7 @@ class FakeStateMachines:
         self.aliases: dict[str, int] = {}  # strategy id -> strategy version its alias routes to
         self.versions: dict[str, set[int]] = {}  # strategy id -> strategy versions published
         self.task_results: list[dict[str, Any]] = []
+        self.start_calls: list[tuple[str, str]] = []  # (machine ARN, execution name) of every start
         self._lock = threading.Lock()
 
     def machine_name(self, flow: Any) -> str:
@@ -401,19 +407,24 @@ class FakeStateMachines:
     def start(self, state_machine_arn: str, name: str, input_json: str) -> Started:
         if state_machine_arn not in self.machines:
             raise AgentError(f"no state machine {state_machine_arn}", code="fake.no_machine")
-        arn = state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+        express = self.machines[state_machine_arn]["type"] == "EXPRESS"
         with self._lock:
+            self.start_calls.append((state_machine_arn, name))
+            if express:
+                arn = state_machine_arn.replace(":stateMachine:", ":express:") + f":{name}:{len(self.start_calls):08d}"
+            else:
+                arn = state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
             if arn in self.executions:
                 return Started(arn, True)
             self.executions[arn] = {"executionArn": arn, "stateMachineArn": state_machine_arn, "name": name,
                                     "input": input_json, "status": "RUNNING", "startDate": time.time()}
         return Started(arn, False)
 
-    def describe(self, execution_arn: str | None) -> dict[str, Any] | None:
+    def describe(self, execution_arn: str | None, started_after: float | None = None) -> dict[str, Any] | None:
         found = self.executions.get(execution_arn or "")
         return dict(found) if found else None
 
-    def status(self, execution_arn: str | None) -> str | None:
+    def status(self, execution_arn: str | None, started_after: float | None = None) -> str | None:
         found = self.describe(execution_arn)
         return str(found["status"]) if found else None
 

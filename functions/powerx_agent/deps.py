@@ -92,7 +92,7 @@ class Deps:
     def state_machines(self) -> StateMachines:
         from powerx_agent.adapters.state_machines import StateMachines
 
-        return StateMachines(self.client("stepfunctions"), self.settings)
+        return StateMachines(self.client("stepfunctions"), self.settings, lambda: self.client("logs"))
 
     @cached_property
     def queues(self) -> Queues:

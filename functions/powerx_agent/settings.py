@@ -27,6 +27,11 @@ def _env_float(name: str, default: float) -> float:
         raise ValueError(f"environment variable {name}={raw!r} is not a number") from exc
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    return default if not raw else raw in ("1", "true", "yes", "on")
+
+
 @dataclass(frozen=True)
 class Settings:
     region: str
@@ -64,12 +69,23 @@ class Settings:
     console_region_url: str
     state_machine_prefix: str
     resource_prefix: str = ""  # the stack's resourcePrefix: function names are <prefix><spec name>
+    # every state machine the matcher creates: logging (Express executions' only history) and X-Ray
+    state_machine_log_group_arn: str = ""  # "arn:...:log-group:<name>:*"; empty: no logging configured
+    state_machine_log_level: str = "ALL"  # ALL | ERROR | FATAL | OFF
+    state_machine_log_execution_data: bool = False
+    state_machine_tracing: bool = True
     require_other_approver: bool = False  # strategy approve: the approver must not be the author
     # the AppConfig feature-flag profile (ids from the stack's outputs) and the strategy `flags set` deploys with
     appconfig_application: str = ""
     appconfig_environment: str = ""
     appconfig_profile: str = ""
     appconfig_deployment_strategy: str = ""
+
+    @property
+    def state_machine_log_group(self) -> str:
+        """The log group's name, from its ARN (``arn:<p>:logs:<r>:<a>:log-group:<name>:*``)."""
+        arn = self.state_machine_log_group_arn
+        return arn.split(":log-group:", 1)[1].removesuffix(":*") if ":log-group:" in arn else ""
 
     @property
     def function_arns(self) -> dict[str, str]:
@@ -116,7 +132,11 @@ def load_settings() -> Settings:
         console_region_url=_env("CONSOLE_URL", f"https://{region}.console.aws.amazon.com"),
         state_machine_prefix=_env("STATE_MACHINE_PREFIX", spec.STATE_MACHINE_PREFIX),
         resource_prefix=_env("RESOURCE_PREFIX"),
-        require_other_approver=_env("REQUIRE_OTHER_APPROVER", "false").strip().lower() in ("1", "true", "yes"),
+        state_machine_log_group_arn=_env("SFN_LOG_GROUP_ARN"),
+        state_machine_log_level=_env("SFN_LOG_LEVEL", "ALL").upper(),
+        state_machine_log_execution_data=_env_bool("SFN_LOG_INCLUDE_EXECUTION_DATA", False),
+        state_machine_tracing=_env_bool("SFN_TRACING", True),
+        require_other_approver=_env_bool("REQUIRE_OTHER_APPROVER", False),
         appconfig_application=_env("APPCONFIG_APPLICATION"),
         appconfig_environment=_env("APPCONFIG_ENVIRONMENT"),
         appconfig_profile=_env("APPCONFIG_PROFILE"),

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from aws_cdk import Aws, RemovalPolicy
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.constructs.log_groups import encrypted_log_group
 from powerx_agent import spec
 
 
@@ -18,29 +17,8 @@ class Audit(Construct):
         super().__init__(scope, id)
         # "/powerx/agent/audit", or "/<prefix>/powerx/agent/audit" for a prefixed deployment
         self.log_group_name = f"/{prefix.strip('-_/')}{spec.AUDIT_LOG_GROUP}" if prefix else spec.AUDIT_LOG_GROUP
-        self.key = kms.Key(
-            self,
-            "AuditLogKey",
-            alias=f"alias/{prefix}powerx-agent/audit-logs",
-            description="PowerX Agent: audit log group",
-            enable_key_rotation=True,
-            removal_policy=removal_policy,
-        )
-        log_group_arn = f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:{self.log_group_name}"
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowCloudWatchLogsForTheAuditLogGroup",
-                principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
-                actions=["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-                resources=["*"],
-                conditions={"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arn}},
-            )
-        )
-        self.log_group = logs.LogGroup(
-            self,
-            "AuditLogGroup",
-            log_group_name=self.log_group_name,
-            retention=retention,
-            encryption_key=self.key,
-            removal_policy=removal_policy,
+        self.key, self.log_group = encrypted_log_group(
+            self, group_id="AuditLogGroup", key_id="AuditLogKey", sid="AllowCloudWatchLogsForTheAuditLogGroup",
+            name=self.log_group_name, key_alias=f"alias/{prefix}powerx-agent/audit-logs",
+            key_description="PowerX Agent: audit log group", retention=retention, removal_policy=removal_policy,
         )

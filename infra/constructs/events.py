@@ -32,6 +32,12 @@ def _source_filter(values: list) -> list[str]:
     return [str(v) for v in values]
 
 
+def _delivery(rule_spec: spec.RuleSpec, dlq: sqs.IQueue) -> dict:
+    """What EventBridge does with an event it cannot hand to the target: retry, then the DLQ."""
+    return {"dead_letter_queue": dlq, "retry_attempts": rule_spec.max_retry_attempts,
+            "max_event_age": Duration.seconds(rule_spec.max_event_age_seconds)}
+
+
 class Events(Construct):
     def __init__(self, scope: Construct, id: str, *, prefix: str, archive_retention_days: int) -> None:
         super().__init__(scope, id)
@@ -65,28 +71,14 @@ class Events(Construct):
         rule_spec = spec.INGEST_RULE
         rule = self._rule("IngestRule", rule_spec, "Every PowerX source to the ingest function (bad envelopes are "
                                                    "rejected there, with a reason)")
-        rule.add_target(
-            targets.LambdaFunction(
-                ingest,
-                dead_letter_queue=dlq,
-                retry_attempts=rule_spec.max_retry_attempts,
-                max_event_age=Duration.seconds(rule_spec.max_event_age_seconds),
-            )
-        )
+        rule.add_target(targets.LambdaFunction(ingest, **_delivery(rule_spec, dlq)))
         return rule
 
     def keep_unrouted(self, queue: sqs.IQueue, dlq: sqs.IQueue) -> events.Rule:
         rule_spec = spec.UNROUTED_RULE
         rule = self._rule("UnroutedRule", rule_spec, "Events of any other source: kept in the unrouted queue, "
                                                      "counted and alarmed (no other rule routes them)")
-        rule.add_target(
-            targets.SqsQueue(
-                queue,
-                dead_letter_queue=dlq,
-                retry_attempts=rule_spec.max_retry_attempts,
-                max_event_age=Duration.seconds(rule_spec.max_event_age_seconds),
-            )
-        )
+        rule.add_target(targets.SqsQueue(queue, **_delivery(rule_spec, dlq)))
         return rule
 
     def unrouted_metric(self, period: Duration) -> cloudwatch.Metric:

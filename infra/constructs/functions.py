@@ -192,6 +192,7 @@ class Functions(Construct):
                 env["STRATEGIES_DIR"] = f"{constants.LAMBDA_TASK_ROOT}/{constants.ASSET_STRATEGIES_DIR}"
                 env["WORKFLOW_ROLE_ARN"] = workflow.role.role_arn
                 env["STATE_MACHINE_PREFIX"] = f"{prefix}{spec.STATE_MACHINE_PREFIX}"
+                env.update(workflow.state_machine_environment())  # logging + tracing of the machines it creates
                 for node_key in constants.NODE_FUNCTIONS:  # compiled task ARNs: the node functions' live alias
                     env[constants.NODE_ARN_ENV[node_key]] = f"{self.by_key[node_key].function_arn}:{spec.LIVE_ALIAS}"
             if fn_spec.key == "replay_api":

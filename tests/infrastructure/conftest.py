@@ -111,6 +111,27 @@ def synth(layer_placeholder: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return Synth(app=app, stack=stack, template=template, json=template.to_json())
 
 
+CHANGED_CONTEXT = {"notificationsUrl": "https://notify.changed.example.internal", "stateMachineLogLevel": "ERROR",
+                   "stateMachineLogExecutionData": "true", "stateMachineTracing": "false"}
+
+
+@pytest.fixture(scope="session")
+def resynth(layer_placeholder: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
+    """Two more syntheses' templates: the same context again, and one with CHANGED_CONTEXT."""
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+
+    from infra.app import build_app
+
+    def run(**context: Any) -> dict:
+        app = cdk.App(context={"layerAssetDir": str(layer_placeholder), "cdkNag": False, **context},
+                      outdir=str(tmp_path_factory.mktemp("cdk.out")))
+        _, stack = build_app(app)
+        return Template.from_stack(stack).to_json()
+
+    return run(), run(**CHANGED_CONTEXT)
+
+
 # ---------------------------------------------------------------------------------------------
 # Rendering intrinsic functions into readable strings, so tests can compare policies exactly:
 #   {"Fn::GetAtt": [<table>, "Arn"]}  -> "arn(table:agent_events)"

@@ -162,12 +162,20 @@ def _workflow_role_id(synth) -> str:
     return synth.logical_id(synth.stack.workflow.role)
 
 
-def test_workflow_role_invokes_only_the_live_alias_of_the_four_node_functions(synth):
+def test_workflow_role_invokes_only_the_live_alias_of_the_four_node_functions_and_logs_and_traces(synth):
     aliases = [synth.logical_id(synth.stack.functions.aliases[k])
                for k in ("node_plugin", "node_notify", "node_review", "workflow")]
     # the alias ARN: not $LATEST, no other version
-    expected_resources = [f"ref(AWS::Lambda::Alias:{alias})" for alias in aliases]
-    assert role_statements(synth, _workflow_role_id(synth)) == {stmt(["lambda:InvokeFunction"], expected_resources)}
+    invoke = stmt(["lambda:InvokeFunction"], [f"ref(AWS::Lambda::Alias:{alias})" for alias in aliases])
+    # what Step Functions documents for logging to CloudWatch Logs (no resource-level permissions) and X-Ray
+    delivery = stmt(["logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
+                     "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy",
+                     "logs:DescribeResourcePolicies", "logs:DescribeLogGroups"], ["*"])
+    streams = stmt(["logs:CreateLogStream", "logs:PutLogEvents"],
+                   ["arn(loggroup:/aws/vendedlogs/states/powerx-agent)"])
+    xray = stmt(["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
+                 "xray:GetSamplingTargets"], ["*"])
+    assert role_statements(synth, _workflow_role_id(synth)) == {invoke, delivery, streams, xray}
 
 
 def test_workflow_role_trusts_only_agent_state_machines_of_this_account(synth):
@@ -201,8 +209,13 @@ def test_no_statement_grants_a_wildcard_action(synth):
             assert not [a for a in actions if "*" in a], statement
 
 
-def test_only_xray_and_list_streams_use_resource_star(synth):
-    allowed = {("xray:PutTelemetryRecords", "xray:PutTraceSegments"), ("dynamodb:ListStreams",)}
+def test_only_xray_list_streams_and_state_machine_log_delivery_use_resource_star(synth):
+    # each of these has no resource-level permissions (AWS service authorization reference)
+    allowed = {("xray:PutTelemetryRecords", "xray:PutTraceSegments"), ("dynamodb:ListStreams",),
+               ("xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments"),
+               ("logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
+                "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy",
+                "logs:UpdateLogDelivery")}
     for policy in synth.of_type("AWS::IAM::Policy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             if statement["Resource"] == "*":

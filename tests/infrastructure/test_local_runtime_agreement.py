@@ -32,7 +32,7 @@ from powerx_agent import spec
 # -- template side -------------------------------------------------------------------------------
 def _name_of(synth: Any, logical_id: str) -> str:
     props = synth.resources[logical_id]["Properties"]
-    for prop in ("TableName", "QueueName", "FunctionName", "Name"):
+    for prop in ("TableName", "QueueName", "FunctionName", "Name", "LogGroupName"):
         if prop in props:
             return props[prop]
     raise AssertionError(f"{logical_id} has no name property")
@@ -289,3 +289,16 @@ def test_given_both_runtimes_when_api_resources_are_listed_then_routes_agree(syn
     expected = {(method, path): (spec.FUNCTIONS_BY_KEY[key].name, "AWS_PROXY")
                 for key, (method, path) in spec.API_ROUTES.items()}
     assert local["routes"] == _template_api_routes(synth) == expected
+
+
+def test_given_both_runtimes_when_the_matcher_environment_is_read_then_machines_log_to_the_same_group(
+        synth, local, runtime):
+    matcher = spec.FUNCTIONS_BY_KEY["matcher"].name
+    mine = local["functions"][matcher]["Environment"]["Variables"]
+    (deployed,) = [r["Properties"] for r in synth.of_type("AWS::Lambda::Function").values()
+                   if r["Properties"]["FunctionName"] == matcher]
+    group_id = deployed["Environment"]["Variables"]["SFN_LOG_GROUP_ARN"]["Fn::GetAtt"][0]
+    assert _name_of(synth, group_id) == spec.STATE_MACHINE_LOG_GROUP
+    assert mine["SFN_LOG_GROUP_ARN"].endswith(f":log-group:{spec.STATE_MACHINE_LOG_GROUP}:*")
+    groups = runtime.client("logs").describe_log_groups(logGroupNamePrefix=spec.STATE_MACHINE_LOG_GROUP)["logGroups"]
+    assert [g["logGroupName"] for g in groups] == [spec.STATE_MACHINE_LOG_GROUP]

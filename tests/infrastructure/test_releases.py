@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from conftest import ref_id
 from powerx_agent import spec
 
@@ -86,23 +84,6 @@ def test_given_the_async_config_when_read_then_it_is_on_the_alias_the_rule_invok
     assert config["Properties"]["Qualifier"] == LIVE
     alias = synth.logical_id(synth.stack.functions.aliases["ingest"])
     assert alias in config["DependsOn"]  # the alias exists before its config
-
-
-@pytest.fixture(scope="module")
-def resynth(layer_placeholder, tmp_path_factory):
-    """Two more syntheses: the same context again, and one with a changed function setting."""
-    import aws_cdk as cdk
-    from aws_cdk.assertions import Template
-
-    from infra.app import build_app
-
-    def run(**context: Any) -> dict:
-        app = cdk.App(context={"layerAssetDir": str(layer_placeholder), "cdkNag": False, **context},
-                      outdir=str(tmp_path_factory.mktemp("cdk.out")))
-        _, stack = build_app(app)
-        return Template.from_stack(stack).to_json()
-
-    return run(), run(notificationsUrl="https://notify.changed.example.internal")
 
 
 def test_given_the_same_inputs_when_synthesized_again_then_the_release_is_the_same(synth, resynth):

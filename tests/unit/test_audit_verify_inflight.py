@@ -45,7 +45,7 @@ class FakeStateMachines:
     def __init__(self, statuses: dict[str, str]) -> None:
         self.statuses = statuses
 
-    def status(self, execution_arn):
+    def status(self, execution_arn, started_after=None):
         return self.statuses.get(execution_arn) if execution_arn else None
 
 

@@ -21,17 +21,36 @@ available on the embedded runtime.
 Locally (moto 5.2.5) StartExecution fails on a version ARN (a 500) and on an alias ARN
 (StateMachineDoesNotExist), so executions start on the unqualified ARN of the immutable,
 hash-named machine, which is the same definition as its version 1.
+
+Logging, tracing, Express executions
+------------------------------------
+Every machine is created with the deployment's logging configuration and X-Ray tracing
+(:func:`observability`, from the settings the stack gives the matcher); a machine met with other
+settings is updated to them without publishing a version (they are not part of the definition). An
+execution started from a Lambda invocation carries its X-Ray trace header.
+
+Express executions (ARN ``...:express:...``) have no history in Step Functions: ``DescribeExecution``,
+``GetExecutionHistory`` and ``StopExecution`` do not serve them. Their status, input and events are read
+from the state machines' log group (:mod:`powerx_agent.adapters.execution_logs`); ``UNKNOWN`` while no
+record says more, never "gone".
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from powerx_agent import spec
 from powerx_agent.adapters.aws import error_code
+from powerx_agent.adapters.execution_logs import (
+    ExpressHistory,
+    is_express_execution,
+    machine_arn,
+    read_express_history,
+)
 
 ALIAS_NAME = "live"
 VERSION_TAG = "powerx:v"
@@ -61,6 +80,13 @@ class Settings(Protocol):
     region: str
     workflow_role_arn: str
     state_machine_prefix: str
+    state_machine_log_group_arn: str
+    state_machine_log_level: str
+    state_machine_log_execution_data: bool
+    state_machine_tracing: bool
+
+    @property
+    def state_machine_log_group(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -79,6 +105,31 @@ class ExecutionRecord:
     definition: dict[str, Any]
 
 
+def observability(settings: Settings) -> dict[str, Any]:
+    """``loggingConfiguration`` and ``tracingConfiguration`` for CreateStateMachine/UpdateStateMachine."""
+    level = settings.state_machine_log_level if settings.state_machine_log_group_arn else "OFF"
+    logging: dict[str, Any] = {"level": level, "includeExecutionData": bool(settings.state_machine_log_execution_data)}
+    if level != "OFF":
+        logging["destinations"] = [{"cloudWatchLogsLogGroup": {"logGroupArn": settings.state_machine_log_group_arn}}]
+    return {"loggingConfiguration": logging, "tracingConfiguration": {"enabled": bool(settings.state_machine_tracing)}}
+
+
+def _observed(described: dict[str, Any]) -> dict[str, Any]:
+    """The same two settings as DescribeStateMachine reports them (absent ones as AWS's defaults)."""
+    logging = described.get("loggingConfiguration") or {"level": "OFF", "includeExecutionData": False}
+    out = {"level": logging.get("level", "OFF"), "includeExecutionData": bool(logging.get("includeExecutionData"))}
+    if logging.get("destinations"):
+        out["destinations"] = logging["destinations"]
+    return {"loggingConfiguration": out,
+            "tracingConfiguration": {"enabled": bool((described.get("tracingConfiguration") or {}).get("enabled"))}}
+
+
+def _trace_header() -> dict[str, str]:
+    """The X-Ray trace of the Lambda invocation that starts an execution (Lambda sets it), if valid."""
+    header = os.environ.get("_X_AMZN_TRACE_ID", "")
+    return {"traceHeader": header} if header and len(header) <= 256 and header.isascii() else {}
+
+
 def state_machine_arn(settings: Settings, name: str) -> str:
     """ARN in the deployment's partition and account, both read from the workflow role's ARN
     (``arn:<partition>:iam::<account>:role/...``), so GovCloud and China regions work too."""
@@ -89,24 +140,42 @@ def state_machine_arn(settings: Settings, name: str) -> str:
 class StateMachines:
     """The engine's port to Step Functions (``deps.state_machines``)."""
 
-    def __init__(self, client: Any, settings: Settings) -> None:
+    def __init__(self, client: Any, settings: Settings, logs: Callable[[], Any] | None = None) -> None:
         self._sfn = client
         self._settings = settings
+        self._logs = logs  # a CloudWatch Logs client, made when an Express execution is first read
 
     # -- executions ------------------------------------------------------------------------------
     def start(self, state_machine_arn: str, name: str, input_json: str) -> Started:
+        """StartExecution. For a Standard machine a second start of one name is refused (``already``);
+        an Express machine starts every call (the caller must not start one twice)."""
         try:
-            arn = self._sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=input_json)
+            arn = self._sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=input_json,
+                                            **_trace_header())
         except Exception as exc:  # noqa: BLE001
             if error_code(exc) != "ExecutionAlreadyExists":
                 raise
             return Started(state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}", True)
         return Started(arn["executionArn"], False)
 
-    def describe(self, execution_arn: str | None) -> dict[str, Any] | None:
-        """DescribeExecution, or None when there is no such execution."""
+    def express(self, execution_arn: str, started_after: float | None = None) -> ExpressHistory:
+        """An Express execution's log records (none when the deployment configures no log group)."""
+        group = self._settings.state_machine_log_group
+        if not group or self._logs is None:
+            return ExpressHistory(execution_arn)
+        return read_express_history(self._logs(), group, execution_arn, started_after)
+
+    def describe(self, execution_arn: str | None, started_after: float | None = None) -> dict[str, Any] | None:
+        """DescribeExecution, or None when there is no such execution. An Express execution is described
+        from its log records (status ``UNKNOWN`` without any); ``started_after`` bounds that search."""
         if not execution_arn:
             return None
+        if is_express_execution(execution_arn):
+            express = self.express(execution_arn, started_after)
+            return {"executionArn": execution_arn, "stateMachineArn": machine_arn(execution_arn),
+                    "status": express.status or "UNKNOWN", "startDate": express.started,
+                    "stopDate": express.stopped, "input": json.dumps(express.input), "error": express.error,
+                    "source": "logs"}
         try:
             return dict(self._sfn.describe_execution(executionArn=execution_arn))
         except Exception as exc:  # noqa: BLE001
@@ -114,12 +183,20 @@ class StateMachines:
                 return None
             raise
 
-    def status(self, execution_arn: str | None) -> str | None:
-        """RUNNING / SUCCEEDED / FAILED / TIMED_OUT / ABORTED, or None when there is no such execution."""
-        described = self.describe(execution_arn)
+    def status(self, execution_arn: str | None, started_after: float | None = None) -> str | None:
+        """RUNNING / SUCCEEDED / FAILED / TIMED_OUT / ABORTED, or None when there is no such execution
+        (``UNKNOWN``: an Express execution no log record speaks of yet; nothing can be concluded)."""
+        described = self.describe(execution_arn, started_after)
         return str(described["status"]) if described else None
 
-    def record(self, execution_arn: str) -> ExecutionRecord | None:
+    def record(self, execution_arn: str, started_after: float | None = None) -> ExecutionRecord | None:
+        if is_express_execution(execution_arn):
+            express = self.express(execution_arn, started_after)
+            machine = machine_arn(execution_arn)
+            summary: dict[str, Any] = {"executionArn": execution_arn, "stateMachineArn": machine,
+                                       "status": express.status or "UNKNOWN", "input": json.dumps(express.input),
+                                       "error": express.error}
+            return ExecutionRecord(summary, express.events, self.definition(machine) or {})
         described = self.describe(execution_arn)
         if described is None:
             return None
@@ -131,7 +208,7 @@ class StateMachines:
             if not out.get("nextToken"):
                 break
             kwargs["nextToken"] = out["nextToken"]
-        definition = self.definition(described["stateMachineArn"])
+        definition = self.definition(str(described["stateMachineArn"]))
         return ExecutionRecord(described, events, definition if definition is not None else {})
 
     def definition(self, state_machine_arn: str) -> dict[str, Any] | None:
@@ -143,7 +220,10 @@ class StateMachines:
             raise
 
     def stop(self, execution_arn: str, error: str, cause: str) -> bool:
-        """StopExecution; False when the execution is not running (or does not exist)."""
+        """StopExecution; False when the execution is not running (or does not exist), or is Express
+        (StopExecution does not serve Express executions: they run to their end, 5 minutes at most)."""
+        if is_express_execution(execution_arn):
+            return False
         try:
             self._sfn.stop_execution(executionArn=execution_arn, error=error, cause=cause[:256])
         except Exception as exc:  # noqa: BLE001
@@ -222,8 +302,11 @@ class StateMachines:
         arn = state_machine_arn(self._settings, name)
         description = f"{flow.strategy_id} v{flow.strategy_version} {flow.hash8}"
         version_arn = f"{arn}:1"
+        wanted = observability(self._settings)
         try:
-            sfn.describe_state_machine(stateMachineArn=arn)
+            described = sfn.describe_state_machine(stateMachineArn=arn)
+            if _observed(described) != wanted:  # created before the settings changed
+                sfn.update_state_machine(stateMachineArn=arn, **wanted)
             try:
                 sfn.describe_state_machine(stateMachineArn=version_arn)
             except Exception as exc:  # noqa: BLE001 - created before versions were published
@@ -238,7 +321,7 @@ class StateMachines:
             try:
                 sfn.create_state_machine(
                     name=name, definition=flow.definition_json, roleArn=self._settings.workflow_role_arn,
-                    type=flow.type, publish=True, versionDescription=description,
+                    type=flow.type, publish=True, versionDescription=description, **wanted,
                     tags=[{"key": "powerx:definition-sha256", "value": flow.sha256},
                           {"key": "powerx:strategy", "value": f"{flow.strategy_id}@v{flow.strategy_version}"}])
             except Exception as create_exc:  # noqa: BLE001
@@ -258,7 +341,7 @@ class StateMachines:
             try:
                 version_arn = sfn.create_state_machine(
                     name=name, definition=flow.definition_json, roleArn=self._settings.workflow_role_arn,
-                    type=flow.type, publish=True, versionDescription=description,
+                    type=flow.type, publish=True, versionDescription=description, **observability(self._settings),
                     tags=[{"key": "powerx:strategy", "value": flow.strategy_id}])["stateMachineVersionArn"]
             except Exception as create_exc:  # noqa: BLE001
                 if error_code(create_exc) != "StateMachineAlreadyExists":
@@ -271,7 +354,8 @@ class StateMachines:
                     stateMachineArn=version_arn).get("definition") != flow.definition_json:
                 version_arn = sfn.update_state_machine(
                     stateMachineArn=arn, definition=flow.definition_json, roleArn=self._settings.workflow_role_arn,
-                    publish=True, versionDescription=description)["stateMachineVersionArn"]
+                    publish=True, versionDescription=description,
+                    **observability(self._settings))["stateMachineVersionArn"]
                 self._retag(arn, tags, tag, version_arn)
         alias_arn = self._route_alias(arn, version_arn, f"{flow.strategy_id} v{flow.strategy_version}")
         return {"strategy_state_machine_arn": arn, "strategy_state_machine_version_arn": version_arn,

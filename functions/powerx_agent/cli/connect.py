@@ -32,7 +32,7 @@ STACK_OUTPUTS = {
     "AppConfigDeploymentStrategy": "APPCONFIG_DEPLOYMENT_STRATEGY",
     "ApiUrl": "POWERX_API_URL", "ArchiveName": "POWERX_ARCHIVE_NAME", "EventsTable": "EVENTS_TABLE",
     "WorkflowsTable": "WORKFLOWS_TABLE", "StrategiesTable": "STRATEGIES_TABLE", "TenantsTable": "TENANTS_TABLE",
-    "AuditTable": "AUDIT_TABLE", "ResourcePrefix": "RESOURCE_PREFIX",
+    "AuditTable": "AUDIT_TABLE", "ResourcePrefix": "RESOURCE_PREFIX", "StateMachineLogGroupArn": "SFN_LOG_GROUP_ARN",
 }
 
 

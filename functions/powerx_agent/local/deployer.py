@@ -63,9 +63,12 @@ def deploy(client: Any, region: str, environment: dict[str, str], *, visibility_
     _queues(client("sqs"), out, visibility_timeout, max_receive_count)
     _secrets(client("secretsmanager"), out)
     logs = client("logs")
-    for group in (spec.AUDIT_LOG_GROUP, environment.get("METRICS_LOG_GROUP", "/powerx/agent/metrics")):
+    for group in (spec.AUDIT_LOG_GROUP, environment.get("METRICS_LOG_GROUP", "/powerx/agent/metrics"),
+                  spec.STATE_MACHINE_LOG_GROUP):
         logs.create_log_group(logGroupName=group)
-    env = {**environment, "WORKFLOW_ROLE_ARN": out.workflow_role_arn,
+    (machine_logs,) = [g for g in logs.describe_log_groups(logGroupNamePrefix=spec.STATE_MACHINE_LOG_GROUP)["logGroups"]
+                       if g["logGroupName"] == spec.STATE_MACHINE_LOG_GROUP]
+    env = {**environment, "WORKFLOW_ROLE_ARN": out.workflow_role_arn, "SFN_LOG_GROUP_ARN": machine_logs["arn"],
            "MATCH_QUEUE_URL": out.queue_urls[spec.MATCH_QUEUE.name],
            "INGEST_DLQ_URL": out.queue_urls[spec.INGEST_DLQ.name]}
     # compiled task ARNs: the node functions' live alias, as on AWS

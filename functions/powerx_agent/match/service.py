@@ -2,7 +2,11 @@
 
 Safe to run twice for the same event: the workflow item is created conditionally, the state
 machine is named by its definition hash, and the execution by the workflow id (derived from tenant
-and idempotency key), so Step Functions itself refuses a second start.
+and idempotency key). For a Standard machine Step Functions itself refuses a second start of that
+name. An Express machine does not (Express is at-least-once: starting twice with one name runs twice,
+https://docs.aws.amazon.com/step-functions/latest/dg/express-at-least-once-execution.html), so an
+Express execution is started only by the delivery whose conditional create of the workflow item
+succeeded; a redelivery finds the workflow and never starts it again (:meth:`Matcher._express_again`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from powerx_agent import spec
 from powerx_agent.audit.records import AuditEntry, workflow_chain
+from powerx_agent.errors import RetryableError
 from powerx_agent.escalation.service import escalate
 from powerx_agent.strategy.evaluate import Evaluation, EventFacts, evaluate
 from powerx_agent.strategy.library import Library, LibraryCache, build_library, library_from_directory
@@ -143,6 +148,8 @@ class Matcher:
              "decision": found.decision.to_dict(), "traceparent": context["trace"]["traceparent"], **self._state_machine_meta(flow),
              "received_at": context.get("received_at")},
             [n.id for n in strategy.flow.nodes])
+        if flow.type == "EXPRESS" and not created:
+            return self._express_again(context, strategy.id)
         execution_arn = self._start(state_machine_arn, workflow_id, input_json)
         if not self.deps.workflows.transition_workflow(workflow_id, "RUNNING", execution_arn=execution_arn):
             # already moved on (a redelivery, or the nodes finished first): record the ARN alone
@@ -160,6 +167,22 @@ class Matcher:
         self.deps.events.finish(tenant_id, event["idempotency_key"], status="COMPLETED", outcome="workflow_started",
                                 strategy_id=strategy.id)
         return {"outcome": "started", "workflow_id": workflow_id, "execution_arn": execution_arn}
+
+    def _express_again(self, context: dict[str, Any], strategy_id: str) -> dict[str, Any]:
+        """A delivery of a match message whose Express workflow another delivery created: never start it
+        again. Once the first delivery has recorded its execution (or the workflow has moved on), this
+        one completes as a duplicate; until then it is retried later (the first delivery may still be
+        starting it). Should the first delivery have died between creating the workflow and starting
+        the execution, the message ends in the match DLQ (alarmed) and the workflow stays PENDING:
+        docs/runbook.md, "An Express workflow that never started"."""
+        event, tenant_id, workflow_id = context["event"], context["tenant"]["tenant_id"], context["workflow_id"]
+        meta = self.deps.workflows.get(workflow_id) or {}
+        if not meta.get("execution_arn") and meta.get("status") == "PENDING":
+            raise RetryableError(f"workflow {workflow_id} exists but the start of its Express execution is not "
+                                 "recorded yet; not starting it a second time", code="express.start_unconfirmed")
+        self.deps.events.finish(tenant_id, event["idempotency_key"], status="COMPLETED", outcome="workflow_started",
+                                strategy_id=strategy_id)
+        return {"outcome": "already_started", "workflow_id": workflow_id, "execution_arn": meta.get("execution_arn")}
 
     def _compiled_flow(self, compiled: CompiledStrategy) -> CompiledFlow:
         arns = FunctionArns(**self.settings.function_arns)

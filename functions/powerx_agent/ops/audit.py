@@ -147,9 +147,10 @@ def gather(deps: Deps, tenant: str | None = None, since: str | None = None) -> S
     return Scope(chains, events, workflows)
 
 
-def execution_status(deps: Deps, execution_arn: str | None) -> str | None:
-    """RUNNING / SUCCEEDED / FAILED / ... or None when there is no such execution."""
-    return deps.state_machines.status(execution_arn)  # type: ignore[no-any-return]
+def execution_status(deps: Deps, execution_arn: str | None, started_after: float | None = None) -> str | None:
+    """RUNNING / SUCCEEDED / FAILED / ... or None when there is no such execution (``UNKNOWN``: an
+    Express execution no log record speaks of yet; nothing can be concluded from it)."""
+    return deps.state_machines.status(execution_arn, started_after)  # type: ignore[no-any-return]
 
 
 # -- the check -----------------------------------------------------------------------------------
@@ -185,7 +186,8 @@ def verify(deps: Deps, tenant: str | None = None, since: str | None = None,
         meta = scope.workflows.get(workflow_id)
         event = events_by_wf.get(workflow_id)
         running = bool(meta and meta.get("status") in WF_ACTIVE
-                       and execution_status(deps, meta.get("execution_arn")) == "RUNNING")
+                       and execution_status(deps, meta.get("execution_arn"), meta.get("created_at"))
+                       in ("RUNNING", "UNKNOWN"))
         has = set(kinds)
         if "decision" in has:
             if not has & ACCEPTANCE:
@@ -247,9 +249,10 @@ def verify(deps: Deps, tenant: str | None = None, since: str | None = None,
             unit_gaps[chain].append(Gap(chain, "workflow.no_terminal", f"workflow is {status} in agent_workflows "
                                         f"but the chain has none of {sorted(wanted)}", None, workflow_id))
         if status in WF_ACTIVE:
-            exec_status = execution_status(deps, meta.get("execution_arn")) if meta.get("execution_arn") else "NONE"
-            if exec_status == "RUNNING" or (exec_status == "NONE" and now - float(meta.get("created_at") or 0)
-                                            < stale_after):
+            exec_status = execution_status(deps, meta.get("execution_arn"), meta.get("created_at")) \
+                if meta.get("execution_arn") else "NONE"
+            if exec_status in ("RUNNING", "UNKNOWN") or (exec_status == "NONE" and now - float(meta.get("created_at") or 0)
+                                                        < stale_after):
                 in_flight.setdefault(chain, {"unit": chain, "workflow_id": workflow_id, "status": status})
             elif exec_status is None:
                 unit_gaps[chain].append(Gap(chain, "workflow.execution_gone", f"workflow is {status} but its "

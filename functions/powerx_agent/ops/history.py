@@ -148,8 +148,11 @@ def _ts(value: Any) -> str | None:
     return str(value)
 
 
-def load_history(deps: Deps, execution_arn: str) -> History | None:
-    record = deps.state_machines.record(execution_arn)
+def load_history(deps: Deps, execution_arn: str, started_after: float | None = None) -> History | None:
+    """The execution's status, events, input and definition. An Express execution's come from the state
+    machines' log group (status ``UNKNOWN`` while no record says more); ``started_after`` (the
+    workflow's creation time) bounds that search."""
+    record = deps.state_machines.record(execution_arn, started_after)
     if record is None:
         return None
     described = record.described

@@ -94,11 +94,11 @@ class Repair:
         self.findings: list[Finding] = []
         self._histories: dict[str, History | None] = {}
 
-    def history(self, execution_arn: str | None) -> History | None:
+    def history(self, execution_arn: str | None, started_after: float | None = None) -> History | None:
         if not execution_arn:
             return None
         if execution_arn not in self._histories:
-            self._histories[execution_arn] = load_history(self.deps, execution_arn)
+            self._histories[execution_arn] = load_history(self.deps, execution_arn, started_after)
         return self._histories[execution_arn]
 
     def add(self, finding: Finding) -> None:
@@ -235,7 +235,9 @@ class Repair:
         status = str(meta.get("status"))
         arn = meta.get("execution_arn")
         if status in WF_ACTIVE and arn:
-            exec_status = execution_status(self.deps, arn)
+            exec_status = execution_status(self.deps, arn, meta.get("created_at"))
+            if exec_status == "UNKNOWN":
+                return  # an Express execution no log record speaks of (yet): nothing to conclude
             if exec_status is None:
                 self.add(Finding("workflow.execution_gone", workflow_id,
                                  f"workflow is {status} but execution {arn} does not exist",
@@ -254,7 +256,7 @@ class Repair:
                 return
         nodes = meta.get("nodes") or {}
         audited = node_states(records)
-        history = self.history(arn) if arn and (status not in WF_ACTIVE or audited) else None
+        history = self.history(arn, meta.get("created_at")) if arn and (status not in WF_ACTIVE or audited) else None
         if arn and history is None and status not in WF_ACTIVE and self._gone_recently(meta):
             self.add(Finding("workflow.execution_gone", workflow_id,
                              f"workflow ended {status} but execution {arn} does not exist (within the "
@@ -303,7 +305,8 @@ class Repair:
     def _orphan(self, workflow_id: str, meta: dict[str, Any], node_id: str, current: str,
                 audited: str | None, **data: Any) -> None:
         """Settle one node from the execution history and audit it (``data`` defaults to an orphan's)."""
-        outcome = self._settle_node(workflow_id, node_id, current, self.history(meta.get("execution_arn")))
+        outcome = self._settle_node(workflow_id, node_id, current,
+                                    self.history(meta.get("execution_arn"), meta.get("created_at")))
         # reconstruct the node's outcome record only when the chain does not already hold it
         reconstructs = None if audited == outcome else NODE_KIND[outcome]
         self._repaired(workflow_id, meta, reconstructs, "execution history", node_id=node_id,

@@ -123,11 +123,16 @@ class ReplayUsageError(ValueError):
 
 # -- reading and selecting ------------------------------------------------------------------------
 def _as_eventbridge_event(obj: Any) -> Any:
-    """Accept an EventBridge event, a PutEvents entry, or an ingest DLQ record: a rejection
-    (``{"reason", "event"}``) or Lambda's on-failure record of an invocation whose retries ran out
-    (``{"requestContext", "requestPayload"}``)."""
+    """Accept an EventBridge event, a PutEvents entry, an ingest DLQ record (a rejection
+    ``{"reason", "event"}``, or Lambda's on-failure record of an invocation whose retries ran out
+    ``{"requestContext", "requestPayload"}``) or a match DLQ message (what ingest queued for the matcher:
+    ``{"event": {"source", "event_type", "detail"}, "workflow_id", ...}``)."""
     if isinstance(obj, dict) and "event" in obj and "reason" in obj and isinstance(obj["event"], dict):
         return obj["event"]
+    if isinstance(obj, dict) and "workflow_id" in obj and isinstance(obj.get("event"), dict) \
+            and isinstance(obj["event"].get("detail"), dict):
+        event = obj["event"]
+        return {"source": event.get("source"), "detail-type": event.get("event_type"), "detail": event["detail"]}
     if isinstance(obj, dict) and "requestContext" in obj and isinstance(obj.get("requestPayload"), dict):
         return obj["requestPayload"]
     if isinstance(obj, dict) and "DetailType" in obj:

@@ -5,7 +5,8 @@ no network request (the Step Functions console link is a plain link). Sections: 
 (``taskflow.graph.to_svg`` over the state machine's own definition, from ``describe_state_machine``,
 laid out by grandalf) with each node coloured by status; the nodes with attempts, duration and
 error; the decision record; the event (redacted by ``powerx_agent.redaction``); the timeline from the
-execution history; the audit chain.
+execution history (for an Express execution, from its records in the state machines' log group); the
+audit chain.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from powerx_agent.adapters.execution_logs import is_express_execution
 from powerx_agent.audit.records import workflow_chain
 from powerx_agent.errors import AgentError
 from powerx_agent.redaction import redact
@@ -67,11 +69,12 @@ def console_url(settings: Any, execution_arn: str) -> str:
             f"#/v2/executions/details/{execution_arn}")
 
 
-def _history(deps: Deps, execution_arn: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]],
-                                                      dict[str, Any] | None]:
+def _history(deps: Deps, execution_arn: str, started_after: float | None = None
+             ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, Any] | None]:
+    """Definition, events and status; an Express execution's come from the state machines' log group."""
     from powerx_agent.ops.history import load_history
 
-    history = load_history(deps, execution_arn)
+    history = load_history(deps, execution_arn, started_after)
     if history is None:
         return None, [], None
     return history.definition or None, history.events, {"status": history.status, "input": history.input}
@@ -121,7 +124,8 @@ def render_view(deps: Deps, workflow_id: str) -> str:
     nodes: dict[str, dict[str, Any]] = meta.get("nodes") or {}
     chain = sorted(deps.audit.chain(workflow_chain(workflow_id)), key=lambda r: int(r["seq"]))
     execution_arn = meta.get("execution_arn")
-    definition, events, execution = _history(deps, execution_arn) if execution_arn else (None, [], None)
+    definition, events, execution = _history(deps, execution_arn, meta.get("created_at")) if execution_arn \
+        else (None, [], None)
     status = {node_id: str(item.get("status", "")) for node_id, item in nodes.items()}
     svg = to_svg(definition, status) if definition else '<p class="muted">state machine definition unavailable</p>'
 
@@ -160,6 +164,12 @@ def render_view(deps: Deps, workflow_id: str) -> str:
         f"<td>{escape(str(r['type']))}</td><td>{escape(r['state'])}</td>"
         f"<td class=\"err\">{escape(r['detail'])}</td></tr>"
         for r in timeline_rows(events))
+    source = ""
+    if is_express_execution(execution_arn):
+        settings = deps.settings
+        source = (f'<p class="muted" id="timeline-source">Express execution: its history is the log group '
+                  f'{escape(settings.state_machine_log_group or "(unknown: give --stack)")} (level '
+                  f'{escape(settings.state_machine_log_level)}); records arrive within minutes, best effort.</p>')
     audit_rows = "".join(
         f"<tr><td class=\"num\">{r['seq']}</td><td>{escape(str(r.get('ts', ''))[11:23])}</td>"
         f"<td>{escape(str(r.get('kind')))}</td><td>{escape(str(r.get('node_id') or ''))}</td>"
@@ -192,7 +202,7 @@ strategy {escape(strategy)} · {link}</div></header>
 <section id="summary"><h2>Workflow</h2><table class="kv">{summary}</table></section>
 <section id="decision"><h2>Decision</h2><p>{escape(str(reason or ''))}</p>{_json(redact(decision))}</section>
 <section id="event"><h2>Event (redacted)</h2>{_json(event_view)}</section>
-<section class="wide" id="timeline"><h2>Execution timeline</h2><table><tr><th>at</th><th>event</th><th>state</th>
+<section class="wide" id="timeline"><h2>Execution timeline</h2>{source}<table><tr><th>at</th><th>event</th><th>state</th>
 <th>error</th></tr>{timeline}</table></section>
 <section class="wide" id="audit"><h2>Audit chain {escape(workflow_chain(workflow_id))}</h2><table><tr><th>seq</th>
 <th>time</th><th>kind</th><th>node</th><th>status</th></tr>{audit_rows}</table></section>

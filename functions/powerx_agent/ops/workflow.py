@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from powerx_agent.adapters.execution_logs import is_express_execution
 from powerx_agent.escalation.backlog import emit_backlog
 from powerx_agent.nodes.runner import callback_id_for, small
 from powerx_agent.ops.takeover import (
@@ -47,14 +48,15 @@ def list_workflows(deps: Deps, tenant: str | None = None, status: str | None = N
     return items[:limit]
 
 
-def _execution(deps: Deps, execution_arn: str | None) -> dict[str, Any] | None:
-    return deps.state_machines.describe(execution_arn)  # type: ignore[no-any-return]
+def _execution(deps: Deps, execution_arn: str | None, started_after: float | None = None) -> dict[str, Any] | None:
+    """DescribeExecution, or for an Express execution (which it does not serve) what its log records say."""
+    return deps.state_machines.describe(execution_arn, started_after)  # type: ignore[no-any-return]
 
 
 def show_workflow(deps: Deps, workflow_id: str) -> dict[str, Any]:
     """META, nodes (attempts, duration, error, generation), execution status, decision summary."""
     meta = meta_of(deps, workflow_id)
-    execution = _execution(deps, meta.get("execution_arn"))
+    execution = _execution(deps, meta.get("execution_arn"), meta.get("created_at"))
     decision = meta.get("decision") or {}
     selected = decision.get("selected") or {}
     nodes = []
@@ -260,7 +262,11 @@ def stop_workflow(deps: Deps, metrics: Any, workflow_id: str, by: str, reason: s
             if item.get("status") == "RUNNING" else None
         if callback and callback.get("status") == "OPEN":
             tokens.append(callback["task_token"])
-    if meta.get("execution_arn"):
+    if is_express_execution(meta.get("execution_arn")):
+        # StopExecution does not serve Express executions: this one runs its remaining nodes to the end
+        # (5 minutes at most); the workflow stays STOPPED (no transition moves a STOPPED workflow)
+        execution_status = "NOT_STOPPABLE"
+    elif meta.get("execution_arn"):
         if deps.state_machines.stop(meta["execution_arn"], "Agent.Stopped", f"{by}: {reason}"):
             execution_status = "ABORTED"
         else:
