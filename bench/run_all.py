@@ -7,6 +7,8 @@
    (p50/p99), and the state transitions of a successful workflow executed on moto vs nodes + 2.
 3. ``bench/ingest.py``: cold import of the ingest handler vs ``import boto3``; ingest cost per event.
 4. ``bench/product_cost.py``: ingest + match + build + compile per event with AWS answered in memory.
+5. ``bench/cost.py``: $ per million C-1 events per service beside the hand-wired anchor, the write path's
+   counts per event and the hottest DynamoDB keys at 2,000 events/s, from a run on the embedded runtime.
 
 ``make bench`` runs this (``make bench-quick``) and then the load runs on the embedded runtime
 (``make bench-load``, ``bench/load.py``), which take tens of minutes.
@@ -51,6 +53,9 @@ def main() -> None:
               "The load runs on the embedded runtime (moto side by side with a bare pipeline, and 200 events/s "
               "offered for 30 s) take tens of minutes on 2 cores: `make bench` runs them after this "
               "(`make bench-load`), results in [benchmarks-load.md](benchmarks-load.md).", ""]
+    import cost as cost_bench  # bench/cost.py: $ per million C-1 events, product beside the anchor
+
+    cost_bench.run(extra)
     m10k = matcher[-1]
     m100 = matcher[0]
     f50 = next(r for r in flows if r["nodes"] == 50)

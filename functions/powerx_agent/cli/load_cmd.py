@@ -12,6 +12,7 @@ lives in :mod:`powerx_agent.local.load`.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -66,11 +67,24 @@ def load(rate: float = typer.Option(10.0, "--rate", help="events offered per sec
          tenant: str = typer.Option("acme", "--tenant", help="tenant the events are sent for"),
          bare: bool = typer.Option(True, "--bare/--no-bare", help="also drive the bare-moto reference pipeline"),
          drain_timeout: float = typer.Option(300.0, "--drain-timeout", help="seconds to wait for the backlog"),
-         output_json: bool = typer.Option(False, "--json", help="print the results as JSON")) -> None:
+         output_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+         heat: bool = typer.Option(False, "--heat", help="measure the product alone: requests, DynamoDB write "
+                                   "units and writes per (table, index, key) per second, scaled to --target-rate"),
+         target_rate: float = typer.Option(2000.0, "--target-rate", help="events/s of one tenant the heat is "
+                                           "scaled to"),
+         out: Path = typer.Option(None, "--out", help="with --heat: write the profile (JSON) here, for "
+                                  "`powerx-agent cost --profile`")) -> None:
     """Offer RATE events/s for DURATION s; report sustained rate and generation / end-to-end latency."""
     from powerx_agent.local import load as lib
 
     _check(rate, duration)
+    if heat:
+        if stack:
+            raise typer.BadParameter("needs the embedded runtime: on AWS, read the hot keys from CloudWatch "
+                                     "Contributor Insights for DynamoDB (docs/capacity.md)", param_hint="--heat")
+        if not 0 < target_rate <= 1_000_000:
+            raise typer.BadParameter("must be in (0, 1000000] events/s", param_hint="--target-rate")
+        raise typer.Exit(_heat(rate, duration, tenant, drain_timeout, target_rate, out, output_json))
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, transient=True)
     tasks: dict[str, Any] = {}
@@ -117,6 +131,56 @@ def load(rate: float = typer.Option(10.0, "--rate", help="events offered per sec
         render(results, accounting)
     unfinished = any(not r.drained for r in results) or (accounting and accounting["unaccounted_count"])
     raise typer.Exit(1 if unfinished else 0)
+
+
+HOT_KEY_LIMIT = 100.0
+"""Write units per second one partition-key value may see at the target rate: a tenth of the 1,000
+WCU a partition serves (docs/capacity.md)."""
+
+
+def _heat(rate: float, duration: float, tenant: str, drain_timeout: float, target_rate: float, out: Path | None,
+          output_json: bool) -> int:
+    from powerx_agent.adapters.shards import shard_family
+    from powerx_agent.local.profile import measure
+    from powerx_agent.local.runtime import LocalRuntime
+
+    with console.status("starting the embedded runtime on 127.0.0.1..."):
+        runtime = LocalRuntime.start()
+    try:
+        with console.status(f"driving {rate:g}/s for {duration:g} s and draining..."):
+            profile = measure(runtime, events=max(1, int(round(rate * duration))), rate=rate, tenant=tenant,
+                              drain_timeout=drain_timeout, target_rate=target_rate, shards=shard_family)
+    finally:
+        runtime.stop()
+    if out:
+        out.write_text(json.dumps(profile, indent=2, default=str))
+    hot = [r for r in profile["heat"] if r["at_target"] > HOT_KEY_LIMIT]
+    if output_json:
+        console.print_json(json.dumps(profile, default=str))
+    else:
+        render_heat(profile, target_rate)
+    return 1 if hot or not profile["run"]["drained"] else 0
+
+
+def render_heat(profile: dict[str, Any], target_rate: float) -> None:
+    run = profile["run"]
+    console.print(f"{run['events']} C-1 events at {run['rate']:g}/s (tenant {run['tenant']}); per accepted event: "
+                  f"{profile['requests_total']} AWS requests, {profile['dynamodb_write_requests']} DynamoDB write "
+                  f"requests, {profile['index_writes']} index writes, {profile['wru']} + {profile['index_wru']} write "
+                  f"units (tables + indexes), {profile['strongly_consistent_reads']} strongly consistent reads")
+    table = Table(title=f"write units per key, scaled to {target_rate:,.0f} events/s of one tenant",
+                  title_justify="left")
+    for column in ("table", "index", "partition key", "kind", "units/event", "peak/s measured",
+                   f"at {target_rate:,.0f}/s"):
+        table.add_column(column)
+    for row in profile["heat"][:15]:
+        colour = "red" if row["at_target"] > HOT_KEY_LIMIT else "green"
+        table.add_row(row["table"], row["index"] or "—", row["key"][:60], row["kind"], f"{row['per_event']:g}",
+                      str(row["peak_measured"]), f"[{colour}]{row['at_target']:,.0f}[/]")
+    console.print(table)
+    hot = [r for r in profile["heat"] if r["at_target"] > HOT_KEY_LIMIT]
+    console.print(f"keys above {HOT_KEY_LIMIT:g} WCU/s at {target_rate:,.0f}/s: "
+                  + (f"[red]{len(hot)}[/]" if hot else "[green]none[/]"))
 
 
 def register(local_app: typer.Typer) -> None:

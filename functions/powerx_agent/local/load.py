@@ -119,43 +119,6 @@ def produce(put_events: Callable[[list[dict[str, Any]]], dict[str, Any]], *, rat
     return out
 
 
-# ---------------------------------------------------------------------------------- request counting
-class RequestCounter:
-    """Counts the requests the moto server answers, by service, while active (a measuring aid for
-    explaining the product/bare ratio: how many AWS calls each pipeline makes per event)."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-        self._lock = threading.Lock()
-        self._original: Any = None
-
-    def __enter__(self) -> RequestCounter:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
-        counter = self
-        self._original = DomainDispatcherApplication.__call__
-
-        def counted(app: Any, environ: dict[str, Any], start_response: Any) -> Any:
-            auth = environ.get("HTTP_AUTHORIZATION", "")
-            service = auth.split("/")[3] if auth.count("/") >= 3 else environ.get("PATH_INFO", "?")[:20]
-            with counter._lock:
-                counter.counts[service] = counter.counts.get(service, 0) + 1
-            return counter._original(app, environ, start_response)
-
-        DomainDispatcherApplication.__call__ = counted
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
-        DomainDispatcherApplication.__call__ = self._original
-
-    def per_event(self, events: int) -> dict[str, float]:
-        out = {k: round(v / events, 1) for k, v in sorted(self.counts.items(), key=lambda kv: -kv[1])}
-        out["total"] = round(sum(self.counts.values()) / max(1, events), 1)
-        return out
-
-
 # ---------------------------------------------------------------------------------- statistics
 def percentiles(values: list[float]) -> dict[str, float | None]:
     if not values:
@@ -216,7 +179,7 @@ def _rss_mb() -> float:
 def runtime_sample(rt: Any, queue_url: str) -> Callable[[], dict[str, Any]]:
     from powerx_agent.local import motopatch
 
-    sqs = rt.client("sqs")
+    sqs = rt.harness("sqs")
 
     def sample() -> dict[str, Any]:
         attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
@@ -268,7 +231,9 @@ def run_product(rt: Any, rate: float, duration: float, *, drain_timeout: float =
                        bus=spec.BUS_NAME, tenant=tenant, progress=progress, sample=sample)
     drained, drain_seconds = drain(rt, queue_url, drain_timeout, progress, produced.sent, produced.samples,
                                    sample, t0)
-    audit = get_deps().audit
+    from powerx_agent.adapters.audit_store import AuditStore
+
+    audit = AuditStore(rt.harness("dynamodb"), get_deps().settings.audit_table)  # not counted as the product's
     gen, e2e, done_at = [], [], {}
     for key in produced.keys:
         records = {r["kind"]: r for r in audit.chain(workflow_chain(workflow_id_for(tenant, key)))}
@@ -382,7 +347,7 @@ def run_bare(rt: Any, rate: float, duration: float, *, drain_timeout: float = 30
     from powerx_agent.local import motopatch
 
     bare = setup_bare(rt)
-    sqs = rt.client("sqs")
+    sqs = rt.harness("sqs")
     t0 = time.monotonic()
 
     def sample() -> dict[str, Any]:
@@ -402,7 +367,7 @@ def run_bare(rt: Any, rate: float, duration: float, *, drain_timeout: float = 30
 
     drained, drain_seconds = drain(_Idle(), bare["queue_url"], drain_timeout, progress, produced.sent,
                                    produced.samples, sample, t0)
-    sfn = rt.client("stepfunctions")
+    sfn = rt.harness("stepfunctions")
     stops: dict[str, float] = {}
     for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=bare["machine"],
                                                                statusFilter="SUCCEEDED"):

@@ -60,6 +60,7 @@ class LocalRuntime:
         self.max_executions_in_flight = int(max_executions_in_flight or
                                             os.environ.get("POWERX_LOCAL_MAX_EXECUTIONS") or 64)
         self.poller_paused_seconds = 0.0
+        self._harness: dict[tuple[str, int], Any] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -133,8 +134,23 @@ class LocalRuntime:
         aws.reset_clients()
 
     # -- clients and invocations -----------------------------------------------------------
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def client(self, service: str) -> Any:
-        return aws.client(service, REGION, f"http://127.0.0.1:{self.port}")
+        return aws.client(service, REGION, self.endpoint)
+
+    def harness(self, service: str) -> Any:
+        """A client for the runtime's own checks (idle, samples, accounting): requests a
+        :class:`~powerx_agent.local.meter.Meter` leaves out of what the product costs."""
+        from powerx_agent.local.meter import harness_client
+
+        key = (service, self.port)
+        found = self._harness.get(key)
+        if found is None:
+            found = self._harness[key] = harness_client(service, self.endpoint, REGION)
+        return found
 
     def _poller_client(self, service: str) -> Any:
         """The matcher poller's clients; its SQS client waits before each receive while the number of
@@ -200,7 +216,7 @@ class LocalRuntime:
         return self.client("events").put_events(Entries=entries)
 
     def running_executions(self) -> int:
-        sfn = self.client("stepfunctions")
+        sfn = self.harness("stepfunctions")
         count = 0
         for machine in sfn.list_state_machines().get("stateMachines", []):
             count += len(sfn.list_executions(stateMachineArn=machine["stateMachineArn"],
@@ -211,7 +227,7 @@ class LocalRuntime:
         """Wait until no delivery, queued message or running execution is left (True) or timeout."""
         deadline = time.monotonic() + timeout
         quiet_since: float | None = None
-        sqs = self.client("sqs")
+        sqs = self.harness("sqs")
         assert self.deployment is not None
         url = self.deployment.queue_urls[spec.MATCH_QUEUE.name]
         while time.monotonic() < deadline:

@@ -1,0 +1,90 @@
+"""``powerx-agent cost``: what one million C-1 events cost on AWS, per service, beside a hand-wired
+pipeline (docs/cost.md). The counts come from a measured run on the embedded runtime (or a profile
+written by ``powerx-agent local load --heat --out FILE``); the arithmetic is :mod:`powerx_agent.ops.cost`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+TARGET_RATIO = 2.0
+
+
+def _memory() -> dict[str, int]:
+    from powerx_agent import spec
+
+    return {f.name.removeprefix("powerx-agent-"): f.memory for f in spec.FUNCTIONS}
+
+
+def bills(profile: dict[str, Any]) -> dict[str, Any]:
+    from powerx_agent.ops import cost
+
+    assumptions = cost.Assumptions()
+    product = cost.product_bill(profile, assumptions, _memory())
+    anchor = cost.anchor_bill(assumptions)
+    return {"prices_checked": cost.PRICES_CHECKED, "region": cost.REGION, "assumptions": assumptions.__dict__,
+            "product": product.to_dict(), "anchor": anchor.to_dict(), "comparison": cost.compare(product, anchor),
+            "target_ratio": TARGET_RATIO}
+
+
+def render(result: dict[str, Any], profile: dict[str, Any]) -> None:
+    comparison = result["comparison"]
+    table = Table(title=f"$ per million C-1 events, {result['region']} list prices checked {result['prices_checked']}",
+                  title_justify="left")
+    for column in ("service", "product", "hand-wired anchor"):
+        table.add_column(column, justify="right" if column != "service" else "left")
+    for row in comparison["rows"]:
+        table.add_row(row["service"], f"{row['product']:,.2f}", f"{row['anchor']:,.2f}")
+    table.add_row("[bold]total[/]", f"[bold]{comparison['product']:,.2f}[/]", f"[bold]{comparison['anchor']:,.2f}[/]")
+    console.print(table)
+    ratio = comparison["ratio"] or 0.0
+    colour = "green" if ratio <= result["target_ratio"] else "red"
+    console.print(f"product / anchor: [{colour}]{ratio:.2f}×[/] (target ≤ {result['target_ratio']:g}×); measured on "
+                  f"{profile.get('run', {}).get('events', '?')} events: {profile.get('requests_total')} AWS requests, "
+                  f"{profile.get('wru')} + {profile.get('index_wru')} write units per event")
+
+
+def cost(profile_file: Path = typer.Option(None, "--profile", help="a profile from `powerx-agent local load "
+                                           "--heat --out FILE` (default: measure one now on the embedded runtime)"),
+         rate: float = typer.Option(10.0, "--rate", help="events/s offered when measuring"),
+         events: int = typer.Option(40, "--events", help="events offered when measuring"),
+         output_json: bool = typer.Option(False, "--json", help="print the result as JSON")) -> None:
+    """Dollars per million C-1 events per service, product beside the hand-wired anchor."""
+    if not 0 < rate <= 200:
+        raise typer.BadParameter("must be in (0, 200] events/s", param_hint="--rate")
+    if not 1 <= events <= 2000:
+        raise typer.BadParameter("must be in [1, 2000]", param_hint="--events")
+    if profile_file is not None:
+        try:
+            profile = json.loads(profile_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise typer.BadParameter(f"cannot read a profile from {profile_file}: {exc}", param_hint="--profile") \
+                from exc
+        if not isinstance(profile, dict) or "requests" not in profile:
+            raise typer.BadParameter(f"{profile_file} is not a profile (no 'requests')", param_hint="--profile")
+    else:
+        from powerx_agent.local.profile import measure
+        from powerx_agent.local.runtime import LocalRuntime
+
+        with console.status("starting the embedded runtime on 127.0.0.1..."):
+            runtime = LocalRuntime.start()
+        try:
+            with console.status(f"measuring {events} C-1 events at {rate:g}/s..."):
+                profile = measure(runtime, events=events, rate=rate)
+        finally:
+            runtime.stop()
+    result = bills(profile)
+    if output_json:
+        console.print_json(json.dumps({**result, "profile": profile}, default=str))
+    else:
+        render(result, profile)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("cost")(cost)
