@@ -1,10 +1,12 @@
-"""The embedded runtime's DynamoDB patches (local/motopatch.py 6 and 7): stream records reach their
+"""The embedded runtime's DynamoDB patches (local/motopatch.py 6, 7 and 11): stream records reach their
 function in ordered batches off the write path, and a table query reads only its partition while
-answering exactly as a full-table query would (order, limit, pagination, both directions)."""
+answering exactly as a full-table query would (order, limit, pagination, both directions), and a
+conditional write is atomic."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +122,46 @@ def _zip() -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("README.txt", "test function\n")
     return buffer.getvalue()
+
+
+def test_given_many_threads_putting_one_item_conditionally_when_raced_then_exactly_one_write_wins(
+        rt, uid, monkeypatch):
+    """motopatch 11: DynamoDB applies a conditional write atomically; so does the embedded runtime. The
+    window between moto's condition check and its write is widened to 10 ms, so without the patch every
+    racer passes the check."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from moto.dynamodb.models import table as moto_table
+
+    original = moto_table.get_filter_expression
+
+    class Slow:
+        def __init__(self, op: Any) -> None:
+            self.op = op
+
+        def expr(self, item: Any) -> Any:
+            found = self.op.expr(item)
+            time.sleep(0.01)
+            return found
+
+    monkeypatch.setattr(moto_table, "get_filter_expression", lambda *a, **k: Slow(original(*a, **k)))
+    ddb = rt.client("dynamodb")
+    table = get_deps().settings.audit_table
+    gate = threading.Barrier(16)
+
+    def put(i: int) -> bool:
+        gate.wait(timeout=30)
+        try:
+            ddb.put_item(TableName=table, Item={"pk": {"S": f"TEST#race-{uid}"}, "seq": {"N": "1"},
+                                                "writer": {"N": str(i)}},
+                         ConditionExpression="attribute_not_exists(pk)")
+            return True
+        except ddb.exceptions.ConditionalCheckFailedException:
+            return False
+
+    for _ in range(3):
+        ddb.delete_item(TableName=table, Key={"pk": {"S": f"TEST#race-{uid}"}, "seq": {"N": "1"}})
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            won = list(pool.map(put, range(16)))
+        assert won.count(True) == 1

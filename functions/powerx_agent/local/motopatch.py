@@ -56,6 +56,12 @@ Checked against moto 5.2.5 (the version pinned by ``pyproject.toml``: ``moto[ser
     so with a backlog of thousands each call cost tens of ms (90% of all CPU in an overload run).
     The patch builds the attributes once per ``GetQueueAttributes`` call, and without the counts
     (which sending never reads) inside ``SendMessage``/``SendMessageBatch``. Same answers.
+11. ``DynamoDBBackend.put_item`` / ``update_item`` / ``delete_item`` / ``transact_write_items``: moto
+    evaluates a ``ConditionExpression`` and then writes, with nothing in between held, and its server
+    answers requests on many threads. Two conditional writes of one item can then both pass their
+    condition (two appends at one audit sequence number: one record silently replaces the other; two
+    takeovers of one expired lease). DynamoDB applies each conditional write atomically. The patch
+    serialises moto's writes (one re-entrant lock per process); reads are not held.
 """
 
 from __future__ import annotations
@@ -145,6 +151,7 @@ def apply(rule_lambda_target: Callable[[dict[str, Any], dict[str, Any]], None]) 
         _patch_backend_for_host()
         _patch_jsonpath_parse_cache()
         _patch_sqs_attributes()
+        _patch_atomic_writes()
         _state["applied"] = True
 
 
@@ -579,3 +586,21 @@ def _patch_sqs_attributes() -> None:
     SQSBackend.get_queue_attributes = within("once", SQSBackend.get_queue_attributes)
     SQSBackend.send_message = within("no-counts", SQSBackend.send_message)
     SQSBackend.send_message_batch = within("no-counts", SQSBackend.send_message_batch)
+
+
+# -- 11. a conditional write is atomic, as in DynamoDB ------------------------------------------
+_write_lock = threading.RLock()
+
+
+def _patch_atomic_writes() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    def held(method: Callable[..., Any]) -> Callable[..., Any]:
+        def write(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with _write_lock:
+                return method(self, *args, **kwargs)
+
+        return write
+
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        setattr(DynamoDBBackend, name, held(getattr(DynamoDBBackend, name)))
