@@ -143,6 +143,8 @@ STATES_ACCESS: dict[str, tuple[str, ...]] = {
     # runner._reuse: a node already SUCCEEDED (retry generation / filled by hand) resumes its waiting task
     "node_plugin": ("states:SendTaskSuccess",),
     "node_review": ("states:SendTaskSuccess",),  # runner._reuse (a review node waits for a task token)
+    # nodes/workflow.py hand_off: an Express head starts its Standard continuation
+    "workflow": ("states:StartExecution",),
     # nodes/callbacks.py: heartbeat, success, failure of waiting plugin and review nodes
     "callbacks_api": ("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"),
 }

@@ -107,7 +107,7 @@ class FakeWorkflowsStore:
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
 
-    def create(self, meta: dict[str, Any], node_ids: list[str]) -> bool:
+    def create(self, meta: dict[str, Any], node_ids: list[str], skipped: dict[str, str] | None = None) -> bool:
         pk = f"WF#{meta['workflow_id']}"
         with self._lock:
             if (pk, "META") in self.items:
@@ -115,19 +115,32 @@ class FakeWorkflowsStore:
             self.items[(pk, "META")] = {"pk": pk, "sk": "META", "status": "PENDING",
                                         "created_at": round(time.time(), 3), **meta}
         for node_id in node_ids:
-            self.ensure_node(meta["workflow_id"], node_id)
+            self.ensure_node(meta["workflow_id"], node_id, skipped=(skipped or {}).get(node_id))
         return True
 
-    def ensure_node(self, workflow_id: str, node_id: str) -> None:
+    def ensure_node(self, workflow_id: str, node_id: str, skipped: str | None = None) -> None:
+        item = {"pk": f"WF#{workflow_id}", "sk": f"NODE#{node_id}", "node_id": node_id, "workflow_id": workflow_id,
+                "status": "PENDING", "attempts": 0}
+        if skipped:
+            item.update(status="SKIPPED", reason=skipped)
         with self._lock:
-            self.items.setdefault((f"WF#{workflow_id}", f"NODE#{node_id}"), {
-                "pk": f"WF#{workflow_id}", "sk": f"NODE#{node_id}", "node_id": node_id, "workflow_id": workflow_id,
-                "status": "PENDING", "attempts": 0})
+            self.items.setdefault((f"WF#{workflow_id}", f"NODE#{node_id}"), item)
 
-    def update_meta(self, workflow_id: str, **fields: Any) -> None:
+    def update_meta(self, workflow_id: str, unless: str | None = None, **fields: Any) -> None:
         with self._lock:
-            self.items.setdefault((f"WF#{workflow_id}", "META"), {"pk": f"WF#{workflow_id}", "sk": "META"}).update(
-                fields)
+            meta = self.items.setdefault((f"WF#{workflow_id}", "META"), {"pk": f"WF#{workflow_id}", "sk": "META"})
+            if unless and unless in meta:
+                return
+            meta.update(fields)
+
+    def hand_off(self, workflow_id: str, **fields: Any) -> bool:
+        with self._lock:
+            meta = self.items.get((f"WF#{workflow_id}", "META"))
+            if meta is None or meta.get("status") not in ("PENDING", "RUNNING") or "handed_off_at" in meta:
+                return False
+            meta.update({k: v for k, v in fields.items() if v is not None}, status="RUNNING",
+                        handed_off_at=round(time.time(), 3))
+            return True
 
     def transition_workflow(self, workflow_id: str, status: str, **fields: Any) -> bool:
         return self._transition((f"WF#{workflow_id}", "META"), status, WORKFLOW_FROM[status], fields)
@@ -375,6 +388,10 @@ class FakeStateMachines:
     def machine_name(self, flow: Any) -> str:
         return self.settings.state_machine_prefix + flow.state_machine_name.removeprefix(spec.STATE_MACHINE_PREFIX)
 
+    def arn_of(self, compiled_name: str) -> str:
+        return state_machine_arn(self.settings, self.settings.state_machine_prefix
+                                 + compiled_name.removeprefix(spec.STATE_MACHINE_PREFIX))
+
     def ensure(self, flow: Any) -> dict[str, Any]:
         json.loads(flow.definition_json)  # a definition that is not JSON is refused, as by the service
         arn = state_machine_arn(self.settings, self.machine_name(flow))
@@ -384,7 +401,7 @@ class FakeStateMachines:
             if existing["definition"] != flow.definition_json:
                 raise AgentError(f"state machine {arn} exists with another definition", code="fake.conflict")
             out = {"state_machine_arn": arn, "state_machine_version_arn": f"{arn}:1"}
-            if flow.strategy_id:
+            if flow.strategy_id and not flow.continuation:  # an Express head is not a strategy version
                 self.versions.setdefault(flow.strategy_id, set()).add(flow.strategy_version)
                 self.aliases[flow.strategy_id] = flow.strategy_version
                 alias_machine = state_machine_arn(self.settings, self.settings.state_machine_prefix + flow.strategy_id)

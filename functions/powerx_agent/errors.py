@@ -104,6 +104,14 @@ class TenantScopeError(AgentError):
     code = "tenant.plugin_not_allowed"
 
 
+class HandOff(AgentError):
+    """Raised in an Express head by a node whose retryable failure still has attempts left: the head
+    catches it and continues the workflow in its Standard machine, where the retries run
+    (docs/write-path.md, "Express first")."""
+
+    code = "node.hand_off"
+
+
 # the one list of the node errors Step Functions retries (the compiled Retry blocks) and of those it does not
 RETRYABLE = tuple(c.__name__ for c in (PluginUnavailable, DownstreamUnavailable, AwsUnavailable))
 NOT_RETRYABLE = tuple(c.__name__ for c in (PluginRejected, NodeInputError, TenantScopeError))

@@ -63,7 +63,8 @@ WORKFLOWS_TABLE = TableSpec(
     "pk",
     "sk",
     indexes=(
-        # open review tasks and workflows by status: gsi1pk = "REVIEW#OPEN" / "WF#<tenant>"
+        # open review tasks and workflows by tenant: gsi1pk = "REVIEW#OPEN" / "T#<tenant>#<shard>" (audit/shards.py;
+        # "WF#<tenant>" before the key was sharded)
         IndexSpec("gsi1", "gsi1pk", "gsi1sk"),
     ),
 )

@@ -209,8 +209,13 @@ class Functions(Construct):
             )
         workflow.grant_manage(self.roles["matcher"], constants.STATES_ACCESS["matcher"])
         for key, actions in constants.STATES_ACCESS.items():
-            if key != "matcher":
-                workflow.grant_task_response(self.roles[key], actions)
+            if key == "matcher":
+                continue
+            if "states:StartExecution" in actions:
+                workflow.grant_start(self.roles[key])
+            responses = [a for a in actions if a != "states:StartExecution"]
+            if responses:
+                workflow.grant_task_response(self.roles[key], responses)
         self.roles["replay_api"].add_to_policy(
             iam.PolicyStatement(actions=["events:PutEvents"], resources=[event_bus_arn])
         )

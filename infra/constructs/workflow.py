@@ -159,6 +159,15 @@ class Workflow(Construct):
         )
         self._acknowledge_prefix(grantee, "stateMachine")
 
+    def grant_start(self, grantee: iam.IGrantable) -> None:
+        """StartExecution on ``agent-*`` state machines: an Express head's hand-off to its Standard machine."""
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="StartAgentStateMachines", actions=["states:StartExecution"], resources=[self.state_machine_arns]
+            )
+        )
+        self._acknowledge_prefix(grantee, "stateMachine")
+
     def grant_task_response(self, grantee: iam.IGrantable, actions: Iterable[str] = TASK_RESPONSE_ACTIONS) -> None:
         """Resume waitForTaskToken tasks of ``agent-*`` state machines (callbacks API; node_plugin success)."""
         unknown = set(actions) - set(TASK_RESPONSE_ACTIONS)

@@ -21,6 +21,9 @@ def test_given_report_job_completed_when_put_on_bus_then_workflow_succeeds_with_
     assert c1.execution_status == "SUCCEEDED"
     assert {n: nodes[n]["status"] for n in nodes} == {
         "render": "SUCCEEDED", "archive": "SUCCEEDED", "tell-owner": "SUCCEEDED", "approve": "SKIPPED"}
+    # nobody is awaited: the whole run is one Express execution of the flow's head
+    assert c1.workflow["state_machine_type"] == "EXPRESS" and not c1.workflow.get("continuation_arn")
+    assert "'approve'" in c1.workflow["type_reason"] and "handed_off_at" not in c1.workflow
 
 
 def test_given_c1_when_plugin_called_then_request_carries_strategy_context_and_headers(c1):

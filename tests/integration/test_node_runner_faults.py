@@ -88,6 +88,13 @@ def test_given_plugin_read_times_out_once_when_workflow_runs_then_retried_and_su
     kinds = chain_kinds(wf["workflow_id"])
     assert kinds.count("node.attempt_failed") == 1 and "node.failed" not in kinds
     assert kinds[-1] == "workflow.succeeded"
+    # C-1 (approve skipped) ran on its Express head, which had no time for a retry: it handed the workflow
+    # off to the Standard machine, where the second attempt ran and the rest of the flow finished
+    assert kinds.count("workflow.handed_off") == 1
+    assert wf["head_execution_arn"] != wf["execution_arn"] and wf["execution_arn"].endswith(f":{wf['workflow_id']}")
+    assert wf["state_machine_type"] == "STANDARD" and wf["state_machine_arn"] == wf["continuation_state_machine_arn"]
+    assert wf["handed_off_because"]["error"] == "HandOff"
+    assert wf["nodes"]["approve"]["status"] == "SKIPPED" and kinds.count("node.skipped") == 1
 
 
 def test_given_async_plugin_never_calls_back_when_callback_times_out_then_escalated_and_late_callback_409(rt, uid):

@@ -20,7 +20,7 @@ import yaml
 from powerx_agent.errors import TaskflowError
 from powerx_agent.strategy.dsl import Strategy
 from powerx_agent.taskflow import limits
-from powerx_agent.taskflow.asl import CompiledFlow, FunctionArns, compile_flow, when_key
+from powerx_agent.taskflow.asl import CompiledFlow, FunctionArns, compile_express_head, compile_flow, when_key
 from powerx_agent.taskflow.graph import STATUS_COLOURS, to_dot, to_svg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -437,3 +437,63 @@ def test_given_a_flow_when_drawn_as_svg_then_every_edge_stays_inside_and_ends_on
     assert catches >= 4  # every task can escalate
     labels = [t.firstChild.data for t in doc.getElementsByTagName("text") if t.firstChild]
     assert "approve = true" in labels and "default" in labels and "branch 1" in labels
+
+
+# ------------------------------------------------------------------------- Express first: the head
+
+
+def _review(node_id: str, *after: str, when: dict[str, Any] | None = None) -> dict[str, Any]:
+    node: dict[str, Any] = {"id": node_id, "manual_review": {"queue": "q", "reason": "r", "sla": "4h"}}
+    if after:
+        node["after"] = list(after)
+    if when is not None:
+        node["when"] = when
+    return node
+
+
+def test_given_the_example_strategy_when_its_head_is_compiled_then_it_is_express_with_approve_as_a_pass_state(
+        example: CompiledFlow) -> None:
+    head = compile_express_head(load_strategy(REPO / "strategies" / "report-on-job-completed.yaml"), ARNS, example)
+    assert head is not None and head.type == "EXPRESS" and example.type == "STANDARD"
+    assert head.skipped_nodes == ("approve",) and head.continuation == example.state_machine_name
+    states = head.definition["States"]
+    assert states["approve.skipped"]["Type"] == "Pass" and "approve" not in states
+    assert head.definition["TimeoutSeconds"] == limits.EXPRESS_MAX_SECONDS
+    # render → archive with their retries (366 s) does not fit 5 minutes: one attempt each (120 s), then hand off
+    assert "Retry" not in states["render"] and states["render"]["Parameters"]["Payload"]["hand_off"] is True
+    assert states["render"]["Catch"][0] == {"ErrorEquals": ["HandOff", "States.Timeout", *LAMBDA_ERRORS],
+                                            "ResultPath": "$.failure", "Next": "Continue in Standard"}
+    assert states["render"]["Catch"][1]["Next"] == "Escalate"
+    hand_off = states["Continue in Standard"]
+    assert hand_off["Parameters"]["Payload"]["action"] == "hand_off" and hand_off["Next"] == "Handed off"
+    assert hand_off["Parameters"]["Payload"]["continuation.$"] == "$.continuation"
+    assert states["Handed off"]["Type"] == "Succeed"
+    assert "'approve'" in head.type_reason and "120 s along render → archive" in head.type_reason
+    assert head.state_machine_name != example.state_machine_name
+    assert head.state_machine_name.startswith("agent-report-on-job-completed-v3-")
+    assert_valid({"head": head.definition_json})
+
+
+def test_given_a_head_whose_retries_fit_express_when_compiled_then_it_keeps_them_and_never_hands_off() -> None:
+    source = strategy([plugin("a", retry={"attempts": 3, "backoff": "1s"}, timeout="10s"),
+                       _review("r", "a", when={"path": "$.big", "equals": True})], timeout="1h")
+    full = compile_flow(source, ARNS)
+    head = compile_express_head(source, ARNS, full)
+    assert full.type == "STANDARD" and head is not None and head.type == "EXPRESS"
+    states = head.definition["States"]
+    assert states["a"]["Retry"] == full.definition["States"]["a"]["Retry"]
+    assert "Continue in Standard" not in states and "hand_off" not in states["a"]["Parameters"]["Payload"]
+    assert [c["Next"] for c in states["a"]["Catch"]] == ["Escalate"]
+
+
+@pytest.mark.parametrize("case", ["unconditional wait", "mode standard", "one attempt too long", "already express"])
+def test_given_a_flow_without_a_head_when_compiled_then_none(case: str) -> None:
+    when = {"path": "$.big", "equals": True}
+    source = {
+        "unconditional wait": strategy([plugin("a"), _review("r", "a")], timeout="1h"),
+        "mode standard": strategy([plugin("a"), _review("r", "a", when=when)], mode="standard", timeout="1h"),
+        "one attempt too long": strategy([plugin("a", timeout="200s"), plugin("b", "a", timeout="100s"),
+                                          _review("r", "b", when=when)], timeout="1h"),
+        "already express": strategy([plugin("a")]),
+    }[case]
+    assert compile_express_head(source, ARNS, compile_flow(source, ARNS)) is None

@@ -122,7 +122,9 @@ def test_given_the_first_delivery_died_before_starting_when_redelivered_then_ret
 def test_given_a_standard_match_message_redelivered_before_it_completed_then_step_functions_deduplicates(deps):
     from powerx_agent.local.demo import c1_event
 
-    Ingestor(deps, deps.metrics()).handle(bus_event("plugin.job.completed", c1_event("-g4"), "powerx.plugins"))
+    large = c1_event("-g4")
+    large["payload"]["job"]["rows"] = 250_000  # its approve node waits for a person: Standard
+    Ingestor(deps, deps.metrics()).handle(bus_event("plugin.job.completed", large, "powerx.plugins"))
     (body,) = deps.queues.drain(deps.settings.match_queue_url)
     finish = deps.events.finish
 

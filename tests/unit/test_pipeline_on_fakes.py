@@ -45,7 +45,13 @@ def test_given_c1_event_when_ingested_and_matched_on_fakes_then_one_execution_of
     workflow = deps.workflows.get(workflow_id)
     assert workflow is not None and workflow["status"] == "RUNNING"
     assert set(workflow["nodes"]) == {"render", "archive", "tell-owner", "approve"}
-    assert kinds(deps, workflow_id) == ["event.accepted", "decision", "workflow.started"]
+    # nobody is awaited (approve's when is false for 1,200 rows): the flow's Express head runs, approve is
+    # recorded SKIPPED at match time, and the head hands off to the Standard machine named in its input
+    assert machine["type"] == "EXPRESS" and workflow["state_machine_type"] == "EXPRESS"
+    assert workflow["nodes"]["approve"]["status"] == "SKIPPED"
+    assert json.loads(execution["input"])["continuation"] == workflow["continuation_state_machine_arn"]
+    assert deps.state_machines.machines[workflow["continuation_state_machine_arn"]]["type"] == "STANDARD"
+    assert kinds(deps, workflow_id) == ["event.accepted", "decision", "node.skipped", "workflow.started"]
     assert check_chain(f"WF#{workflow_id}", deps.audit.chain(f"WF#{workflow_id}")) == ([], [])
     assert deps.events.get("acme", "job-42:completed-f1")["outcome"] == "workflow_started"
 

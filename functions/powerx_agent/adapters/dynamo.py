@@ -77,3 +77,27 @@ def all_items(ddb: Any, operation: str, **kwargs: Any) -> Iterator[dict[str, Any
     for page in pages(ddb, operation, **kwargs):
         for item in page.get("Items", []):
             yield from_item(item)
+
+
+FAN_OUT_WORKERS = 16
+
+
+def fan_out(ddb: Any, table: str, index: str, queries: list[dict[str, Any]],
+            limit: int | None = None) -> list[dict[str, Any]]:
+    """The items of many queries of one index (the shards of a sharded key), run in parallel; each query
+    is followed over all its pages, or up to ``limit`` items. Unordered: the caller merges."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(query: dict[str, Any]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        kwargs = {"TableName": table, "IndexName": index, **query}
+        if limit is not None:
+            kwargs["Limit"] = limit
+        for page in pages(ddb, "query", **kwargs):
+            found += [from_item(i) for i in page.get("Items", [])]
+            if limit is not None and len(found) >= limit:
+                return found[:limit]
+        return found
+
+    with ThreadPoolExecutor(max_workers=min(FAN_OUT_WORKERS, max(1, len(queries)))) as pool:
+        return [item for items in pool.map(run, queries) for item in items]

@@ -74,6 +74,7 @@ class Flow(Protocol):
     type: str
     sha256: str
     hash8: str
+    continuation: str  # an Express head's Standard machine (compiled name), "" for a full flow
 
 
 class Settings(Protocol):
@@ -319,18 +320,25 @@ class StateMachines:
             if error_code(exc) != "StateMachineDoesNotExist":
                 raise
             try:
+                tags = [{"key": "powerx:definition-sha256", "value": flow.sha256},
+                        {"key": "powerx:strategy", "value": f"{flow.strategy_id}@v{flow.strategy_version}"}]
+                if flow.continuation:  # an Express head names the Standard machine it continues in
+                    tags.append({"key": "powerx:continues-in", "value": self.arn_of(flow.continuation)})
                 sfn.create_state_machine(
                     name=name, definition=flow.definition_json, roleArn=self._settings.workflow_role_arn,
-                    type=flow.type, publish=True, versionDescription=description, **wanted,
-                    tags=[{"key": "powerx:definition-sha256", "value": flow.sha256},
-                          {"key": "powerx:strategy", "value": f"{flow.strategy_id}@v{flow.strategy_version}"}])
+                    type=flow.type, publish=True, versionDescription=description, **wanted, tags=tags)
             except Exception as create_exc:  # noqa: BLE001
                 if error_code(create_exc) != "StateMachineAlreadyExists":
                     raise
         out = {"state_machine_arn": arn, "state_machine_version_arn": version_arn}
-        if flow.strategy_id:
+        if flow.strategy_id and not flow.continuation:  # the alias routes to the full flow, never to a head
             out.update(self._publish_strategy_version(flow, description))
         return out
+
+    def arn_of(self, compiled_name: str) -> str:
+        """The ARN of the machine a compiled flow named ``compiled_name`` runs on in this deployment."""
+        return state_machine_arn(self._settings, self._settings.state_machine_prefix
+                                 + compiled_name.removeprefix(spec.STATE_MACHINE_PREFIX))
 
     def _publish_strategy_version(self, flow: Flow, description: str) -> dict[str, Any]:
         sfn = self._sfn

@@ -17,7 +17,8 @@ import time
 from typing import Any
 
 from powerx_agent.adapters.aws import error_code
-from powerx_agent.adapters.dynamo import all_items, from_item, key, pages, to_item, values
+from powerx_agent.adapters.dynamo import all_items, fan_out, from_item, key, pages, to_item, values
+from powerx_agent.audit.shards import tenant_key, tenant_keys
 
 NODE_FROM = {
     "RUNNING": ("PENDING", "RUNNING"),
@@ -46,8 +47,9 @@ class WorkflowsStore:
         self._table = table
 
     # -- workflows ---------------------------------------------------------------------------
-    def create(self, meta: dict[str, Any], node_ids: list[str]) -> bool:
-        """Write one PENDING item per node, then META; False when the workflow already exists.
+    def create(self, meta: dict[str, Any], node_ids: list[str], skipped: dict[str, str] | None = None) -> bool:
+        """Write one PENDING item per node (SKIPPED with its reason for those in ``skipped``), then META;
+        False when the workflow already exists.
 
         The nodes go first and META last, each put conditional: a crash in between leaves nodes that
         the redelivery finds in place (their puts are no-ops) before it writes META, so a workflow
@@ -56,9 +58,10 @@ class WorkflowsStore:
         on the busiest table: see docs/capacity.md.)"""
         now = round(time.time(), 3)
         item = {"pk": wf_pk(meta["workflow_id"]), "sk": "META", "status": "PENDING", "created_at": now,
-                "gsi1pk": f"WF#{meta['tenant_id']}", "gsi1sk": f"{now:017.3f}#{meta['workflow_id']}", **meta}
+                "gsi1pk": tenant_key(meta["tenant_id"], meta["workflow_id"]),
+                "gsi1sk": f"{now:017.3f}#{meta['workflow_id']}", **meta}
         for node_id in node_ids:
-            self.ensure_node(meta["workflow_id"], node_id)
+            self.ensure_node(meta["workflow_id"], node_id, skipped=(skipped or {}).get(node_id))
         try:
             self._ddb.put_item(TableName=self._table, Item=to_item(item),
                                ConditionExpression="attribute_not_exists(pk)")
@@ -68,24 +71,54 @@ class WorkflowsStore:
             return False
         return True
 
-    def ensure_node(self, workflow_id: str, node_id: str) -> None:
+    def ensure_node(self, workflow_id: str, node_id: str, skipped: str | None = None) -> None:
+        item = {"pk": wf_pk(workflow_id), "sk": f"NODE#{node_id}", "node_id": node_id, "workflow_id": workflow_id,
+                "status": "PENDING", "attempts": 0}
+        if skipped:
+            item.update(status="SKIPPED", reason=skipped, updated_at=round(time.time(), 3))
         try:
-            self._ddb.put_item(
-                TableName=self._table,
-                Item=to_item({"pk": wf_pk(workflow_id), "sk": f"NODE#{node_id}", "node_id": node_id,
-                              "workflow_id": workflow_id, "status": "PENDING", "attempts": 0}),
-                ConditionExpression="attribute_not_exists(pk)")
+            self._ddb.put_item(TableName=self._table, Item=to_item(item),
+                               ConditionExpression="attribute_not_exists(pk)")
         except Exception as exc:  # noqa: BLE001
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
 
-    def update_meta(self, workflow_id: str, **fields: Any) -> None:
+    def update_meta(self, workflow_id: str, unless: str | None = None, **fields: Any) -> None:
+        """SET ``fields`` on META; with ``unless``, only while META has no attribute of that name."""
         names = {f"#f{i}": k for i, k in enumerate(fields)}
         vals = {f"v{i}": v for i, v in enumerate(fields.values())}
-        self._ddb.update_item(
-            TableName=self._table, Key=key(pk=wf_pk(workflow_id), sk="META"),
-            UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
-            ExpressionAttributeNames=names, ExpressionAttributeValues=values(**vals))
+        extra: dict[str, Any] = {}
+        if unless:
+            names["#u"] = unless
+            extra["ConditionExpression"] = "attribute_not_exists(#u)"
+        try:
+            self._ddb.update_item(
+                TableName=self._table, Key=key(pk=wf_pk(workflow_id), sk="META"),
+                UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+                ExpressionAttributeNames=names, ExpressionAttributeValues=values(**vals), **extra)
+        except Exception as exc:  # noqa: BLE001
+            if not unless or error_code(exc) != "ConditionalCheckFailedException":
+                raise
+
+    def hand_off(self, workflow_id: str, **fields: Any) -> bool:
+        """Record that a RUNNING workflow continues on another execution (an Express head's Standard
+        continuation): once; False when it was recorded already or the workflow is no longer running."""
+        fields = {k: v for k, v in fields.items() if v is not None}
+        names = {"#s": "status", "#h": "handed_off_at", **{f"#f{i}": k for i, k in enumerate(fields)}}
+        vals = values(running="RUNNING", pending="PENDING", now=round(time.time(), 3),
+                      **{f"v{i}": v for i, v in enumerate(fields.values())})
+        try:
+            self._ddb.update_item(
+                TableName=self._table, Key=key(pk=wf_pk(workflow_id), sk="META"),
+                UpdateExpression="SET #s = :running, #h = :now, updated_at = :now"
+                                 + "".join(f", #f{i} = :v{i}" for i in range(len(fields))),
+                ConditionExpression="#s IN (:pending, :running) AND attribute_not_exists(#h)",
+                ExpressionAttributeNames=names, ExpressionAttributeValues=vals)
+            return True
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return False
 
     def transition_workflow(self, workflow_id: str, status: str, **fields: Any) -> bool:
         return self._transition(wf_pk(workflow_id), "META", status, WORKFLOW_FROM[status], fields)
@@ -128,12 +161,11 @@ class WorkflowsStore:
         return meta
 
     def list_workflows(self, tenant_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        if tenant_id:
-            out = self._ddb.query(TableName=self._table, IndexName="gsi1",
-                                  KeyConditionExpression="gsi1pk = :p",
-                                  ExpressionAttributeValues=values(p=f"WF#{tenant_id}"),
-                                  ScanIndexForward=False, Limit=limit)
-            return [from_item(i) for i in out.get("Items", [])]
+        if tenant_id:  # the newest ``limit`` of every shard (and of the key before sharding), merged
+            queries = [{"KeyConditionExpression": "gsi1pk = :p", "ExpressionAttributeValues": values(p=shard),
+                        "ScanIndexForward": False} for shard in tenant_keys(tenant_id)]
+            found = fan_out(self._ddb, self._table, "gsi1", queries, limit=limit)
+            return sorted(found, key=lambda i: str(i.get("gsi1sk", "")), reverse=True)[:limit]
         items = self._scan(filter_sk="META")
         return sorted(items, key=lambda i: i.get("created_at", 0), reverse=True)[:limit]
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from powerx_agent.audit.shards import time_key
+
 GENESIS = "0" * 64
 
 # the log fields (docs/operations.md), promoted to top-level attributes of every record
@@ -71,7 +73,7 @@ def seal(entry: AuditEntry, seq: int, prev_hash: str, ts: str | None = None) -> 
         "pk": entry.chain,
         "seq": seq,
         "ts": ts,
-        "day": ts[:10],
+        "day": time_key(ts[:10], entry.chain),  # the time index's key, sharded (audit.shards)
         "ts_seq": f"{ts}#{entry.chain}#{seq:08d}",
         "kind": entry.kind,
         "tenant_id": entry.tenant_id,

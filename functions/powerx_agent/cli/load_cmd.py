@@ -140,7 +140,7 @@ WCU a partition serves (docs/capacity.md)."""
 
 def _heat(rate: float, duration: float, tenant: str, drain_timeout: float, target_rate: float, out: Path | None,
           output_json: bool) -> int:
-    from powerx_agent.adapters.shards import shard_family
+    from powerx_agent.audit.shards import shard_family
     from powerx_agent.local.profile import measure
     from powerx_agent.local.runtime import LocalRuntime
 

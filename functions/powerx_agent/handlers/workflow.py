@@ -1,4 +1,4 @@
-"""Step Functions task: workflow transitions (skip a node, complete, escalate)."""
+"""Step Functions task: workflow transitions (skip a node, complete, escalate, hand off)."""
 
 from typing import Any
 

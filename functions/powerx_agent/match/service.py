@@ -22,11 +22,13 @@ from powerx_agent.escalation.service import escalate
 from powerx_agent.strategy.evaluate import Evaluation, EventFacts, evaluate
 from powerx_agent.strategy.library import Library, LibraryCache, build_library, library_from_directory
 from powerx_agent.strategy.loader import CompiledStrategy
-from powerx_agent.taskflow.asl import CompiledFlow, FunctionArns, compile_flow
+from powerx_agent.taskflow.asl import CompiledFlow, FunctionArns, compile_express_head, compile_flow
 from powerx_agent.taskflow.limits import check_execution_input
 
 if TYPE_CHECKING:
     from powerx_agent.deps import Deps
+
+SKIPPED_AT_MATCH = "when condition false (skipped at match time: the flow runs on its Express head)"
 
 
 def event_facts(context: dict[str, Any]) -> EventFacts:
@@ -127,8 +129,11 @@ class Matcher:
                                     strategy_id=strategy.id)
             return {"outcome": "escalated", "workflow_id": workflow_id, **result}
         builtins, variables = found.builtins, found.variables
-        flow = self._compiled_flow(compiled)
-        when = {flow.when_keys[node_id]: found.when[node_id] for node_id in compiled.node_whens}
+        full = self._compiled_flow(compiled)
+        when = {full.when_keys[node_id]: found.when[node_id] for node_id in compiled.node_whens}
+        head = self._express_head(compiled, full)
+        # Express unless someone is awaited: the head when every node that waits is skipped for this event
+        flow = head if head is not None and not any(found.when[n] for n in head.skipped_nodes) else full
         execution_input = {
             "workflow": {"workflow_id": workflow_id, "tenant_id": tenant_id, "event_id": event["event_id"],
                          "idempotency_key": event["idempotency_key"], "event_type": event["event_type"],
@@ -137,23 +142,38 @@ class Matcher:
             "variables": {**builtins, **variables},
             "when": when,
         }
+        continuation: dict[str, Any] = {}
+        if flow is not full:  # where the head hands off to (its "Continue in Standard" state reads it)
+            execution_input["continuation"] = self.deps.state_machines.arn_of(full.state_machine_name)
+            continuation = {"continuation_state_machine_arn": execution_input["continuation"]}
         input_json = json.dumps(execution_input, separators=(",", ":"), default=str)
         check_execution_input(input_json)
-        state_machine_arn = self._ensure_state_machine(flow)
+        state_machine_arn = self._ensure_state_machine(full)  # the strategy version's alias follows it
+        if flow is not full:
+            state_machine_arn = self._ensure_state_machine(flow)
+        skipped = dict.fromkeys(flow.skipped_nodes, SKIPPED_AT_MATCH)
         created = self.deps.workflows.create(
             {"workflow_id": workflow_id, "tenant_id": tenant_id, "event_id": event["event_id"],
              "idempotency_key": event["idempotency_key"], "event_type": event["event_type"],
              "strategy_id": strategy.id, "strategy_version": strategy.version,
              "state_machine_arn": state_machine_arn, "state_machine_type": flow.type, "type_reason": flow.type_reason,
-             "decision": found.decision.to_dict(), "traceparent": context["trace"]["traceparent"], **self._state_machine_meta(flow),
+             "decision": found.decision.to_dict(), "traceparent": context["trace"]["traceparent"],
+             **self._state_machine_meta(full), **self._state_machine_meta(flow), **continuation,
              "received_at": context.get("received_at")},
-            [n.id for n in strategy.flow.nodes])
+            [n.id for n in strategy.flow.nodes], skipped=skipped)
         if flow.type == "EXPRESS" and not created:
             return self._express_again(context, strategy.id)
+        if created:
+            for node_id, why in skipped.items():
+                self.deps.audit.append(AuditEntry(
+                    "node.skipped", workflow_chain(workflow_id), tenant_id=tenant_id, event_id=event["event_id"],
+                    workflow_id=workflow_id, strategy_id=strategy.id, node_id=node_id, status="SKIPPED",
+                    data={"reason": why}))
         execution_arn = self._start(state_machine_arn, workflow_id, input_json)
         if not self.deps.workflows.transition_workflow(workflow_id, "RUNNING", execution_arn=execution_arn):
-            # already moved on (a redelivery, or the nodes finished first): record the ARN alone
-            self.deps.workflows.update_meta(workflow_id, execution_arn=execution_arn)
+            # already moved on (a redelivery, or the nodes finished first): record the ARN alone, unless an
+            # Express head already handed the workflow off to its Standard continuation
+            self.deps.workflows.update_meta(workflow_id, unless="handed_off_at", execution_arn=execution_arn)
         latency_ms = (time.monotonic() - started) * 1000
         if created:
             self.deps.audit.append(AuditEntry(
@@ -161,7 +181,8 @@ class Matcher:
                 workflow_id=workflow_id, strategy_id=strategy.id, status="RUNNING", duration=round(latency_ms, 3),
                 data={"strategy_version": strategy.version, "state_machine": flow.state_machine_name,
                       "type": flow.type, "type_reason": flow.type_reason, "execution_arn": execution_arn,
-                      "variables": variables, "when": when}))
+                      "variables": variables, "when": when,
+                      **({"continuation": flow.continuation} if flow.continuation else {})}))
             self.metrics.add(spec.METRICS["generated"], 1, tenant=tenant_id, strategy=strategy.id)
             self.metrics.add(spec.METRICS["latency"], latency_ms, "Milliseconds", tenant=tenant_id, strategy=strategy.id)
         self.deps.events.finish(tenant_id, event["idempotency_key"], status="COMPLETED", outcome="workflow_started",
@@ -193,6 +214,15 @@ class Matcher:
             flow = compile_flow(compiled.strategy, arns)
             cache[cache_key] = flow
         return flow
+
+    def _express_head(self, compiled: CompiledStrategy, full: CompiledFlow) -> CompiledFlow | None:
+        """The flow's Express head (:func:`compile_express_head`), compiled once per process."""
+        cache = self.state.setdefault("heads", {})
+        if full.sha256 not in cache:
+            cache[full.sha256] = compile_express_head(compiled.strategy, FunctionArns(**self.settings.function_arns),
+                                                      full)
+        head: CompiledFlow | None = cache[full.sha256]
+        return head
 
     def _ensure_state_machine(self, flow: CompiledFlow) -> str:
         """The ARN to start executions on. Creates the flow's hash-named state machine (published as

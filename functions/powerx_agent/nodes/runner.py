@@ -1,7 +1,9 @@
 """Node execution: plugin, notify and manual review nodes, with status write-back and audit.
 
-Status moves PENDING → RUNNING → SUCCEEDED | FAILED (forward only, conditional updates); every
-transition is audited. Retryable failures are raised as typed errors for the state machine's
+Status moves PENDING → RUNNING → SUCCEEDED | FAILED (forward only, conditional updates). Every attempt
+ends in one audit record (``node.succeeded``, ``node.waiting``, ``node.attempt_failed``, ``node.failed``,
+each with its attempt number); the start of an attempt is in the status item (RUNNING, ``attempts``,
+``last_attempt_at``) and the execution history, not in a record of its own (docs/write-path.md). Retryable failures are raised as typed errors for the state machine's
 ``Retry``; on the last attempt the node is marked FAILED before the error propagates.
 
 Idempotent re-runs: a node found already SUCCEEDED in ``agent_workflows`` (kept by ``workflow
@@ -21,7 +23,7 @@ from powerx_agent import spec
 from powerx_agent.adapters.aws import is_aws_error
 from powerx_agent.adapters.downstream import Downstream
 from powerx_agent.audit.records import AuditEntry, workflow_chain
-from powerx_agent.errors import AgentError, AwsUnavailable, NodeInputError, TenantScopeError
+from powerx_agent.errors import AgentError, AwsUnavailable, HandOff, NodeInputError, TenantScopeError
 from powerx_agent.escalation.service import escalate
 from powerx_agent.strategy.templates import Template, compile_template
 from powerx_agent.trace import child
@@ -84,7 +86,9 @@ class NodeRunner:
             raise NodeInputError(f"node {node.get('id')!r} is a {node.get('kind')!r} node; "
                                  f"this function runs {expected_kind!r} nodes")
         workflow_id, node_id = wf["workflow_id"], node["id"]
-        attempt = int(payload.get("retry_count") or 0) + 1
+        tries = int(payload.get("retry_count") or 0) + 1  # this execution's attempt (its Retry counts these)
+        # attempts an Express head made before it handed the workflow off here (numbering goes on)
+        attempt = tries + int((wf.get("attempts_before") or {}).get(node_id) or 0)
         max_attempts = int((node.get("retry") or {}).get("attempts", 1))
         started = time.monotonic()
         generation = generation_of(wf)
@@ -95,12 +99,11 @@ class NodeRunner:
             item = self.deps.workflows.get_node(workflow_id, node_id) or {}
             if item.get("status") == "SUCCEEDED":
                 return self._reuse(payload, wf, node_id, item, generation)
-        self._audit("node.running", wf, node_id, "RUNNING", data={"attempt": attempt, "kind": node["kind"]})
         try:
             return self._run_and_record(payload, node, wf, attempt, started)
         except AgentError as exc:
             duration = round((time.monotonic() - started) * 1000, 3)
-            final = not exc.retryable or attempt >= max_attempts
+            final = not exc.retryable or tries >= max_attempts
             error = {"type": type(exc).__name__, "code": exc.code, "message": exc.message, "attempt": attempt}
             if final:
                 self.deps.workflows.transition_node(workflow_id, node_id, "FAILED", error=error, duration=duration)
@@ -109,6 +112,10 @@ class NodeRunner:
                 self.deps.workflows.transition_node(workflow_id, node_id, "RUNNING", last_error=error)
             self._audit("node.failed" if final else "node.attempt_failed", wf, node_id,
                         "FAILED" if final else "RUNNING", duration=duration, data=error)
+            if not final and payload.get("hand_off"):
+                # an Express head: the retries run in the Standard continuation
+                raise HandOff(f"node {node_id}: attempt {attempt} of {max_attempts} failed ({exc.code}); "
+                              "continuing in the Standard machine", details=error) from exc
             raise
 
     def _run_and_record(self, payload: dict[str, Any], node: dict[str, Any], wf: dict[str, Any], attempt: int,

@@ -1,4 +1,5 @@
-"""Workflow-level transitions invoked by the state machine: skip a node, complete, escalate."""
+"""Workflow-level transitions invoked by the state machine: skip a node, complete, escalate, and an Express
+head's hand-off to its Standard continuation."""
 
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ class WorkflowActions:
             return self.skip(payload["workflow"], payload["node_id"])
         if action == "complete":
             return self.complete(payload["workflow"])
+        if action == "hand_off":
+            return self.hand_off(payload)
         if action == "escalate":
             return self.escalate(payload["workflow"], payload.get("failure"), payload.get("escalation") or {})
         raise ValueError(f"unknown workflow action {action!r}")
@@ -59,6 +62,32 @@ class WorkflowActions:
         if self.deps.workflows.transition_node(wf["workflow_id"], node_id, "SKIPPED", reason="when condition false"):
             self._audit("node.skipped", wf, node_id=node_id, status="SKIPPED", data={"reason": "when condition false"})
         return {"node_id": node_id, "status": "SKIPPED"}
+
+    def hand_off(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """An Express head's node needs a retry the head has no time for: start the Standard machine of
+        the full flow with the same input, named by the workflow id (a second hand-off of the same
+        workflow, Express being at-least-once, finds it started). The workflow's execution is then
+        that one; the nodes that succeeded in the head are reused there, not run again."""
+        wf = payload["workflow"]
+        workflow_id = wf["workflow_id"]
+        nodes = (self.deps.workflows.get(workflow_id) or {}).get("nodes") or {}
+        before = {n: int(item["attempts"]) for n, item in sorted(nodes.items())
+                  if item.get("status") in ("RUNNING", "FAILED") and item.get("attempts")}
+        if before:  # the continuation numbers those nodes' attempts on from there
+            wf = {**wf, "attempts_before": before}
+        execution_input = {"workflow": wf, "variables": payload.get("variables") or {},
+                           "when": payload.get("when") or {}}
+        machine = str(payload["continuation"])  # the matcher put the Standard machine's ARN in the head's input
+        started = self.deps.state_machines.start(machine, workflow_id,
+                                                 json.dumps(execution_input, separators=(",", ":"), default=str))
+        summary = _failure_summary(payload.get("failure"))
+        if self.deps.workflows.hand_off(workflow_id, execution_arn=started.execution_arn, state_machine_arn=machine,
+                                        state_machine_type="STANDARD", head_execution_arn=payload.get("execution_id"),
+                                        handed_off_because=summary):
+            self._audit("workflow.handed_off", wf, status="RUNNING",
+                        data={"execution_arn": started.execution_arn, "from_execution": payload.get("execution_id"),
+                              "state_machine_arn": machine, **summary})
+        return {"workflow_id": workflow_id, "status": "RUNNING", "execution_arn": started.execution_arn}
 
     def complete(self, wf: dict[str, Any]) -> dict[str, Any]:
         meta = self.deps.workflows.get(wf["workflow_id"])

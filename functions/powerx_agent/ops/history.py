@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from powerx_agent.taskflow.asl import SKIPPED_AT_MATCH
+
 if TYPE_CHECKING:
     from powerx_agent.deps import Deps
 
@@ -23,13 +25,17 @@ TASK_RESULTS = {"TaskSucceeded": "SUCCEEDED", "TaskFailed": "FAILED", "TaskTimed
 
 
 def node_ids_from_definition(definition: dict[str, Any]) -> list[str]:
-    """The node ids of a compiled flow: Task states whose Payload has ``action: run``."""
+    """The node ids of a compiled flow: Task states whose Payload has ``action: run``, and the ``Pass``
+    states an Express head has for the nodes skipped at match time."""
     found: list[str] = []
 
     def walk(states: dict[str, Any]) -> None:
         for state in states.values():
             payload = (state.get("Parameters") or {}).get("Payload") or {}
             node = payload.get("node") if isinstance(payload, dict) and payload.get("action") == "run" else None
+            result = state.get("Result") if state.get("Type") == "Pass" else None
+            if isinstance(result, dict) and result.get("action") == SKIPPED_AT_MATCH:
+                node = {"id": result.get("node_id")}
             if isinstance(node, dict) and node.get("id") and node["id"] not in found:
                 found.append(node["id"])
             for branch in state.get("Branches", ()):
@@ -97,8 +103,10 @@ class History:
         """SUCCEEDED / SKIPPED / FAILED from the node's task results, RUNNING when its state was
         entered without a result yet, None when it was never entered."""
         results = self.task_results()
+        skipped = f"{node_id}.skipped"
         if results:
-            if results.get(f"{node_id}.skipped", ("",))[0] == "SUCCEEDED":
+            # a Standard flow's skip task, or an Express head's Pass state (no task result of its own)
+            if results.get(skipped, ("",))[0] == "SUCCEEDED" or (skipped not in results and skipped in self.exited()):
                 return "SKIPPED"
             if node_id in results:
                 result, payload = results[node_id]

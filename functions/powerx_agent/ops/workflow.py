@@ -179,7 +179,9 @@ def retry_workflow(deps: Deps, metrics: Any, workflow_id: str, by: str,
                                 ("after the retried node" if item.get("status") == "SUCCEEDED" else "did not succeed")})
     closed = close_reviews(deps, metrics, meta, "retried", by, f"retried as generation {generation}")
     try:
-        started = deps.state_machines.start(meta["state_machine_arn"], name,
+        # a workflow that ran on an Express head is retried on its Standard machine (the full flow)
+        machine = meta.get("continuation_state_machine_arn") or meta["state_machine_arn"]
+        started = deps.state_machines.start(machine, name,
                                             json.dumps(execution_input, separators=(",", ":"), default=str))
         if started.already:
             raise TakeoverError(f"execution {name} already exists: another retry started it",

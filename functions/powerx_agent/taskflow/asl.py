@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from powerx_agent.errors import NOT_RETRYABLE, RETRYABLE, TaskflowError
+from powerx_agent.errors import NOT_RETRYABLE, RETRYABLE, HandOff, TaskflowError
 from powerx_agent.taskflow import limits
 from powerx_agent.taskflow.builder import Dag, Leaf, Seq, SpTree, build_dag, series_parallel
 from powerx_agent.taskflow.model import FlowSpec, NodeSpec
@@ -32,11 +32,15 @@ __all__ = [
     "ESCALATE",
     "ESCALATED",
     "ESCALATION_FAILED",
+    "HANDED_OFF",
+    "HANDOFF",
+    "SKIPPED_AT_MATCH",
     "LAMBDA_SERVICE_ERRORS",
     "NON_RETRYABLE_ERRORS",
     "RETRYABLE_ERRORS",
     "CompiledFlow",
     "FunctionArns",
+    "compile_express_head",
     "compile_flow",
     "node_worst_case_seconds",
     "when_key",
@@ -76,6 +80,15 @@ ESCALATE = "Escalate"
 ESCALATED = "Escalated"
 ESCALATION_FAILED = "Escalation failed"
 COMPLETE = "Complete"
+HANDOFF = "Continue in Standard"
+HANDED_OFF = "Handed off"
+HANDOFF_ERRORS = (HandOff.__name__, "States.Timeout", *LAMBDA_SERVICE_ERRORS)
+"""What an Express head hands off instead of escalating: a node's retryable failure (the runner raises
+``HandOff`` when its policy still has attempts), a task timeout, a Lambda service error."""
+SKIPPED_AT_MATCH = "skipped_at_match"
+"""``Result.action`` of an Express head's ``Pass`` state that stands for a node (``Result.node_id``)."""
+HANDOFF_RESERVE_SECONDS = 30
+"""Time an Express head keeps for its hand-off (or escalation) after its slowest path."""
 FAILURE_PATH = "$.failure"
 
 _SIMPLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -111,6 +124,10 @@ class CompiledFlow:
     definition_bytes: int = 0
     strategy_id: str = ""
     strategy_version: int = 0
+    # an Express head (compile_express_head): the nodes it leaves out, and the full (Standard) flow's
+    # state machine name it continues in
+    skipped_nodes: tuple[str, ...] = ()
+    continuation: str = ""
 
 
 def when_key(node_id: str) -> str:
@@ -149,17 +166,24 @@ def node_worst_case_seconds(node: NodeSpec) -> float:
     return attempts * _task_timeout(node) + delays
 
 
-def _critical(tree: SpTree, dag: Dag) -> tuple[float, list[str]]:
+def _critical(tree: SpTree, dag: Dag, skipped: frozenset[str] = frozenset(),
+              attempts: int | None = None) -> tuple[float, list[str]]:
+    """The slowest path (seconds, node ids): ``skipped`` nodes take no time; ``attempts=1`` counts one
+    attempt per node instead of the node's retries."""
     if isinstance(tree, Leaf):
-        return node_worst_case_seconds(dag.nodes[tree.node]), [tree.node]
+        if tree.node in skipped:
+            return 0.0, []
+        node = dag.nodes[tree.node]
+        secs = _task_timeout(node) if attempts == 1 else node_worst_case_seconds(node)
+        return secs, [tree.node]
     if isinstance(tree, Seq):
         total, path = 0.0, []
         for part in tree.parts:
-            secs, sub = _critical(part, dag)
+            secs, sub = _critical(part, dag, skipped, attempts)
             total += secs
             path += sub
         return total, path
-    return max((_critical(b, dag) for b in tree.branches), key=lambda x: x[0])
+    return max((_critical(b, dag, skipped, attempts) for b in tree.branches), key=lambda x: x[0])
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -195,8 +219,20 @@ def _workflow_retry() -> list[dict[str, Any]]:
              "IntervalSeconds": 1, "BackoffRate": 2.0, "JitterStrategy": "FULL"}]
 
 
-def _catch() -> list[dict[str, Any]]:
-    return [{"ErrorEquals": ["States.ALL"], "ResultPath": FAILURE_PATH, "Next": ESCALATE}]
+def _catch(head: _Head | None = None) -> list[dict[str, Any]]:
+    escalate = {"ErrorEquals": ["States.ALL"], "ResultPath": FAILURE_PATH, "Next": ESCALATE}
+    if head is None or head.retries:
+        return [escalate]
+    return [{"ErrorEquals": list(HANDOFF_ERRORS), "ResultPath": FAILURE_PATH, "Next": HANDOFF}, escalate]
+
+
+@dataclass(frozen=True)
+class _Head:
+    """How an Express head is emitted: ``skipped`` nodes become ``Pass`` states; without ``retries``
+    every node runs one attempt and a retryable failure goes to the hand-off."""
+
+    skipped: frozenset[str]
+    retries: bool
 
 
 def _reserved_keys(value: Any, where: str) -> list[str]:
@@ -227,7 +263,8 @@ def _node_document(node: NodeSpec) -> dict[str, Any]:
     return doc
 
 
-def _node_task(node: NodeSpec, arns: FunctionArns, nxt: str | None, top: bool) -> dict[str, Any]:
+def _node_task(node: NodeSpec, arns: FunctionArns, nxt: str | None, top: bool,
+               head: _Head | None = None) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "action": "run",
         "node": _node_document(node),
@@ -236,6 +273,8 @@ def _node_task(node: NodeSpec, arns: FunctionArns, nxt: str | None, top: bool) -
         "retry_count.$": "$$.State.RetryCount",
         "execution_id.$": "$$.Execution.Id",
     }
+    if head is not None and not head.retries:
+        payload["hand_off"] = True  # a failure the node's policy would retry is handed off (HandOff)
     timeout = _task_timeout(node)
     state: dict[str, Any] = {
         "Type": "Task",
@@ -252,11 +291,21 @@ def _node_task(node: NodeSpec, arns: FunctionArns, nxt: str | None, top: bool) -
             # rounding up to whole seconds must keep the heartbeat below the timeout
             state["HeartbeatSeconds"] = heartbeat
             state["TimeoutSeconds"] = max(timeout, heartbeat + 1)
-    retry = _retry(node)
+    retry = _retry(node) if head is None or head.retries else []
     if retry:
         state["Retry"] = retry
     if top:
-        state["Catch"] = _catch()
+        state["Catch"] = _catch(head)
+    _link(state, nxt)
+    return state
+
+
+def _skipped_at_match(node: NodeSpec, nxt: str | None) -> dict[str, Any]:
+    """An Express head's stand-in for a node that waits: the matcher recorded it SKIPPED (its ``when``
+    was false for this event) before the head started."""
+    state: dict[str, Any] = {"Type": "Pass", "Comment": f"node '{node.id}' skipped at match time: it waits for "
+                             "a person or a callback and its 'when' condition is false for this event",
+                             "Result": {"action": SKIPPED_AT_MATCH, "node_id": node.id}, "ResultPath": None}
     _link(state, nxt)
     return state
 
@@ -285,10 +334,11 @@ def _link(state: dict[str, Any], nxt: str | None) -> None:
 
 
 class _Emitter:
-    def __init__(self, dag: Dag, arns: FunctionArns) -> None:
+    def __init__(self, dag: Dag, arns: FunctionArns, head: _Head | None = None) -> None:
         self.dag = dag
         self.arns = arns
-        self.names: set[str] = {ESCALATE, ESCALATED, ESCALATION_FAILED, COMPLETE}
+        self.head = head
+        self.names: set[str] = {ESCALATE, ESCALATED, ESCALATION_FAILED, COMPLETE, HANDOFF, HANDED_OFF}
         self._ids: dict[int, list[str]] = {}  # id(tree) -> its node ids (trees live for one compile)
 
     def _tree_nodes(self, tree: SpTree) -> list[str]:
@@ -322,7 +372,10 @@ class _Emitter:
         branch); returns the entry state's name."""
         if isinstance(tree, Leaf):
             node = self.dag.nodes[tree.node]
-            states[node.id] = _node_task(node, self.arns, nxt, top)
+            if self.head is not None and node.id in self.head.skipped:
+                states[f"{node.id}.skipped"] = _skipped_at_match(node, nxt)
+                return f"{node.id}.skipped"
+            states[node.id] = _node_task(node, self.arns, nxt, top, self.head)
             if node.when is None:
                 return node.id
             skipped, choice = f"{node.id}.skipped", f"{node.id}.when"
@@ -355,7 +408,7 @@ class _Emitter:
             "ResultPath": None,
         }
         if top:
-            state["Catch"] = _catch()
+            state["Catch"] = _catch(self.head)
         _link(state, nxt)
         states[name] = state
         return name
@@ -419,8 +472,62 @@ def compile_flow(strategy: FlowSource, arns: FunctionArns) -> CompiledFlow:
 
     tree = series_parallel(dag)
     kind, reason, worst = _choose_type(strategy, dag, tree)
+    return _assemble(strategy, arns, dag, tree, kind, reason, worst, flow.timeout)
 
-    emitter = _Emitter(dag, arns)
+
+def compile_express_head(strategy: FlowSource, arns: FunctionArns, full: CompiledFlow) -> CompiledFlow | None:
+    """The Express head of a flow that ``full`` runs Standard, for the events that await nobody.
+
+    A flow is Standard when a node waits for a person or a callback, or when its worst case (every
+    attempt into its timeout) exceeds Express's 5 minutes. When every node that waits has a ``when``
+    condition (evaluated at match time), an event for which all of them are false awaits nobody: it
+    runs on this head, where those nodes are ``Pass`` states (the matcher records them SKIPPED). If
+    the head's worst case with the nodes' retries fits Express, it is the whole run. Otherwise every
+    node gets one attempt, and a failure its policy would retry hands the workflow off to ``full``
+    (``Continue in Standard``: the same execution input, on the Standard machine, where what
+    succeeded is reused and the retries take as long as they need).
+
+    None when no head applies (mode is not auto, ``full`` is Express already, a node waits
+    unconditionally, or even one attempt per node does not fit)."""
+    flow = strategy.flow
+    if flow.mode != "auto" or full.type != "STANDARD":
+        return None
+    dag = build_dag(flow)
+    waiting = [n for n in dag.order if dag.nodes[n].waits_for_callback]
+    if not waiting or any(dag.nodes[n].when is None for n in waiting):
+        return None
+    tree = series_parallel(dag)
+    skipped = frozenset(waiting)
+    limit = limits.EXPRESS_MAX_SECONDS
+    worst, path = _critical(tree, dag, skipped)
+    names = ", ".join(f"'{n}'" for n in waiting)
+    one = len(waiting) == 1
+    why = (f"EXPRESS head: {'node' if one else 'nodes'} {names}, waiting for a person or a callback, "
+           f"{'is' if one else 'are'} skipped for this event ({'its' if one else 'their'} when condition is false "
+           "at match time)")
+    if worst <= limit - HANDOFF_RESERVE_SECONDS:
+        head = _Head(skipped, retries=True)
+        reason = (f"{why}; the worst-case duration without it ({_fmt_seconds(worst)} along "
+                  f"{' → '.join(path)}) fits the {limit} s Express limit.")
+    else:
+        once, once_path = _critical(tree, dag, skipped, attempts=1)
+        if once > limit - HANDOFF_RESERVE_SECONDS:
+            return None
+        head = _Head(skipped, retries=False)
+        worst = once
+        reason = (f"{why}; one attempt per node ({_fmt_seconds(once)} along {' → '.join(once_path)}) fits "
+                  f"the {limit} s Express limit, and a failure that needs a retry continues in the Standard "
+                  f"machine {full.state_machine_name}.")
+    return _assemble(strategy, arns, dag, tree, "EXPRESS", reason, worst, min(flow.timeout, limit), head,
+                     continuation=full.state_machine_name)
+
+
+def _assemble(strategy: FlowSource, arns: FunctionArns, dag: Dag, tree: SpTree, kind: Literal["STANDARD", "EXPRESS"],
+              reason: str, worst: float, timeout: float, head: _Head | None = None,
+              continuation: str = "") -> CompiledFlow:
+    flow = strategy.flow
+    where = f"strategy {strategy.key}"
+    emitter = _Emitter(dag, arns, head)
     states: dict[str, Any] = {}
     start = emitter.emit(tree, COMPLETE, states, top=True)
     escalation = flow.on_failure.escalate.model_dump(mode="json")
@@ -460,11 +567,29 @@ def compile_flow(strategy: FlowSource, arns: FunctionArns) -> CompiledFlow:
         "Cause": (f"A node of strategy {strategy.key} failed and the escalation itself failed after "
                   "its retries; the workflow needs operator attention."),
     }
+    if head is not None and not head.retries:
+        states[HANDOFF] = {
+            "Type": "Task",
+            "Comment": "a node needs a retry this Express execution has no time for: start the Standard "
+                       f"machine {continuation} with the same input (what succeeded is reused there)",
+            "Resource": LAMBDA_INVOKE,
+            "Parameters": {"FunctionName": arns.workflow,
+                           "Payload": {"action": "hand_off", "workflow.$": "$.workflow",
+                                       "variables.$": "$.variables", "when.$": "$.when",
+                                       "failure.$": FAILURE_PATH, "continuation.$": "$.continuation",
+                                       "execution_id.$": "$$.Execution.Id"}},
+            "ResultPath": None,
+            "Retry": _workflow_retry(),
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.escalation_failure", "Next": ESCALATE}],
+            "Next": HANDED_OFF,
+        }
+        states[HANDED_OFF] = {"Type": "Succeed", "Comment": f"the workflow continues in {continuation}"}
+    variant = " head" if head is not None else ""
     definition: dict[str, Any] = {
-        "Comment": f"PowerX Agent strategy {strategy.id} v{strategy.version} ({kind.lower()}; "
+        "Comment": f"PowerX Agent strategy {strategy.id} v{strategy.version} ({kind.lower()}{variant}; "
                    "generated by powerx_agent.taskflow.asl, do not edit)",
         "StartAt": start,
-        "TimeoutSeconds": max(1, math.ceil(flow.timeout)),
+        "TimeoutSeconds": max(1, math.ceil(timeout)),
         "States": states,
     }
     state_count = limits.check_state_count(limits.count_states(definition), where=where)
@@ -487,4 +612,6 @@ def compile_flow(strategy: FlowSource, arns: FunctionArns) -> CompiledFlow:
         definition_bytes=size,
         strategy_id=strategy.id,
         strategy_version=strategy.version,
+        skipped_nodes=tuple(sorted(head.skipped)) if head is not None else (),
+        continuation=continuation,
     )
