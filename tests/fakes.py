@@ -158,7 +158,7 @@ class FakeWorkflowsStore:
                         updated_at=round(time.time(), 3))
             return True
 
-    def get(self, workflow_id: str) -> dict[str, Any] | None:
+    def get(self, workflow_id: str, consistent: bool = True) -> dict[str, Any] | None:
         pk = f"WF#{workflow_id}"
         meta = self.items.get((pk, "META"))
         if meta is None:

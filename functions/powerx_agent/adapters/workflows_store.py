@@ -149,10 +149,11 @@ class WorkflowsStore:
                 raise
             return False
 
-    def get(self, workflow_id: str) -> dict[str, Any] | None:
-        """META plus ``nodes`` (by node id)."""
+    def get(self, workflow_id: str, consistent: bool = True) -> dict[str, Any] | None:
+        """META plus ``nodes`` (by node id); ``consistent=False`` for a reader that needs only what never
+        changes once written (half the read units)."""
         out = self._ddb.query(TableName=self._table, KeyConditionExpression="pk = :pk",
-                              ExpressionAttributeValues=values(pk=wf_pk(workflow_id)), ConsistentRead=True)
+                              ExpressionAttributeValues=values(pk=wf_pk(workflow_id)), ConsistentRead=consistent)
         items = [from_item(i) for i in out.get("Items", [])]
         meta = next((i for i in items if i["sk"] == "META"), None)
         if meta is None:

@@ -70,7 +70,10 @@ class WorkflowActions:
         that one; the nodes that succeeded in the head are reused there, not run again."""
         wf = payload["workflow"]
         workflow_id = wf["workflow_id"]
-        nodes = (self.deps.workflows.get(workflow_id) or {}).get("nodes") or {}
+        meta = self.deps.workflows.get(workflow_id) or {}
+        if meta.get("status") not in ("PENDING", "RUNNING"):  # ended meanwhile (stopped, escalated): nothing to continue
+            return {"workflow_id": workflow_id, "status": meta.get("status"), "handed_off": False}
+        nodes = meta.get("nodes") or {}
         before = {n: int(item["attempts"]) for n, item in sorted(nodes.items())
                   if item.get("status") in ("RUNNING", "FAILED") and item.get("attempts")}
         if before:  # the continuation numbers those nodes' attempts on from there
@@ -90,7 +93,8 @@ class WorkflowActions:
         return {"workflow_id": workflow_id, "status": "RUNNING", "execution_arn": started.execution_arn}
 
     def complete(self, wf: dict[str, Any]) -> dict[str, Any]:
-        meta = self.deps.workflows.get(wf["workflow_id"])
+        # only created_at is read (for the duration): it never changes, an eventually consistent read will do
+        meta = self.deps.workflows.get(wf["workflow_id"], consistent=False)
         duration = _duration_ms(meta)
         if self.deps.workflows.transition_workflow(wf["workflow_id"], "SUCCEEDED", finished_at=round(time.time(), 3),
                                                    duration=duration):
