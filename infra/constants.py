@@ -101,8 +101,9 @@ TABLE_ACCESS: dict[str, dict[str, tuple[str, ...]]] = {
         spec.AUDIT_TABLE.name: AUDIT_APPEND,
     },
     "audit_stream": {  # besides the stream (event source mapping)
-        # StreamCursor (FLAGS / AUDIT_CURSOR item): hold = conditional update, take = conditional delete
-        spec.STRATEGIES_TABLE.name: ("dynamodb:DeleteItem", _UPDATE),
+        # StreamCursor (FLAGS / AUDIT_CURSOR item): hold = conditional update, take = a read (is there a
+        # cursor?) then a conditional delete
+        spec.STRATEGIES_TABLE.name: (_GET, "dynamodb:DeleteItem", _UPDATE),
         # catch-up after the flag audit-streaming was off: AuditStore.since queries the by_time index
         # (listed in INDEX_QUERIES); no action on the table itself
     },

@@ -100,10 +100,11 @@ EXPECTED: dict[str, set[tuple]] = {
         table("agent_workflows", GET, PUT, UPDATE, QUERY),
         table("agent_tenants", GET),
         GSI1,
+        stmt(["states:StartExecution"], [STATE_MACHINES]),  # an Express head's hand-off to its Standard machine
     },
     "audit_stream": {
         own_logs("audit-stream"), XRAY, FLAGS, KMS_READ, KMS_WRITE,
-        table("agent_strategies", "dynamodb:DeleteItem", UPDATE),
+        table("agent_strategies", GET, "dynamodb:DeleteItem", UPDATE),
         stmt([QUERY], ["arn(table:agent_audit)/index/by_time"]),
         stmt(["logs:CreateLogStream", "logs:PutLogEvents"], ["arn(loggroup:/powerx/agent/audit)"]),
         stmt(["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
