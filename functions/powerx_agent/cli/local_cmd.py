@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import signal
-import threading
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
+
+from powerx_agent.cli import sandbox_cmd, serve_cmd
 
 app = typer.Typer(help="Embedded local runtime: moto server + sandbox services, no AWS account.",
                   no_args_is_help=True)
@@ -103,20 +103,5 @@ def demo(output_json: bool = typer.Option(False, "--json", help="print the resul
     raise typer.Exit(0 if passed == len(results) else 1)
 
 
-@app.command("serve")
-def serve() -> None:
-    """Keep the embedded runtime up until Ctrl-C; prints the endpoints to use with --endpoint-url."""
-    from powerx_agent.local.runtime import LocalRuntime
-
-    runtime = LocalRuntime.start()
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    console.print(f"AWS endpoint  http://127.0.0.1:{runtime.port}\nsandbox       {runtime.sandbox.url}\n"
-                  f"internal API  {runtime.api.url if runtime.api else '-'}\n"
-                  f"export AWS_ENDPOINT_URL=http://127.0.0.1:{runtime.port} AWS_ACCESS_KEY_ID=testing "
-                  f"AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1\nCtrl-C stops it.")
-    try:
-        stop.wait()
-    finally:
-        runtime.stop()
+serve_cmd.register(app)  # powerx-agent local serve [--port P] [--state-dir DIR] [--reset] [--logs]
+sandbox_cmd.register(app)  # powerx-agent local sandbox fail|flaky|slow|down|up|async|reset|status

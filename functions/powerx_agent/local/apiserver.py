@@ -43,7 +43,7 @@ class ApiServer:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> ApiServer:
+    def start(self, port: int = 0) -> ApiServer:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -82,7 +82,7 @@ class ApiServer:
                 data = (payload.get("body") or "").encode()
                 self._reply(int(payload["statusCode"]), data, payload.get("headers") or {})
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, name="local-api", daemon=True).start()
         return self

@@ -119,17 +119,45 @@ def resolve_handler(function_name: str) -> Callable[[Any, Any], Any]:
     return getattr(importlib.import_module(module_name), attr)
 
 
+InvocationListener = Callable[[str, LambdaContext, dict[str, Any]], None]
+_listeners: list[InvocationListener] = []
+
+
+def add_invocation_listener(listener: InvocationListener) -> Callable[[], None]:
+    """``listener(phase, context, info)`` is called with phase "start" before each in-process invocation
+    and "end" after it (info: duration_ms, errored, error, logs); returns the function that removes it
+    (``local serve --logs`` prints Lambda's START / END / REPORT lines from it)."""
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener) if listener in _listeners else None
+
+
+def _tell(phase: str, context: LambdaContext, info: dict[str, Any]) -> None:
+    for listener in list(_listeners):
+        try:
+            listener(phase, context, info)
+        except Exception:  # noqa: BLE001 - a listener never changes an invocation's outcome
+            pass
+
+
 def invoke_in_process(function: Any, event: Any) -> tuple[str, bool, str]:
     """Run our handler for a moto ``LambdaFunction``: (result JSON, errored, logs)."""
     if isinstance(event, str | bytes):
         event = json.loads(event or "{}")
+    context = LambdaContext(function)
+    started = time.monotonic()
+    _tell("start", context, {})
     try:
         handler = resolve_handler(function.function_name)
-        result = handler(event, LambdaContext(function))
-        return json.dumps(result, default=str), False, ""
+        result = handler(event, context)
+        outcome = json.dumps(result, default=str), False, ""
+        _tell("end", context, {"duration_ms": (time.monotonic() - started) * 1000, "errored": False})
+        return outcome
     except Exception as exc:  # noqa: BLE001 - reported to the caller exactly as Lambda would
         error = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
-        return json.dumps(error), True, traceback.format_exc(limit=5)
+        logs = traceback.format_exc(limit=5)
+        _tell("end", context, {"duration_ms": (time.monotonic() - started) * 1000, "errored": True,
+                               "error": error, "logs": logs})
+        return json.dumps(error), True, logs
 
 
 def apply(rule_lambda_target: Callable[[dict[str, Any], dict[str, Any]], None]) -> None:

@@ -29,7 +29,9 @@ from powerx_agent.local import motopatch
 from powerx_agent.local.apiserver import ApiServer
 from powerx_agent.local.deployer import Deployment, deploy, publish_directory, seed_tenants
 from powerx_agent.local.pollers import SqsPoller
+from powerx_agent.local.ports import service_ports
 from powerx_agent.local.sandbox import Sandbox
+from powerx_agent.local.state import StateDir
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
@@ -38,7 +40,8 @@ REGION = "us-east-1"
 class LocalRuntime:
     def __init__(self, *, strategies_dir: Path | None = None, tenants_file: Path | None = None,
                  async_retry_delays: tuple[float, ...] = (6.0, 12.0), visibility_timeout: int = 3, max_receive_count: int = 3,
-                 idempotency_lease_seconds: float = 5.0, max_executions_in_flight: int | None = None) -> None:
+                 idempotency_lease_seconds: float = 5.0, max_executions_in_flight: int | None = None,
+                 port: int = 0, state_dir: Path | None = None, log_level: str = "ERROR") -> None:
         self.strategies_dir = Path(strategies_dir or REPO_ROOT / "strategies")
         self.tenants_file = Path(tenants_file or REPO_ROOT / "config" / "tenants.yaml")
         self.async_retry_delays = tuple(async_retry_delays)
@@ -48,6 +51,11 @@ class LocalRuntime:
         self.sandbox = Sandbox()
         self.server: Any = None
         self.port = 0
+        # port > 0: moto on it, the sandbox on port + 1, the internal API on port + 2 (ports.py)
+        self.requested_port = port
+        self.state = StateDir(Path(state_dir)) if state_dir else None
+        self.log_level = log_level
+        self.restored: dict[str, int] = {}
         self.deployment: Deployment | None = None
         self.api: ApiServer | None = None
         self.poller: SqsPoller | None = None
@@ -79,7 +87,8 @@ class LocalRuntime:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        ports = service_ports(self.requested_port)
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=ports.moto, verbose=False)
         self.server.start()
         self.port = self.server.get_host_and_port()[1]
         endpoint = f"http://127.0.0.1:{self.port}"
@@ -87,8 +96,8 @@ class LocalRuntime:
         requests.post(f"{endpoint}/moto-api/reset", timeout=10)
         requests.post(f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}},
                       timeout=10)
-        self.sandbox.start()
-        self.api = ApiServer(self.invoke).start()
+        self.sandbox.start(ports.sandbox)
+        self.api = ApiServer(self.invoke).start(ports.api)
         self.environment = {
             "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_SESSION_TOKEN": "testing", "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
@@ -98,7 +107,7 @@ class LocalRuntime:
             "LIBRARY_SOURCE": "table", "LIBRARY_REFRESH_SECONDS": "1", "STRATEGIES_DIR": str(self.strategies_dir),
             "IDEMPOTENCY_LEASE_SECONDS": str(self.idempotency_lease_seconds),
             "HTTP_CONNECT_TIMEOUT": "1", "HTTP_READ_TIMEOUT": "2",
-            "POWERTOOLS_SERVICE_NAME": "powerx-agent", "POWERTOOLS_LOG_LEVEL": "ERROR",
+            "POWERTOOLS_SERVICE_NAME": "powerx-agent", "POWERTOOLS_LOG_LEVEL": self.log_level,
             "POWERTOOLS_METRICS_NAMESPACE": spec.NAMESPACE, "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_DEV": "false",
         }
@@ -111,6 +120,8 @@ class LocalRuntime:
         self.sandbox.signing_key = self.deployment.signing_keys["current"]
         seed_tenants(self.client("dynamodb"), self.tenants_file)
         publish_directory(get_deps().strategies, self.strategies_dir)
+        if self.state:  # what the last run left wins over the seeds
+            self.restored = self.state.restore(self.client("dynamodb"))
         self.poller = SqsPoller(self._poller_client, self.deployment.queue_urls[spec.MATCH_QUEUE.name],
                                 self.deployment.alias_arns["matcher"], batch_size=spec.MATCH_MAPPING.batch_size).start()
 
@@ -121,6 +132,8 @@ class LocalRuntime:
             self.poller.stop()
         self._async.shutdown(wait=True, cancel_futures=True)
         LogShipper.close_all()
+        if self.state and self.server:
+            self.state.save(self.client("dynamodb"))
         if self.api:
             self.api.stop()
         self.sandbox.stop()

@@ -14,6 +14,11 @@ Notifications and ops can be set ``down`` (503) or ``up`` to inject their failur
 - ``flaky(plugin, rate, seed)``  each call fails with 503 with probability ``rate``, drawn from a
   seeded generator under the lock: the sequence of answers is reproducible for a given seed
 - ``service_fail_times(service, n)`` the next n calls to notifications/ops answer 503, then recover
+
+Another process drives the same faults over HTTP (``powerx-agent local sandbox ...`` does): ``GET
+/_sandbox/state``, ``GET /_sandbox/calls?limit=N``, ``POST /_sandbox/reset``, ``POST /_sandbox/plugins/{id}``
+with ``{"mode": "succeed|fail|flaky|slow|async|down", ...}`` and ``POST /_sandbox/services/{notifications|ops}``
+with ``{"state": "up|down"}`` or ``{"fail_times": n}`` (see :mod:`powerx_agent.local.sandbox_control`).
 """
 
 from __future__ import annotations
@@ -119,6 +124,18 @@ class Sandbox:
     def plugin_calls(self, plugin: str) -> list[Recorded]:
         return self.calls(f"/plugin/runtime/{plugin}/")
 
+    def describe(self) -> dict[str, Any]:
+        """The faults in force: what ``GET /_sandbox/state`` answers."""
+        with self._lock:
+            plugins = {plugin: {"mode": b.mode, "status": b.status, "remaining": b.remaining_failures,
+                                "delay": b.delay, "outcome": b.outcome, "rate": b.rate}
+                       for plugin, b in sorted(self._plugins.items()) if b.mode != "succeed"}
+            services = {service: ("down" if service in self._services_down else "up")
+                        for service in ("notifications", "ops")}
+            transient = {s: n for s, n in self._service_failures.items() if n > 0}
+            return {"plugins": plugins, "services": services, "service_failures": transient,
+                    "calls": len(self.requests)}
+
     # -- server ----------------------------------------------------------------------------
     @property
     def url(self) -> str:
@@ -126,7 +143,9 @@ class Sandbox:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> Sandbox:
+    def start(self, port: int = 0) -> Sandbox:
+        from powerx_agent.local import sandbox_control as control
+
         sandbox = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -135,15 +154,7 @@ class Sandbox:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
                 return
 
-            def do_POST(self) -> None:  # noqa: N802 - stdlib naming
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    body = json.loads(raw) if raw else None
-                except ValueError:
-                    body = {"unparsed": raw[:200].decode(errors="replace")}
-                status, answer = sandbox._answer(self.path, body)
-                sandbox._record(self.path, dict(self.headers), body, status)
+            def _send(self, status: int, answer: Any) -> None:
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -151,7 +162,28 @@ class Sandbox:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+                self._send(*control.read(sandbox, self.path))
+
+            def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > control.MAX_BODY_BYTES and self.path.startswith(control.PREFIX):
+                    self.close_connection = True
+                    self._send(413, {"code": "sandbox.too_large", "message": "control bodies are small"})
+                    return
+                raw = self.rfile.read(length) if length else b""
+                if self.path.startswith(control.PREFIX):
+                    self._send(*control.change(sandbox, self.path, raw))
+                    return
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = {"unparsed": raw[:200].decode(errors="replace")}
+                status, answer = sandbox._answer(self.path, body)
+                sandbox._record(self.path, dict(self.headers), body, status)
+                self._send(status, answer)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-http", daemon=True)
         self._thread.start()
