@@ -14,6 +14,7 @@ from powerx_agent.adapters import aws
 from powerx_agent.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # imported lazily below: a cold start pays only for what its handler uses
+    from powerx_agent.adapters.alarms import Alarms
     from powerx_agent.adapters.audit_store import AuditStore
     from powerx_agent.adapters.bus import Bus
     from powerx_agent.adapters.events_store import EventsStore
@@ -105,6 +106,12 @@ class Deps:
         from powerx_agent.adapters.bus import Bus
 
         return Bus(self.client("events"), self.settings.event_bus)
+
+    @cached_property
+    def alarms(self) -> Alarms:
+        from powerx_agent.adapters.alarms import Alarms
+
+        return Alarms(self.client("cloudwatch"))
 
     @cached_property
     def releases(self) -> LambdaReleases:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import boto3
+import requests
 
 from powerx_agent import spec
 from powerx_agent.local.ports import busy, service_ports
@@ -118,6 +119,9 @@ def test_given_serve_with_port_state_dir_and_logs_when_used_restarted_and_reset_
             assert needed in exports
         text = "\n".join(serve.lines)
         assert f"internal API  http://127.0.0.1:{port + 2}" in text
+        assert f"console       http://127.0.0.1:{port + 3}/" in text
+        session = requests.get(f"http://127.0.0.1:{port + 3}/api/session", timeout=10)
+        assert session.status_code == 200 and session.json()["target"].startswith("embedded runtime")
         # a second serve on the same ports is refused before it starts anything
         second = subprocess.run([*CLI, "local", "serve", "--port", str(port)], capture_output=True, text=True,
                                 timeout=60, cwd=REPO)

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from powerx_agent.cli import (
     audit_cmd,
+    console_cmd,
     cost_cmd,
     flags_cmd,
     load_cmd,
@@ -50,6 +51,7 @@ view_cmd.register(workflow_cmd.app)  # powerx-agent workflow view ID --out view.
 load_cmd.register(local_cmd.app)  # powerx-agent local load --rate R --duration S
 repair_cmd.register(app)  # powerx-agent repair [--apply]
 metrics_cmd.register(app)  # powerx-agent metrics
+console_cmd.register(app)  # powerx-agent console [--port P]
 cost_cmd.register(app)  # powerx-agent cost [--profile FILE]
 
 

@@ -3,6 +3,7 @@ data kept across restarts and its function logs streamed, and print what the AWS
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -49,6 +50,8 @@ def serve(port: int = typer.Option(0, "--port", min=0, max=65535 - SPAN,
                                          help="keep the tables here across restarts (saved at Ctrl-C)"),
           reset: bool = typer.Option(False, "--reset", help="start from nothing: discard the saved state first"),
           logs: bool = typer.Option(False, "--logs", help="stream function invocations and logs as they happen"),
+          console: bool = typer.Option(True, "--console/--no-console", help="serve the operations console too"),
+          by: str = typer.Option(None, "--by", help="who acts in the console (audited); default $USER"),
           ) -> None:
     """Keep the embedded runtime up until Ctrl-C; prints the endpoints and the variables the AWS CLI needs."""
     from powerx_agent.local import motopatch
@@ -78,7 +81,10 @@ def serve(port: int = typer.Option(0, "--port", min=0, max=65535 - SPAN,
         raise typer.Exit(1) from None
 
     remove = motopatch.add_invocation_listener(log_printer) if logs else None
+    if not logs:  # moto's executor logs each failed execution's internals; --logs shows them
+        logging.getLogger("moto").setLevel(logging.CRITICAL)
     runtime = LocalRuntime.start(port=port, state_dir=state_dir, log_level="INFO" if logs else "ERROR")
+    server = _console(runtime, ports.console, by) if console else None
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -93,6 +99,7 @@ def serve(port: int = typer.Option(0, "--port", min=0, max=65535 - SPAN,
         _say(f"state         {state_dir}   ({f'restored {restored} items' if saved else 'new'}; saved at Ctrl-C)")
     else:
         _say("state         in memory (--state-dir DIR keeps it across restarts)")
+    _say(f"console       {server.url if server else 'off (--no-console)'}")
     _say(f"logs          {'streamed below (--logs)' if logs else 'off (--logs streams them)'}")
     _say("# for the AWS CLI and powerx-agent:")
     _say("export " + " ".join(f"{k}={v}" for k, v in variables.items()))
@@ -102,9 +109,22 @@ def serve(port: int = typer.Option(0, "--port", min=0, max=65535 - SPAN,
     finally:
         if remove:
             remove()
+        if server:
+            server.stop()
         runtime.stop()
         if state:
             _say(f"state saved to {state.file}")
+
+
+def _console(runtime: Any, port: int, by: str | None) -> Any:
+    from powerx_agent.cli.console_cmd import default_actor
+    from powerx_agent.console.app import ConsoleContext
+    from powerx_agent.console.server import ConsoleServer
+    from powerx_agent.deps import get_deps
+
+    context = ConsoleContext(get_deps, (by or default_actor()).strip() or "operator",
+                             f"embedded runtime http://127.0.0.1:{runtime.port}")
+    return ConsoleServer(context, port).start()
 
 
 def register(local_app: typer.Typer) -> None:

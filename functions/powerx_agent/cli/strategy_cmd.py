@@ -291,14 +291,9 @@ def diff(strategy_id: str = typer.Argument(...), from_version: int = typer.Optio
 
 def _facts(event: dict[str, Any]) -> Any:
     """An EventBridge event → the facts the matcher evaluates, through the envelope ingest applies."""
-    from powerx_agent.ingest.envelope import parse_event
-    from powerx_agent.strategy.evaluate import EventFacts
+    from powerx_agent.ops.strategy import event_facts
 
-    incoming = parse_event(event)
-    env = incoming.envelope
-    return EventFacts(event_type=incoming.event_type, source=incoming.source, tenant_id=env.tenant_id,
-                      event_id=env.event_id, idempotency_key=env.key,
-                      detail=env.model_dump(mode="json", exclude_none=True), bus_event_id=incoming.bus_event_id)
+    return event_facts(event)
 
 
 @app.command("simulate")

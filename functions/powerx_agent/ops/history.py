@@ -74,19 +74,13 @@ class History:
         """State name → (SUCCEEDED | FAILED, Lambda payload) of the last task result inside that
         state, found by following ``previousEventId`` back to the ``TaskStateEntered`` event (the
         ids keep parallel branches apart). Empty when the history carries no event ids."""
-        by_id = {e.get("id"): e for e in self.events if e.get("id") is not None}
+        by_id = self._by_id()
         results: dict[str, tuple[str, dict[str, Any]]] = {}
         for event in self.events:
             result = TASK_RESULTS.get(str(event.get("type")))
             if result is None or event.get("id") is None:
                 continue
-            cursor, name, hops = event, None, 0
-            while cursor is not None and hops < 10_000:
-                entered = cursor.get("stateEnteredEventDetails")
-                if entered and cursor.get("type") == "TaskStateEntered":
-                    name = entered.get("name")
-                    break
-                cursor, hops = by_id.get(cursor.get("previousEventId")), hops + 1
+            name = self._task_state(event, by_id)
             if not name:
                 continue
             payload: dict[str, Any] = {}
@@ -98,6 +92,37 @@ class History:
                     payload = {}
             results[name] = (result, payload if isinstance(payload, dict) else {})
         return results
+
+    def _by_id(self) -> dict[Any, dict[str, Any]]:
+        return {e.get("id"): e for e in self.events if e.get("id") is not None}
+
+    @staticmethod
+    def _task_state(event: dict[str, Any], by_id: dict[Any, dict[str, Any]]) -> str | None:
+        """The task state an event belongs to: ``previousEventId`` followed back to ``TaskStateEntered``."""
+        cursor, hops = event, 0
+        while cursor is not None and hops < 10_000:
+            entered = cursor.get("stateEnteredEventDetails")
+            if entered and cursor.get("type") == "TaskStateEntered":
+                return str(entered.get("name") or "") or None
+            cursor, hops = by_id.get(cursor.get("previousEventId")), hops + 1
+        return None
+
+    def task_payloads(self) -> dict[str, dict[str, Any]]:
+        """State name → the Lambda payload last scheduled in that state (what the node step was given)."""
+        by_id = self._by_id()
+        payloads: dict[str, dict[str, Any]] = {}
+        for event in self.events:
+            details = event.get("taskScheduledEventDetails")
+            if not details or event.get("id") is None:
+                continue
+            name = self._task_state(event, by_id)
+            try:
+                payload = (json.loads(details.get("parameters") or "{}") or {}).get("Payload")
+            except (ValueError, AttributeError):
+                payload = None
+            if name and isinstance(payload, dict):
+                payloads[name] = payload
+        return payloads
 
     def node_status(self, node_id: str) -> str | None:
         """SUCCEEDED / SKIPPED / FAILED from the node's task results, RUNNING when its state was

@@ -151,3 +151,16 @@ def published(deps: Deps, strategy_ids: list[str] | None = None) -> list[dict[st
                          "published_at": item.get("published_at"), "sha256": item.get("sha256"),
                          "library_revision": revision.get("revision")})
     return rows
+
+
+def event_facts(event: dict[str, Any]) -> Any:
+    """An EventBridge event → the facts the matcher evaluates, through the envelope ingest applies
+    (``strategy test``, ``simulate`` and the console's test box)."""
+    from powerx_agent.ingest.envelope import parse_event
+    from powerx_agent.strategy.evaluate import EventFacts
+
+    incoming = parse_event(event)
+    env = incoming.envelope
+    return EventFacts(event_type=incoming.event_type, source=incoming.source, tenant_id=env.tenant_id,
+                      event_id=env.event_id, idempotency_key=env.key,
+                      detail=env.model_dump(mode="json", exclude_none=True), bus_event_id=incoming.bus_event_id)

@@ -30,6 +30,7 @@ STATUS_COLOURS = {
     "RUNNING": "#a9c8f5",
     "SKIPPED": "#d9d9d9",
     "ESCALATED": "#f9c784",
+    "STOPPED": "#c9b3e6",
     "PENDING": "#ffffff",
 }
 _DEFAULT_FILL = "#ffffff"

@@ -1,0 +1,383 @@
+"""The operations console's JSON API: what ``/api/...`` answers and what every page renders.
+
+Each function takes the operator's ``Deps`` (their own credentials, through the same read and takeover
+code as the CLI: :mod:`powerx_agent.ops`) and the request's parameters, checks every parameter first
+(bounded lengths, fixed vocabularies, patterns) and returns plain JSON data. A refusal is an
+:class:`ApiError` with an HTTP status and a code; nothing is changed then. docs/console.md documents
+the routes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from powerx_agent.audit.records import workflow_chain
+from powerx_agent.errors import AgentError
+from powerx_agent.redaction import redact
+
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
+
+PAGE_SIZE = 25
+MAX_PAGE_SIZE = 100
+MAX_ITEMS = 10_000
+WORKFLOW_STATUSES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "ESCALATED", "STOPPED")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._#~/@+=-]{0,255}$")
+_WINDOW = re.compile(r"^(\d{1,4}[mhd]|\d{4}-\d{2}-\d{2}(T[0-9:.]{2,15}(Z|[+-]\d{2}:\d{2})?)?)$")
+_REVIEW = re.compile(r"^rv-[0-9a-f]{20}$")
+_WORKFLOW = re.compile(r"^wf-[a-z0-9-]{1,100}$")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+def _one(params: Mapping[str, Any], name: str, pattern: re.Pattern[str] | None = None,
+         choices: tuple[str, ...] | None = None, max_len: int = 256) -> str | None:
+    value = params.get(name)
+    if value is None or str(value).strip() == "":
+        return None
+    value = str(value).strip()
+    if len(value) > max_len:
+        raise ApiError(400, "console.bad_parameter", f"{name} is longer than {max_len} characters")
+    if choices is not None:
+        if value.upper() not in choices:
+            raise ApiError(400, "console.bad_parameter", f"{name} must be one of {', '.join(choices)}")
+        return value.upper()
+    if pattern is not None and not pattern.fullmatch(value):
+        raise ApiError(400, "console.bad_parameter", f"{name} {value[:80]!r} is not valid here")
+    return value
+
+
+def _int(params: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
+    raw = params.get(name)
+    if raw is None or str(raw) == "":
+        return default
+    if not str(raw).isdigit() or not low <= int(str(raw)) <= high:
+        raise ApiError(400, "console.bad_parameter", f"{name} must be an integer within {low}..{high}")
+    return int(str(raw))
+
+
+def paged(rows: list[dict[str, Any]], params: Mapping[str, Any]) -> dict[str, Any]:
+    size = _int(params, "size", PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    pages = max(1, math.ceil(len(rows) / size))
+    page = _int(params, "page", 1, 1, 100_000)
+    start = (page - 1) * size
+    return {"items": rows[start:start + size], "page": page, "size": size, "total": len(rows), "pages": pages,
+            "next": page + 1 if page < pages else None, "prev": page - 1 if page > 1 else None}
+
+
+def _refused(exc: AgentError, status: int = 400) -> ApiError:
+    code = getattr(exc, "code", None) or "console.refused"
+    status = 404 if str(code).endswith("not_found") else status
+    return ApiError(status, str(code), getattr(exc, "message", None) or str(exc))
+
+
+# -- workflows --------------------------------------------------------------------------------
+def _summary(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: item.get(k) for k in ("workflow_id", "tenant_id", "strategy_id", "strategy_version", "status",
+                                     "generation", "escalation_reason", "event_id", "idempotency_key",
+                                     "event_type", "created_at")}
+
+
+def workflows(deps: Deps, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Workflows newest first, filtered by tenant, strategy, status and window (``since``: 2h, 3d or an ISO
+    time); ``q`` finds those of one event by event id, idempotency key or workflow id. Counts per status
+    cover every filter but the status."""
+    from datetime import datetime
+
+    from powerx_agent.ops.audit import normalise_since
+    from powerx_agent.ops.workflow import list_workflows
+
+    tenant = _one(params, "tenant", _NAME)
+    strategy = _one(params, "strategy", _NAME)
+    status = _one(params, "status", choices=WORKFLOW_STATUSES)
+    since = _one(params, "since", _WINDOW, max_len=40)
+    query = _one(params, "q", _ID)
+    try:
+        start = datetime.fromisoformat(str(normalise_since(since)).replace("Z", "+00:00")).timestamp() \
+            if since else None
+    except ValueError as exc:
+        raise ApiError(400, "console.bad_parameter", str(exc)) from None
+    rows = [r for r in list_workflows(deps, tenant, None, MAX_ITEMS)
+            if (strategy is None or r.get("strategy_id") == strategy)
+            and (start is None or float(r.get("created_at") or 0) >= start)
+            and (query is None or query in (r.get("event_id"), r.get("idempotency_key"), r.get("workflow_id")))]
+    counts = Counter(str(r.get("status")) for r in rows)
+    chosen = [_summary(r) for r in rows if status is None or r.get("status") == status]
+    return {"filters": {"tenant": tenant, "strategy": strategy, "status": status, "since": since, "q": query},
+            "counts": {s: counts.get(s, 0) for s in WORKFLOW_STATUSES}, **paged(chosen, params)}
+
+
+def _node_status_map(nodes: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The graph's colours: every node by its status, and its ``<id>.skipped`` state explicitly (grey
+    only when the node was skipped), so a node that ran is never shown as skipped as well."""
+    colours: dict[str, str] = {}
+    for node_id, item in nodes.items():
+        status = str(item.get("status") or "PENDING")
+        colours[node_id] = status
+        colours[f"{node_id}.skipped"] = "SKIPPED" if status == "SKIPPED" else "PENDING"
+    return colours
+
+
+def _call_of(node: dict[str, Any], workflow_id: str, generation: int) -> dict[str, Any] | None:
+    from powerx_agent.nodes.runner import idempotency_key
+
+    kind = node.get("kind")
+    path = {"plugin": f"/plugin/runtime/{node.get('plugin')}/execute", "notify": "/notifications/agent-task",
+            "manual_review": "/ops/manual-review"}.get(str(kind))
+    if path is None:
+        return None
+    return {"method": "POST", "path": path,
+            "idempotency_key": idempotency_key(workflow_id, str(node.get("id")), generation)}
+
+
+def _error_text(error: Any) -> str | None:
+    if not error:
+        return None
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("code") or json.dumps(error, default=str))
+    return str(error)
+
+
+def workflow(deps: Deps, workflow_id: str) -> dict[str, Any]:
+    """One workflow: its record, execution, graph colours, every node (input and output redacted as the
+    audit trail redacts them, attempts, errors, duration, generation, the downstream call), the decision
+    with every candidate, the audit chain with its verification, links to the consoles and logs."""
+    from powerx_agent.audit.chain import check_chain
+    from powerx_agent.nodes.runner import render
+    from powerx_agent.ops.history import load_history
+    from powerx_agent.ops.takeover import TakeoverError
+    from powerx_agent.ops.view import console_url
+    from powerx_agent.ops.workflow import show_workflow
+
+    if not _WORKFLOW.fullmatch(workflow_id):
+        raise ApiError(400, "console.bad_parameter", f"{workflow_id[:80]!r} is not a workflow id (wf-...)")
+    try:
+        shown = show_workflow(deps, workflow_id)
+    except TakeoverError as exc:
+        raise _refused(exc) from None
+    meta = deps.workflows.get(workflow_id) or {}
+    items: dict[str, dict[str, Any]] = meta.get("nodes") or {}
+    arn = meta.get("execution_arn")
+    history = load_history(deps, arn, meta.get("created_at")) if arn else None
+    payloads = history.task_payloads() if history else {}
+    variables = (history.input or {}).get("variables") or {} if history else {}
+    generation = int(meta.get("generation") or 1)
+    nodes = []
+    for node in shown["nodes"]:
+        node_id = node["node_id"]
+        item = items.get(node_id, {})
+        spec_ = (payloads.get(node_id) or {}).get("node") or {}
+        try:
+            rendered = render(spec_.get("input") or {}, variables, f"node {node_id} input") if spec_ else None
+        except AgentError:
+            rendered = spec_.get("input")
+        nodes.append({**{k: v for k, v in node.items() if k != "history"},
+                      "input": redact(rendered), "output": redact(item.get("output")),
+                      "error": _error_text(item.get("error") or item.get("last_error")) or node.get("error"),
+                      "call": _call_of({**spec_, "id": node_id, "kind": spec_.get("kind") or node.get("kind")},
+                                       workflow_id, int(node.get("generation") or 1)) if spec_ else None,
+                      "generations": [{k: h.get(k) for k in ("generation", "status", "attempts", "duration",
+                                                             "error", "reason") if k in h}
+                                      for h in node.get("history") or [] if isinstance(h, dict)]})
+    chain_id = workflow_chain(workflow_id)
+    chain = sorted(deps.audit.chain(chain_id), key=lambda r: int(r["seq"]))
+    gaps, rebased = check_chain(chain_id, chain)
+    decision = meta.get("decision") or {}
+    reason = next(((r.get("data") or {}).get("reason") for r in chain if r.get("kind") == "decision"), None)
+    settings = deps.settings
+    links = {"execution": console_url(settings, arn) if arn else None,
+             "logs": (f"{settings.console_region_url.rstrip('/')}/cloudwatch/home?region={settings.region}"
+                      f"#logsV2:log-groups/log-group/{settings.state_machine_log_group.replace('/', '$252F')}")
+             if settings.state_machine_log_group else None,
+             "audit_log_group": settings.audit_log_group or None}
+    workflow_out = {k: v for k, v in shown["workflow"].items() if k not in ("history",)}
+    return {
+        "workflow": redact(workflow_out), "execution": shown["execution"], "generation": generation,
+        "live": workflow_out.get("status") in ("PENDING", "RUNNING"),
+        "graph": {"definition": history.definition if history else None, "status": _node_status_map(items)},
+        "nodes": nodes,
+        "decision": {"reason": reason, "selected": decision.get("selected"),
+                     "library_revision": decision.get("library_revision"),
+                     "candidates": redact(decision.get("candidates") or [])},
+        "audit": {"chain": chain_id, "records": [{k: r.get(k) for k in ("seq", "ts", "kind", "node_id", "status",
+                                                                        "actor")} for r in chain],
+                  "verified": not gaps, "gaps": [str(g) for g in gaps], "rebased": rebased},
+        "open_reviews": shown["open_reviews"], "links": links,
+    }
+
+
+def workflow_graph_svg(data: dict[str, Any]) -> str | None:
+    from powerx_agent.taskflow.graph import to_svg
+
+    definition = data["graph"]["definition"]
+    return to_svg(definition, data["graph"]["status"]) if definition else None
+
+
+# -- reviews -----------------------------------------------------------------------------------
+def reviews(deps: Deps, params: Mapping[str, Any]) -> dict[str, Any]:
+    from powerx_agent.ops.review import list_reviews
+
+    queue = _one(params, "queue", _NAME)
+    rows = sorted(list_reviews(deps, queue), key=lambda r: float(r.get("created_at") or 0))
+    return {"filters": {"queue": queue}, **paged([redact(r) for r in rows], params)}
+
+
+def review(deps: Deps, review_id: str) -> dict[str, Any]:
+    from powerx_agent.ops.takeover import public_review
+
+    if not _REVIEW.fullmatch(review_id):
+        raise ApiError(400, "console.bad_parameter", f"{review_id[:80]!r} is not a review id (rv-<20 hex>)")
+    found = deps.workflows.get_review(review_id)
+    if found is None:
+        raise ApiError(404, "review.not_found", f"no review {review_id}")
+    return redact(public_review(found))  # type: ignore[no-any-return]
+
+
+def decide(deps: Deps, review_id: str, outcome: str, by: str, reason: str | None) -> dict[str, Any]:
+    """approve / reject: exactly ``review approve|reject`` (the callback API's effect), audited with ``by``."""
+    from powerx_agent.ops.review import decide_review
+    from powerx_agent.ops.takeover import TakeoverError
+
+    if outcome not in ("approved", "rejected"):
+        raise ApiError(400, "console.bad_parameter", "outcome must be approved or rejected")
+    if not _REVIEW.fullmatch(review_id):
+        raise ApiError(400, "console.bad_parameter", f"{review_id[:80]!r} is not a review id (rv-<20 hex>)")
+    reason = (reason or "").strip() or None
+    if reason is None:
+        raise ApiError(400, "takeover.reason_required", "say why (a reason is recorded with the decision)")
+    if len(reason) > 1000:
+        raise ApiError(400, "console.bad_parameter", "the reason is longer than 1000 characters")
+    metrics = deps.metrics()
+    try:
+        result = decide_review(deps, metrics, review_id, outcome, by, reason)
+    except TakeoverError as exc:
+        raise _refused(exc) from None
+    finally:
+        metrics.flush()
+    if result.status != 200:
+        body = dict(result.body)
+        message = (f"review {review_id} is already closed ({body['first_outcome']})" if "first_outcome" in body
+                   else str(body.get("message") or body.get("code")))
+        raise ApiError(result.status, str(body.get("code") or "review.refused"), message)
+    return {"review_id": review_id, "outcome": outcome, "by": by, **result.body}
+
+
+def retry(deps: Deps, workflow_id: str, by: str, from_node: str | None) -> dict[str, Any]:
+    from powerx_agent.ops.takeover import TakeoverError
+    from powerx_agent.ops.workflow import retry_workflow
+
+    if not _WORKFLOW.fullmatch(workflow_id):
+        raise ApiError(400, "console.bad_parameter", f"{workflow_id[:80]!r} is not a workflow id")
+    if from_node is not None and not _NAME.fullmatch(from_node):
+        raise ApiError(400, "console.bad_parameter", f"{from_node[:80]!r} is not a node id")
+    metrics = deps.metrics()
+    try:
+        return retry_workflow(deps, metrics, workflow_id, by, from_node)  # type: ignore[no-any-return]
+    except TakeoverError as exc:
+        raise _refused(exc, 409) from None
+    finally:
+        metrics.flush()
+
+
+# -- strategies --------------------------------------------------------------------------------
+def strategies(deps: Deps, params: Mapping[str, Any]) -> dict[str, Any]:
+    from powerx_agent.ops.strategy import published
+
+    wanted = _one(params, "strategy", _NAME)
+    rows = [r for r in published(deps) if wanted is None or r["strategy_id"] == wanted]
+    rows.sort(key=lambda r: (r["strategy_id"], -int(r["version"])))
+    return {"filters": {"strategy": wanted}, **paged(rows, params)}
+
+
+def strategy_diff(deps: Deps, strategy_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    from powerx_agent.ops.strategy import diff
+
+    if not _NAME.fullmatch(strategy_id):
+        raise ApiError(400, "console.bad_parameter", f"{strategy_id[:80]!r} is not a strategy id")
+    versions = sorted(int(v["version"]) for v in deps.strategies.versions(strategy_id))
+    if not versions:
+        raise ApiError(404, "strategy.not_found", f"no published strategy {strategy_id}")
+    to_v = _int(params, "to", versions[-1], 1, 1_000_000)
+    from_v = _int(params, "from", versions[-2] if len(versions) > 1 else versions[-1], 1, 1_000_000)
+    old, new = deps.strategies.version(strategy_id, from_v), deps.strategies.version(strategy_id, to_v)
+    if old is None or new is None:
+        raise ApiError(404, "strategy.version_not_found", f"{strategy_id} has versions {versions}")
+    try:
+        text = diff(deps, strategy_id, from_v, to_v)
+    except AgentError as exc:
+        raise _refused(exc) from None
+    return {"strategy_id": strategy_id, "from": from_v, "to": to_v, "versions": versions, "diff": text,
+            "approval": {str(v): (deps.strategies.version(strategy_id, v) or {}).get("approval") for v in (from_v, to_v)},
+            "left": str(old.get("yaml") or ""), "right": str(new.get("yaml") or "")}
+
+
+def strategy_test(deps: Deps, event_text: str) -> dict[str, Any]:
+    """The same evaluation as ``strategy test``, against the library the matcher serves now."""
+    from powerx_agent.json_limits import MAX_DEPTH, JsonLimitError, loads
+    from powerx_agent.match.service import Matcher
+    from powerx_agent.ops.strategy import event_facts
+    from powerx_agent.strategy.evaluate import evaluate
+
+    raw = event_text.encode()
+    if len(raw) > 256 * 1024:
+        raise ApiError(413, "console.too_large", "an event is at most 256 KiB")
+    try:
+        event = loads(raw, root="", max_depth=MAX_DEPTH + 1)
+    except JsonLimitError as exc:
+        raise ApiError(400, f"envelope.{exc.kind}", exc.message) from None
+    if not isinstance(event, dict) or "detail-type" not in event or "detail" not in event:
+        raise ApiError(400, "console.bad_event", "give an EventBridge event with source, detail-type and detail")
+    try:
+        facts = event_facts(event)
+    except AgentError as exc:
+        raise _refused(exc) from None
+    library = Matcher(deps, deps.metrics()).library()
+    tenant = deps.tenants.get(facts.tenant_id) or {"owner": "<tenant owner>"}
+    found = evaluate(library, facts, tenant)
+    return {"library_revision": library.revision, "decision": redact(found.decision.to_dict()),
+            "reason": found.decision.reason(),
+            "variables": redact(found.variables) if found.selected is not None else {},
+            "when": found.when if found.selected is not None else {}}
+
+
+# -- health ------------------------------------------------------------------------------------
+TARGETS = {"hit_rate": (">=", 0.80), "generation_p95_ms": ("<=", 10_000.0), "automated_success": (">=", 0.95),
+           "manual_rate": ("<", 0.10), "audit_completeness": (">=", 100.0)}
+
+
+def health(deps: Deps) -> dict[str, Any]:
+    """The five success metrics against their targets (the spec's), and the alarms' states on AWS."""
+    from powerx_agent.ops.audit import verify
+    from powerx_agent.ops.metrics import compute
+
+    figures = compute(deps).to_dict()
+    report = verify(deps, since="24h")
+    decisions = figures.get("decisions") or 0
+    values = {"hit_rate": figures.get("hit_rate"), "generation_p95_ms": figures.get("latency_p95_ms"),
+              "automated_success": None if figures.get("failure_rate") is None else 1 - figures["failure_rate"],
+              "manual_rate": round(figures["escalations"] / decisions, 4) if decisions else None,
+              "audit_completeness": report.completeness}
+    metrics = []
+    for name, (op, target) in TARGETS.items():
+        value = values.get(name)
+        ok = None if value is None else {"<=": value <= target, ">=": value >= target, "<": value < target}[op]
+        metrics.append({"name": name, "value": value, "target": f"{op} {target:g}", "ok": ok})
+    prefix = f"{deps.settings.resource_prefix}powerx-agent"
+    alarms = [a.__dict__ for a in deps.alarms.states(prefix)]
+    note = None if alarms else (f"no alarm named {prefix}* on this target (the embedded runtime creates none; "
+                                "a deployed stack lists its alarms here)")
+    return {"metrics": metrics, "figures": figures, "audit": {"since": "24h", **report.to_dict()},
+            "alarms": alarms or None, "alarms_note": note}

@@ -1,0 +1,191 @@
+"""The operations console in headless Chromium (Selenium + Debian's chromium-driver), JavaScript off, against
+the embedded runtime with the demo scenarios: list → open C-1 → every node SUCCEEDED with its output;
+approve a waiting review and see the workflow finish; a bad action shows the server's refusal; a
+screenshot of each page. Where Chromium or its driver is missing the tests skip with the reason (the
+JSON API tests in tests/integration/test_console_api.py run regardless).
+
+``POWERX_SCREENSHOTS=docs/images`` writes the screenshots into the docs (docs/operations.md shows them)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from powerx_agent.console.app import ConsoleContext
+from powerx_agent.console.server import ConsoleServer
+from powerx_agent.deps import get_deps
+from powerx_agent.ingest.service import workflow_id_for
+from powerx_agent.local.demo import c1_event, run_c1
+from powerx_agent.ops.review import decide_review
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+ACTOR = "browser-tests"
+
+
+def _skip_reason() -> str | None:
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (make setup installs the test extras)"
+    if not Path(CHROMIUM).exists():
+        return "chromium is not installed (scripts/ensure-chromium installs Debian's chromium with apt-get)"
+    if not Path(DRIVER).exists():
+        return "chromedriver is not installed (scripts/ensure-chromium installs Debian's chromium-driver)"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
+
+
+@pytest.fixture(scope="module")
+def console(runtime):
+    server = ConsoleServer(ConsoleContext(get_deps, ACTOR, "embedded runtime (browser tests)"), 0).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+                "--window-size=1400,1800", "--hide-scrollbars",
+                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(arg)
+    options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=DRIVER))
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    wanted = os.environ.get("POWERX_SCREENSHOTS")
+    return (REPO / wanted) if wanted else tmp_path_factory.mktemp("screenshots")
+
+
+def screenshot(browser, shots: Path, name: str) -> None:
+    path = shots / f"console-{name}.png"
+    height = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]["height"]
+    browser.set_window_size(1400, min(max(int(height) + 40, 700), 2600))
+    assert browser.save_screenshot(str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def css(browser, selector: str):
+    from selenium.webdriver.common.by import By
+
+    return browser.find_elements(By.CSS_SELECTOR, selector)
+
+
+def test_given_c1_when_listed_and_opened_then_every_node_succeeded_with_its_output(runtime, console, browser, shots):
+    runtime.sandbox.reset()
+    result = run_c1(runtime, suffix=f"-browser-{int(time.time() * 1000)}")
+    assert result.ok, result.expectations
+    browser.get(console.url + "workflows?tenant=acme")
+    assert not css(browser, "script")  # server-rendered: the page reads with JavaScript off
+    row = css(browser, f'tr[data-workflow="{result.workflow_id}"] a')
+    assert row, browser.page_source[:2000]
+    screenshot(browser, shots, "workflows")
+    row[0].click()
+    assert result.workflow_id in browser.title
+    nodes = {n.get_attribute("data-node"): n for n in css(browser, "details.node")}
+    assert {k: nodes[k].get_attribute("data-status") for k in ("render", "archive", "tell-owner")} == {
+        "render": "SUCCEEDED", "archive": "SUCCEEDED", "tell-owner": "SUCCEEDED"}
+    assert nodes["approve"].get_attribute("data-status") == "SKIPPED"
+    render_output = nodes["render"].get_attribute("textContent")
+    assert '"plugin": "report-renderer"' in render_output and '"name": "daily-42"' in render_output
+    assert css(browser, "#graph svg") and css(browser, "#chain-state")[0].text.lower() == "verified"
+    assert css(browser, "#console-link")[0].get_attribute("href").startswith("https://us-east-1.console.aws")
+    screenshot(browser, shots, "workflow")
+
+
+def test_given_a_waiting_review_when_approved_in_the_console_then_the_workflow_finishes(runtime, console, browser,
+                                                                                      shots, uid):
+    from selenium.webdriver.common.by import By
+
+    detail = c1_event(f"-browser-{uid}")
+    detail["payload"]["job"]["rows"] = 250_000
+    runtime.put_event("plugin.job.completed", detail)
+    workflow_id = workflow_id_for("acme", detail["idempotency_key"])
+    review_id = _wait(lambda: next((r["review_id"] for r in get_deps().workflows.open_reviews_for(workflow_id)
+                                    if r.get("node_id") == "approve"), None))
+    browser.get(console.url + f"workflows/{workflow_id}")
+    assert css(browser, "#live"), "a running workflow's page refreshes itself"
+    browser.get(console.url + "reviews")
+    screenshot(browser, shots, "reviews")
+    css(browser, f'tr[data-review="{review_id}"] a.approve')[0].click()
+    screenshot(browser, shots, "approve")
+    browser.find_element(By.NAME, "reason").send_keys("checked the large report")
+    browser.find_element(By.NAME, "confirm").click()
+    browser.find_element(By.CSS_SELECTOR, "#decide button[type=submit]").click()
+    assert "approved" in browser.find_element(By.ID, "done").text
+    assert runtime.wait_idle(timeout=60)
+    browser.get(console.url + f"workflows/{workflow_id}")
+    assert css(browser, "#wf-status .badge")[0].text == "SUCCEEDED"
+    assert css(browser, 'details[data-node="approve"]')[0].get_attribute("data-status") == "SUCCEEDED"
+    assert not css(browser, "#live")
+
+
+def test_given_a_review_closed_meanwhile_when_approved_then_the_servers_refusal_not_a_trace(runtime, console, browser,
+                                                                                          uid):
+    from selenium.webdriver.common.by import By
+
+    detail = c1_event(f"-closed-{uid}")
+    detail["payload"]["job"]["rows"] = 300_000
+    runtime.put_event("plugin.job.completed", detail)
+    workflow_id = workflow_id_for("acme", detail["idempotency_key"])
+    review_id = _wait(lambda: next((r["review_id"] for r in get_deps().workflows.open_reviews_for(workflow_id)
+                                    if r.get("node_id") == "approve"), None))
+    browser.get(console.url + f"reviews/{review_id}/approve")
+    deps = get_deps()
+    metrics = deps.metrics()
+    assert decide_review(deps, metrics, review_id, "rejected", "someone-else", "closed first").status == 200
+    metrics.flush()
+    browser.find_element(By.NAME, "reason").send_keys("too late")
+    browser.find_element(By.NAME, "confirm").click()
+    browser.find_element(By.CSS_SELECTOR, "#decide button[type=submit]").click()
+    error = browser.find_element(By.ID, "error").text
+    assert "already closed" in error and "Traceback" not in browser.page_source
+    assert runtime.wait_idle(timeout=60)
+
+
+def test_given_the_other_pages_when_opened_then_they_render_and_are_captured(runtime, console, browser, shots):
+    from selenium.webdriver.common.by import By
+
+    browser.get(console.url + "strategies")
+    assert css(browser, 'tr[data-strategy="report-on-job-completed"]')
+    screenshot(browser, shots, "strategies")
+    browser.get(console.url + "strategies/test")
+    browser.find_element(By.NAME, "event").send_keys((REPO / "tests/events/c1-plugin-job-completed.json").read_text())
+    browser.find_element(By.CSS_SELECTOR, "#strategy-test button").click()
+    assert "report-on-job-completed" in browser.find_element(By.ID, "decision-reason").text
+    screenshot(browser, shots, "strategy-test")
+    browser.get(console.url + "health")
+    assert len(css(browser, "#metrics tr[data-metric]")) == 5
+    screenshot(browser, shots, "health")
+
+
+def _wait(check, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError("timed out")

@@ -1,0 +1,222 @@
+"""The console's JSON API (the one its pages use) on the embedded runtime: reads, paging, filters, the
+guards of every action (CSRF, explicit confirmation, own Host and Origin, strict CSP) and the actions
+themselves, audited under the console's operator. Runs without a browser."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from powerx_agent.audit.records import workflow_chain
+from powerx_agent.console.app import CSP, ConsoleContext, create_app
+from powerx_agent.deps import get_deps
+from powerx_agent.ingest.service import workflow_id_for
+from powerx_agent.local.demo import c1_event, run_c1
+
+ACTOR = "console-tests"
+HOST = "127.0.0.1:8787"
+
+
+@pytest.fixture(scope="module")
+def context() -> ConsoleContext:
+    ctx = ConsoleContext(get_deps, ACTOR, "embedded runtime (tests)")
+    ctx.allowed_hosts = {HOST}
+    return ctx
+
+
+@pytest.fixture(scope="module")
+def client(runtime, context):
+    app = create_app(context)
+    return app.test_client()
+
+
+def get(client, path: str, **kw: Any):
+    return client.get(path, headers={"Host": HOST}, **kw)
+
+
+def post(client, context, path: str, body: dict[str, Any], token: str | None = None, **headers: str):
+    return client.post(path, data=json.dumps(body), content_type="application/json",
+                       headers={"Host": HOST, "X-CSRF-Token": context.csrf if token is None else token, **headers})
+
+
+@pytest.fixture(scope="module")
+def c1(runtime):
+    runtime.sandbox.reset()
+    result = run_c1(runtime, suffix=f"-console-{int(time.time() * 1000)}")
+    assert result.ok, result.expectations
+    return result
+
+
+def waiting_review(rt, uid: str) -> tuple[str, str]:
+    """A C-1 workflow of a large report: it waits at its manual review node (rows > 100000)."""
+    detail = c1_event(f"-{uid}")
+    detail["payload"]["job"]["rows"] = 250_000
+    rt.put_event("plugin.job.completed", detail)
+    workflow_id = workflow_id_for("acme", detail["idempotency_key"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        review = next((r for r in get_deps().workflows.open_reviews_for(workflow_id) if r.get("node_id") == "approve"),
+                      None)
+        if review:
+            return workflow_id, review["review_id"]
+        time.sleep(0.3)
+    raise AssertionError(f"{workflow_id} never waited for a review")
+
+
+def test_given_c1_when_its_workflow_is_read_then_every_node_has_status_input_output_and_call(client, c1):
+    answer = get(client, f"/api/workflows/{c1.workflow_id}")
+    assert answer.status_code == 200
+    data = answer.get_json()
+    nodes = {n["node_id"]: n for n in data["nodes"]}
+    assert {k: nodes[k]["status"] for k in ("render", "archive", "tell-owner", "approve")} == {
+        "render": "SUCCEEDED", "archive": "SUCCEEDED", "tell-owner": "SUCCEEDED", "approve": "SKIPPED"}
+    assert nodes["render"]["input"] == {"job": "42", "name": "daily-42", "rows": 1200}
+    assert nodes["render"]["output"]["plugin"] == "report-renderer"
+    assert nodes["render"]["call"] == {"method": "POST", "path": "/plugin/runtime/report-renderer/execute",
+                                       "idempotency_key": f"{c1.workflow_id}:render"}
+    # the graph colours the skipped state of a node that ran as not run, and the skipped node grey
+    assert data["graph"]["status"]["render.skipped"] == "PENDING"
+    assert data["graph"]["status"]["approve.skipped"] == "SKIPPED"
+    assert data["decision"]["candidates"][0]["matched"] is True
+    assert data["audit"]["verified"] is True and data["audit"]["chain"] == workflow_chain(c1.workflow_id)
+    assert data["links"]["execution"].startswith("https://us-east-1.console.aws.amazon.com/states/home")
+    assert data["live"] is False
+
+
+def test_given_workflows_when_listed_with_filters_and_pages_then_counts_and_pages_follow(client, c1):
+    data = get(client, "/api/workflows?tenant=acme&size=1").get_json()
+    assert data["size"] == 1 and len(data["items"]) == 1 and data["total"] >= 1
+    assert data["pages"] == data["total"] and (data["next"] == 2 or data["total"] == 1)
+    assert sum(data["counts"].values()) == data["total"]
+    found = get(client, f"/api/workflows?q={c1.event_id}").get_json()
+    assert [w["workflow_id"] for w in found["items"]] == [c1.workflow_id]
+    done = get(client, "/api/workflows?tenant=acme&status=SUCCEEDED&strategy=report-on-job-completed").get_json()
+    assert all(w["status"] == "SUCCEEDED" for w in done["items"]) and c1.workflow_id in {
+        w["workflow_id"] for w in get(client, "/api/workflows?tenant=acme&status=SUCCEEDED&size=100").get_json()["items"]}
+
+
+@pytest.mark.parametrize("query", ["status=DONE", "tenant=ACME!", "size=0", "size=101", "page=-1", "since=yesterday",
+                                   "q=" + "x" * 300, "strategy=../etc"])
+def test_given_a_bad_filter_when_listed_then_400_with_a_code(client, query):
+    answer = get(client, f"/api/workflows?{query}")
+    assert answer.status_code == 400 and answer.get_json()["code"] == "console.bad_parameter"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(params=st.dictionaries(st.sampled_from(["tenant", "strategy", "status", "since", "q", "page", "size", "x"]),
+                              st.text(max_size=300), max_size=5))
+def test_given_any_list_parameters_when_sent_then_200_or_a_coded_400_never_a_crash(client, params):
+    answer = client.get("/api/workflows", query_string=params, headers={"Host": HOST})
+    assert answer.status_code in (200, 400), answer.data[:300]
+    if answer.status_code == 400:
+        assert answer.get_json()["code"].startswith("console.")
+
+
+def test_given_any_page_when_served_then_strict_csp_and_no_script(client, c1):
+    for path in ("/workflows", f"/workflows/{c1.workflow_id}", "/reviews", "/strategies", "/strategies/test",
+                 "/health", "/api/workflows"):
+        answer = get(client, path)
+        assert answer.status_code == 200, path
+        assert answer.headers["Content-Security-Policy"] == CSP and "script-src" not in CSP
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        assert b"<script" not in answer.data
+
+
+def test_given_another_host_or_origin_when_requested_then_refused(client, context):
+    assert client.get("/api/workflows", headers={"Host": "attacker.example:8787"}).status_code == 421
+    answer = post(client, context, "/api/strategies/test", {"event": "{}"}, Origin="http://attacker.example")
+    assert answer.status_code == 403 and answer.get_json()["code"] == "console.bad_origin"
+
+
+def test_given_an_action_without_csrf_or_confirmation_when_posted_then_refused_and_nothing_changes(client, context,
+                                                                                                 runtime, uid):
+    workflow_id, review_id = waiting_review(runtime, uid)
+    no_token = post(client, context, f"/api/reviews/{review_id}/approve", {"reason": "x", "confirm": True}, token="")
+    assert no_token.status_code == 403 and no_token.get_json()["code"] == "console.csrf"
+    unconfirmed = post(client, context, f"/api/reviews/{review_id}/approve", {"reason": "x"})
+    assert unconfirmed.status_code == 400 and unconfirmed.get_json()["code"] == "console.not_confirmed"
+    no_reason = post(client, context, f"/api/reviews/{review_id}/approve", {"confirm": True})
+    assert no_reason.status_code == 400 and no_reason.get_json()["code"] == "takeover.reason_required"
+    assert get_deps().workflows.get_review(review_id)["status"] == "OPEN"
+    # then the real thing: approved under the console's operator, the workflow finishes
+    done = post(client, context, f"/api/reviews/{review_id}/approve", {"reason": "looks right", "confirm": True})
+    assert done.status_code == 200, done.get_json()
+    assert runtime.wait_idle(timeout=60)
+    assert get_deps().workflows.get(workflow_id)["status"] == "SUCCEEDED"
+    closed = [r for r in get_deps().audit.chain(workflow_chain(workflow_id)) if r["kind"] == "review.closed"]
+    assert len(closed) == 1 and closed[0]["data"]["actor"] == ACTOR and closed[0]["status"] == "APPROVED"
+    # approving it again: the server's refusal, with its code
+    again = post(client, context, f"/api/reviews/{review_id}/approve", {"reason": "twice", "confirm": True})
+    assert again.status_code == 409 and "already closed" in again.get_json()["message"]
+
+
+def test_given_the_session_when_read_then_the_token_actor_and_target(client, context):
+    data = get(client, "/api/session").get_json()
+    assert data == {"actor": ACTOR, "target": "embedded runtime (tests)", "csrf_token": context.csrf}
+
+
+def test_given_strategies_when_listed_diffed_and_tested_then_the_published_library_answers(client, context):
+    rows = get(client, "/api/strategies").get_json()["items"]
+    assert {"report-on-job-completed", "ticket-on-job-failed"} <= {r["strategy_id"] for r in rows}
+    assert any(r["active"] and r["approval"] for r in rows)
+    diff = get(client, "/api/strategies/report-on-job-completed/diff").get_json()
+    assert "id: report-on-job-completed" in diff["right"]
+    event = {"source": "powerx.plugins", "detail-type": "plugin.job.completed", "detail": c1_event("-console-test")}
+    tested = post(client, context, "/api/strategies/test", {"event": json.dumps(event)}).get_json()
+    assert tested["decision"]["selected"]["strategy_id"] == "report-on-job-completed"
+    assert tested["variables"]["report_name"] == "daily-42"
+    bad = post(client, context, "/api/strategies/test", {"event": "[1]"})
+    assert bad.status_code == 400 and bad.get_json()["code"] == "console.bad_event"
+    deep = post(client, context, "/api/strategies/test", {"event": "[" * 500 + "]" * 500})
+    assert deep.status_code == 400 and deep.get_json()["code"].startswith("envelope.")
+
+
+def test_given_health_when_read_then_five_metrics_with_targets_and_the_alarm_note(client, c1):
+    data = get(client, "/api/health").get_json()
+    assert [m["name"] for m in data["metrics"]] == ["hit_rate", "generation_p95_ms", "automated_success",
+                                                     "manual_rate", "audit_completeness"]
+    assert data["alarms"] is None and "embedded runtime creates none" in data["alarms_note"]
+
+
+def test_given_a_missing_workflow_or_review_when_read_then_404_with_a_code(client):
+    assert get(client, "/api/workflows/wf-acme-0000").get_json()["code"].endswith("not_found")
+    assert get(client, "/api/reviews/rv-00000000000000000000").status_code == 404
+    assert get(client, "/api/reviews/not-a-review").status_code == 400
+
+
+def test_given_the_console_command_when_run_then_it_serves_until_interrupted(runtime):
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    import requests
+
+    env = {**os.environ, **runtime.environment}
+    proc = subprocess.Popen([sys.executable, "-m", "powerx_agent.cli.main", "console", "--port", "0", "--by", "carol"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"console\s+(http://127\.0\.0\.1:\d+/)", line).group(1)
+        session = requests.get(url + "api/session", timeout=10).json()
+        assert session["actor"] == "carol" and session["target"].startswith("endpoint http://127.0.0.1:")
+        assert requests.get(url + "workflows", timeout=30).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, proc.stderr.read()[-2000:]
+
+
+def test_given_both_targets_when_the_console_starts_then_a_usage_error():
+    from typer.testing import CliRunner
+
+    from powerx_agent.cli.main import app
+
+    done = CliRunner().invoke(app, ["console", "--endpoint-url", "http://127.0.0.1:1", "--stack", "s"])
+    assert done.exit_code == 2 and "not both" in done.output
