@@ -50,7 +50,7 @@ class Serve:
             self._queue.put(line.rstrip("\n"))
         self._queue.put(None)
 
-    def wait_for(self, text: str, timeout: float = 120) -> str:
+    def wait_for(self, text: str, timeout: float = 240) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -92,7 +92,7 @@ def workflows(port: int) -> list[dict]:
     return client("dynamodb", port).scan(TableName=spec.WORKFLOWS_TABLE.name)["Items"]
 
 
-def wait_until(check, timeout: float = 60):
+def wait_until(check, timeout: float = 180):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
