@@ -115,3 +115,21 @@ class HandOff(AgentError):
 # the one list of the node errors Step Functions retries (the compiled Retry blocks) and of those it does not
 RETRYABLE = tuple(c.__name__ for c in (PluginUnavailable, DownstreamUnavailable, AwsUnavailable))
 NOT_RETRYABLE = tuple(c.__name__ for c in (PluginRejected, NodeInputError, TenantScopeError))
+
+
+class ConfigurationError(Exception):
+    """What to talk to is missing or cannot be used (no stack outputs, a stack that cannot be read, ...).
+
+    Deliberately not an :class:`AgentError`: no command handles it as one of its own refusals; the
+    command line answers it as a usage error (exit 2)."""
+
+    code = "config.missing"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"

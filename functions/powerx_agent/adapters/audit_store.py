@@ -78,6 +78,27 @@ class AuditStore:
         raise RetryableError(f"could not append to audit chain {entry.chain} after {_MAX_ATTEMPTS} attempts",
                              code="audit.contention")
 
+    def transact_puts(self, entries: list[AuditEntry]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The sealed records of ``entries`` (each chained onto the one before it) and the
+        ``TransactWriteItems`` actions that write them only while their ``seq`` is still free, for the
+        caller to commit in the same transaction as the change they record: both happen or neither.
+        A writer that appended to the chain in between cancels the transaction; read again and retry.
+        Call :meth:`committed` with the records once the transaction succeeded."""
+        tails: dict[str, tuple[int, str]] = {}
+        records, actions = [], []
+        for entry in entries:
+            seq, prev = tails.get(entry.chain) or self._read_tail(entry.chain)
+            record = seal(entry, seq + 1, prev)
+            tails[entry.chain] = (int(record["seq"]), str(record["hash"]))
+            records.append(record)
+            actions.append({"Put": {"TableName": self._table, "Item": to_item(record),
+                                    "ConditionExpression": "attribute_not_exists(pk)"}})
+        return records, actions
+
+    def committed(self, records: list[dict[str, Any]]) -> None:
+        for record in records:
+            self._remember(record["pk"], int(record["seq"]), str(record["hash"]))
+
     def _remember(self, chain: str, seq: int, digest: str) -> None:
         with self._lock:
             self._tails[chain] = (seq, digest)

@@ -7,6 +7,7 @@ boto3 session, so botocore loads its data files once per process and not once pe
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -31,6 +32,14 @@ _SERVICE_CONFIG = {
 }
 
 
+def _config(service: str) -> Config:
+    config = _SERVICE_CONFIG.get(service, _CONFIG)
+    attempts = os.environ.get("AWS_MAX_ATTEMPTS", "")  # the standard AWS setting wins over our default
+    if attempts.isdigit() and int(attempts) > 0:
+        config = config.merge(Config(retries={"mode": "standard", "max_attempts": int(attempts)}))
+    return config
+
+
 def client(service: str, region: str, endpoint_url: str | None = None) -> Any:
     key = (service, region, endpoint_url)
     found = _clients.get(key)
@@ -42,7 +51,7 @@ def client(service: str, region: str, endpoint_url: str | None = None) -> Any:
             if not _session:
                 _session.append(boto3.session.Session())
             found = _session[0].client(
-                service, region_name=region, endpoint_url=endpoint_url, config=_SERVICE_CONFIG.get(service, _CONFIG)
+                service, region_name=region, endpoint_url=endpoint_url, config=_config(service)
             )
             _clients[key] = found
         return found

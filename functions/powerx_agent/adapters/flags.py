@@ -31,7 +31,7 @@ from aws_lambda_powertools.utilities.feature_flags.schema import SchemaValidator
 
 from powerx_agent import spec
 from powerx_agent.adapters.aws import error_code
-from powerx_agent.errors import AgentError
+from powerx_agent.errors import AgentError, ConfigurationError
 
 DEFAULT_FLAGS: dict[str, Any] = spec.feature_flags_document()
 APPCONFIG_MAX_AGE = 30  # seconds between two GetLatestConfiguration polls of one function instance
@@ -185,7 +185,7 @@ def appconfig_store(appconfigdata: Any, settings: Any, max_age: int = APPCONFIG_
                               ("APPCONFIG_ENVIRONMENT", settings.appconfig_environment),
                               ("APPCONFIG_PROFILE", settings.appconfig_profile)) if not v]
     if missing:
-        raise FlagStoreError(f"the AppConfig flag store needs {', '.join(missing)} (use --stack NAME)")
+        raise ConfigurationError(f"the AppConfig flag store needs {', '.join(missing)} (use --stack NAME)")
     return AppConfigStore(environment=settings.appconfig_environment, application=settings.appconfig_application,
                           name=settings.appconfig_profile, max_age=max_age, boto3_client=appconfigdata)
 
@@ -241,7 +241,7 @@ class AppConfigFlagWriter:
                                   ("APPCONFIG_PROFILE", s.appconfig_profile),
                                   ("APPCONFIG_DEPLOYMENT_STRATEGY", s.appconfig_deployment_strategy)) if not v]
         if missing:
-            raise FlagStoreError(f"the AppConfig flag store needs {', '.join(missing)} (use --stack NAME)")
+            raise ConfigurationError(f"the AppConfig flag store needs {', '.join(missing)} (use --stack NAME)")
         return cls(deps.client("appconfig"), s.appconfig_application, s.appconfig_environment, s.appconfig_profile,
                    s.appconfig_deployment_strategy,
                    read_store=lambda: appconfig_store(deps.client("appconfigdata"), s, max_age=0))

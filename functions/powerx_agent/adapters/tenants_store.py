@@ -1,4 +1,5 @@
-"""Tenant registry (``agent_tenants``), cached per process for a short time."""
+"""Tenant registry (``agent_tenants``): cached reads for the functions (a tenant change is seen within
+``_CACHE_SECONDS``), consistent reads and guarded transactional writes for ``powerx-agent tenants``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from powerx_agent.adapters.dynamo import from_item, key, to_item
+from powerx_agent.adapters.dynamo import all_items, from_item, key, to_item, values
 
 _CACHE_SECONDS = 30.0
 
@@ -34,3 +35,34 @@ class TenantsStore:
         self._ddb.put_item(TableName=self._table, Item=to_item(tenant))
         with self._lock:
             self._cache.pop(tenant["tenant_id"], None)
+
+    # -- the operator's side: consistent reads, writes guarded by the revision that was read ------
+
+    def scan(self) -> list[dict[str, Any]]:
+        return list(all_items(self._ddb, "scan", TableName=self._table, ConsistentRead=True))
+
+    def read(self, tenant_id: str) -> dict[str, Any] | None:
+        out = self._ddb.get_item(TableName=self._table, Key=key(tenant_id=tenant_id), ConsistentRead=True)
+        return from_item(out.get("Item"))
+
+    def _guard(self, stored: dict[str, Any] | None) -> dict[str, Any]:
+        """The condition that the item is still what was read (absent, or at the revision read)."""
+        if stored is None:
+            return {"ConditionExpression": "attribute_not_exists(tenant_id)"}
+        if "revision" not in stored:  # written before items carried a revision (or by hand)
+            return {"ConditionExpression": "attribute_exists(tenant_id) AND attribute_not_exists(revision)"}
+        return {"ConditionExpression": "revision = :read", "ExpressionAttributeValues": values(read=stored["revision"])}
+
+    def put_action(self, item: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any]:
+        """A ``TransactWriteItems`` Put of ``item`` that only succeeds if the stored item is still ``stored``."""
+        return {"Put": {"TableName": self._table, "Item": to_item(item), **self._guard(stored)}}
+
+    def delete_action(self, stored: dict[str, Any]) -> dict[str, Any]:
+        return {"Delete": {"TableName": self._table, "Key": key(tenant_id=stored["tenant_id"]), **self._guard(stored)}}
+
+    def transact(self, actions: list[dict[str, Any]], tenant_ids: list[str]) -> None:
+        """All actions or none (``TransactWriteItems``, at most 100 actions)."""
+        self._ddb.transact_write_items(TransactItems=actions)
+        with self._lock:
+            for tenant_id in tenant_ids:
+                self._cache.pop(tenant_id, None)

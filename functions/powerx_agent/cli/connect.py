@@ -73,11 +73,15 @@ def configure(target: Target) -> None:
 
 
 def _from_stack(stack: str) -> None:
+    from powerx_agent.cli.failures import describe
+    from powerx_agent.errors import ConfigurationError
+
     deps = Deps(load_settings())
     try:
         outputs = stack_outputs(deps.client("cloudformation"), stack)
-    except Exception as exc:  # noqa: BLE001 - reported as a usage problem with the cause
-        raise typer.BadParameter(f"cannot read stack {stack!r}: {exc}", param_hint="--stack") from None
+    except Exception as exc:  # noqa: BLE001 - reported as an unusable target with the cause
+        raise ConfigurationError(f"cannot read stack {stack!r} (--stack): {describe(exc)[0]}",
+                                 code="stack.unreadable") from None
     for key, value in outputs.items():
         env = STACK_OUTPUTS.get(key)
         if env:
@@ -98,6 +102,10 @@ _target = Target()
 def set_target(target: Target) -> None:
     global _target
     _target = target
+
+
+def current_target() -> Target:
+    return _target
 
 
 def connect() -> Deps:

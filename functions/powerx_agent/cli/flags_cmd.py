@@ -7,7 +7,6 @@ import json
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from powerx_agent import spec
 
@@ -45,17 +44,12 @@ def set_cmd(name: str = typer.Argument(..., help="flag name"),
             by: str = typer.Option(None, "--by", help="who changes it (audited; default: $USER)")) -> None:
     """Switch a flag on or off (embedded runtime: DynamoDB item; AWS: AppConfig version + deployment)."""
     from powerx_agent.cli.connect import connect
-    from powerx_agent.errors import AgentError
     from powerx_agent.ops.flags import set_flag
 
     if name not in spec.FEATURE_FLAGS:
         raise typer.BadParameter(f"unknown flag {name!r}; known: {', '.join(spec.FEATURE_FLAGS)}", param_hint="NAME")
     if value not in ("on", "off"):
         raise typer.BadParameter(f"value must be on or off, not {value!r}", param_hint="VALUE")
-    try:
-        change = set_flag(connect(), name, value == "on", by or getpass.getuser())
-    except AgentError as exc:
-        console.print(f"[red]error[/red] {escape(str(exc))}")
-        raise typer.Exit(1) from None
+    change = set_flag(connect(), name, value == "on", by or getpass.getuser())
     d = change.to_dict()
     console.print(f"{name}: {d['from']} → {d['to']} (by {d['by']}, store {d['store']}, audited as {d['audit']})")

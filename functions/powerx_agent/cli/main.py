@@ -21,13 +21,16 @@ from powerx_agent.cli import (
     replay_cmd,
     review_cmd,
     strategy_cmd,
+    tenants_cmd,
     view_cmd,
     workflow_cmd,
 )
 from powerx_agent.cli.connect import Target, set_target
+from powerx_agent.cli.failures import FailureAnsweringGroup
 
 app = typer.Typer(name="powerx-agent", help="PowerX Agent Taskflow: event-driven automation on AWS.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  cls=FailureAnsweringGroup)
 app.add_typer(local_cmd.app, name="local")
 app.add_typer(strategy_cmd.app, name="strategy")
 
@@ -45,7 +48,8 @@ console = Console()
 
 # each command group lives in its own module; this is the one index of them
 for _sub, _name in ((review_cmd, "review"), (workflow_cmd, "workflow"), (audit_cmd, "audit"),
-                    (replay_cmd, "replay"), (flags_cmd, "flags"), (release_cmd, "release")):
+                    (replay_cmd, "replay"), (flags_cmd, "flags"), (release_cmd, "release"),
+                    (tenants_cmd, "tenants")):
     app.add_typer(_sub.app, name=_name)
 view_cmd.register(workflow_cmd.app)  # powerx-agent workflow view ID --out view.html
 load_cmd.register(local_cmd.app)  # powerx-agent local load --rate R --duration S

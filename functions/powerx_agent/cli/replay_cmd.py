@@ -120,21 +120,27 @@ def replay(
     if problems and not skip_invalid:
         _print(report, fmt, note="nothing was sent: fix these lines or pass --skip-invalid")
         raise typer.Exit(1)
-    deps = connect()
-    with _progress(len(chosen), fmt == "text" and not dry_run) as advance:
+    url = api_url or os.environ.get("POWERX_API_URL")
+    if via == "api" and not url:
+        raise typer.BadParameter("--via api needs --api-url or POWERX_API_URL", param_hint="--api-url")
+    if dry_run:  # offline: what would be sent after validation and filters; duplicates are answered when sent
         if via == "api":
-            url = api_url or os.environ.get("POWERX_API_URL")
-            if not url:
-                raise typer.BadParameter("--via api needs --api-url or POWERX_API_URL", param_hint="--api-url")
+            rt.replay_via_api(_poster(), str(url), "", chosen, report, caller=caller, dry_run=True)
+        else:
+            rt.replay_to_bus(None, chosen, report, lookup=None, dry_run=True)
+        _print(report, fmt)
+        raise typer.Exit(0 if report.ok else 1)
+    deps = connect()
+    with _progress(len(chosen), fmt == "text") as advance:
+        if via == "api":
             keys = deps.secrets.signing_keys(deps.settings.signing_secret)
             if not keys:
                 err.print("[red]the signing secret holds no active key[/red]")
                 raise typer.Exit(1)
-            rt.replay_via_api(_poster(), url, keys[0], chosen, report, caller=caller, dry_run=dry_run,
-                              on_progress=advance)
+            rt.replay_via_api(_poster(), str(url), keys[0], chosen, report, caller=caller, on_progress=advance)
         else:
             rt.replay_to_bus(deps.bus, chosen, report,
-                             lookup=deps.events.get, dry_run=dry_run, backoff=rt.Backoff(max_attempts=max_attempts),
+                             lookup=deps.events.get, backoff=rt.Backoff(max_attempts=max_attempts),
                              on_progress=advance)
     _print(report, fmt)
     raise typer.Exit(0 if report.ok else 1)
@@ -172,11 +178,11 @@ def _archive(archive: str, start: datetime | None, end: datetime | None, rule: s
             "an EventBridge archive replay re-delivers the archived events as they are, filtered by time window "
             "and rule only; to filter by tenant or event type, rewrite keys or go through the API, export the "
             "events to JSONL and use --file", param_hint="--archive")
-    deps = connect()
-    if dry_run:
-        out = {"dry_run": True, "archive": archive, "bus": deps.settings.event_bus, "rule": rule,
-               "start": start.isoformat(), "end": end.isoformat()}
+    if dry_run:  # offline: the replay that would be started
+        out = {"dry_run": True, "archive": archive, "bus": os.environ.get("EVENT_BUS_NAME") or "the target's bus",
+               "rule": rule, "start": start.isoformat(), "end": end.isoformat()}
     else:
+        deps = connect()
         try:
             out = rt.replay_archive(deps.bus, archive=archive, rule=rule,
                                     start=start, end=end)

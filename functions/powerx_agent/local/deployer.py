@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from powerx_agent import spec
 from powerx_agent.adapters.dynamo import to_item
 from powerx_agent.adapters.strategies_store import StrategiesStore
@@ -237,9 +235,13 @@ def _api(apigw: Any, out: Deployment) -> None:
 
 
 def seed_tenants(ddb: Any, tenants_file: Path) -> list[dict[str, Any]]:
-    tenants = yaml.safe_load(tenants_file.read_text())["tenants"]
+    """The registry file, validated as ``powerx-agent tenants apply`` validates it, written as revision 1."""
+    from powerx_agent.tenant_registry import load_tenants
+
+    tenants = [t.record() for t in load_tenants(tenants_file.read_bytes(), str(tenants_file))]
     for tenant in tenants:
-        ddb.put_item(TableName=spec.TENANTS_TABLE.name, Item=to_item(tenant))
+        item = {**tenant, "revision": 1, "updated_by": "local-runtime"}
+        ddb.put_item(TableName=spec.TENANTS_TABLE.name, Item=to_item(item))
     return tenants
 
 

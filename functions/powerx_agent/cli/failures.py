@@ -1,0 +1,79 @@
+"""How the command line answers a failure: one clear line on stderr and an exit code, never a traceback.
+
+- exit 2: the target cannot be used as given (no region, no credentials, a stack that cannot be read:
+  the latter is a usage error raised by ``cli/connect.py``);
+- exit 1: the command ran and failed (an endpoint that does not answer, AWS refusing a call, an
+  engine error with its code, a file that cannot be read).
+
+``POWERX_DEBUG=1`` lets the exception through with its traceback, for bug reports.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
+
+_HINT = "(powerx-agent --endpoint-url URL for the embedded runtime, --stack NAME for a deployed stack)"
+
+
+def describe(exc: BaseException) -> tuple[str, int]:
+    """The line to print and the exit code for an exception a command did not handle."""
+    from botocore import exceptions as bx
+
+    from powerx_agent.errors import AgentError, ConfigurationError
+
+    if isinstance(exc, ConfigurationError):
+        return str(exc), 2
+    if isinstance(exc, AgentError):
+        return str(exc), 1
+    if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError | bx.CredentialRetrievalError):
+        return f"no AWS credentials: {exc} {_HINT}; or --profile NAME", 2
+    if isinstance(exc, bx.NoRegionError):
+        return f"no AWS region: pass --region or set AWS_REGION {_HINT}", 2
+    if isinstance(exc, bx.ProfileNotFound):
+        return f"{exc}", 2
+    if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ConnectionClosedError):
+        endpoint = getattr(exc, "kwargs", {}).get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or "AWS"
+        return f"cannot reach {endpoint}: {type(exc).__name__} {_HINT}", 1
+    if isinstance(exc, bx.ReadTimeoutError):
+        return f"no answer in time from {getattr(exc, 'kwargs', {}).get('endpoint_url') or 'AWS'}", 1
+    if isinstance(exc, bx.ClientError):
+        error = exc.response.get("Error", {})
+        operation = getattr(exc, "operation_name", "a call")
+        return f"AWS refused {operation}: {error.get('Code', '?')}: {error.get('Message', '')}".rstrip(": "), 1
+    if isinstance(exc, bx.BotoCoreError):
+        return f"AWS client error: {exc}", 1
+    try:
+        import requests
+
+        if isinstance(exc, requests.RequestException):
+            return f"HTTP request failed: {type(exc).__name__}: {str(exc)[:300]}", 1
+    except ImportError:  # pragma: no cover - requests is a dependency
+        pass
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        return f"{exc.strerror or type(exc).__name__}:{where}", 1
+    return f"unexpected {type(exc).__name__}: {str(exc)[:300]} (POWERX_DEBUG=1 shows the traceback)", 1
+
+
+class FailureAnsweringGroup(TyperGroup):
+    """The root command group: every subcommand runs inside :meth:`invoke`, so what escapes it ends here."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, TyperException):  # exit codes and usage errors: typer answers them
+            raise
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if os.environ.get("POWERX_DEBUG") == "1":
+                raise
+            line, code = describe(exc)
+            print(f"error: {line}", file=sys.stderr)
+            raise typer.Exit(code) from None

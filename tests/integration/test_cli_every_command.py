@@ -1,0 +1,163 @@
+"""Every command of ``powerx-agent`` answers a missing or unreachable engine with one clear line and
+exit 1 or 2, never a traceback: an endpoint nobody listens on, a stack that does not exist, no AWS
+credentials. The commands are enumerated from the typer app, so a new command is covered as soon as
+it is registered (with placeholder arguments, or the realistic ones in ``ARGS``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from powerx_agent.cli.main import app
+from tests.conftest import REPO
+
+UNREACHABLE = "http://127.0.0.1:9"
+OWN_RUNTIME = {"local demo", "local serve", "local load"}  # they start an embedded runtime; no target to miss
+OFFLINE = {"version", "strategy lint", "strategy test", "strategy graph", "strategy simulate", "strategy list"}
+TRACE_MARKERS = ("Traceback", 'File "')
+
+
+def commands() -> list[tuple[str, typer.core.TyperCommand]]:
+    found = []
+
+    def walk(command, path: list[str]) -> None:
+        subcommands = getattr(command, "commands", None)
+        if subcommands is None or getattr(command, "invoke_without_command", False):
+            if path:
+                found.append((" ".join(path), command))
+        for name, sub in (subcommands or {}).items():
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+def events_file(tmp: Path) -> Path:
+    path = tmp / "events.jsonl"
+    event = json.loads((REPO / "tests" / "events" / "c1-plugin-job-completed.json").read_text())
+    path.write_text(json.dumps(event) + "\n")
+    return path
+
+
+def args_for(name: str, tmp: Path) -> list[str]:
+    """Arguments that pass each command's own checks, so it gets as far as the engine."""
+    events = str(events_file(tmp))
+    known = {
+        "strategy test": ["--event", str(REPO / "tests" / "events" / "c1-plugin-job-completed.json")],
+        "strategy graph": ["report-on-job-completed"],
+        "strategy simulate": ["--events", events],
+        "strategy publish": ["--author", "tests"],
+        "strategy approve": ["report-on-job-completed", "--version", "1", "--approver", "a", "--reason", "r"],
+        "strategy rollback": ["report-on-job-completed"],
+        "strategy diff": ["report-on-job-completed", "--from", "1", "--to", "2"],
+        "review approve": [f"rv-{'0' * 20}", "--by", "a"],
+        "review reject": [f"rv-{'0' * 20}", "--by", "a", "--reason", "r"],
+        "workflow show": ["wf-x"], "workflow retry": ["wf-x"], "workflow view": ["wf-x", "--out", str(tmp / "v.html")],
+        "workflow fill": ["wf-x", "n1", "--output", "{}", "--by", "a"],
+        "workflow stop": ["--tenant", "acme", "--by", "a"],
+        "replay": ["--file", events],
+        "release rollback": ["--reason", "tests"],
+        "flags set": ["audit-streaming", "on", "--by", "tests"],
+        "tenants apply": [str(REPO / "config" / "tenants.yaml"), "--by", "tests"],
+        "tenants show": ["acme"], "tenants disable": ["acme", "--by", "tests"],
+    }
+    if name in known:
+        return known[name]
+    placeholder = []  # a command added later: every required argument and option gets a value
+    for param in dict(commands())[name].params:
+        if param.required:
+            placeholder += ["x"] if not param.opts[0].startswith("-") else [param.opts[0], "x"]
+    return placeholder
+
+
+@contextmanager
+def isolated_environment(**env: str | None) -> Iterator[None]:
+    """Commands write their target into os.environ; the embedded runtime of this session must not see it."""
+    from powerx_agent.adapters.aws import reset_clients
+
+    saved = dict(os.environ)
+    reset_clients()  # a fresh boto3 session: credentials are looked up again
+    for key, value in env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        reset_clients()
+
+
+def run(root_options: list[str], name: str, tmp: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(app, [*root_options, *name.split(), *args_for(name, tmp)])
+    output = result.output  # stdout and stderr, as a terminal shows them
+    if result.exception and not isinstance(result.exception, SystemExit):
+        return -1, f"{output}\n{type(result.exception).__name__}: {result.exception}"
+    return result.exit_code, output
+
+
+def error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("error: ")]
+
+
+CASES = [name for name, _ in commands() if name not in OWN_RUNTIME]
+
+
+def test_given_the_app_then_every_command_is_either_checked_here_or_starts_its_own_runtime():
+    assert set(dict(commands())) == set(CASES) | OWN_RUNTIME
+    assert len(CASES) >= 25
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_given_an_endpoint_nobody_listens_on_when_a_command_runs_then_one_error_line_and_exit_1(name, tmp_path):
+    with isolated_environment(AWS_MAX_ATTEMPTS="1", AWS_ENDPOINT_URL=None, MATCH_QUEUE_URL=None):
+        code, output = run(["--endpoint-url", UNREACHABLE], name, tmp_path)
+
+    assert not any(marker in output for marker in TRACE_MARKERS), output
+    if name in OFFLINE:
+        assert code in (0, 1), output  # needs no engine: its own result
+    else:
+        assert code == 1, output
+        assert error_lines(output) == [error_lines(output)[0]] and "cannot reach http://127.0.0.1:9" in output, output
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_given_a_stack_that_does_not_exist_when_a_command_runs_then_one_error_line_and_exit_2(name, tmp_path, rt):
+    with isolated_environment(AWS_MAX_ATTEMPTS="1"):
+        code, output = run(["--endpoint-url", f"http://127.0.0.1:{rt.port}", "--stack", "NoSuchStack"], name, tmp_path)
+
+    assert not any(marker in output for marker in TRACE_MARKERS), output
+    if name in OFFLINE:
+        assert code in (0, 1), output
+    else:
+        assert code == 2, output
+        (line,) = error_lines(output)
+        assert "cannot read stack 'NoSuchStack'" in line and "does not exist" in line, output
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_given_no_aws_credentials_when_a_command_runs_then_one_error_line_and_exit_2(name, tmp_path):
+    unset = {k: None for k in os.environ if k.startswith("AWS_") and k not in ("AWS_REGION", "AWS_DEFAULT_REGION")}
+    with isolated_environment(**unset, AWS_CONFIG_FILE="/nonexistent", AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+                              AWS_EC2_METADATA_DISABLED="true", AWS_MAX_ATTEMPTS="1", AWS_REGION="eu-west-1",
+                              MATCH_QUEUE_URL=None, FLAGS_STORE=None):
+        code, output = run([], name, tmp_path)
+
+    assert not any(marker in output for marker in TRACE_MARKERS), output
+    if name in OFFLINE:
+        assert code in (0, 1), output
+    else:
+        assert code == 2, output
+        (line,) = error_lines(output)
+        # no credentials, or (flags: nothing says which AppConfig profile) the missing stack itself
+        assert line.startswith(("error: no AWS credentials", "error: config.missing")), output
