@@ -20,6 +20,7 @@ from powerx_agent.cli import (
     repair_cmd,
     replay_cmd,
     review_cmd,
+    smoke_cmd,
     strategy_cmd,
     tenants_cmd,
     view_cmd,
@@ -57,6 +58,7 @@ repair_cmd.register(app)  # powerx-agent repair [--apply]
 metrics_cmd.register(app)  # powerx-agent metrics
 console_cmd.register(app)  # powerx-agent console [--port P]
 cost_cmd.register(app)  # powerx-agent cost [--profile FILE]
+smoke_cmd.register(app)  # powerx-agent smoke [--tenant T]: the first command after cdk deploy
 
 
 @app.command("version")
