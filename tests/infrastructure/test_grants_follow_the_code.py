@@ -47,6 +47,8 @@ OPERATOR_ONLY: dict[tuple[str, str], str] = {
     ("adapters/strategies_store.py", "dynamodb:Query"): "StrategiesStore.versions: CLI strategy list/diff",
     ("adapters/strategies_store.py", "dynamodb:UpdateItem"): "StrategiesStore.approve: CLI",
     ("adapters/tenants_store.py", "dynamodb:PutItem"): "TenantsStore.put: seeding (local runtime / operators)",
+    ("adapters/tenants_store.py", "dynamodb:Scan"): "TenantsStore.scan: tenants apply/list (CLI)",
+    ("adapters/tenants_store.py", "dynamodb:TransactWriteItems"): "TenantsStore.transact: tenants apply/disable (CLI)",
     # the Step Functions, EventBridge and SQS ports serve the operator wing too (ops/: CLI only)
     **{("adapters/state_machines.py", f"states:{op}"): "StateMachines: workflow show/retry/stop, repair, verify (CLI)"
        for op in ("DescribeExecution", "GetExecutionHistory", "StopExecution", "ListStateMachines",
