@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from powerx_agent.errors import AgentError
 from powerx_agent.ingest.envelope import EVENT_TYPE_RE, TENANT_RE
-from powerx_agent.strategy.dsl import PLUGIN_ID_RE
 from powerx_agent.strategy.yamlload import load_yaml
+from powerx_agent.taskflow.model import PLUGIN_ID_RE
 
 STATUSES = ("active", "suspended", "disabled")
 """Only ``active`` tenants' events are accepted (ingest answers ``tenant.suspended`` otherwise)."""

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from powerx_agent.escalation.service import review_id_for
 from powerx_agent.ingest.service import workflow_id_for
-from powerx_agent.nodes.escalation import review_id_for
 
 C1_STRATEGY = "report-on-job-completed"
 C1_NODES = {"render": "SUCCEEDED", "archive": "SUCCEEDED", "tell-owner": "SUCCEEDED", "approve": "SKIPPED"}
