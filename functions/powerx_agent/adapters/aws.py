@@ -74,3 +74,35 @@ def error_code(exc: BaseException) -> str:
     code is turned into a result or a typed error."""
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
+
+
+def failure(exc: BaseException) -> tuple[str, str] | None:
+    """What kind of failure an exception from an AWS or HTTP call is, and its text, for the command
+    line's one-line answer; ``None`` when it is not one (our own errors, a bug).
+
+    Kinds: ``credentials``, ``region``, ``profile`` (the target cannot be used as given),
+    ``unreachable``, ``timeout``, ``refused`` (AWS answered with an error), ``client``, ``http``."""
+    from botocore import exceptions as bx
+
+    if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError | bx.CredentialRetrievalError):
+        return "credentials", str(exc)
+    if isinstance(exc, bx.NoRegionError):
+        return "region", str(exc)
+    if isinstance(exc, bx.ProfileNotFound):
+        return "profile", str(exc)
+    if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ConnectionClosedError):
+        endpoint = getattr(exc, "kwargs", {}).get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or "AWS"
+        return "unreachable", f"{endpoint}: {type(exc).__name__}"
+    if isinstance(exc, bx.ReadTimeoutError):
+        return "timeout", str(getattr(exc, "kwargs", {}).get("endpoint_url") or "AWS")
+    if isinstance(exc, bx.ClientError):
+        error = exc.response.get("Error", {})
+        operation = getattr(exc, "operation_name", "a call")
+        return "refused", f"{operation}: {error.get('Code', '?')}: {error.get('Message', '')}".rstrip(": ")
+    if isinstance(exc, bx.BotoCoreError):
+        return "client", str(exc)
+    import requests
+
+    if isinstance(exc, requests.RequestException):
+        return "http", f"{type(exc).__name__}: {str(exc)[:300]}"
+    return None

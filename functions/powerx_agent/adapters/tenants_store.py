@@ -7,9 +7,22 @@ import threading
 import time
 from typing import Any
 
+from powerx_agent.adapters.aws import error_code
 from powerx_agent.adapters.dynamo import all_items, from_item, key, to_item, values
+from powerx_agent.errors import AgentError
 
 _CACHE_SECONDS = 30.0
+
+
+class TransactionRefused(AgentError):
+    """DynamoDB cancelled a transaction: nothing of it was written. ``conflict``: an item was not what
+    was read (a concurrent change); the caller may read again and retry."""
+
+    code = "tenants.transaction_refused"
+
+    def __init__(self, message: str, *, conflict: bool) -> None:
+        super().__init__(message, code="tenants.conflict" if conflict else None)
+        self.conflict = conflict
 
 
 class TenantsStore:
@@ -61,8 +74,19 @@ class TenantsStore:
         return {"Delete": {"TableName": self._table, "Key": key(tenant_id=stored["tenant_id"]), **self._guard(stored)}}
 
     def transact(self, actions: list[dict[str, Any]], tenant_ids: list[str]) -> None:
-        """All actions or none (``TransactWriteItems``, at most 100 actions)."""
-        self._ddb.transact_write_items(TransactItems=actions)
+        """All actions or none (``TransactWriteItems``, at most 100 actions); a cancelled transaction
+        is a :class:`TransactionRefused`."""
+        try:
+            self._ddb.transact_write_items(TransactItems=actions)
+        except Exception as exc:
+            if error_code(exc) != "TransactionCanceledException":
+                raise
+            reasons = [r.get("Code") for r in getattr(exc, "response", {}).get("CancellationReasons", [])]
+            if "ConditionalCheckFailed" in reasons:
+                raise TransactionRefused("a tenant or the audit chain changed since it was read: run the "
+                                         "command again", conflict=True) from exc
+            named = ", ".join(r for r in reasons if r and r != "None") or "no reason given"
+            raise TransactionRefused(f"transaction cancelled: {named}", conflict=False) from exc
         with self._lock:
             for tenant_id in tenant_ids:
                 self._cache.pop(tenant_id, None)

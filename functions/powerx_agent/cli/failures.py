@@ -23,38 +23,26 @@ _HINT = "(powerx-agent --endpoint-url URL for the embedded runtime, --stack NAME
 
 def describe(exc: BaseException) -> tuple[str, int]:
     """The line to print and the exit code for an exception a command did not handle."""
-    from botocore import exceptions as bx
-
+    from powerx_agent.adapters.aws import failure
     from powerx_agent.errors import AgentError, ConfigurationError
 
     if isinstance(exc, ConfigurationError):
         return str(exc), 2
     if isinstance(exc, AgentError):
         return str(exc), 1
-    if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError | bx.CredentialRetrievalError):
-        return f"no AWS credentials: {exc} {_HINT}; or --profile NAME", 2
-    if isinstance(exc, bx.NoRegionError):
-        return f"no AWS region: pass --region or set AWS_REGION {_HINT}", 2
-    if isinstance(exc, bx.ProfileNotFound):
-        return f"{exc}", 2
-    if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ConnectionClosedError):
-        endpoint = getattr(exc, "kwargs", {}).get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or "AWS"
-        return f"cannot reach {endpoint}: {type(exc).__name__} {_HINT}", 1
-    if isinstance(exc, bx.ReadTimeoutError):
-        return f"no answer in time from {getattr(exc, 'kwargs', {}).get('endpoint_url') or 'AWS'}", 1
-    if isinstance(exc, bx.ClientError):
-        error = exc.response.get("Error", {})
-        operation = getattr(exc, "operation_name", "a call")
-        return f"AWS refused {operation}: {error.get('Code', '?')}: {error.get('Message', '')}".rstrip(": "), 1
-    if isinstance(exc, bx.BotoCoreError):
-        return f"AWS client error: {exc}", 1
-    try:
-        import requests
-
-        if isinstance(exc, requests.RequestException):
-            return f"HTTP request failed: {type(exc).__name__}: {str(exc)[:300]}", 1
-    except ImportError:  # pragma: no cover - requests is a dependency
-        pass
+    kind, text = failure(exc) or ("", "")
+    answers = {
+        "credentials": (f"no AWS credentials: {text} {_HINT}; or --profile NAME", 2),
+        "region": (f"no AWS region: pass --region or set AWS_REGION {_HINT}", 2),
+        "profile": (text, 2),
+        "unreachable": (f"cannot reach {text} {_HINT}", 1),
+        "timeout": (f"no answer in time from {text}", 1),
+        "refused": (f"AWS refused {text}", 1),
+        "client": (f"AWS client error: {text}", 1),
+        "http": (f"HTTP request failed: {text}", 1),
+    }
+    if kind in answers:
+        return answers[kind]
     if isinstance(exc, OSError):
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
         return f"{exc.strerror or type(exc).__name__}:{where}", 1
@@ -65,8 +53,9 @@ class FailureAnsweringGroup(TyperGroup):
     """The root command group: every subcommand runs inside :meth:`invoke`, so what escapes it ends here."""
 
     def invoke(self, ctx: Any) -> Any:
+        run = super().invoke  # click's, not Lambda's
         try:
-            return super().invoke(ctx)
+            return run(ctx)
         except (typer.Exit, typer.Abort, TyperException):  # exit codes and usage errors: typer answers them
             raise
         except KeyboardInterrupt:

@@ -73,13 +73,8 @@ class Smoke:
                 "context": {"actor": "powerx-agent smoke", **context}, "payload": payload}
 
     def _put(self, event_type: str, source: str, detail: dict[str, Any]) -> str:
-        out = self.deps.client("events").put_events(Entries=[{
-            "EventBusName": self.deps.settings.event_bus, "Source": source, "DetailType": event_type,
-            "Detail": json.dumps(detail)}])
-        if out.get("FailedEntryCount"):
-            entry = out["Entries"][0]
-            return f"{entry.get('ErrorCode')}: {entry.get('ErrorMessage')}"
-        return ""
+        (outcome,) = self.deps.bus.put([{"Source": source, "DetailType": event_type, "Detail": json.dumps(detail)}])
+        return "" if outcome.ok else f"{outcome.error_code}: {outcome.error_message}"
 
     def _until(self, probe: Callable[[], Any]) -> Any:
         deadline = self.clock() + self.timeout
@@ -142,8 +137,7 @@ class Smoke:
             return
         workflow = self._until(lambda: _terminal(self.deps.workflows.get(workflow_id)))
         execution = (workflow or {}).get("execution_arn")
-        status = self.deps.client("stepfunctions").describe_execution(executionArn=execution)["status"] \
-            if execution else None
+        status = self.deps.state_machines.status(execution)
         self.check(name, "execution SUCCEEDED", status == "SUCCEEDED", f"{status or 'no execution'}")
         nodes = {n: (workflow or {}).get("nodes", {}).get(n, {}).get("status") for n in C1_NODES}
         self.check(name, "workflow SUCCEEDED; render, archive, tell-owner SUCCEEDED, approve SKIPPED",

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from powerx_agent.adapters.aws import error_code
 from powerx_agent.audit.records import AuditEntry, now_iso
 from powerx_agent.errors import AgentError
 from powerx_agent.tenant_registry import Change, diff, load_tenants
@@ -148,13 +147,7 @@ def _revert(deps: Any, done: list[list[tuple[dict[str, Any], dict[str, Any] | No
 
 
 def _cause(exc: BaseException) -> str:
-    code = error_code(exc)
-    if code == "TransactionCanceledException":
-        reasons = [r.get("Code") for r in getattr(exc, "response", {}).get("CancellationReasons", [])]
-        if "ConditionalCheckFailed" in reasons:
-            return "a tenant or the audit chain changed since it was read: run the command again"
-        return f"transaction cancelled: {', '.join(r for r in reasons if r and r != 'None') or code}"
-    return code or str(exc)[:300]
+    return exc.message if isinstance(exc, AgentError) else f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 def list_tenants(deps: Any) -> list[dict[str, Any]]:
