@@ -104,3 +104,35 @@ def test_given_docs_deploy_when_read_then_the_layer_table_is_the_built_layers_ma
     assert found, "docs/deploy.md has no layer manifest section"
     expected = layer.manifest_markdown(json.loads((built.parent / "manifest.json").read_text()))
     assert found.group(1).strip() == expected, "regenerate it with `python layers/build.py --manifest`"
+
+
+_IMPORTED_AT_RUN_TIME = """
+import importlib, json, sys
+before = set(sys.modules)
+from powerx_agent import spec, telemetry
+for function in spec.FUNCTIONS:
+    importlib.import_module(function.handler.rsplit(".", 1)[0])
+print(json.dumps({"tracing": not telemetry.tracer().disabled,
+                  "modules": sorted({m.split(".")[0] for m in set(sys.modules) - before})}))
+"""
+
+
+def test_given_the_handlers_imported_as_in_lambda_when_tracing_is_on_then_every_module_they_load_is_in_the_lock():
+    # what the AST walk cannot see: what a library imports for itself at run time (the Tracer loads the
+    # X-Ray SDK and patches boto3 and requests). Lambda's environment turns the Tracer on.
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_")}
+    env.update({"LAMBDA_TASK_ROOT": "/var/task", "AWS_REGION": "eu-west-1",
+                "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"})
+    out = subprocess.run([sys.executable, "-c", _IMPORTED_AT_RUN_TIME], env=env, capture_output=True, text=True,
+                         timeout=120, check=True)
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert loaded["tracing"] is True
+    owners = importlib.metadata.packages_distributions()
+    distributions = {layer.canonical(d) for m in loaded["modules"] for d in owners.get(m, [])} - {"powerx-agent"}
+    assert "aws-xray-sdk" in distributions
+    missing = distributions - set(layer.read_lock())
+    assert not missing, f"loaded by a function at run time but not in the layer: {sorted(missing)}"

@@ -23,21 +23,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.feature_flags import AppConfigStore, FeatureFlags
 from aws_lambda_powertools.utilities.feature_flags.base import StoreProvider
 from aws_lambda_powertools.utilities.feature_flags.exceptions import ConfigurationStoreError
 from aws_lambda_powertools.utilities.feature_flags.schema import SchemaValidator
 
-from powerx_agent import spec
+from powerx_agent import spec, telemetry
 from powerx_agent.adapters.aws import error_code
 from powerx_agent.errors import AgentError, ConfigurationError
 
 DEFAULT_FLAGS: dict[str, Any] = spec.feature_flags_document()
 APPCONFIG_MAX_AGE = 30  # seconds between two GetLatestConfiguration polls of one function instance
 _ACTIVE_DEPLOYMENT = ("BAKING", "VALIDATING", "DEPLOYING", "ROLLING_BACK")  # AppConfig DeploymentState
-
-logger = Logger(service="powerx-agent", child=True)
 
 
 class FlagStoreError(AgentError):
@@ -139,7 +136,7 @@ class ResilientStore(StoreProvider):
                 self._errors += 1
                 self._failed_at = self._clock()
                 self._store = None
-            logger.warning("feature flags unreadable; serving the last known flags",
+            telemetry.logger.warning("feature flags unreadable; serving the last known flags",
                            extra={"error": str(exc)[:500], "error_type": type(exc).__name__,
                                   "code": error_code(exc) or getattr(exc, "code", "")})
             return self._last

@@ -20,7 +20,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
-from powerx_agent import spec
+from powerx_agent import spec, telemetry
 from powerx_agent.adapters.log_sink import LogStreamSink
 
 SERVICE = "powerx-agent"
@@ -116,8 +116,8 @@ class LogShipper:
             try:
                 shipper.flush()
             except Exception as exc:  # noqa: BLE001 - the server may already be gone
-                print(json.dumps({"level": "WARNING", "message": "EMF lines not shipped at shutdown",
-                                  "group": shipper._group, "error": str(exc)[:500]}), file=sys.stderr)
+                telemetry.logger.warning("EMF lines not shipped at shutdown",
+                                         extra={"group": shipper._group, "error": str(exc)[:500]})
 
     def put(self, lines: list[str]) -> None:
         now = int(time.time() * 1000)
@@ -139,8 +139,8 @@ class LogShipper:
                 if failing:
                     continue
                 failing = True
-                print(json.dumps({"level": "WARNING", "message": "EMF log shipping failed; will retry",
-                                  "group": self._group, "error": str(exc)[:500]}), file=sys.stderr)
+                telemetry.logger.warning("EMF log shipping failed; will retry",
+                                         extra={"group": self._group, "error": str(exc)[:500]})
 
     def flush(self) -> None:
         with self._ship_lock:

@@ -5,9 +5,14 @@ Exit codes: 0 ok, 1 findings or failure, 2 usage error (typer's own for bad argu
 
 from __future__ import annotations
 
+import os
+import sys
+from typing import Any
+
 import typer
 from rich.console import Console
 
+from powerx_agent import telemetry
 from powerx_agent.cli import (
     audit_cmd,
     console_cmd,
@@ -44,6 +49,20 @@ def main(endpoint_url: str = typer.Option(None, "--endpoint-url", envvar="AWS_EN
          stack: str = typer.Option(None, "--stack", help="deployed stack whose outputs name the resources")) -> None:
     """Common options come before the command: powerx-agent --endpoint-url URL review list."""
     set_target(Target(endpoint_url, region, profile, stack))
+    # the command answers for itself (one line on failure); the engine's JSON lines only on request,
+    # to stderr (POWERX_LOG_LEVEL=INFO|WARNING|ERROR): stdout stays the command's
+    telemetry.configure(os.environ.get("POWERX_LOG_LEVEL") or "CRITICAL", _Stderr())
+
+
+class _Stderr:
+    """Whatever ``sys.stderr`` is when a line is written (a test runner swaps it per command)."""
+
+    def write(self, text: str) -> Any:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
 
 console = Console()
 
@@ -67,10 +86,6 @@ def version() -> None:
     from powerx_agent import __version__
 
     console.print(f"powerx-agent {__version__}")
-
-
-
-
 
 
 if __name__ == "__main__":  # pragma: no cover

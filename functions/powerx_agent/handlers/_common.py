@@ -1,4 +1,5 @@
-"""What every handler shares: the Powertools logger and a per-invocation metrics flush."""
+"""What every handler shares: the Powertools logger and tracer (powerx_agent.telemetry) and a
+per-invocation metrics flush."""
 
 from __future__ import annotations
 
@@ -6,12 +7,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
-from powerx_agent import spec
+from powerx_agent import spec, telemetry
 from powerx_agent.deps import Deps, get_deps
 
-logger = Logger(service="powerx-agent")
+logger = telemetry.logger
+tracer = telemetry.tracer()
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from powerx_agent.adapters.audit_store import StreamCursor, record_from_stream
 from powerx_agent.adapters.log_sink import LogStreamSink
 from powerx_agent.audit.stream import forward
-from powerx_agent.handlers._common import logger, run
+from powerx_agent.handlers._common import logger, run, tracer
 
 if TYPE_CHECKING:
     from powerx_agent.deps import Deps
@@ -39,5 +39,6 @@ def _forward(deps: Deps, event: dict[str, Any]) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return run(lambda deps, metrics: _forward(deps, event))

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from powerx_agent.deps import get_deps
 from powerx_agent.handlers._api import check_request, install_error_handler, json_response
-from powerx_agent.handlers._common import logger
+from powerx_agent.handlers._common import logger, tracer
 from powerx_agent.json_limits import JsonLimitError, loads
 from powerx_agent.nodes.callbacks import CallbackRequest, Callbacks
 
@@ -42,5 +42,6 @@ def callback() -> Response:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)

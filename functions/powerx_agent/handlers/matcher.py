@@ -6,11 +6,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from powerx_agent.handlers._common import invocation, logger
+from powerx_agent.handlers._common import invocation, logger, tracer
 from powerx_agent.match.service import Matcher
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     with invocation() as (deps, metrics):
         matcher = Matcher(deps, metrics)

@@ -9,10 +9,11 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
+from powerx_agent import telemetry
 from powerx_agent.deps import get_deps
 from powerx_agent.errors import EventRejected
 from powerx_agent.handlers._api import check_request, install_error_handler, json_response
-from powerx_agent.handlers._common import logger
+from powerx_agent.handlers._common import logger, tracer
 from powerx_agent.ingest.envelope import limits_rejection
 from powerx_agent.ingest.replay import submit_replay
 from powerx_agent.json_limits import MAX_DEPTH, JsonLimitError, loads
@@ -36,7 +37,9 @@ def replay() -> Response:
         return json_response(400, limits_rejection(exc).to_dict())
     caller = (app.current_event.headers or {}).get("X-PowerX-Caller") or "replay-api"
     try:
-        status, body = submit_replay(deps, event, replayed_by=caller)
+        with telemetry.work("replay", caller=caller[:128]):
+            status, body = submit_replay(deps, event, replayed_by=caller)
+            telemetry.logger.info(f"replay answered {status}", extra={"status": status, "outcome": body.get("status")})
     except EventRejected as exc:
         status = 403 if exc.code.startswith("tenant.") else 409 if exc.code.startswith("idempotency.") else \
             413 if exc.code == "envelope.too_large" else 400
@@ -45,5 +48,6 @@ def replay() -> Response:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)

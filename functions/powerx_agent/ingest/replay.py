@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from powerx_agent import telemetry
 from powerx_agent.errors import EventRejected
 from powerx_agent.ingest.envelope import parse_event
 from powerx_agent.ingest.routing import check_routed
@@ -23,6 +24,8 @@ def submit_replay(deps: Deps, event: Any, *, replayed_by: str) -> tuple[int, dic
     incoming = parse_event(event)
     check_routed(incoming.source)
     env = incoming.envelope
+    telemetry.bind(tenant_id=env.tenant_id, event_id=env.event_id, workflow_id=workflow_id_for(env.tenant_id, env.key),
+                   traceparent=env.context.get("traceparent"))
     if not env.idempotency_key:
         raise EventRejected("a replay must carry an explicit idempotency_key", code="envelope.missing_field",
                             where="detail.idempotency_key")

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from powerx_agent import spec
+from powerx_agent import spec, telemetry
 from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.errors import EventRejected, RetryableError
 from powerx_agent.json_limits import dumps as dumps_any
@@ -69,7 +69,8 @@ def check_tenant_scope(tenant: dict[str, Any] | None, tenant_id: str, event_type
 
 def build_context(incoming: IncomingEvent, tenant: dict[str, Any], workflow_id: str) -> dict[str, Any]:
     env = incoming.envelope
-    trace = continue_or_start(env.context.get("traceparent"))
+    # without a traceparent of its own, the event's W3C trace is the X-Ray trace that ingests it
+    trace = continue_or_start(env.context.get("traceparent"), new_trace_id=telemetry.w3c_trace_id_of_xray())
     return {
         "workflow_id": workflow_id,
         "tenant": {k: tenant.get(k) for k in ("tenant_id", "name", "owner", "notify", "allowed_plugins")},
@@ -90,6 +91,16 @@ class Ingestor:
         self.settings = deps.settings
 
     def handle(self, event: dict[str, Any]) -> IngestResult:
+        with telemetry.work("ingest"):
+            result = self._handle(event)
+            if result.outcome == "rejected":
+                telemetry.logger.warning(f"event rejected: {result.code}",
+                                         extra={"code": result.code, "where": result.where, "reason": result.message})
+            else:
+                telemetry.logger.info(f"event {result.outcome}", extra={"outcome": result.outcome})
+            return result
+
+    def _handle(self, event: dict[str, Any]) -> IngestResult:
         # pydantic is imported on the first event, not with this module (see the module docstring)
         from powerx_agent.ingest.envelope import parse_event
 
@@ -101,6 +112,8 @@ class Ingestor:
                                 registered=self._registered(tenant_id))
         env = incoming.envelope
         workflow_id = workflow_id_for(env.tenant_id, env.key)
+        telemetry.bind(tenant_id=env.tenant_id, event_id=env.event_id, workflow_id=workflow_id,
+                       event_type=incoming.event_type)
         tenant = self.deps.tenants.get(env.tenant_id)
         try:
             check_tenant_scope(tenant, env.tenant_id, incoming.event_type)
@@ -134,6 +147,7 @@ class Ingestor:
             raise RetryableError(f"event {env.tenant_id}/{env.key} is being processed by another delivery",
                                  code="idempotency.in_progress")
         context = build_context(incoming, tenant, workflow_id)
+        telemetry.bind(traceparent=context["trace"]["traceparent"])
         if not orchestrator_on:
             self.deps.events.finish(env.tenant_id, env.key, status="DEFERRED", outcome="deferred")
             self.deps.audit.append(AuditEntry("event.deferred", workflow_chain(workflow_id), status="DEFERRED",
@@ -146,7 +160,7 @@ class Ingestor:
                 "event.accepted", workflow_chain(workflow_id), status="ACCEPTED",
                 data={"event_type": incoming.event_type, "source": incoming.source,
                       "idempotency_key": env.key, "payload_hash": incoming.payload_hash,
-                      "traceparent": context["trace"]["traceparent"], **lineage}, **common))
+                      "traceparent": context["trace"]["traceparent"], **_xray(), **lineage}, **common))
         elif claim.kind == "takeover":
             # the previous attempt claimed the key and stopped before handing the event on
             self.deps.audit.append(AuditEntry(
@@ -206,6 +220,12 @@ def _dlq_body(exc: EventRejected, event_text: str) -> str:
     head = event_text[:64 * 1024].encode("utf-8", "replace").decode("utf-8")
     return json.dumps({"reason": exc.to_dict(), "event_truncated": True, "event_bytes": size,
                        "event_head": head}, ensure_ascii=False, default=str)
+
+
+def _xray() -> dict[str, str]:
+    """The X-Ray trace that accepted the event (on AWS), kept in its audit record."""
+    trace_id = telemetry.xray_trace_id()
+    return {"xray_trace_id": trace_id} if trace_id else {}
 
 
 def _peek(event: Any, field: str) -> str | None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import requests
 
-from powerx_agent import spec
+from powerx_agent import spec, telemetry
 from powerx_agent.adapters import aws
 from powerx_agent.deps import get_deps
 from powerx_agent.local import motopatch
@@ -112,6 +112,7 @@ class LocalRuntime:
             "POWERTOOLS_DEV": "false",
         }
         os.environ.update(self.environment)
+        telemetry.configure(self.environment["POWERTOOLS_LOG_LEVEL"])  # the logger exists since import
         aws.reset_clients()
         self.deployment = deploy(self.client, REGION, self.environment, visibility_timeout=self.visibility_timeout,
                                  max_receive_count=self.max_receive_count)

@@ -15,7 +15,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from powerx_agent import spec
+from powerx_agent import spec, telemetry
 from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.errors import RetryableError
 from powerx_agent.escalation.service import escalate
@@ -72,13 +72,27 @@ class Matcher:
 
         def on_error(exc: Exception) -> None:
             self.metrics.add(spec.METRICS["library_errors"], 1)
-            print(json.dumps({"level": "ERROR", "message": "strategy library not loaded; serving last good",
-                              "error": str(exc)[:2000]}))
+            telemetry.logger.error("strategy library not loaded; serving the last good one",
+                                   extra={"error": str(exc)[:2000]})
 
         return cache.get(current, load, on_error)
 
     # -- the step ----------------------------------------------------------------------------
     def handle(self, context: dict[str, Any]) -> dict[str, Any]:
+        event = context.get("event") or {}
+        with telemetry.work("match", tenant_id=(context.get("tenant") or {}).get("tenant_id"),
+                            event_id=event.get("event_id"), workflow_id=context.get("workflow_id"),
+                            traceparent=(context.get("trace") or {}).get("traceparent")):
+            result = self._handle(context)
+            outcome = result["outcome"]
+            extra = {k: result[k] for k in ("outcome", "reason", "review_id", "execution_arn") if result.get(k)}
+            if outcome == "escalated":
+                telemetry.logger.warning(f"event escalated: {result.get('reason')}", extra=extra)
+            else:
+                telemetry.logger.info(f"match {outcome}", extra=extra)
+            return result
+
+    def _handle(self, context: dict[str, Any]) -> dict[str, Any]:
         started = time.monotonic()
         event = context["event"]
         tenant = context["tenant"]
@@ -91,6 +105,8 @@ class Matcher:
         library = self.library()
         found = evaluate(library, event_facts(context), tenant)
         decision, selected = found.decision, found.selected
+        if selected is not None:
+            telemetry.bind(strategy_id=selected.strategy.id)
         chain = workflow_chain(workflow_id)
         self.deps.audit.append(AuditEntry(
             "decision", chain, tenant_id=tenant_id, event_id=event["event_id"], workflow_id=workflow_id,

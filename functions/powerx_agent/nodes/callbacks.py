@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from powerx_agent import telemetry
 from powerx_agent.adapters.aws import is_aws_error
 from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.escalation.backlog import emit_backlog
@@ -60,6 +61,14 @@ class Callbacks:
         self.metrics = metrics
 
     def handle(self, request: CallbackRequest) -> CallbackResult:
+        with telemetry.work("callback", callback_id=request.callback_id, review_id=request.review_id,
+                            outcome=request.outcome):
+            result = self._handle(request)
+            log = telemetry.logger.info if result.status < 400 else telemetry.logger.warning
+            log(f"callback answered {result.status}", extra={"status": result.status, "code": result.body.get("code")})
+            return result
+
+    def _handle(self, request: CallbackRequest) -> CallbackResult:
         try:
             check_value(request.output, root="output")
         except JsonLimitError as exc:
@@ -150,6 +159,8 @@ class Callbacks:
 
     def _wf(self, workflow_id: str) -> dict[str, Any]:
         meta = self.deps.workflows.get(workflow_id) or {"workflow_id": workflow_id, "tenant_id": "unknown"}
+        telemetry.bind(tenant_id=meta.get("tenant_id"), event_id=meta.get("event_id"), workflow_id=workflow_id,
+                       traceparent=meta.get("traceparent"), strategy_id=meta.get("strategy_id"))
         return {k: meta.get(k) for k in ("workflow_id", "tenant_id", "event_id", "strategy_id")}
 
     def _audit(self, wf: dict[str, Any], node_id: str | None, kind: str, request: CallbackRequest,

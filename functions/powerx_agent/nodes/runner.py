@@ -19,7 +19,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from powerx_agent import spec
+from powerx_agent import spec, telemetry
 from powerx_agent.adapters.aws import is_aws_error
 from powerx_agent.adapters.downstream import Downstream
 from powerx_agent.audit.records import AuditEntry, workflow_chain
@@ -80,6 +80,17 @@ class NodeRunner:
         self.downstream = Downstream(deps)
 
     def run(self, payload: dict[str, Any], expected_kind: str | None = None) -> dict[str, Any]:
+        wf, node = payload.get("workflow") or {}, payload.get("node") or {}
+        with telemetry.work("node", tenant_id=wf.get("tenant_id"), event_id=wf.get("event_id"),
+                            workflow_id=wf.get("workflow_id"), traceparent=wf.get("traceparent"),
+                            strategy_id=wf.get("strategy_id"), node_id=node.get("id"), node_kind=node.get("kind")):
+            result = self._run(payload, expected_kind)
+            telemetry.logger.info(f"node {str(result.get('status') or 'waiting').lower()}",
+                                  extra={k: result[k] for k in ("status", "reused", "review_id", "callback_id")
+                                         if result.get(k)})
+            return result
+
+    def _run(self, payload: dict[str, Any], expected_kind: str | None = None) -> dict[str, Any]:
         node, wf = payload["node"], payload["workflow"]
         if expected_kind is not None and node.get("kind") != expected_kind:
             # each node function is granted only what its kind needs: refuse a misrouted payload clearly

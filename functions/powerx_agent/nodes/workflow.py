@@ -7,7 +7,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from powerx_agent import spec
+from powerx_agent import spec, telemetry
 from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.escalation.service import escalate
 from powerx_agent.nodes.runner import callback_id_for, generation_of
@@ -42,6 +42,20 @@ class WorkflowActions:
         self.metrics = metrics
 
     def handle(self, payload: dict[str, Any]) -> dict[str, Any]:
+        wf = payload.get("workflow") or {}
+        with telemetry.work("workflow", tenant_id=wf.get("tenant_id"), event_id=wf.get("event_id"),
+                            workflow_id=wf.get("workflow_id"), traceparent=wf.get("traceparent"),
+                            strategy_id=wf.get("strategy_id"), action=payload.get("action")):
+            result = self._handle(payload)
+            status = str(result.get("status") or "")
+            extra = {k: result[k] for k in ("status", "node_id", "reason", "review_id") if result.get(k)}
+            if status in ("ESCALATED", "FAILED"):
+                telemetry.logger.warning(f"workflow {status.lower()}", extra=extra)
+            else:
+                telemetry.logger.info(f"workflow {payload.get('action')}: {status.lower()}", extra=extra)
+            return result
+
+    def _handle(self, payload: dict[str, Any]) -> dict[str, Any]:
         action = payload.get("action")
         if action == "skip":
             return self.skip(payload["workflow"], payload["node_id"])
