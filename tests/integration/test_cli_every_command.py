@@ -161,3 +161,26 @@ def test_given_no_aws_credentials_when_a_command_runs_then_one_error_line_and_ex
         (line,) = error_lines(output)
         # no credentials, or (flags: nothing says which AppConfig profile) the missing stack itself
         assert line.startswith(("error: no AWS credentials", "error: config.missing")), output
+
+
+@pytest.mark.parametrize("name", CASES + sorted(OWN_RUNTIME))
+def test_given_bad_arguments_when_a_command_runs_then_one_error_line_naming_the_command_and_exit_2(name, tmp_path):
+    """An unknown option, and (for a command that has one) a missing required argument: one line that
+    names the command and where its help is, exit 2, before anything is reached."""
+    attempts = [[*name.split(), "--no-such-option"]]
+    if any(param.required for param in dict(commands())[name].params):
+        attempts.append(name.split())
+    for argv in attempts:
+        with isolated_environment(AWS_MAX_ATTEMPTS="1", AWS_ENDPOINT_URL=None):
+            result = CliRunner().invoke(app, ["--endpoint-url", UNREACHABLE, *argv])
+        output = result.output
+        assert result.exit_code == 2, output
+        assert not any(marker in output for marker in TRACE_MARKERS), output
+        (line,) = [line for line in output.splitlines() if line.strip()]
+        assert line.startswith(f"error: powerx-agent {name}: ") and line.endswith(f"(see powerx-agent {name} --help)")
+        assert "No such option: --no-such-option" in line or "Missing" in line, line
+
+
+def test_given_no_command_when_a_group_runs_then_its_help_is_shown():
+    result = CliRunner().invoke(app, ["tenants"])
+    assert result.exit_code == 2 and "apply" in result.output and "error:" not in result.output

@@ -3,7 +3,10 @@
 - exit 2: the target cannot be used as given (no region, no credentials, a stack that cannot be read:
   the latter is a usage error raised by ``cli/connect.py``);
 - exit 1: the command ran and failed (an endpoint that does not answer, AWS refusing a call, an
-  engine error with its code, a file that cannot be read).
+  engine error with its code, a file that cannot be read);
+- exit 2 as well for bad arguments (an unknown option, a missing argument, a value of the wrong type):
+  ``error: powerx-agent <command>: <what> (see powerx-agent <command> --help)``. A group given no
+  command shows its help, as before.
 
 ``POWERX_DEBUG=1`` lets the exception through with its traceback, for bug reports.
 """
@@ -66,3 +69,30 @@ class FailureAnsweringGroup(TyperGroup):
             line, code = describe(exc)
             print(f"error: {line}", file=sys.stderr)
             raise typer.Exit(code) from None
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        """Click's standalone handling, except that a usage error is one line instead of a usage box."""
+        call = super().main
+        if not standalone_mode:
+            return call(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = call(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.Abort:
+            print("error: aborted", file=sys.stderr)
+            sys.exit(1)
+        except Exception as exc:
+            kinds = {c.__name__ for c in type(exc).__mro__}  # click's classes (typer vendors its own copy)
+            if "ClickException" not in kinds:
+                raise
+            if "NoArgsIsHelpError" in kinds:
+                return call(args, prog_name, complete_var, standalone_mode=True, **extra)  # the group's help
+            message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+            ctx = getattr(exc, "ctx", None)
+            if "UsageError" in kinds:
+                path = ctx.command_path if ctx is not None else (prog_name or "powerx-agent")
+                message = f"{path}: {message} (see {path} --help)"
+            print(f"error: {message}", file=sys.stderr)
+            sys.exit(getattr(exc, "exit_code", 2))
+        # non-standalone click returns the command's result, or the code of an Exit it raised
+        sys.exit(code if isinstance(code, int) else 0)
