@@ -166,3 +166,13 @@ def test_given_an_express_workflow_when_stopped_then_marked_stopped_without_call
     (stopped,) = json.loads(result.output)
     assert stopped["execution_status"] == "NOT_STOPPABLE" and calls == []  # StopExecution does not serve Express
     assert get_deps().workflows.get(workflow_id)["status"] == "STOPPED"
+
+
+def test_given_an_express_execution_logged_without_its_input_when_retried_then_refused_with_the_way_out(
+        express_workflow):
+    workflow_id, _ = express_workflow
+    get_deps().workflows.transition_workflow(workflow_id, "FAILED")
+    result = CliRunner().invoke(app, ["workflow", "retry", workflow_id, "--by", "tester"])
+    assert result.exit_code == 1
+    assert "takeover.input_unknown" in result.output and "replay --new-key" in result.output
+    assert get_deps().workflows.get(workflow_id)["status"] == "FAILED"  # nothing changed

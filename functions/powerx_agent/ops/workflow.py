@@ -144,13 +144,18 @@ def retry_workflow(deps: Deps, metrics: Any, workflow_id: str, by: str,
     if meta.get("status") not in TERMINAL:
         raise TakeoverError(f"workflow {workflow_id} is {meta.get('status')}; retry a finished workflow "
                             "(stop it first: powerx-agent workflow stop)", code="takeover.not_finished")
-    execution = _execution(deps, meta.get("execution_arn"))
+    execution = _execution(deps, meta.get("execution_arn"), meta.get("created_at"))
     if execution is None:
         raise TakeoverError(f"the execution of {workflow_id} is gone; its input cannot be reused",
                             code="takeover.execution_missing")
-    if execution["status"] == "RUNNING":
-        raise TakeoverError(f"execution {execution['executionArn']} is still RUNNING; stop it first",
+    if execution["status"] in ("RUNNING", "UNKNOWN"):
+        raise TakeoverError(f"execution {execution['executionArn']} is {execution['status']} (an Express "
+                            "execution is UNKNOWN until its log records arrive); stop it or wait",
                             code="takeover.not_finished")
+    if execution.get("source") == "logs" and "workflow" not in json.loads(execution.get("input") or "{}"):
+        raise TakeoverError(f"the input of Express execution {execution['executionArn']} is not in its log records "
+                            "(stateMachineLogExecutionData is off), so it cannot be reused; run the event again "
+                            "with `powerx-agent replay --new-key`", code="takeover.input_unknown")
     statuses = {n: item.get("status", "PENDING") for n, item in meta.get("nodes", {}).items()}
     edges = flow_edges(deps, meta) if from_node else {}
     reset, reuse = plan_retry(statuses, edges, from_node)
