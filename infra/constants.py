@@ -27,7 +27,10 @@ CONTEXT_DEFAULTS: dict[str, object] = {
     "notificationsUrl": "https://notifications.example.internal",
     "opsUrl": "https://ops.example.internal",
     "alarmEmail": "",  # optional e-mail subscription of the alarm topic
-    "alarmSubscriptions": [],  # optional list of HTTPS endpoints (Slack / PagerDuty webhooks)
+    "alarmSubscriptions": [],  # optional list of further HTTPS endpoints subscribed to the alarm topic
+    "pagerDutyIntegrationUrl": "",  # PagerDuty "Amazon CloudWatch" integration URL: an HTTPS subscription
+    "slackWorkspaceId": "",  # AWS Chatbot: the Slack workspace (team) id authorised once in the Chatbot console
+    "slackChannelId": "",  # ... and the channel id: both given = a Chatbot Slack channel configuration
     "logRetentionDays": 30,  # functions, API, state machines
     "stateMachineLogLevel": "ALL",  # ALL | ERROR | FATAL | OFF: what every state machine logs (Express: its only history)
     "stateMachineLogExecutionData": False,  # inputs and outputs in the log records (tenant payloads: off by default)
@@ -116,6 +119,7 @@ TABLE_ACCESS: dict[str, dict[str, tuple[str, ...]]] = {
         spec.EVENTS_TABLE.name: (_GET,),  # submit_replay: duplicate / conflict / deferred answered at once
         spec.TENANTS_TABLE.name: (_GET,),  # check_tenant_scope
     },
+    "backlog_gauge": {},  # only the gsi1 count of open reviews (INDEX_QUERIES)
 }
 # Query on one named index: function -> ((table, index), ...).
 # gsi1: escalation/backlog.py emit_backlog -> WorkflowsStore.count_open_reviews (Select COUNT on "REVIEW#OPEN"),
@@ -127,6 +131,7 @@ INDEX_QUERIES: dict[str, tuple[tuple[str, str], ...]] = {
     "node_review": _GSI1,
     "workflow": _GSI1,
     "callbacks_api": _GSI1,
+    "backlog_gauge": _GSI1,  # handlers/backlog_gauge.py, every minute (spec.BACKLOG_SCHEDULE)
     "audit_stream": ((spec.AUDIT_TABLE.name, "by_time"),),
 }
 
@@ -165,7 +170,7 @@ DOWNSTREAM_URLS: dict[str, tuple[str, ...]] = {
 }
 # Functions whose handler builds a MetricsRecorder (deps.metrics()); EMF goes to stdout on Lambda.
 RECORDS_METRICS = ("ingest", "matcher", "node_plugin", "node_notify", "node_review", "workflow", "audit_stream",
-                   "callbacks_api")
+                   "callbacks_api", "backlog_gauge")
 # Where the baseline strategy library lives inside the code asset (the matcher reads it when the flag
 # agent-strategy-library is off or LIBRARY_SOURCE=dir): infra/constructs/functions.py stages strategies/ there.
 LAMBDA_TASK_ROOT = "/var/task"

@@ -90,6 +90,8 @@ class PowerXAgentStack(Stack):
         )
         EventSources(self, "EventSources", functions=functions, queues=queues, tables=tables)
         events.route_to_ingest(functions.aliases["ingest"], queues.ingest_dlq)
+        for schedule in spec.SCHEDULES:
+            events.schedule(schedule, functions.aliases[schedule.target_function])
         events.keep_unrouted(queues.by_name[spec.UNROUTED_QUEUE.name], queues.ingest_dlq)
         api = Api(
             self,
@@ -109,12 +111,14 @@ class PowerXAgentStack(Stack):
             prefix=prefix,
             alarm_email=str(ctx("alarmEmail") or ""),
             alarm_subscriptions=subscriptions,
+            pagerduty_url=str(ctx("pagerDutyIntegrationUrl") or ""),
+            slack_workspace_id=str(ctx("slackWorkspaceId") or ""),
+            slack_channel_id=str(ctx("slackChannelId") or ""),
             removal_policy=removal,
         )
         for alarm in queues.dlq_alarms.values():
             observability.notify(alarm)
         observability.unrouted_events_alarm(events.unrouted_metric(UNROUTED_PERIOD))
-        observability.flag_store_alarm()
         dashboard = observability.dashboard(
             dlqs={name: queues.by_name[name] for name in queues.dlq_alarms},
             audit_log_group_name=audit.log_group_name,

@@ -107,6 +107,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
                  description="POST /internal/agent/callbacks (signed)"),
     FunctionSpec("replay_api", "powerx-agent-replay-api", f"{_H}.replay_api.handler", 30,
                  description="POST /internal/agent/events (signed manual replay)"),
+    FunctionSpec("backlog_gauge", "powerx-agent-backlog-gauge", f"{_H}.backlog_gauge.handler", 30, 256,
+                 description="Every minute (schedule): the open manual review backlog gauge"),
 )
 FUNCTIONS_BY_KEY = {f.key: f for f in FUNCTIONS}
 
@@ -213,6 +215,26 @@ UNROUTED_RULE = RuleSpec(
 RULES: tuple[RuleSpec, ...] = (INGEST_RULE, UNROUTED_RULE)
 
 
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """An EventBridge schedule rule on the account's default bus that invokes one function."""
+
+    name: str
+    expression: str  # rate(N minute[s])
+    target_function: str  # a FunctionSpec.key
+
+    @property
+    def every_seconds(self) -> int:
+        amount, unit = self.expression.removeprefix("rate(").removesuffix(")").split()
+        return int(amount) * {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600}[unit]
+
+
+BACKLOG_SCHEDULE = ScheduleSpec("powerx-agent-backlog-gauge", "rate(1 minute)", "backlog_gauge")
+"""The review backlog gauge is a level, not an event: it is emitted every minute whether or not a review
+opened or closed, so an alarm on it sees a stuck backlog as what it is (docs/operations.md)."""
+SCHEDULES: tuple[ScheduleSpec, ...] = (BACKLOG_SCHEDULE,)
+
+
 API_ROUTES = {
     "replay_api": ("POST", "/internal/agent/events"),
     "callbacks_api": ("POST", "/internal/agent/callbacks"),
@@ -230,6 +252,9 @@ METRICS = {
     "library_errors": "agent.strategy.library_errors_total",
     "review_backlog": "agent.review.backlog",
     "flag_store_errors": "agent.flags.store_errors_total",
+    "workflow_finished": "agent.workflow.finished_total",
+    "workflow_automated": "agent.workflow.automated_success_total",
+    "audit_completeness": "agent.audit.completeness",
 }
 
 FEATURE_FLAGS = ("agent-orchestrator", "agent-strategy-library", "audit-streaming")

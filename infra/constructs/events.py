@@ -81,6 +81,25 @@ class Events(Construct):
         rule.add_target(targets.SqsQueue(queue, **_delivery(rule_spec, dlq)))
         return rule
 
+    def schedule(self, schedule_spec: spec.ScheduleSpec, alias: lambda_.Alias) -> events.Rule:
+        """A schedule rule on the account's default bus (schedules run there) invoking the function's live
+        alias. A missed run is not replayed late, neither by EventBridge nor by Lambda's asynchronous retries
+        (which could run it hours later): the next run, a minute later, measures afresh."""
+        rule = events.Rule(
+            self,
+            "".join(p.capitalize() for p in schedule_spec.name.removeprefix("powerx-agent-").split("-")) + "Schedule",
+            rule_name=f"{self.prefix}{schedule_spec.name}",
+            description=f"{schedule_spec.expression}: {spec.FUNCTIONS_BY_KEY[schedule_spec.target_function].description}",
+            schedule=events.Schedule.expression(schedule_spec.expression),
+        )
+        rule.add_target(targets.LambdaFunction(alias, retry_attempts=2, max_event_age=Duration.seconds(60)))
+        config = lambda_.CfnEventInvokeConfig(self, f"{rule.node.id}InvokeConfig",
+                                              function_name=alias.version.lambda_.function_name,
+                                              qualifier=spec.LIVE_ALIAS, maximum_retry_attempts=0,
+                                              maximum_event_age_in_seconds=60)
+        config.node.add_dependency(alias)
+        return rule
+
     def unrouted_metric(self, period: Duration) -> cloudwatch.Metric:
         """Events the unrouted rule matched: EventBridge's own count (custom bus: EventBusName + RuleName)."""
         return cloudwatch.Metric(

@@ -73,8 +73,13 @@ def test_given_the_stream_destination_when_granted_then_the_function_may_send_to
     assert sqs == [(("sqs:SendMessage",), (f"arn(queue:{queue_name})",), None)]
 
 
+def _bus_rules(synth) -> dict[str, dict]:
+    """The event rules (schedules aside: see the schedule test below)."""
+    return {k: r for k, r in synth.of_type("AWS::Events::Rule").items() if "ScheduleExpression" not in r["Properties"]}
+
+
 def test_given_rules_when_read_then_every_target_has_a_dead_letter_queue_and_a_retry_policy(synth):
-    rules = synth.of_type("AWS::Events::Rule")
+    rules = _bus_rules(synth)
     assert len(rules) == len(spec.RULES)
     for rule in rules.values():
         for target in rule["Properties"]["Targets"]:
@@ -86,7 +91,7 @@ def test_given_functions_eventbridge_invokes_when_read_then_their_async_invocati
         synth):
     configs = [c["Properties"] for c in synth.of_type("AWS::Lambda::EventInvokeConfig").values()]
     invoked = []
-    for rule in synth.of_type("AWS::Events::Rule").values():
+    for rule in _bus_rules(synth).values():
         for target in rule["Properties"]["Targets"]:
             if synth.resources[_ref_id(target["Arn"])]["Type"] in ("AWS::Lambda::Function", "AWS::Lambda::Alias"):
                 invoked.append(target["Arn"])
@@ -99,6 +104,26 @@ def test_given_functions_eventbridge_invokes_when_read_then_their_async_invocati
         assert config["Qualifier"] == qualifier  # the qualifier the rule invokes, not another one
         destination = config["DestinationConfig"]["OnFailure"]["Destination"]
         assert synth.resources[_ref_id(destination)]["Type"] == "AWS::SQS::Queue"
+
+
+def test_given_schedules_when_read_then_a_missed_run_is_superseded_not_kept_and_its_absence_is_alarmed(synth):
+    """A schedule measures a level every minute: a run EventBridge or Lambda could not make is not worth
+    keeping in a DLQ or retrying for hours (the next minute measures afresh and the value is dated by the
+    scheduled minute), so retries are few and short-lived instead; a sustained failure shows as the gauge
+    missing, which has its own alarm."""
+    schedules = {k: r["Properties"] for k, r in synth.of_type("AWS::Events::Rule").items()
+                 if "ScheduleExpression" in r["Properties"]}
+    assert {p["Name"]: p["ScheduleExpression"] for p in schedules.values()} == {
+        s.name: s.expression for s in spec.SCHEDULES}
+    for props in schedules.values():
+        (target,) = props["Targets"]
+        assert target["RetryPolicy"] == {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 60}
+        function = _function_id(synth, target["Arn"])
+        (config,) = [c["Properties"] for c in synth.of_type("AWS::Lambda::EventInvokeConfig").values()
+                     if _function_id(synth, c["Properties"]["FunctionName"]) == function]
+        assert config["MaximumRetryAttempts"] == 0 and config["MaximumEventAgeInSeconds"] == 60
+    alarms = {a["Properties"]["AlarmName"] for a in synth.of_type("AWS::CloudWatch::Alarm").values()}
+    assert "powerx-agent-review-backlog-gauge-missing" in alarms
 
 
 def test_given_log_groups_when_read_then_every_one_has_a_retention(synth):
@@ -135,7 +160,7 @@ def _event(source: str) -> dict[str, Any]:
 
 
 def test_given_the_template_rules_when_read_then_they_are_the_spec_patterns(synth):
-    patterns = {r["Properties"]["Name"]: r["Properties"]["EventPattern"] for r in synth.of_type("AWS::Events::Rule").values()}
+    patterns = {r["Properties"]["Name"]: r["Properties"]["EventPattern"] for r in _bus_rules(synth).values()}
     assert patterns == {r.name: r.pattern for r in spec.RULES}
 
 

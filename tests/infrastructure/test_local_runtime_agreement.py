@@ -159,7 +159,7 @@ def local(runtime: Any) -> dict[str, Any]:
     return {"tables": tables, "queues": queues, "arn_to_queue": arn_to_queue, "functions": functions,
             "aliases": aliases, "versions": versions, "async_config": async_config,
             "fn_by_arn": fn_by_arn, "mappings": mappings, "buses": buses, "rules": rules, "targets": targets,
-            "archives": archives, "routes": routes}
+            "archives": archives, "routes": routes, "events": events}
 
 
 # -- the comparisons -------------------------------------------------------------------------------
@@ -209,7 +209,8 @@ def test_given_both_runtimes_when_the_bus_is_described_then_bus_archive_rule_and
     assert archive["ArchiveName"] == deployed_archive["ArchiveName"] == spec.ARCHIVE_NAME
     assert archive["EventSourceArn"].endswith(f":event-bus/{spec.BUS_NAME}")
     assert archive["RetentionDays"] == deployed_archive["RetentionDays"]
-    deployed_rules = {r["Properties"]["Name"]: r["Properties"] for r in synth.of_type("AWS::Events::Rule").values()}
+    deployed_rules = {r["Properties"]["Name"]: r["Properties"] for r in synth.of_type("AWS::Events::Rule").values()
+                      if "EventBusName" in r["Properties"]}
     assert set(local["rules"]) == set(deployed_rules) == {r.name for r in spec.RULES}
     for name, deployed_rule in deployed_rules.items():
         assert json.loads(local["rules"][name]["EventPattern"]) == deployed_rule["EventPattern"]
@@ -225,6 +226,20 @@ def test_given_both_runtimes_when_the_bus_is_described_then_bus_archive_rule_and
         assert target["RetryPolicy"] == deployed_target["RetryPolicy"]
         assert local["arn_to_queue"][target["DeadLetterConfig"]["Arn"]] == _name_of(
             synth, deployed_target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0])
+
+
+def test_given_both_runtimes_when_schedules_are_described_then_expression_and_target_agree(synth, local):
+    events = local["events"]
+    mine = {r["Name"]: r for r in events.list_rules()["Rules"] if r.get("ScheduleExpression")}
+    deployed = {r["Properties"]["Name"]: r["Properties"] for r in synth.of_type("AWS::Events::Rule").values()
+                if "ScheduleExpression" in r["Properties"]}
+    assert set(mine) == set(deployed) == {s.name for s in spec.SCHEDULES}
+    for name, props in deployed.items():
+        assert mine[name]["ScheduleExpression"] == props["ScheduleExpression"]
+        (target,) = events.list_targets_by_rule(Rule=name)["Targets"]
+        (deployed_target,) = props["Targets"]
+        assert local["fn_by_arn"][target["Arn"]] == _name_of(synth, deployed_target["Arn"]["Fn::GetAtt"][0])
+        assert target["RetryPolicy"] == deployed_target["RetryPolicy"]
 
 
 def test_given_both_runtimes_when_functions_are_described_then_names_handlers_limits_and_arch_agree(synth, local):

@@ -64,7 +64,13 @@ def test_bus_archive_rule_agree(synth):
     assert set(_props(synth, "AWS::Events::EventBus", "Name")) == {spec.BUS_NAME}
     assert set(_props(synth, "AWS::Events::Archive", "ArchiveName")) == {spec.ARCHIVE_NAME}
     rules = _props(synth, "AWS::Events::Rule", "Name")
-    assert set(rules) == {r.name for r in spec.RULES}
+    assert set(rules) == {r.name for r in spec.RULES} | {s.name for s in spec.SCHEDULES}
+    for schedule in spec.SCHEDULES:
+        rule = rules[schedule.name]
+        assert rule["ScheduleExpression"] == schedule.expression and "EventBusName" not in rule  # default bus
+        (target,) = rule["Targets"]
+        assert synth.resources[target["Arn"]["Fn::GetAtt"][0]]["Properties"]["FunctionName"] == \
+            spec.FUNCTIONS_BY_KEY[schedule.target_function].name
     for rule_spec in spec.RULES:
         rule = rules[rule_spec.name]
         assert rule["EventPattern"] == rule_spec.pattern

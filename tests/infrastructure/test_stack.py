@@ -7,7 +7,7 @@ import json
 import pytest
 from aws_cdk.assertions import Match
 
-from infra import constants
+from infra import constants, monitoring
 from powerx_agent import spec
 
 
@@ -186,7 +186,8 @@ def test_bus_archive_and_ingest_rule_with_retry_policy_and_dlq(synth):
 
 
 def test_ingest_async_failures_go_to_the_ingest_dlq(synth):
-    (config,) = synth.of_type("AWS::Lambda::EventInvokeConfig").values()
+    (config,) = [c for c in synth.of_type("AWS::Lambda::EventInvokeConfig").values()
+                 if "DestinationConfig" in c["Properties"]]
     dlq_id = synth.logical_id(synth.stack.queues.ingest_dlq)
     assert config["Properties"]["DestinationConfig"] == {"OnFailure": {"Destination": {"Fn::GetAtt": [dlq_id, "Arn"]}}}
 
@@ -257,24 +258,60 @@ def test_strategy_miss_rate_alarm_uses_metric_math_over_15_minutes(synth):
     assert alarm["AlarmActions"] == [{"Ref": _topic_id(synth)}]
 
 
-def test_automated_failure_rate_alarm_is_failures_over_all_outcomes(synth):
-    alarm = _alarm(synth, "automated-failure-rate")
-    assert _expression(alarm) == "IF((failures + successes) > 0, 100 * failures / (failures + successes), 0)"
+def test_automated_success_alarm_is_per_workflow_below_95(synth):
+    alarm = _alarm(synth, "automated-success-rate")
+    assert _expression(alarm) == "100 * automated / finished"
     stats = _metric_stats(alarm)
-    assert stats["failures"]["Metric"]["MetricName"] == spec.METRICS["node_failure"]
-    assert stats["successes"]["Metric"]["MetricName"] == spec.METRICS["node_success"]
-    assert {s["Stat"] for s in stats.values()} == {"Sum"}
-    assert alarm["Threshold"] == 10 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
-    assert alarm["AlarmActions"] == [{"Ref": _topic_id(synth)}]
+    assert stats["automated"]["Metric"]["MetricName"] == spec.METRICS["workflow_automated"]
+    assert stats["finished"]["Metric"]["MetricName"] == spec.METRICS["workflow_finished"]
+    assert {s["Stat"] for s in stats.values()} == {"Sum"} and {s["Period"] for s in stats.values()} == {900}
+    assert alarm["Threshold"] == 95 and alarm["ComparisonOperator"] == "LessThanThreshold"
+    assert alarm["AlarmActions"] == alarm["OKActions"] == [{"Ref": _topic_id(synth)}]
 
 
-def test_manual_backlog_alarm_on_the_gauge(synth):
+def test_manual_intervention_alarm_is_escalations_over_decisions_at_10_percent(synth):
+    alarm = _alarm(synth, "manual-intervention-rate")
+    assert _expression(alarm) == "100 * escalations / decisions"
+    stats = _metric_stats(alarm)
+    assert (stats["escalations"]["Metric"]["MetricName"], stats["escalations"]["Stat"]) == (
+        spec.METRICS["escalations"], "Sum")
+    # every decision emits one hit-rate value (1 or 0): their count is the number of decisions
+    assert (stats["decisions"]["Metric"]["MetricName"], stats["decisions"]["Stat"]) == (
+        spec.METRICS["hit_rate"], "SampleCount")
+    assert alarm["Threshold"] == 10 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_generation_latency_alarm_is_the_p95_of_raw_values_above_10_s(synth):
+    alarm = _alarm(synth, "generation-latency-p95")
+    assert alarm["MetricName"] == spec.METRICS["latency"]
+    assert alarm["ExtendedStatistic"] == "p95" and "Statistic" not in alarm
+    assert alarm["Threshold"] == 10_000 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["EvaluateLowSampleCountPercentile"] == "evaluate"
+
+
+def test_library_errors_alarm_on_the_metric_the_matcher_emits(synth):
+    alarm = _alarm(synth, "strategy-library-errors")
+    assert (alarm["MetricName"], alarm["Statistic"]) == (spec.METRICS["library_errors"], "Sum")
+    assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_manual_backlog_alarm_on_the_gauge_keeps_its_state_when_the_gauge_is_missing(synth):
     alarm = _alarm(synth, "manual-review-backlog")
     assert alarm["MetricName"] == spec.METRICS["review_backlog"]
     assert alarm["Namespace"] == spec.NAMESPACE
     assert alarm["Statistic"] == "Maximum"
     assert alarm["Threshold"] == 20 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["TreatMissingData"] == "ignore"  # a gap never resolves the page (docs/operations.md)
     assert alarm["AlarmActions"] == [{"Ref": _topic_id(synth)}]
+    gauge = _alarm(synth, "review-backlog-gauge-missing")
+    assert (gauge["MetricName"], gauge["Statistic"], gauge["TreatMissingData"]) == (
+        spec.METRICS["review_backlog"], "SampleCount", "breaching")
+    assert gauge["Threshold"] == 1 and gauge["ComparisonOperator"] == "LessThanThreshold"
+
+
+def test_every_alarm_states_its_missing_data_treatment(synth):
+    alarms = _by_prop(synth, "AWS::CloudWatch::Alarm", "AlarmName")
+    assert all("TreatMissingData" in a["Properties"] for a in alarms.values())
 
 
 def test_every_dlq_has_a_depth_alarm_to_the_topic(synth):
@@ -285,7 +322,7 @@ def test_every_dlq_has_a_depth_alarm_to_the_topic(synth):
         assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
         assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
         assert alarm["AlarmActions"] == [{"Ref": _topic_id(synth)}]
-    assert len(alarms) == 3 + len(dlqs) + 1 + 1  # + unrouted events, flag store errors
+    assert len(alarms) == len(monitoring.ALARMS) + len(dlqs) + 1  # + unrouted events
 
 
 def test_flag_store_errors_alarm_on_any_unreadable_flag_read(synth):

@@ -37,8 +37,12 @@ class MetricsRecorder:
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
-    def add(self, name: str, value: float = 1, unit: str = "Count", **dimensions: str | None) -> None:
+    def add(self, name: str, value: float = 1, unit: str = "Count", *, at: float | None = None,
+            **dimensions: str | None) -> None:
+        """One raw value; ``at`` (epoch seconds) dates it (EMF ``Timestamp``), default now."""
         provider = AmazonCloudWatchEMFProvider(namespace=spec.NAMESPACE, service=SERVICE)
+        if at is not None:
+            provider.set_timestamp(int(at * 1000))
         for dim, dim_value in dimensions.items():
             if dim_value:
                 provider.add_dimension(dim, str(dim_value))

@@ -213,6 +213,11 @@ def _bus(events: Any, out: Deployment) -> None:
             "RetryPolicy": {"MaximumRetryAttempts": rule.max_retry_attempts,
                             "MaximumEventAgeInSeconds": rule.max_event_age_seconds},
             "DeadLetterConfig": {"Arn": out.queue_arns[rule.dlq]}}])
+    for schedule in spec.SCHEDULES:  # on the default bus; local/pollers.py Scheduler fires them (moto does not)
+        events.put_rule(Name=schedule.name, ScheduleExpression=schedule.expression, State="ENABLED")
+        events.put_targets(Rule=schedule.name, Targets=[{
+            "Id": schedule.target_function, "Arn": out.alias_arns[schedule.target_function],
+            "RetryPolicy": {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 60}}])
 
 
 def _api(apigw: Any, out: Deployment) -> None:

@@ -74,3 +74,43 @@ class SqsPoller:
         if done:
             sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)])
+
+
+class Scheduler:
+    """EventBridge's schedule rules for the embedded runtime: moto stores a ``rate(...)`` rule but never
+    fires it. Once per period, on the period's boundary (``rate(1 minute)``: every whole minute), calls
+    ``fire(schedule, at)``; the runtime invokes the rule's target with the event EventBridge sends."""
+
+    def __init__(self, fire: Callable[[Any, float], Any], schedules: tuple[Any, ...]) -> None:
+        self._fire = fire
+        self._schedules = schedules
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.fired = 0
+
+    def start(self) -> Scheduler:
+        self._thread = threading.Thread(target=self._loop, name="eventbridge-scheduler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        import time
+
+        due = {s.name: (time.time() // s.every_seconds + 1) * s.every_seconds for s in self._schedules}
+        while not self._stop.is_set():
+            now = time.time()
+            for schedule in self._schedules:
+                if now >= due[schedule.name]:
+                    at, due[schedule.name] = due[schedule.name], due[schedule.name] + schedule.every_seconds
+                    try:
+                        self._fire(schedule, at)
+                        self.fired += 1
+                    except Exception as exc:  # noqa: BLE001 - like EventBridge: a failed run does not stop the schedule
+                        print(json.dumps({"level": "WARNING", "message": "scheduled invocation failed",
+                                          "schedule": schedule.name, "error": str(exc)[:500]}))
+            self._stop.wait(max(0.05, min(due.values()) - time.time()))

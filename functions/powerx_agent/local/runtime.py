@@ -28,7 +28,7 @@ from powerx_agent.deps import get_deps
 from powerx_agent.local import motopatch
 from powerx_agent.local.apiserver import ApiServer
 from powerx_agent.local.deployer import Deployment, deploy, publish_directory, seed_tenants
-from powerx_agent.local.pollers import SqsPoller
+from powerx_agent.local.pollers import Scheduler, SqsPoller
 from powerx_agent.local.ports import service_ports
 from powerx_agent.local.sandbox import Sandbox
 from powerx_agent.local.state import StateDir
@@ -59,6 +59,7 @@ class LocalRuntime:
         self.deployment: Deployment | None = None
         self.api: ApiServer | None = None
         self.poller: SqsPoller | None = None
+        self.scheduler: Scheduler | None = None
         self._async = ThreadPoolExecutor(max_workers=4, thread_name_prefix="eventbridge-lambda")
         self._inflight = 0
         self._inflight_lock = threading.Lock()
@@ -125,10 +126,13 @@ class LocalRuntime:
             self.restored = self.state.restore(self.client("dynamodb"))
         self.poller = SqsPoller(self._poller_client, self.deployment.queue_urls[spec.MATCH_QUEUE.name],
                                 self.deployment.alias_arns["matcher"], batch_size=spec.MATCH_MAPPING.batch_size).start()
+        self.scheduler = Scheduler(self.fire_schedule, spec.SCHEDULES).start()
 
     def stop(self) -> None:
         from powerx_agent.adapters.metrics import LogShipper
 
+        if self.scheduler:
+            self.scheduler.stop()
         if self.poller:
             self.poller.stop()
         self._async.shutdown(wait=True, cancel_futures=True)
@@ -179,6 +183,15 @@ class LocalRuntime:
                                            Qualifier=spec.LIVE_ALIAS, Payload=json.dumps(event).encode())
         payload = json.loads(out["Payload"].read() or b"null")
         return payload, out.get("FunctionError")
+
+    def fire_schedule(self, schedule: spec.ScheduleSpec, at: float) -> tuple[Any, str | None]:
+        """What EventBridge does when a schedule rule is due at ``at``: invoke its target with a
+        "Scheduled Event" whose ``time`` is that minute. Tests call it to run a schedule for a given time."""
+        event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+                 "account": "123456789012", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),
+                 "region": REGION, "resources": [f"arn:aws:events:{REGION}:123456789012:rule/{schedule.name}"],
+                 "detail": {}}
+        return self.invoke(schedule.target_function, event)
 
     def _deliver_rule_target(self, target: dict[str, Any], event: dict[str, Any]) -> None:
         """EventBridge → Lambda: asynchronous, retried with backoff and jitter, then the target DLQ."""

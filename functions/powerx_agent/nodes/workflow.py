@@ -25,6 +25,19 @@ def _duration_ms(meta: dict[str, Any] | None) -> float | None:
     return round((time.time() - float(meta["created_at"])) * 1000, 3)
 
 
+def people_involved(meta: dict[str, Any] | None) -> list[str]:
+    """Why a workflow did not finish on automation alone: an operator retried it, filled a node by hand,
+    or a manual review node was approved by a person (a review skipped by its ``when`` involves nobody)."""
+    meta = meta or {}
+    why = [f"retried by an operator (generation {meta['generation']})"] if int(meta.get("generation") or 1) > 1 else []
+    for node_id, item in sorted((meta.get("nodes") or {}).items()):
+        if item.get("filled_by"):
+            why.append(f"{node_id}: filled by hand")
+        elif item.get("kind") == "manual_review" and item.get("status") == "SUCCEEDED":
+            why.append(f"{node_id}: approved by a person")
+    return why
+
+
 def _failure_summary(failure: dict[str, Any] | None) -> dict[str, Any]:
     failure = failure or {}
     cause = failure.get("Cause")
@@ -72,6 +85,13 @@ class WorkflowActions:
                                           event_id=wf.get("event_id"), workflow_id=wf["workflow_id"],
                                           strategy_id=wf.get("strategy_id"), **fields))
 
+    def _finished(self, wf: dict[str, Any], automated: bool) -> None:
+        """The automated-success figure per workflow (succeeded without a person ÷ finished)."""
+        dims = {"tenant": wf["tenant_id"], "strategy": wf.get("strategy_id")}
+        self.metrics.add(spec.METRICS["workflow_finished"], 1, **dims)
+        if automated:
+            self.metrics.add(spec.METRICS["workflow_automated"], 1, **dims)
+
     def skip(self, wf: dict[str, Any], node_id: str) -> dict[str, Any]:
         if self.deps.workflows.transition_node(wf["workflow_id"], node_id, "SKIPPED", reason="when condition false"):
             self._audit("node.skipped", wf, node_id=node_id, status="SKIPPED", data={"reason": "when condition false"})
@@ -112,7 +132,10 @@ class WorkflowActions:
         duration = _duration_ms(meta)
         if self.deps.workflows.transition_workflow(wf["workflow_id"], "SUCCEEDED", finished_at=round(time.time(), 3),
                                                    duration=duration):
-            self._audit("workflow.succeeded", wf, status="SUCCEEDED", duration=duration)
+            people = people_involved(meta)
+            self._audit("workflow.succeeded", wf, status="SUCCEEDED", duration=duration,
+                        data={"automated": not people, "people": people})
+            self._finished(wf, automated=not people)
         return {"workflow_id": wf["workflow_id"], "status": "SUCCEEDED"}
 
     def escalate(self, wf: dict[str, Any], failure: dict[str, Any] | None,
@@ -161,6 +184,7 @@ class WorkflowActions:
                                                    duration=_duration_ms(meta)):
             self._audit("workflow.escalated", wf, node_id=node_id, status="ESCALATED",
                         escalation_reason="node_failed", duration=_duration_ms(meta), data=details)
+            self._finished(wf, automated=False)
         result = escalate(self.deps, self.metrics, workflow_id=workflow_id, tenant_id=wf["tenant_id"],
                           event_id=wf.get("event_id"), reason="node_failed", queue=escalation.get("queue", "ops"),
                           notify_to=notify_to, details=details, strategy_id=wf.get("strategy_id"), node_id=node_id,
@@ -175,4 +199,5 @@ class WorkflowActions:
                                                    finished_at=round(time.time(), 3), duration=_duration_ms(meta)):
             self._audit("workflow.failed", wf, node_id=node_id, status="FAILED", duration=_duration_ms(meta),
                         data={"reason": "review_rejected", **details})
+            self._finished(wf, automated=False)
         return {"workflow_id": wf["workflow_id"], "status": "FAILED", "reason": "review_rejected"}
