@@ -15,6 +15,13 @@ from dataclasses import dataclass
 
 from powerx_agent import spec
 
+TOP_FAILING_STRATEGIES_QUERY = [
+    "fields @timestamp, strategy_id, workflow_id, node_id, status, escalation_reason",
+    "filter status in ['FAILED', 'ESCALATED'] and ispresent(strategy_id)",
+    "stats count(*) as failures by strategy_id",
+    "sort failures desc",
+    "limit 10",
+]
 PERIOD = 300  # dashboards and the per-5-minute alarms
 RATE_WINDOW = 900  # rate alarms: "over 15 minutes" (the spec's miss-rate window, used for every rate)
 

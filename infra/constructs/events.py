@@ -101,12 +101,16 @@ class Events(Construct):
         return rule
 
     def unrouted_metric(self, period: Duration) -> cloudwatch.Metric:
-        """Events the unrouted rule matched: EventBridge's own count (custom bus: EventBusName + RuleName)."""
+        """Events the unrouted rule matched: EventBridge's own count (custom bus: EventBusName + RuleName).
+
+        RuleName is the rule's name as written, not ``rule.rule_name``: that is CloudFormation's Ref of the
+        rule, which for a rule on a custom bus is "<bus>|<rule>" (cloudformation-coverage-roadmap#1131), a
+        dimension value EventBridge never publishes, so an alarm on it would never see a datapoint."""
         return cloudwatch.Metric(
             namespace="AWS/Events",
             metric_name="MatchedEvents",
             dimensions_map={"EventBusName": self.bus.event_bus_name,
-                            "RuleName": self.rules[spec.UNROUTED_RULE.name].rule_name},
+                            "RuleName": f"{self.prefix}{spec.UNROUTED_RULE.name}"},
             statistic="Sum",
             period=period,
         )

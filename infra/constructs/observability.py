@@ -26,13 +26,6 @@ from powerx_agent import spec
 
 UNROUTED_PERIOD = Duration.minutes(5)  # the unrouted-events alarm and widget (EventBridge publishes per minute)
 
-TOP_FAILING_STRATEGIES_QUERY = [
-    "fields @timestamp, strategy_id, workflow_id, node_id, status, escalation_reason",
-    "filter status in ['FAILED', 'ESCALATED'] and ispresent(strategy_id)",
-    "stats count(*) as failures by strategy_id",
-    "sort failures desc",
-    "limit 10",
-]
 _COMPARISON = {
     "GreaterThanThreshold": cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
     "GreaterThanOrEqualToThreshold": cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -46,8 +39,9 @@ _MISSING = {
 }
 
 
-def agent_metric(key: str, statistic: str, period: Duration = Duration.seconds(monitoring.PERIOD),
+def agent_metric(key: str, statistic: str, period: Duration | None = None,
                  label: str | None = None) -> cloudwatch.Metric:
+    period = period or Duration.seconds(monitoring.PERIOD)
     return cloudwatch.Metric(
         namespace=constants.METRICS_NAMESPACE,
         metric_name=spec.METRICS[key],
@@ -235,7 +229,7 @@ class Observability(Construct):
             cloudwatch.LogQueryWidget(
                 title="Top failing strategies (audit log)",
                 log_group_names=[audit_log_group_name],
-                query_lines=TOP_FAILING_STRATEGIES_QUERY,
+                query_lines=monitoring.TOP_FAILING_STRATEGIES_QUERY,
                 view=cloudwatch.LogQueryVisualizationType.TABLE,
                 width=24,
                 height=6,

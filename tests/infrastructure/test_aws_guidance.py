@@ -118,10 +118,12 @@ def test_given_schedules_when_read_then_a_missed_run_is_superseded_not_kept_and_
     for props in schedules.values():
         (target,) = props["Targets"]
         assert target["RetryPolicy"] == {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 60}
-        function = _function_id(synth, target["Arn"])
+        assert synth.invokes_alias(target["Arn"], spec.LIVE_ALIAS)
+        function = synth.function_id(target["Arn"])
         (config,) = [c["Properties"] for c in synth.of_type("AWS::Lambda::EventInvokeConfig").values()
-                     if _function_id(synth, c["Properties"]["FunctionName"]) == function]
+                     if synth.function_id(c["Properties"]["FunctionName"]) == function]
         assert config["MaximumRetryAttempts"] == 0 and config["MaximumEventAgeInSeconds"] == 60
+        assert config["Qualifier"] == spec.LIVE_ALIAS
     alarms = {a["Properties"]["AlarmName"] for a in synth.of_type("AWS::CloudWatch::Alarm").values()}
     assert "powerx-agent-review-backlog-gauge-missing" in alarms
 

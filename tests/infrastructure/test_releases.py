@@ -80,10 +80,13 @@ def test_given_compiled_state_machines_when_their_task_arns_come_from_the_matche
 
 
 def test_given_the_async_config_when_read_then_it_is_on_the_alias_the_rule_invokes(synth):
-    (config,) = synth.of_type("AWS::Lambda::EventInvokeConfig").values()
-    assert config["Properties"]["Qualifier"] == LIVE
-    alias = synth.logical_id(synth.stack.functions.aliases["ingest"])
-    assert alias in config["DependsOn"]  # the alias exists before its config
+    configs = synth.of_type("AWS::Lambda::EventInvokeConfig").values()
+    assert configs
+    for config in configs:  # ingest's, and the schedule's
+        assert config["Properties"]["Qualifier"] == LIVE
+        alias = synth.logical_id(synth.stack.functions.aliases[
+            next(f.key for f in spec.FUNCTIONS if f.name == synth.function_name_of(config["Properties"]["FunctionName"]))])
+        assert alias in config["DependsOn"]  # the alias exists before its config
 
 
 def test_given_the_same_inputs_when_synthesized_again_then_the_release_is_the_same(synth, resynth):

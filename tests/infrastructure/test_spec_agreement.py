@@ -69,8 +69,8 @@ def test_bus_archive_rule_agree(synth):
         rule = rules[schedule.name]
         assert rule["ScheduleExpression"] == schedule.expression and "EventBusName" not in rule  # default bus
         (target,) = rule["Targets"]
-        assert synth.resources[target["Arn"]["Fn::GetAtt"][0]]["Properties"]["FunctionName"] == \
-            spec.FUNCTIONS_BY_KEY[schedule.target_function].name
+        assert synth.invokes_alias(target["Arn"], spec.LIVE_ALIAS)
+        assert synth.function_name_of(target["Arn"]) == spec.FUNCTIONS_BY_KEY[schedule.target_function].name
     for rule_spec in spec.RULES:
         rule = rules[rule_spec.name]
         assert rule["EventPattern"] == rule_spec.pattern

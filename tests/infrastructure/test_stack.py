@@ -348,7 +348,10 @@ def test_unrouted_events_are_kept_in_their_queue_counted_and_alarmed(synth):
     alarm = _by_prop(synth, "AWS::CloudWatch::Alarm", "AlarmName")["powerx-agent-unrouted-events"]["Properties"]
     assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("AWS/Events", "MatchedEvents", "Sum")
     dims = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
-    assert dims == {"EventBusName": {"Ref": synth.logical_id(synth.stack.events.bus)}, "RuleName": {"Ref": rule_id}}
+    # the rule's plain name: Ref of a rule on a custom bus is "<bus>|<rule>", which EventBridge never publishes
+    assert dims == {"EventBusName": {"Ref": synth.logical_id(synth.stack.events.bus)},
+                    "RuleName": spec.UNROUTED_RULE.name}
+    assert rule_id in synth.resources
     assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
     assert alarm["AlarmActions"] == [{"Ref": _topic_id(synth)}]
 

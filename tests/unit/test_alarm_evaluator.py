@@ -9,6 +9,7 @@ In a row, the leftmost datapoint is the oldest: "0" within the threshold, "X" br
 from __future__ import annotations
 
 import pytest
+
 from cloudwatch_alarms import (
     ALARM,
     INSUFFICIENT,

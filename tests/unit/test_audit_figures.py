@@ -50,3 +50,18 @@ def test_given_emf_missing_a_count_when_cross_checked_then_mismatch_named():
     f = from_records(RECORDS)
     cross_check(f, {(spec.METRICS["hit_rate"], ()): 3.0})
     assert {"metric": spec.METRICS["generated"], "audit": 3, "emf": 0.0} in f.mismatches
+
+
+def test_given_terminal_workflows_and_escalations_when_computed_then_automated_and_manual_rates():
+    from powerx_agent.audit.figures import from_records
+
+    records = [{"kind": "decision", "status": "MATCHED"}] * 4 + [{"kind": "decision", "status": "UNMATCHED"}] + [
+        {"kind": "workflow.succeeded", "data": {"automated": True}},
+        {"kind": "workflow.succeeded", "data": {"automated": False, "people": ["approve: approved by a person"]}},
+        {"kind": "workflow.escalated"}, {"kind": "workflow.stopped"},
+        {"kind": "escalation.opened", "data": {"review_id": "rv-1"}},
+        {"kind": "escalation.opened", "data": {"review_id": "rv-2"}},
+        {"kind": "audit.repaired", "data": {"reconstructs": "workflow.succeeded"}}]  # not known to be automated
+    f = from_records(records)
+    assert (f.finished, f.automated, f.automated_rate) == (5, 1, 0.2)
+    assert (f.decisions, f.escalations, f.manual_rate) == (5, 2, 0.4)

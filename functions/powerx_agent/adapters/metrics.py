@@ -200,3 +200,12 @@ def log_group_exists(logs: Any, log_group: str) -> bool:
     """Whether the CloudWatch Logs group exists (``powerx-agent metrics`` cross-checks EMF only then)."""
     out = logs.describe_log_groups(logGroupNamePrefix=log_group)
     return any(g.get("logGroupName") == log_group for g in out.get("logGroups", []))
+
+
+def put_completeness(cloudwatch: Any, percent: float) -> None:
+    """``audit verify --publish``: the audit completeness of the run as one datapoint of
+    ``agent.audit.completeness`` (the operator's CLI is no Lambda: PutMetricData, not EMF), with the
+    service dimension the dashboards read."""
+    cloudwatch.put_metric_data(Namespace=spec.NAMESPACE, MetricData=[{
+        "MetricName": spec.METRICS["audit_completeness"], "Dimensions": [{"Name": "service", "Value": SERVICE}],
+        "Value": float(percent), "Unit": "Percent"}])

@@ -24,16 +24,24 @@ def verify_cmd(tenant: str = typer.Option(None, "--tenant", help="only this tena
                stale_after: float = typer.Option(900.0, "--stale-after",
                                                  help="seconds after which an IN_PROGRESS event is stuck, "
                                                       "not in flight"),
-               fmt: str = typer.Option("text", "--format", help="text | json")) -> None:
+               fmt: str = typer.Option("text", "--format", help="text | json"),
+               publish: bool = typer.Option(False, "--publish",
+                                            help="also put the completeness % as the CloudWatch metric "
+                                                 "agent.audit.completeness (dashboards; schedule it)")) -> None:
     """Each accepted event has a decision and a terminal outcome; every chain is complete and unaltered."""
     from powerx_agent.cli.connect import connect
     from powerx_agent.ops.audit import verify
 
     check_format(fmt)
+    deps = connect()
     try:
-        report = verify(connect(), tenant=tenant, since=since, stale_after=stale_after)
+        report = verify(deps, tenant=tenant, since=since, stale_after=stale_after)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--since") from None
+    if publish:
+        from powerx_agent.adapters.metrics import put_completeness
+
+        put_completeness(deps.client("cloudwatch"), report.completeness)
     if fmt == "json":
         typer.echo(json.dumps(report.to_dict(), indent=2, default=str))
     else:

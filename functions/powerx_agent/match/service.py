@@ -190,12 +190,18 @@ class Matcher:
             # already moved on (a redelivery, or the nodes finished first): record the ARN alone, unless an
             # Express head already handed the workflow off to its Standard continuation
             self.deps.workflows.update_meta(workflow_id, unless="handed_off_at", execution_arn=execution_arn)
-        latency_ms = (time.monotonic() - started) * 1000
+        matcher_ms = (time.monotonic() - started) * 1000
+        # generation latency: from the event's acceptance by ingest (``received_at``, when it wrote
+        # event.accepted) to StartExecution returned, the queue wait included; the matcher's own share beside it
+        accepted_at = context.get("received_at")
+        latency_ms = (time.time() - float(accepted_at)) * 1000 if accepted_at else matcher_ms
+        latency_ms = max(latency_ms, matcher_ms)  # never below what the matcher itself measured (clock skew)
         if created:
             self.deps.audit.append(AuditEntry(
                 "workflow.started", workflow_chain(workflow_id), tenant_id=tenant_id, event_id=event["event_id"],
                 workflow_id=workflow_id, strategy_id=strategy.id, status="RUNNING", duration=round(latency_ms, 3),
-                data={"strategy_version": strategy.version, "state_machine": flow.state_machine_name,
+                data={"generation_ms": round(latency_ms, 3), "matcher_ms": round(matcher_ms, 3),
+                      "strategy_version": strategy.version, "state_machine": flow.state_machine_name,
                       "type": flow.type, "type_reason": flow.type_reason, "execution_arn": execution_arn,
                       "variables": variables, "when": when,
                       **({"continuation": flow.continuation} if flow.continuation else {})}))

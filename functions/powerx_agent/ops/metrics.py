@@ -8,9 +8,15 @@ figure is defined so that it equals what the EMF metric of the same name adds up
 - generated: ``workflow.started`` records (``agent.workflow.generated_total``);
 - node success / failures: ``node.succeeded`` / ``node.failed`` (``agent.node.success_total`` /
   ``agent.node.failure_total``); automated failure rate = failures / (successes + failures);
-- escalations: ``escalation.opened`` (``agent.manual_escalation_total``);
-- latency p95: 95th percentile (nearest rank) of ``workflow.started.duration``, the matcher's
-  time from taking the event to StartExecution (``agent.workflow.latency_p95``);
+- escalations: ``escalation.opened`` (``agent.manual_escalation_total``); manual intervention rate =
+  escalations / decisions (the alarm's metric math: escalations ÷ SampleCount of the hit rate);
+- automated success per workflow: ``workflow.succeeded`` records with ``data.automated`` (no
+  person approved, filled or retried anything) / every terminal workflow record (succeeded,
+  escalated, failed, stopped) (``agent.workflow.automated_success_total`` /
+  ``agent.workflow.finished_total``); the node figure beside it;
+- latency p95: 95th percentile (nearest rank) of ``workflow.started.duration``, the generation
+  latency from ``event.accepted`` to StartExecution returned, queue wait included
+  (``agent.workflow.latency_p95``);
 - rejected / duplicates: ``event.rejected`` / ``event.duplicate``;
 - backlog: review work orders opened (``escalation.opened`` / ``review.requested``) and not yet
   closed (a ``review.*`` record naming the review id), cross-checked with the open REVIEW items.
@@ -31,6 +37,7 @@ if TYPE_CHECKING:
     from powerx_agent.deps import Deps
 
 CLOSING = ("review.closed", "review.approved", "review.rejected", "review.cancelled")
+TERMINAL = ("workflow.succeeded", "workflow.escalated", "workflow.failed", "workflow.stopped")
 
 
 def p95(values: list[float]) -> float | None:
@@ -48,6 +55,8 @@ class Figures:
     node_success: int = 0
     node_failure: int = 0
     escalations: int = 0
+    finished: int = 0
+    automated: int = 0
     latencies: list[float] = field(default_factory=list)
     rejected: int = 0
     duplicates: int = 0
@@ -66,6 +75,19 @@ class Figures:
         return round(self.node_failure / total, 4) if total else None
 
     @property
+    def manual_rate(self) -> float | None:
+        return round(self.escalations / self.decisions, 4) if self.decisions else None
+
+    @property
+    def automated_rate(self) -> float | None:
+        return round(self.automated / self.finished, 4) if self.finished else None
+
+    @property
+    def node_success_rate(self) -> float | None:
+        total = self.node_success + self.node_failure
+        return round(self.node_success / total, 4) if total else None
+
+    @property
     def latency_p95(self) -> float | None:
         value = p95(self.latencies)
         return round(value, 3) if value is not None else None
@@ -73,11 +95,17 @@ class Figures:
     def rows(self) -> list[tuple[str, str, Any]]:
         m = spec.METRICS
         return [
-            ("hit rate", m["hit_rate"], self.hit_rate),
+            ("hit rate (target ≥ 80 %)", m["hit_rate"], self.hit_rate),
+            ("generation latency p95 (ms, target ≤ 10 s)", m["latency"], self.latency_p95),
+            ("automated success rate per workflow (target ≥ 95 %)", f"{m['workflow_automated']} ÷ {m['workflow_finished']}",
+             self.automated_rate),
+            ("automated success rate per node", f"{m['node_success']} ÷ (+ {m['node_failure']})", self.node_success_rate),
+            ("manual intervention rate (target < 10 %)", f"{m['escalations']} ÷ decisions", self.manual_rate),
             ("workflows generated", m["generated"], self.generated),
+            ("workflows finished", m["workflow_finished"], self.finished),
+            ("finished without a person", m["workflow_automated"], self.automated),
             ("node successes", m["node_success"], self.node_success),
             ("manual escalations", m["escalations"], self.escalations),
-            ("latency p95 (ms)", m["latency"], self.latency_p95),
             ("node failures", m["node_failure"], self.node_failure),
             ("automated failure rate", "failures / (successes + failures)", self.failure_rate),
             ("rejected events", m["rejected"], self.rejected),
@@ -88,7 +116,9 @@ class Figures:
     def to_dict(self) -> dict[str, Any]:
         return {"decisions": self.decisions, "matched": self.matched, "hit_rate": self.hit_rate,
                 "generated": self.generated, "node_success": self.node_success, "node_failure": self.node_failure,
-                "failure_rate": self.failure_rate, "escalations": self.escalations,
+                "failure_rate": self.failure_rate, "node_success_rate": self.node_success_rate,
+                "escalations": self.escalations, "manual_rate": self.manual_rate, "finished": self.finished,
+                "automated": self.automated, "automated_rate": self.automated_rate,
                 "latency_p95_ms": self.latency_p95, "latency_samples": len(self.latencies),
                 "rejected": self.rejected, "duplicates": self.duplicates, "backlog": self.backlog,
                 "backlog_open_items": self.backlog_items, "emf": self.emf, "mismatches": self.mismatches}
@@ -116,6 +146,9 @@ def from_records(records: list[dict[str, Any]]) -> Figures:
             figures.node_failure += 1
         elif kind == "escalation.opened":
             figures.escalations += 1
+        elif kind in TERMINAL:
+            figures.finished += 1
+            figures.automated += 1 if kind == "workflow.succeeded" and data.get("automated") else 0
         elif kind == "event.rejected":
             figures.rejected += 1
         elif kind == "event.duplicate":

@@ -1,0 +1,250 @@
+"""The Grafana and Datadog twins of the CloudWatch dashboard, drawn from ``infra/monitoring.py``.
+
+    .venv/bin/python -m infra.dashboards          # rewrites docs/grafana/ and docs/datadog/
+    .venv/bin/python -m infra.dashboards --check  # exit 1 when a committed file differs
+
+Both show the same panels as the CloudWatch dashboard (the spec targets as threshold lines / markers),
+then one panel per alarm with its threshold, the dead-letter queues, unrouted events and the top
+failing strategies. How the metrics reach each tool: docs/operations.md ("Dashboards").
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from infra import constants, monitoring
+from infra.monitoring import TOP_FAILING_STRATEGIES_QUERY
+from powerx_agent import spec
+
+REPO = Path(__file__).resolve().parents[1]
+GRAFANA = REPO / "docs" / "grafana" / "agent-automation.json"
+DATADOG = REPO / "docs" / "datadog" / "agent-automation.json"
+DLQS = tuple(q.name for q in spec.QUEUES if q.max_receive_count is None)
+UNITS_GRAFANA = {"percent": "percent", "milliseconds": "ms", "count": "short"}
+
+# Datadog's AWS integration names a CloudWatch metric "<namespace>.<metric>" in lower case with "/" as "."
+# and each statistic but the average as a suffix (".sum", ".samplecount", ".maximum", ".minimum", ".p95";
+# a percentile only arrives through a metric stream configured to send it); CloudWatch dimensions become
+# tags. docs/operations.md says how to check the names in Datadog's Metrics Summary.
+DATADOG_PREFIX = constants.METRICS_NAMESPACE.lower().replace("/", ".") + "."
+_DD_SUFFIX = {"Average": "", "Sum": ".sum", "SampleCount": ".samplecount", "Maximum": ".maximum",
+              "Minimum": ".minimum", "p95": ".p95"}
+_DD_SPACE = {"Average": "avg", "Sum": "sum", "SampleCount": "sum", "Maximum": "max", "Minimum": "min", "p95": "max"}
+
+
+def datadog_metric(key: str, stat: str) -> str:
+    return f"{DATADOG_PREFIX}{spec.METRICS[key]}{_DD_SUFFIX[stat]}"
+
+
+def metric_of_datadog_name(name: str) -> tuple[str, str]:
+    """(spec.METRICS key, statistic) of a Datadog metric name this module writes (the inverse)."""
+    rest = name.removeprefix(DATADOG_PREFIX)
+    by_name = {v: k for k, v in spec.METRICS.items()}
+    suffixed = [(stat, rest[: -len(suffix)]) for stat, suffix in _DD_SUFFIX.items()
+                if suffix and rest.endswith(suffix) and rest[: -len(suffix)] in by_name]
+    stat, metric = suffixed[0] if suffixed else ("Average", rest)
+    return by_name[metric], stat
+
+
+# ------------------------------------------------------------------------------------------ Grafana
+_DS = {"type": "cloudwatch", "uid": "${datasource}"}
+
+
+def _grafana_metric(stat: monitoring.Stat, period: int, hide: bool, label: str) -> dict[str, Any]:
+    return {"refId": stat.id.upper(), "datasource": _DS, "queryMode": "Metrics", "metricQueryType": 0,
+            "metricEditorMode": 0, "region": "${region}", "namespace": spec.NAMESPACE,
+            "metricName": spec.METRICS[stat.metric], "dimensions": {"service": [constants.SERVICE_NAME]},
+            "matchExact": True, "statistic": stat.stat, "period": str(period), "id": stat.id, "expression": "",
+            "label": label, "hide": hide}
+
+
+def _grafana_targets(lines: tuple[monitoring.Line, ...], period: int) -> list[dict[str, Any]]:
+    targets: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for n, line in enumerate(lines):
+        single = line.single
+        for stat in line.stats:
+            if stat.id not in seen:
+                seen.add(stat.id)
+                targets.append(_grafana_metric(stat, period, hide=single is None, label=line.label if single else stat.id))
+        if single is None:
+            targets.append({"refId": f"E{n}", "datasource": _DS, "queryMode": "Metrics", "metricQueryType": 0,
+                            "metricEditorMode": 1, "region": "${region}", "id": f"e{n}",
+                            "expression": line.expression, "label": line.label, "period": str(period)})
+    return targets
+
+
+def _grafana_thresholds(value: float | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    return {"thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None},
+                                                         {"color": "red", "value": value}]},
+            "custom": {"thresholdsStyle": {"mode": "line"}}}
+
+
+def grafana() -> dict[str, Any]:
+    panels: list[dict[str, Any]] = [{
+        "id": 1, "type": "text", "title": constants.DASHBOARD_TITLE, "gridPos": {"x": 0, "y": 0, "w": 24, "h": 2},
+        "options": {"mode": "markdown", "content": "PowerX Agent Taskflow: the five success metrics with their "
+                    "targets, throughput, intake, the review backlog, one panel per alarm with its threshold, "
+                    "dead-letter queues and the strategies that fail most. Same panels as the CloudWatch dashboard "
+                    f"`{constants.DASHBOARD_NAME}`; generated by `python -m infra.dashboards`."}}]
+    y = 2
+
+    def add(panel: dict[str, Any], width: int = 8, height: int = 7) -> None:
+        nonlocal y
+        row_used = sum(p["gridPos"]["w"] for p in panels if p["gridPos"]["y"] == y)
+        if row_used + width > 24:
+            y += height
+            row_used = 0
+        panel["id"] = len(panels) + 1
+        panel["gridPos"] = {"x": row_used, "y": y, "w": width, "h": height}
+        panels.append(panel)
+
+    for p in monitoring.PANELS:
+        add({"type": "timeseries", "title": p.title, "description": f"spec: {p.spec_line}", "datasource": _DS,
+             "targets": _grafana_targets(p.lines, monitoring.PERIOD),
+             "fieldConfig": {"defaults": {"unit": UNITS_GRAFANA[p.unit], "min": 0,
+                                          **_grafana_thresholds(p.target.value if p.target else None)},
+                             "overrides": []}, "options": {}})
+    for a in monitoring.ALARMS:
+        add({"type": "timeseries", "title": f"Alarm: {a.name} ({a.symbol} {a.threshold:g})",
+             "description": f"alarm powerx-agent-{a.name}: {a.description}", "datasource": _DS,
+             "targets": _grafana_targets((a.line,), a.period),
+             "fieldConfig": {"defaults": {"unit": "short", **_grafana_thresholds(a.threshold)}, "overrides": []},
+             "options": {}})
+    add({"type": "timeseries", "title": "Dead-letter queue depth", "datasource": _DS, "targets": [
+        {"refId": f"Q{i}", "datasource": _DS, "queryMode": "Metrics", "metricQueryType": 0, "metricEditorMode": 0,
+         "region": "${region}", "namespace": "AWS/SQS", "metricName": "ApproximateNumberOfMessagesVisible",
+         "dimensions": {"QueueName": [f"${{prefix}}{name}"]}, "matchExact": True, "statistic": "Maximum",
+         "period": str(monitoring.PERIOD), "id": f"dlq{i}", "expression": "", "label": name}
+        for i, name in enumerate(DLQS)],
+        "fieldConfig": {"defaults": {"unit": "short", **_grafana_thresholds(0)}, "overrides": []}, "options": {}},
+        width=12)
+    add({"type": "timeseries", "title": "Unrouted events (unknown source)", "datasource": _DS, "targets": [
+        {"refId": "A", "datasource": _DS, "queryMode": "Metrics", "metricQueryType": 0, "metricEditorMode": 0,
+         "region": "${region}", "namespace": "AWS/Events", "metricName": "MatchedEvents",
+         "dimensions": {"EventBusName": [f"${{prefix}}{spec.BUS_NAME}"],
+                        "RuleName": [f"${{prefix}}{spec.UNROUTED_RULE.name}"]},
+         "matchExact": True, "statistic": "Sum", "period": str(monitoring.PERIOD), "id": "unrouted",
+         "expression": "", "label": "unrouted"}],
+        "fieldConfig": {"defaults": {"unit": "short", **_grafana_thresholds(0)}, "overrides": []}, "options": {}},
+        width=12)
+    add({"type": "table", "title": "Top failing strategies (audit log)", "datasource": _DS, "targets": [
+        {"refId": "A", "datasource": _DS, "queryMode": "Logs", "region": "${region}",
+         "logGroupNames": [spec.AUDIT_LOG_GROUP], "logGroups": [{"name": spec.AUDIT_LOG_GROUP}],
+         "expression": "\n| ".join(TOP_FAILING_STRATEGIES_QUERY), "statsGroups": ["strategy_id"]}],
+        "options": {}, "fieldConfig": {"defaults": {}, "overrides": []}}, width=24, height=8)
+    return {
+        "__inputs": [{"name": "DS_CLOUDWATCH", "label": "CloudWatch", "type": "datasource", "pluginId": "cloudwatch"}],
+        "__requires": [{"type": "datasource", "id": "cloudwatch", "name": "CloudWatch"}],
+        "folder": "Runtime Ops", "title": constants.DASHBOARD_TITLE, "uid": "powerx-agent-automation",
+        "tags": ["powerx", "agent", "runtime-ops"], "timezone": "utc", "schemaVersion": 39, "version": 1,
+        "editable": True, "refresh": "1m", "time": {"from": "now-3h", "to": "now"},
+        "description": "Runtime Ops / Agent Automation: import into the 'Runtime Ops' folder.",
+        "templating": {"list": [
+            {"name": "datasource", "label": "CloudWatch", "type": "datasource", "query": "cloudwatch", "current": {}},
+            {"name": "region", "label": "Region", "type": "custom", "query": "default",
+             "current": {"text": "default", "value": "default"}},
+            {"name": "prefix", "label": "Resource prefix", "type": "textbox", "query": "",
+             "current": {"text": "", "value": ""}}]},
+        "annotations": {"list": []},
+        "panels": panels,
+    }
+
+
+# ------------------------------------------------------------------------------------------ Datadog
+def _dd_query(stat: monitoring.Stat) -> dict[str, Any]:
+    return {"data_source": "metrics", "name": stat.id,
+            "query": f"{_DD_SPACE[stat.stat]}:{datadog_metric(stat.metric, stat.stat)}{{service:{constants.SERVICE_NAME}}}"
+                     + (".as_count()" if stat.stat in ("Sum", "SampleCount") else "")}
+
+
+def _dd_request(lines: tuple[monitoring.Line, ...]) -> dict[str, Any]:
+    queries: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        for stat in line.stats:
+            queries.setdefault(stat.id, _dd_query(stat))
+    return {"response_format": "timeseries", "display_type": "line", "queries": list(queries.values()),
+            "formulas": [{"formula": line.expression, "alias": line.label} for line in lines]}
+
+
+def _dd_marker(value: float, label: str) -> dict[str, Any]:
+    return {"value": f"y = {value:g}", "display_type": "error dashed", "label": label}
+
+
+def datadog() -> dict[str, Any]:
+    widgets: list[dict[str, Any]] = [{"definition": {
+        "type": "note", "content": "**Agent Automation**: the five success metrics with their targets, throughput, "
+        "intake, the review backlog, one panel per alarm with its threshold, dead-letter queues and the strategies "
+        "that fail most. Same panels as the CloudWatch dashboard; generated by `python -m infra.dashboards`.",
+        "background_color": "white", "font_size": "14", "text_align": "left", "show_tick": False,
+        "has_padding": True}}]
+    for p in monitoring.PANELS:
+        definition: dict[str, Any] = {"type": "timeseries", "title": p.title, "show_legend": True,
+                                      "requests": [_dd_request(p.lines)]}
+        if p.target:
+            definition["markers"] = [_dd_marker(p.target.value, p.target.label)]
+        widgets.append({"definition": definition})
+    for a in monitoring.ALARMS:
+        widgets.append({"definition": {
+            "type": "timeseries", "title": f"Alarm: {a.name} ({a.symbol} {a.threshold:g})", "show_legend": True,
+            "requests": [_dd_request((a.line,))], "markers": [_dd_marker(a.threshold, f"alarm {a.symbol} {a.threshold:g}")]}})
+    widgets.append({"definition": {
+        "type": "timeseries", "title": "Dead-letter queue depth", "show_legend": True,
+        "requests": [{"response_format": "timeseries", "display_type": "line",
+                      "queries": [{"data_source": "metrics", "name": f"dlq{i}",
+                                   "query": f"max:aws.sqs.approximate_number_of_messages_visible{{queuename:$prefix{name}}}"}
+                                  for i, name in enumerate(DLQS)],
+                      "formulas": [{"formula": f"dlq{i}", "alias": name} for i, name in enumerate(DLQS)]}],
+        "markers": [_dd_marker(0, "alarm > 0")]}})
+    widgets.append({"definition": {
+        "type": "timeseries", "title": "Unrouted events (unknown source)", "show_legend": True,
+        "requests": [{"response_format": "timeseries", "display_type": "bars",
+                      "queries": [{"data_source": "metrics", "name": "unrouted",
+                                   "query": f"sum:aws.events.matched_events.sum{{rulename:$prefix{spec.UNROUTED_RULE.name}}}"
+                                            ".as_count()"}],
+                      "formulas": [{"formula": "unrouted", "alias": "unrouted"}]}],
+        "markers": [_dd_marker(0, "alarm > 0")]}})
+    widgets.append({"definition": {
+        "type": "toplist", "title": "Top failing strategies (audit log)",
+        "requests": [{"response_format": "scalar",
+                      "queries": [{"data_source": "logs", "name": "failures",
+                                   "search": {"query": "service:powerx-agent @status:(FAILED OR ESCALATED)"},
+                                   "indexes": ["*"], "compute": {"aggregation": "count"},
+                                   "group_by": [{"facet": "@strategy_id", "limit": 10,
+                                                 "sort": {"aggregation": "count", "order": "desc"}}]}],
+                      "formulas": [{"formula": "failures", "alias": "failures"}]}]}})
+    return {"title": f"{constants.DASHBOARD_TITLE} (PowerX Agent)",
+            "description": "Runtime Ops / Agent Automation. Import with the Dashboards API (POST /api/v1/dashboard) "
+                           "or Dashboards > New > Import JSON; docs/operations.md says how the metrics get here.",
+            "layout_type": "ordered", "reflow_type": "auto", "notify_list": [],
+            "template_variables": [{"name": "prefix", "prefix": "queuename", "available_values": [], "default": "*"}],
+            "widgets": widgets}
+
+
+def render(board: dict[str, Any]) -> str:
+    return json.dumps(board, indent=1, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    stale = []
+    for path, board in ((GRAFANA, grafana()), (DATADOG, datadog())):
+        text = render(board)
+        if "--check" in argv:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(str(path.relative_to(REPO)))
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    if stale:
+        print("stale (run: .venv/bin/python -m infra.dashboards): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
