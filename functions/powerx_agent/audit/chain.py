@@ -17,7 +17,9 @@ from typing import Any
 
 from powerx_agent.audit.records import GENESIS, record_hash
 
-NODE_KIND_STATUS = {"node.succeeded": "SUCCEEDED", "node.failed": "FAILED", "node.skipped": "SKIPPED"}
+# a node filled by hand (``workflow fill``) is SUCCEEDED from then on, whatever the chain said before
+NODE_KIND_STATUS = {"node.succeeded": "SUCCEEDED", "node.failed": "FAILED", "node.skipped": "SKIPPED",
+                    "node.filled": "SUCCEEDED"}
 
 
 @dataclass(frozen=True)

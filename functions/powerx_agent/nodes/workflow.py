@@ -161,8 +161,10 @@ class WorkflowActions:
             self.deps.workflows.transition_node(workflow_id, node_id, "FAILED", stopped_by_failure=True,
                                                 error={"message": "stopped: another node failed"})
         for node_id, item in nodes.items():
-            if item["status"] == "PENDING":
-                self.deps.workflows.transition_node(workflow_id, node_id, "SKIPPED", reason="upstream failure")
+            # audited like a node skipped by its `when`: otherwise `repair` finds the milestone missing
+            if item["status"] == "PENDING" and self.deps.workflows.transition_node(
+                    workflow_id, node_id, "SKIPPED", reason="upstream failure"):
+                self._audit("node.skipped", wf, node_id=node_id, status="SKIPPED", data={"reason": "upstream failure"})
         node_id = failing[0] if failing else None
         generation = generation_of(wf)
         for failed in failing:  # a callback that never came: a late one is answered 409
