@@ -37,7 +37,7 @@ def escalate(deps: Deps, metrics: Any, *, workflow_id: str, tenant_id: str, even
     review = {"review_id": review_id, "workflow_id": workflow_id, "tenant_id": tenant_id, "event_id": event_id,
               "strategy_id": strategy_id, "node_id": node_id, "queue": queue, "reason": reason,
               "details": details, "kind": "escalation" if task_token is None else "review_node",
-              "task_token": task_token}
+              "task_token": task_token, "notify_to": list(notify_to), "traceparent": traceparent or None}
     review = {k: v for k, v in review.items() if v is not None}
     if generation > 1:
         review["generation"] = generation
@@ -57,6 +57,32 @@ def escalate(deps: Deps, metrics: Any, *, workflow_id: str, tenant_id: str, even
     elif existing is None:  # lost the race to a concurrent writer
         existing = deps.workflows.get_review(review_id) or review
     return _send(deps, existing, review_id, reason, queue, notify_to, details, traceparent, task_token)
+
+
+def unsent(review: dict[str, Any]) -> list[str]:
+    """What an open review has not delivered yet: ``ops`` (the work order) and/or ``notification``."""
+    return [what for what, flag in (("ops", "ops_sent"), ("notification", "notified")) if not review.get(flag)]
+
+
+def resend(deps: Deps, review: dict[str, Any]) -> dict[str, Any]:
+    """Deliver what an escalation could not (the ops service or notifications stayed down past the
+    Escalate state's retries): the same payloads with the same ``Idempotency-Key`` (the review id), each
+    marked done on the review as it succeeds, so a second run sends nothing twice. Audited in the
+    workflow's chain as ``escalation.resent``."""
+    missing = unsent(review)
+    notify_to = list(review.get("notify_to") or [])
+    if not notify_to:  # a review written before notify_to was stored: the tenant's targets
+        tenant = deps.tenants.get(review["tenant_id"]) or {}
+        notify_to = list(tenant.get("notify") or [tenant.get("owner")] if tenant else [])
+    result = _send(deps, review, review["review_id"], review["reason"], review.get("queue", "ops"),
+                   [t for t in notify_to if t], review.get("details") or {}, review.get("traceparent") or "",
+                   review.get("task_token"))
+    deps.audit.append(AuditEntry(
+        "escalation.resent", workflow_chain(review["workflow_id"]), tenant_id=review["tenant_id"],
+        event_id=review.get("event_id"), workflow_id=review["workflow_id"], strategy_id=review.get("strategy_id"),
+        node_id=review.get("node_id"), status="SENT", escalation_reason=review["reason"],
+        data={"review_id": review["review_id"], "sent": missing}))
+    return {**result, "sent": missing}
 
 
 def _send(deps: Deps, existing: dict[str, Any], review_id: str, reason: str, queue: str, notify_to: list[str],

@@ -455,6 +455,26 @@ class Repair:
                              "append chain.rebased naming the lost sequence numbers (after any reconstruction)",
                              action=lambda: self._rebase(chain)))
 
+    def plan_escalations(self, since_epoch: float | None = None) -> None:
+        """Open reviews whose work order or notification was never delivered (the downstream service stayed
+        down past the Escalate state's retries): resend what is missing, with the same idempotency key."""
+        from powerx_agent.nodes.escalation import resend, unsent
+
+        for listed in self.deps.workflows.open_reviews(limit=10**6):
+            if self.tenant and listed.get("tenant_id") != self.tenant:
+                continue
+            if since_epoch is not None and float(listed.get("created_at") or 0) < since_epoch:
+                continue
+            review = self.deps.workflows.get_review(listed["review_id"]) or listed
+            missing = unsent(review)
+            if review.get("status") != "OPEN" or not missing:
+                continue
+            self.add(Finding("escalation.unsent", review["review_id"],
+                             f"review {review['review_id']} ({review.get('reason')}, workflow {review.get('workflow_id')}):"
+                             f" {' and '.join(missing)} never delivered",
+                             f"send the {' and the '.join(missing)} again with Idempotency-Key {review['review_id']}",
+                             action=lambda r=review: resend(self.deps, r)))
+
     def _rebase(self, chain: str) -> None:
         records = sorted(self.deps.audit.chain(chain), key=lambda r: int(r["seq"]))
         gaps, _ = check_chain(chain, records)
@@ -493,6 +513,7 @@ class Repair:
                                events_by_wf.get(workflow_id))
         for chain, records in sorted(scope.chains.items()):
             self.plan_chain(chain, records)
+        self.plan_escalations(_epoch(since_iso) if since_iso else None)
         # chain rebases last: they pin the state after every reconstruction
         self.findings.sort(key=lambda f: f.code == "chain.missing")
         return self.findings
