@@ -125,7 +125,7 @@ EXPECTED: dict[str, set[tuple]] = {
         table("agent_tenants", GET),
         stmt(["events:PutEvents"], ["arn(bus:powerx-agent)"]),
     },
-    # nodes/backlog.py emit_backlog -> WorkflowsStore.count_open_reviews (Select COUNT on gsi1), every minute
+    # escalation/backlog.py emit_backlog -> WorkflowsStore.count_open_reviews (Select COUNT on gsi1), every minute
     "backlog_gauge": {own_logs("backlog-gauge"), XRAY, KMS_READ, GSI1},
 }
 

@@ -53,7 +53,7 @@ def test_given_emf_missing_a_count_when_cross_checked_then_mismatch_named():
 
 
 def test_given_terminal_workflows_and_escalations_when_computed_then_automated_and_manual_rates():
-    from powerx_agent.audit.figures import from_records
+    from powerx_agent.ops.metrics import from_records
 
     records = [{"kind": "decision", "status": "MATCHED"}] * 4 + [{"kind": "decision", "status": "UNMATCHED"}] + [
         {"kind": "workflow.succeeded", "data": {"automated": True}},

@@ -2,8 +2,8 @@
 
 from typing import Any
 
+from powerx_agent.escalation.backlog import emit_backlog, scheduled_at
 from powerx_agent.handlers._common import logger, run
-from powerx_agent.nodes.backlog import emit_backlog, scheduled_at
 
 
 @logger.inject_lambda_context(clear_state=True)

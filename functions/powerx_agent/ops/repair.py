@@ -458,7 +458,7 @@ class Repair:
     def plan_escalations(self, since_epoch: float | None = None) -> None:
         """Open reviews whose work order or notification was never delivered (the downstream service stayed
         down past the Escalate state's retries): resend what is missing, with the same idempotency key."""
-        from powerx_agent.nodes.escalation import resend, unsent
+        from powerx_agent.escalation.service import resend, unsent
 
         for listed in self.deps.workflows.open_reviews(limit=10**6):
             if self.tenant and listed.get("tenant_id") != self.tenant:
