@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from powerx_agent import spec
 from powerx_agent.cli.main import app
 from powerx_agent.deps import get_deps
+from powerx_agent.ops.audit import _iso
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "aws_examples" / "sfn-express-log-records-succeeded.json"
 STREAM = "states/LoggingAndMaskingWorkflow/2024-04-24-11-50/00000000"  # as in the example's published output
@@ -115,6 +116,7 @@ def test_given_an_express_start_lost_when_the_runbook_is_followed_then_no_second
     from powerx_agent.ingest.service import workflow_id_for
 
     deps = get_deps()
+    since = _iso(time.time() - 1)
     workflow_id = workflow_id_for("acme", f"job-{uid}:failed")
     sfn = deps.client("stepfunctions")
     starts: list[str] = []
@@ -147,6 +149,11 @@ def test_given_an_express_start_lost_when_the_runbook_is_followed_then_no_second
     fresh = workflow_id_for("acme", f"job-{uid}:failed#replay-1")
     assert deps.workflows.get(fresh)["status"] == "SUCCEEDED"
     assert deps.workflows.get(workflow_id)["status"] == "STOPPED"
+    # the trail is complete: the stopped workflow never started (no workflow.started is owed), its nodes are skipped
+    verified = CliRunner().invoke(app, ["audit", "verify", "--tenant", "acme", "--since", since])
+    assert verified.exit_code == 0 and "Completeness: 100.00%" in verified.output, verified.output
+    assert {r["node_id"] for r in deps.audit.chain(f"WF#{workflow_id}") if r["kind"] == "node.skipped"} == \
+        set(deps.workflows.get(workflow_id)["nodes"])
 
 
 def test_given_an_express_workflow_when_stopped_then_marked_stopped_without_calling_stop_execution(express_workflow):

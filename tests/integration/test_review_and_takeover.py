@@ -210,3 +210,15 @@ def test_given_running_workflows_when_stopped_by_id_and_by_tenant_then_aborted_s
     again = run("workflow", "stop", first, "--by", "gina")
     assert again.exit_code == 1 and "takeover.not_running" in again.output
     assert rt.wait_idle(30)  # nothing left running
+    # every node the stop settled has its outcome in the chain, so repair finds nothing missing
+    kind = {"SKIPPED": "node.skipped", "FAILED": "node.failed"}
+    for workflow_id in (first, second):
+        nodes = get_deps().workflows.get(workflow_id)["nodes"]
+        settled = {n for n, item in nodes.items() if item.get("status") in kind}
+        assert settled, nodes
+        for node_id in settled:
+            assert [r for r in audit_records(workflow_id, kind[nodes[node_id]["status"]])
+                    if r.get("node_id") == node_id], (workflow_id, node_id)
+    repaired = run("repair", "--format", "json", "--tenant", "acme")
+    assert not [f for f in json.loads(repaired.stdout)["findings"]
+                if f["code"] == "audit.missing" and f["subject"] in (f"WF#{first}", f"WF#{second}")]

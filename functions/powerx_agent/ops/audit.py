@@ -241,7 +241,9 @@ def verify(deps: Deps, tenant: str | None = None, since: str | None = None,
         records = scope.chains.get(chain, [])
         kinds = set(effective_kinds(records))
         status = meta.get("status")
-        if "workflow.started" not in kinds and status not in WF_ACTIVE | {None}:
+        # a workflow stopped before its execution started (a lost Express start) ended without one
+        never_started = status == "STOPPED" and not meta.get("execution_arn")
+        if "workflow.started" not in kinds and status not in WF_ACTIVE | {None} and not never_started:
             unit_gaps[chain].append(Gap(chain, "workflow.no_start", f"workflow is {status} in agent_workflows "
                                         "but the chain has no workflow.started", None, workflow_id))
         wanted = WF_TERMINAL_FOR_STATUS.get(str(status))

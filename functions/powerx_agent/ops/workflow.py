@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from powerx_agent import spec
 from powerx_agent.adapters.execution_logs import is_express_execution
 from powerx_agent.escalation.backlog import emit_backlog
 from powerx_agent.nodes.runner import callback_id_for, small
@@ -285,15 +286,24 @@ def stop_workflow(deps: Deps, metrics: Any, workflow_id: str, by: str, reason: s
         deps.state_machines.fail_task(token, "Agent.Stopped", f"stopped by {by}")
     changed = deps.workflows.transition_workflow(workflow_id, "STOPPED", stopped_by=by, stop_reason=reason,
                                                  finished_at=round(time.time(), 3))
+    # every node the stop settles is audited (and a failed one counted, as the node runner counts it), so the
+    # chain and the figures hold each node's outcome and `repair` finds nothing missing
     for node_id, item in meta.get("nodes", {}).items():
         if item.get("status") == "RUNNING":
-            deps.workflows.transition_node(workflow_id, node_id, "FAILED",
-                                           error={"type": "Stopped", "message": f"workflow stopped by {by}"})
+            error = {"type": "Stopped", "message": f"workflow stopped by {by}"}
+            if deps.workflows.transition_node(workflow_id, node_id, "FAILED", error=error):
+                metrics.add(spec.METRICS["node_failure"], 1, tenant=meta.get("tenant_id"),
+                            strategy=meta.get("strategy_id"))
+                audit_takeover(deps, "node.failed", meta, node_id=node_id, status="FAILED",
+                               data={"error": error, "actor": by, "reason": reason})
             callback_id = callback_id_for(workflow_id, node_id, generation)
             if deps.workflows.get_callback(callback_id):  # a late plugin callback is then answered 409
                 deps.workflows.close_callback(callback_id, "stopped")
         elif item.get("status") == "PENDING":
-            deps.workflows.transition_node(workflow_id, node_id, "SKIPPED", reason=f"workflow stopped by {by}")
+            skipped = f"workflow stopped by {by}"
+            if deps.workflows.transition_node(workflow_id, node_id, "SKIPPED", reason=skipped):
+                audit_takeover(deps, "node.skipped", meta, node_id=node_id, status="SKIPPED",
+                               data={"reason": skipped, "actor": by})
     closed = close_reviews(deps, metrics, meta, "stopped", by, reason)
     if changed:
         audit_takeover(deps, "workflow.stopped", meta, status="STOPPED",
