@@ -178,8 +178,8 @@ def _event(i: int) -> dict[str, Any]:
             "detail": {"tenant_id": "acme", "event_id": f"evt-{i}", "idempotency_key": f"job-{i}:completed",
                        "occurred_at": "2026-11-28T10:00:00Z",
                        "context": {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-                                   "actor": "svc-reporting"},
-                       "payload": {"job": {"id": str(i), "type": "report", "rows": 1200, "region": "eu-west-1"}}}}
+                                   "actor": "svc-reporting", "region": "eu-west-1"},
+                       "payload": {"job": {"id": str(i), "type": "report", "rows": 1200}}}}
 
 
 def ingest_cpu(n: int = EVENTS) -> dict[str, float]:

@@ -175,3 +175,5 @@ RECORDS_METRICS = ("ingest", "matcher", "node_plugin", "node_notify", "node_revi
 # agent-strategy-library is off or LIBRARY_SOURCE=dir): infra/constructs/functions.py stages strategies/ there.
 LAMBDA_TASK_ROOT = "/var/task"
 ASSET_STRATEGIES_DIR = "strategies"
+# ... and the event-type payload contracts ingest applies (config/event-types, EVENT_CONTRACTS_DIR)
+ASSET_CONTRACTS_DIR = "event-types"

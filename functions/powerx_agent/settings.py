@@ -59,6 +59,7 @@ class Settings:
     metrics_log_group: str
     flags_store: str  # "appconfig" | "dynamodb"
     strategies_dir: str
+    event_contracts_dir: str  # "" : the checkout's config/event-types (payload_contracts.default_directory)
     library_source: str  # "table" (published versions) | "dir" (baseline shipped with the code)
     library_refresh_seconds: float
     idempotency_lease_seconds: float
@@ -121,6 +122,7 @@ def load_settings() -> Settings:
         metrics_log_group=_env("METRICS_LOG_GROUP", "/powerx/agent/metrics"),
         flags_store=_env("FLAGS_STORE", "appconfig"),
         strategies_dir=_env("STRATEGIES_DIR", "strategies"),
+        event_contracts_dir=_env("EVENT_CONTRACTS_DIR", ""),
         library_source=_env("LIBRARY_SOURCE", "table"),
         library_refresh_seconds=_env_float("LIBRARY_REFRESH_SECONDS", 30.0),
         idempotency_lease_seconds=_env_float("IDEMPOTENCY_LEASE_SECONDS", 20.0),

@@ -69,7 +69,8 @@ _IGNORE = shutil.ignore_patterns("tests", "__pycache__", "*.pyc", "*.egg-info", 
 def stage_code(repo_root: Path = REPO_ROOT) -> Path:
     """A fresh directory with what the Lambda code asset holds:
 
-    ``powerx_agent/`` (minus ``PACKAGE_EXCLUDE``) and ``strategies/*.yaml`` (the baseline library).
+    ``powerx_agent/`` (minus ``PACKAGE_EXCLUDE``), ``strategies/*.yaml`` (the baseline library) and
+    ``event-types/*.schema.json`` (the payload contracts ingest applies).
     CDK copies it into the cloud assembly while the construct is built (the asset hash is computed
     from the content, so a changed strategy file changes the asset and is deployed).
     """
@@ -91,6 +92,10 @@ def stage_code(repo_root: Path = REPO_ROOT) -> Path:
         target = strategies / path.relative_to(library)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
+    contracts = staging / constants.ASSET_CONTRACTS_DIR
+    contracts.mkdir()
+    for path in sorted((repo_root / "config" / "event-types").glob("*.schema.json")):
+        shutil.copy2(path, contracts / path.name)
     return staging
 RUNTIME = getattr(lambda_.Runtime, "PYTHON_" + constants.PYTHON_VERSION.replace(".", "_"))
 
@@ -187,6 +192,7 @@ class Functions(Construct):
                 env["MATCH_QUEUE_URL"] = queues.match.queue_url
                 env["INGEST_DLQ_URL"] = queues.ingest_dlq.queue_url
                 env["IDEMPOTENCY_EXPIRY_SECONDS"] = str(idempotency_expiry_seconds)
+                env["EVENT_CONTRACTS_DIR"] = f"{constants.LAMBDA_TASK_ROOT}/{constants.ASSET_CONTRACTS_DIR}"
             if fn_spec.key == "matcher":
                 env["LIBRARY_SOURCE"] = "table"  # published versions; the shipped baseline when the flag is off
                 env["STRATEGIES_DIR"] = f"{constants.LAMBDA_TASK_ROOT}/{constants.ASSET_STRATEGIES_DIR}"

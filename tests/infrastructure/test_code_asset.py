@@ -1,4 +1,5 @@
-"""The Lambda code asset: the handlers' package and the baseline strategy library, nothing else.
+"""The Lambda code asset: the handlers' package, the baseline strategy library and the event-type payload
+contracts, nothing else.
 
 The matcher falls back to the library shipped with the code when the feature flag
 ``agent-strategy-library`` is off (``STRATEGIES_DIR=/var/task/strategies``); these tests open the
@@ -40,11 +41,14 @@ def test_given_the_asset_when_listed_then_it_holds_every_handler_and_the_strateg
     source = {p.relative_to(REPO_ROOT / "strategies").as_posix(): p.read_bytes()
               for p in strategy_files(REPO_ROOT / "strategies")}
     assert source and shipped == source
+    contracts = {p.name: p.read_bytes() for p in (asset_dir / "event-types").iterdir()}
+    assert contracts and contracts == {p.name: p.read_bytes()
+                                       for p in (REPO_ROOT / "config" / "event-types").glob("*.schema.json")}
 
 
 def test_given_the_asset_when_listed_then_no_tests_caches_local_runtime_cli_or_ops_are_shipped(asset_dir):
     names = {p.relative_to(asset_dir).as_posix() for p in asset_dir.rglob("*")}
-    assert {n.split("/")[0] for n in names} == {"powerx_agent", "strategies"}
+    assert {n.split("/")[0] for n in names} == {"powerx_agent", "strategies", "event-types"}
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or "/tests" in n]
     assert not {"powerx_agent/local", "powerx_agent/cli", "powerx_agent/ops"} & names
 

@@ -58,16 +58,32 @@ def _load_library(directory: Path) -> Any:
         raise typer.Exit(1) from None
 
 
+ContractsOpt = typer.Option(None, "--contracts", help="directory of event-type payload contracts "
+                           "(<type>.schema.json); default: the checkout's config/event-types")
+
+
+def _contracts(directory: Path | None) -> dict[str, Any]:
+    """The payload contracts ingest applies (or those of --contracts); a bad file is a usage error."""
+    from powerx_agent.payload_contracts import ContractError, default_directory, load_contracts
+
+    if directory is not None and not directory.is_dir():
+        raise typer.BadParameter(f"{directory} is not a directory", param_hint="--contracts")
+    try:
+        return load_contracts(directory if directory is not None else default_directory())
+    except ContractError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--contracts") from None
+
+
 @app.command("lint")
 def lint(directory: Path = typer.Argument(Path("strategies"), help="directory of *.yaml strategies"),
-         fmt: str = FormatOpt) -> None:
+         fmt: str = FormatOpt, contracts: Path | None = ContractsOpt) -> None:
     """Report every problem as file:line:col: CODE message; exit 1 on any error."""
     from powerx_agent.strategy.lint import has_errors, lint_directory
 
     _check_format(fmt)
     if not directory.is_dir():
         raise typer.BadParameter(f"{directory} is not a directory", param_hint="DIRECTORY")
-    findings = lint_directory(directory)
+    findings = lint_directory(directory, _contracts(contracts))
     if fmt == "json":
         sys.stdout.write(json.dumps([f.to_dict() for f in findings], indent=2) + "\n")
     else:
@@ -103,8 +119,10 @@ def read_event_file(path: Path) -> dict[str, Any]:
 @app.command("test")
 def test(event_file: Path = typer.Option(..., "--event", help="EventBridge event JSON file"),
          strategies: Path = StrategiesOpt, fmt: str = FormatOpt,
-         asl: bool = typer.Option(False, "--asl", help="include the compiled ASL definition")) -> None:
-    """Show the decision, rendered variables and taskflow for one event (offline)."""
+         asl: bool = typer.Option(False, "--asl", help="include the compiled ASL definition"),
+         contracts: Path | None = ContractsOpt) -> None:
+    """Show the decision, rendered variables and taskflow for one event (offline); exit 1 when ingest would
+    reject the event (envelope or payload contract)."""
     from powerx_agent.errors import AgentError
     from powerx_agent.strategy.evaluate import evaluate
     from powerx_agent.taskflow.asl import compile_flow
@@ -116,6 +134,7 @@ def test(event_file: Path = typer.Option(..., "--event", help="EventBridge event
     except AgentError as exc:
         err.print(f"[red]{event_file}: {exc}[/red]")
         raise typer.Exit(1) from None
+    _refuse_like_ingest(facts.event_type, (event.get("detail") or {}).get("payload"), contracts, fmt)
     library = _load_library(strategies)
     # the matcher's own evaluation; offline, the tenant registry is not read: ${owner} is a placeholder
     found = evaluate(library, facts, {"owner": "<tenant owner>"})
@@ -287,6 +306,25 @@ def diff(strategy_id: str = typer.Argument(...), from_version: int = typer.Optio
 
 
 # -- simulate: a backtest of a library over recorded events ------------------------------------
+
+
+def _refuse_like_ingest(event_type: str, payload: Any, directory: Path | None, fmt: str) -> None:
+    """Ingest rejects a payload that breaks its event type's contract (payload.schema_violation): so does
+    ``strategy test``, with the same code and field, and exit 1."""
+    contract = _contracts(directory).get(event_type)
+    violations = contract.violations(payload if payload is not None else {}) if contract else []
+    if not violations:
+        return
+    rejected = {"code": "payload.schema_violation", "where": violations[0].where,
+                "message": f"the payload breaks the {event_type} contract: {violations[0]}",
+                "violations": [str(v) for v in violations], "contract": contract.source}
+    if fmt == "json":
+        sys.stdout.write(json.dumps({"rejected": rejected}, indent=2) + "\n")
+    else:
+        err.print(f"[red]rejected at ingest: payload.schema_violation[/red] ({contract.source})")
+        for v in violations:
+            err.print(f"  {v}")
+    raise typer.Exit(1)
 
 
 def _facts(event: dict[str, Any]) -> Any:

@@ -121,6 +121,14 @@ class Ingestor:
             return self._reject(event, exc, tenant_id=env.tenant_id, event_id=env.event_id, workflow_id=workflow_id,
                                 registered=tenant is not None)
         assert tenant is not None
+        violations = self._contract_violations(incoming.event_type, env.payload)
+        if violations:
+            first = violations[0]
+            exc = EventRejected(f"the payload breaks the {incoming.event_type} contract: {first}",
+                                code="payload.schema_violation", where=first.where,
+                                details={"violations": [str(v) for v in violations]})
+            return self._reject(event, exc, tenant_id=env.tenant_id, event_id=env.event_id, registered=True,
+                                workflow_id=workflow_id)
         ttl_hours = float(tenant.get("idempotency_ttl_hours") or self.settings.idempotency_default_ttl_hours)
         claim = self.deps.events.claim(
             tenant_id=env.tenant_id, idempotency_key=env.key, payload_hash=incoming.payload_hash,
@@ -177,6 +185,18 @@ class Ingestor:
         # UTF-8, not escaped: a CJK event would otherwise take six bytes a character in the message
         self.deps.queues.send(self.settings.match_queue_url, json.dumps(context, ensure_ascii=False, separators=(",", ":")))
         return IngestResult("accepted", workflow_id=workflow_id)
+
+    def _contract_violations(self, event_type: str, payload: Any) -> list[Any]:
+        """The event type's payload contract (``EVENT_CONTRACTS_DIR``, else the checkout's config/event-types),
+        loaded once per container."""
+        from powerx_agent.payload_contracts import default_directory, load_contracts
+
+        contracts = self.deps.process_state.get("contracts")
+        if contracts is None:
+            configured = self.settings.event_contracts_dir
+            contracts = self.deps.process_state["contracts"] = load_contracts(configured or default_directory())
+        contract = contracts.get(event_type)
+        return contract.violations(payload) if contract is not None else []
 
     def _duplicate(self, incoming: IncomingEvent, record: dict[str, Any], common: dict[str, Any]) -> IngestResult:
         env = incoming.envelope
