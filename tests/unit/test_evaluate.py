@@ -37,7 +37,9 @@ def _matcher_view(event_type: str, source: str, detail: dict) -> dict:
     (decision,) = [r for r in deps.audit.chain(f"WF#{context['workflow_id']}") if r["kind"] == "decision"]
     executions = list(deps.state_machines.executions.values())
     started = json.loads(executions[0]["input"]) if executions else None
-    return {"selected": decision["data"]["decision"]["selected"], "input": started, "tenant": context["tenant"]}
+    machine = deps.state_machines.machines[executions[0]["stateMachineArn"]] if executions else {}
+    return {"selected": decision["data"]["decision"]["selected"], "input": started, "tenant": context["tenant"],
+            "type": machine.get("type")}
 
 
 @pytest.mark.parametrize(("event_type", "source", "detail"), CASES)
@@ -72,6 +74,7 @@ def test_given_an_event_when_the_matcher_and_the_tools_decide_then_they_agree(ev
                                          event_id=detail["event_id"], idempotency_key=detail["idempotency_key"],
                                          detail=detail), matcher["tenant"])
     assert {n["id"]: n["runs"] for n in tested["taskflow"]["nodes"]} == found.when
+    assert tested["taskflow"]["type"] == matcher["type"]  # the tool shows the machine the matcher starts (head or full)
     flow = compile_flow(found.selected.strategy, placeholder_arns())
     assert started["when"] == {flow.when_keys[n]: found.when[n] for n in found.selected.node_whens}
     assert started["variables"]["owner"] == found.builtins["owner"] == matcher["tenant"].get("owner")

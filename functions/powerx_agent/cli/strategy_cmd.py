@@ -125,7 +125,7 @@ def test(event_file: Path = typer.Option(..., "--event", help="EventBridge event
     reject the event (envelope or payload contract)."""
     from powerx_agent.errors import AgentError
     from powerx_agent.strategy.evaluate import evaluate
-    from powerx_agent.taskflow.asl import compile_flow
+    from powerx_agent.taskflow.asl import compile_express_head, compile_flow, flow_for_event
 
     _check_format(fmt)
     event = read_event_file(event_file)
@@ -142,8 +142,10 @@ def test(event_file: Path = typer.Option(..., "--event", help="EventBridge event
     out: dict[str, Any] = {"decision": decision.to_dict(), "variables": {}, "taskflow": None}
     if selected is not None:
         out["variables"] = found.variables
-        flow = compile_flow(selected.strategy, placeholder_arns())
+        full = compile_flow(selected.strategy, placeholder_arns())
         when = found.when
+        # what the matcher would start for this event: the Express head when nobody is awaited
+        flow = flow_for_event(full, compile_express_head(selected.strategy, placeholder_arns(), full), when)
         out["taskflow"] = {"state_machine_name": flow.state_machine_name, "type": flow.type,
                            "type_reason": flow.type_reason,
                            "nodes": [{"id": n.id, "kind": n.kind, "after": list(n.after),

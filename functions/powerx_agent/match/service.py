@@ -22,7 +22,13 @@ from powerx_agent.escalation.service import escalate
 from powerx_agent.strategy.evaluate import Evaluation, EventFacts, evaluate
 from powerx_agent.strategy.library import Library, LibraryCache, build_library, library_from_directory
 from powerx_agent.strategy.loader import CompiledStrategy
-from powerx_agent.taskflow.asl import CompiledFlow, FunctionArns, compile_express_head, compile_flow
+from powerx_agent.taskflow.asl import (
+    CompiledFlow,
+    FunctionArns,
+    compile_express_head,
+    compile_flow,
+    flow_for_event,
+)
 from powerx_agent.taskflow.limits import check_execution_input
 
 if TYPE_CHECKING:
@@ -147,9 +153,8 @@ class Matcher:
         builtins, variables = found.builtins, found.variables
         full = self._compiled_flow(compiled)
         when = {full.when_keys[node_id]: found.when[node_id] for node_id in compiled.node_whens}
-        head = self._express_head(compiled, full)
         # Express unless someone is awaited: the head when every node that waits is skipped for this event
-        flow = head if head is not None and not any(found.when[n] for n in head.skipped_nodes) else full
+        flow = flow_for_event(full, self._express_head(compiled, full), found.when)
         execution_input = {
             "workflow": {"workflow_id": workflow_id, "tenant_id": tenant_id, "event_id": event["event_id"],
                          "idempotency_key": event["idempotency_key"], "event_type": event["event_type"],

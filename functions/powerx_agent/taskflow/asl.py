@@ -42,6 +42,7 @@ __all__ = [
     "FunctionArns",
     "compile_express_head",
     "compile_flow",
+    "flow_for_event",
     "node_worst_case_seconds",
     "when_key",
 ]
@@ -520,6 +521,14 @@ def compile_express_head(strategy: FlowSource, arns: FunctionArns, full: Compile
                   f"machine {full.state_machine_name}.")
     return _assemble(strategy, arns, dag, tree, "EXPRESS", reason, worst, min(flow.timeout, limit), head,
                      continuation=full.state_machine_name)
+
+
+def flow_for_event(full: CompiledFlow, head: CompiledFlow | None, runs: dict[str, bool]) -> CompiledFlow:
+    """The flow an event runs: the Express head when every node it leaves out is skipped for the event
+    (``runs``: node id → its ``when`` holds), else the full flow. The matcher and ``strategy test`` use it."""
+    if head is not None and not any(runs.get(n, True) for n in head.skipped_nodes):
+        return head
+    return full
 
 
 def _assemble(strategy: FlowSource, arns: FunctionArns, dag: Dag, tree: SpTree, kind: Literal["STANDARD", "EXPRESS"],
