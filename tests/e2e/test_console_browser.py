@@ -18,9 +18,9 @@ import pytest
 from powerx_agent.console.app import ConsoleContext
 from powerx_agent.console.server import ConsoleServer
 from powerx_agent.deps import get_deps
-from powerx_agent.ingest.service import workflow_id_for
-from powerx_agent.local.demo import c1_event, run_c1
+from powerx_agent.local.demo import run_c1
 from powerx_agent.ops.review import decide_review
+from tests.integration.helpers import waiting_review
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -119,12 +119,7 @@ def test_given_a_waiting_review_when_approved_in_the_console_then_the_workflow_f
                                                                                       shots, uid):
     from selenium.webdriver.common.by import By
 
-    detail = c1_event(f"-browser-{uid}")
-    detail["payload"]["job"]["rows"] = 250_000
-    runtime.put_event("plugin.job.completed", detail)
-    workflow_id = workflow_id_for("acme", detail["idempotency_key"])
-    review_id = _wait(lambda: next((r["review_id"] for r in get_deps().workflows.open_reviews_for(workflow_id)
-                                    if r.get("node_id") == "approve"), None))
+    workflow_id, review_id = waiting_review(runtime, f"-browser-{uid}")
     browser.get(console.url + f"workflows/{workflow_id}")
     assert css(browser, "#live"), "a running workflow's page refreshes itself"
     browser.get(console.url + "reviews")
@@ -146,12 +141,7 @@ def test_given_a_review_closed_meanwhile_when_approved_then_the_servers_refusal_
                                                                                           uid):
     from selenium.webdriver.common.by import By
 
-    detail = c1_event(f"-closed-{uid}")
-    detail["payload"]["job"]["rows"] = 300_000
-    runtime.put_event("plugin.job.completed", detail)
-    workflow_id = workflow_id_for("acme", detail["idempotency_key"])
-    review_id = _wait(lambda: next((r["review_id"] for r in get_deps().workflows.open_reviews_for(workflow_id)
-                                    if r.get("node_id") == "approve"), None))
+    _, review_id = waiting_review(runtime, f"-closed-{uid}", rows=300_000)
     browser.get(console.url + f"reviews/{review_id}/approve")
     deps = get_deps()
     metrics = deps.metrics()
@@ -179,13 +169,3 @@ def test_given_the_other_pages_when_opened_then_they_render_and_are_captured(run
     browser.get(console.url + "health")
     assert len(css(browser, "#metrics tr[data-metric]")) == 5
     screenshot(browser, shots, "health")
-
-
-def _wait(check, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError("timed out")

@@ -19,6 +19,7 @@ import requests
 
 from powerx_agent import spec
 from powerx_agent.local.ports import busy, service_ports
+from tests.integration.helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "powerx_agent.cli.main"]
@@ -92,16 +93,6 @@ def workflows(port: int) -> list[dict]:
     return client("dynamodb", port).scan(TableName=spec.WORKFLOWS_TABLE.name)["Items"]
 
 
-def wait_until(check, timeout: float = 180):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError("timed out")
-
-
 def test_given_serve_with_port_state_dir_and_logs_when_used_restarted_and_reset_then_state_follows(tmp_path):
     port = free_base_port()
     state = tmp_path / "state"
@@ -133,7 +124,7 @@ def test_given_serve_with_port_state_dir_and_logs_when_used_restarted_and_reset_
         assert out["FailedEntryCount"] == 0
         serve.wait_for("[powerx-agent-ingest] START RequestId:")
         serve.wait_for("[powerx-agent-node-plugin] REPORT RequestId:")
-        wait_until(lambda: [w for w in workflows(port) if w.get("status", {}).get("S") == "SUCCEEDED"
+        wait_until(timeout=180, check=lambda: [w for w in workflows(port) if w.get("status", {}).get("S") == "SUCCEEDED"
                             and w["sk"]["S"] == "META"])
         assert not [w for w in workflows(port) if w["pk"]["S"] == "WF#wf-stale"]
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from powerx_agent.deps import get_deps
@@ -25,3 +26,28 @@ def send(rt: Any, event_type: str, body: dict[str, Any], source: str = "powerx.p
 
 def chain_kinds(workflow_id: str) -> list[str]:
     return [r["kind"] for r in sorted(get_deps().audit.chain(f"WF#{workflow_id}"), key=lambda r: r["seq"])]
+
+
+def wait_until(check: Any, timeout: float = 60.0, every: float = 0.3) -> Any:
+    """The first truthy value of ``check()``; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s")
+
+
+def waiting_review(rt: Any, suffix: str, rows: int = 250_000) -> tuple[str, str]:
+    """A C-1 event of a large report: its workflow waits at the ``approve`` manual review node.
+    Returns (workflow id, review id)."""
+    from powerx_agent.local.demo import c1_event
+
+    body = c1_event(suffix)
+    body["payload"]["job"]["rows"] = rows
+    rt.put_event("plugin.job.completed", body)
+    workflow_id = workflow_id_for("acme", body["idempotency_key"])
+    review_id = wait_until(lambda: next((r["review_id"] for r in get_deps().workflows.open_reviews_for(workflow_id)
+                                         if r.get("node_id") == "approve"), None))
+    return workflow_id, review_id

@@ -17,6 +17,7 @@ from powerx_agent.console.app import CSP, ConsoleContext, create_app
 from powerx_agent.deps import get_deps
 from powerx_agent.ingest.service import workflow_id_for
 from powerx_agent.local.demo import c1_event, run_c1
+from tests.integration.helpers import waiting_review
 
 ACTOR = "console-tests"
 HOST = "127.0.0.1:8787"
@@ -50,22 +51,6 @@ def c1(runtime):
     result = run_c1(runtime, suffix=f"-console-{int(time.time() * 1000)}")
     assert result.ok, result.expectations
     return result
-
-
-def waiting_review(rt, uid: str) -> tuple[str, str]:
-    """A C-1 workflow of a large report: it waits at its manual review node (rows > 100000)."""
-    detail = c1_event(f"-{uid}")
-    detail["payload"]["job"]["rows"] = 250_000
-    rt.put_event("plugin.job.completed", detail)
-    workflow_id = workflow_id_for("acme", detail["idempotency_key"])
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        review = next((r for r in get_deps().workflows.open_reviews_for(workflow_id) if r.get("node_id") == "approve"),
-                      None)
-        if review:
-            return workflow_id, review["review_id"]
-        time.sleep(0.3)
-    raise AssertionError(f"{workflow_id} never waited for a review")
 
 
 def test_given_c1_when_its_workflow_is_read_then_every_node_has_status_input_output_and_call(client, c1):
@@ -135,7 +120,7 @@ def test_given_another_host_or_origin_when_requested_then_refused(client, contex
 
 def test_given_an_action_without_csrf_or_confirmation_when_posted_then_refused_and_nothing_changes(client, context,
                                                                                                  runtime, uid):
-    workflow_id, review_id = waiting_review(runtime, uid)
+    workflow_id, review_id = waiting_review(runtime, f"-console-{uid}")
     no_token = post(client, context, f"/api/reviews/{review_id}/approve", {"reason": "x", "confirm": True}, token="")
     assert no_token.status_code == 403 and no_token.get_json()["code"] == "console.csrf"
     unconfirmed = post(client, context, f"/api/reviews/{review_id}/approve", {"reason": "x"})
@@ -153,6 +138,29 @@ def test_given_an_action_without_csrf_or_confirmation_when_posted_then_refused_a
     # approving it again: the server's refusal, with its code
     again = post(client, context, f"/api/reviews/{review_id}/approve", {"reason": "twice", "confirm": True})
     assert again.status_code == 409 and "already closed" in again.get_json()["message"]
+
+
+def test_given_an_escalated_workflow_when_retried_from_the_console_then_generation_2_succeeds(client, context,
+                                                                                           runtime, uid):
+    runtime.sandbox.fail_always("report-renderer", 503)
+    detail = c1_event(f"-retry-{uid}")
+    runtime.put_event("plugin.job.completed", detail)
+    assert runtime.wait_idle(timeout=90)
+    runtime.sandbox.reset()
+    workflow_id = workflow_id_for("acme", detail["idempotency_key"])
+    assert get(client, f"/api/workflows/{workflow_id}").get_json()["workflow"]["status"] == "ESCALATED"
+    unconfirmed = post(client, context, f"/api/workflows/{workflow_id}/retry", {})
+    assert unconfirmed.status_code == 400 and unconfirmed.get_json()["code"] == "console.not_confirmed"
+    retried = post(client, context, f"/api/workflows/{workflow_id}/retry", {"confirm": True})
+    assert retried.status_code == 200, retried.get_json()
+    assert retried.get_json()["generation"] == 2
+    assert runtime.wait_idle(timeout=90)
+    data = get(client, f"/api/workflows/{workflow_id}").get_json()
+    assert data["workflow"]["status"] == "SUCCEEDED" and data["generation"] == 2
+    render = next(n for n in data["nodes"] if n["node_id"] == "render")
+    assert render["status"] == "SUCCEEDED" and render["generation"] == 2
+    bad = post(client, context, f"/api/workflows/{workflow_id}/retry", {"confirm": True, "from": "no-such-node"})
+    assert bad.status_code in (400, 409) and bad.get_json()["code"].startswith(("takeover.", "workflow."))
 
 
 def test_given_the_session_when_read_then_the_token_actor_and_target(client, context):
