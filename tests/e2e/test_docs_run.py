@@ -2,7 +2,7 @@
 embedded runtime.
 
 Each block is run by ``bash -e -o pipefail`` in a scratch directory that looks like a checkout (``strategies``,
-``tests``, ``scripts`` and ``.venv`` link to the repository), with ``.venv/bin`` first on PATH and the runtime's environment
+``tests``, ``scripts``, ``config`` and ``.venv`` link to the repository), with ``.venv/bin`` first on PATH and the runtime's environment
 (its endpoint, region, credentials; ``ENDPOINT`` for the README's ``--endpoint-url``), so ``powerx-agent``
 talks to the embedded stack the way it talks to a deployed one with ``--stack``. The blocks use shell variables for what an operator
 fills in; the harness sets them from objects it creates first (a workflow whose plugin failed, its review,
@@ -107,7 +107,7 @@ def operator(runtime: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     """The scratch directory and environment an operator would have, and the objects the runbook names."""
     rt = runtime
     work = tmp_path_factory.mktemp("runbook")
-    for name in ("strategies", "tests", "scripts", ".venv"):
+    for name in ("strategies", "tests", "scripts", "config", ".venv"):
         (work / name).symlink_to(REPO / name)
     start = time.time() - 5
     env = {**os.environ, **rt.environment, "PATH": f"{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",

@@ -101,9 +101,12 @@ def test_given_waiting_review_when_rejected_from_cli_then_workflow_fails_with_au
     assert "workflow.failed" in kinds and "escalation.opened" not in kinds
     closed = audit_records(workflow_id, "review.closed")[0]
     assert closed["data"]["actor"] == "carol" and closed["data"]["reason"] == "numbers look wrong"
+    (failed,) = audit_records(workflow_id, "node.failed")  # the rejected node's milestone, once
+    assert failed["node_id"] == "approve" and failed["data"]["type"] == "ReviewRejected"
     execution = rt.client("stepfunctions").describe_execution(executionArn=wf["execution_arn"])
     assert execution["status"] == "FAILED"
     assert not get_deps().workflows.open_reviews_for(workflow_id)
+    assert workflow_id not in run("repair").output  # a rejection is a complete trail: nothing to repair
 
 
 def test_given_escalated_workflow_when_node_filled_by_hand_and_retried_then_finishes_reusing_it(rt, uid):

@@ -100,8 +100,8 @@ class Callbacks:
                 NodeRunner(self.deps, self.metrics).succeed(wf, item["node_id"], request.output, None, None,
                                                             via="callback")
             else:
-                self.deps.workflows.transition_node(item["workflow_id"], item["node_id"], "FAILED",
-                                                    error={"type": "CallbackFailed", "message": request.reason or ""})
+                NodeRunner(self.deps, self.metrics).fail(wf, item["node_id"], {"type": "CallbackFailed",
+                                                                       "message": request.reason or ""}, via="callback")
                 sfn.fail_task(item["task_token"], "CallbackFailed", request.reason or "the plugin reported a failure")
             self._audit(wf, item["node_id"], "callback.received", request)
             self.deps.workflows.finish_claim(pk, request.outcome)
@@ -131,9 +131,8 @@ class Callbacks:
                     NodeRunner(self.deps, self.metrics).succeed(wf, review["node_id"], {"approved_by": actor}, None,
                                                                 None, via="review")
                 else:
-                    self.deps.workflows.transition_node(review["workflow_id"], review["node_id"], "FAILED",
-                                                        error={"type": "ReviewRejected",
-                                                               "message": request.reason or ""})
+                    NodeRunner(self.deps, self.metrics).fail(wf, review["node_id"], {"type": "ReviewRejected",
+                                                                         "message": request.reason or ""}, via="review")
                     sfn.fail_task(token, "ReviewRejected", request.reason or "rejected by reviewer")
             self.deps.workflows.finish_claim(pk, request.outcome, remove=("gsi1pk", "gsi1sk"),
                                              closed_by=actor, reason=request.reason or "")

@@ -160,6 +160,15 @@ class NodeRunner:
                         data={"attempt": attempt, "via": via})
         return changed
 
+    def fail(self, wf: dict[str, Any], node_id: str, error: dict[str, Any], via: str) -> bool:
+        """A node failed from outside a task (a rejected review, a callback reporting failure): counted and
+        audited like a final failed attempt, once."""
+        changed = self.deps.workflows.transition_node(wf["workflow_id"], node_id, "FAILED", error=error)
+        if changed:
+            self.metrics.add(spec.METRICS["node_failure"], 1, tenant=wf["tenant_id"], strategy=wf["strategy_id"])
+            self._audit("node.failed", wf, node_id, "FAILED", data={**error, "via": via})
+        return changed
+
     def _reuse(self, payload: dict[str, Any], wf: dict[str, Any], node_id: str, item: dict[str, Any],
                generation: int) -> dict[str, Any]:
         output = item.get("output")
