@@ -112,6 +112,14 @@ class HandOff(AgentError):
     code = "node.hand_off"
 
 
+class AttemptsExhausted(AgentError):
+    """A node's last attempt failed in the Standard continuation of an Express head: the head made some of
+    its attempts, so the continuation's own ``Retry`` would go past ``retry.attempts``; this error is not
+    retried, the workflow escalates (the message names the last failure)."""
+
+    code = "node.attempts_exhausted"
+
+
 # the one list of the node errors Step Functions retries (the compiled Retry blocks) and of those it does not
 RETRYABLE = tuple(c.__name__ for c in (PluginUnavailable, DownstreamUnavailable, AwsUnavailable))
 NOT_RETRYABLE = tuple(c.__name__ for c in (PluginRejected, NodeInputError, TenantScopeError))

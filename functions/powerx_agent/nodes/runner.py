@@ -23,7 +23,14 @@ from powerx_agent import spec, telemetry
 from powerx_agent.adapters.aws import is_aws_error
 from powerx_agent.adapters.downstream import Downstream
 from powerx_agent.audit.records import AuditEntry, workflow_chain
-from powerx_agent.errors import AgentError, AwsUnavailable, HandOff, NodeInputError, TenantScopeError
+from powerx_agent.errors import (
+    AgentError,
+    AttemptsExhausted,
+    AwsUnavailable,
+    HandOff,
+    NodeInputError,
+    TenantScopeError,
+)
 from powerx_agent.escalation.service import escalate
 from powerx_agent.strategy.templates import Template, compile_template
 from powerx_agent.trace import child
@@ -114,7 +121,7 @@ class NodeRunner:
             return self._run_and_record(payload, node, wf, attempt, started)
         except AgentError as exc:
             duration = round((time.monotonic() - started) * 1000, 3)
-            final = not exc.retryable or tries >= max_attempts
+            final = not exc.retryable or attempt >= max_attempts
             error = {"type": type(exc).__name__, "code": exc.code, "message": exc.message, "attempt": attempt}
             if final:
                 self.deps.workflows.transition_node(workflow_id, node_id, "FAILED", error=error, duration=duration)
@@ -127,6 +134,10 @@ class NodeRunner:
                 # an Express head: the retries run in the Standard continuation
                 raise HandOff(f"node {node_id}: attempt {attempt} of {max_attempts} failed ({exc.code}); "
                               "continuing in the Standard machine", details=error) from exc
+            if final and exc.retryable and attempt > tries:
+                # the continuation of a head: its Retry counts only its own attempts, so stop it here
+                raise AttemptsExhausted(f"node {node_id}: attempt {attempt} of {max_attempts} failed, the last "
+                                        f"({exc.code}: {exc.message})", details=error) from exc
             raise
 
     def _run_and_record(self, payload: dict[str, Any], node: dict[str, Any], wf: dict[str, Any], attempt: int,
