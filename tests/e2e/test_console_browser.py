@@ -145,7 +145,8 @@ def test_given_a_review_closed_meanwhile_when_approved_then_the_servers_refusal_
     browser.get(console.url + f"reviews/{review_id}/approve")
     deps = get_deps()
     metrics = deps.metrics()
-    assert decide_review(deps, metrics, review_id, "rejected", "someone-else", "closed first").status == 200
+    # someone else approves it first (approving keeps the trail complete for the docs harness's repair run)
+    assert decide_review(deps, metrics, review_id, "approved", "someone-else", "closed first").status == 200
     metrics.flush()
     browser.find_element(By.NAME, "reason").send_keys("too late")
     browser.find_element(By.NAME, "confirm").click()
