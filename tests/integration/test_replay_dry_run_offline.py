@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,15 @@ TARGETS = {"unreachable endpoint": ["--endpoint-url", "http://127.0.0.1:9"],
 
 @pytest.fixture()
 def connections(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Connections the command (this thread) tries, each refused; other threads (an embedded runtime's
+    pollers, when one runs in this session) connect as usual."""
     attempts: list[object] = []
+    command_thread = threading.current_thread()
+    connect = socket.socket.connect
 
     def refuse(self: socket.socket, address: object) -> None:
+        if threading.current_thread() is not command_thread:
+            return connect(self, address)
         attempts.append(address)
         raise ConnectionRefusedError(f"the test refuses every connection ({address})")
 

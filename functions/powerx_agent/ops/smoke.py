@@ -116,19 +116,29 @@ class Smoke:
         return self.check("setup", f"tenant {self.tenant_id} registered, active, allowed C-1 and C-2",
                           not problems, "; ".join(problems))
 
+    def _accepted(self, name: str, event_type: str, source: str,
+                  detail: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """Put the event and wait until it is done with (two checks): its workflow id and event record
+        once accepted, None when it was not."""
+        key = detail["idempotency_key"]
+        workflow_id = workflow_id_for(self.tenant_id, key)
+        failed = self._put(event_type, source, detail)
+        if not self.check(name, "PutEvents onto the bus", not failed, failed):
+            return None
+        record = self._until(lambda: self._outcome(key, workflow_id))
+        if not self.check(name, "ingest accepted the event", record and record.get("status") != "REJECTED",
+                          _describe(record)):
+            return None
+        return workflow_id, record
+
     def c1(self) -> None:
         name = "C-1"
         detail = self._envelope("c1", {"job": {"id": f"smoke-{self.run_id}", "type": "report", "rows": 1200}},
                                 {"region": "eu-west-1"})
-        key = detail["idempotency_key"]
-        workflow_id = workflow_id_for(self.tenant_id, key)
-        failed = self._put("plugin.job.completed", "powerx.plugins", detail)
-        if not self.check(name, "PutEvents onto the bus", not failed, failed):
+        accepted = self._accepted(name, "plugin.job.completed", "powerx.plugins", detail)
+        if accepted is None:
             return
-        record = self._until(lambda: self._outcome(key, workflow_id))
-        if not self.check(name, "ingest accepted the event", record and record.get("status") != "REJECTED",
-                          _describe(record)):
-            return
+        workflow_id, _ = accepted
         decision = self._decision(workflow_id) or {}
         selected = (decision.get("selected") or {}).get("strategy_id")
         if not self.check(name, f"strategy {C1_STRATEGY} selected", selected == C1_STRATEGY,
@@ -156,15 +166,10 @@ class Smoke:
     def c2(self) -> None:
         name = "C-2"
         detail = self._envelope("c2", {"request": {"id": f"smoke-{self.run_id}", "kind": "smoke-check"}}, {})
-        key = detail["idempotency_key"]
-        workflow_id = workflow_id_for(self.tenant_id, key)
-        failed = self._put("tenant.request.pending", "powerx.tenants", detail)
-        if not self.check(name, "PutEvents onto the bus", not failed, failed):
+        accepted = self._accepted(name, "tenant.request.pending", "powerx.tenants", detail)
+        if accepted is None:
             return
-        record = self._until(lambda: self._outcome(key, workflow_id))
-        if not self.check(name, "ingest accepted the event", record and record.get("status") != "REJECTED",
-                          _describe(record)):
-            return
+        workflow_id, record = accepted
         decision = self._decision(workflow_id)
         self.check(name, "no strategy matched", decision is not None and decision.get("selected") is None,
                    "no decision recorded" if decision is None else f"selected {decision.get('selected')}")
