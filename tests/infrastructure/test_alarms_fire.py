@@ -166,7 +166,7 @@ def test_given_a_broken_library_when_alarms_are_evaluated_then_the_library_alarm
 def test_given_unmatched_events_when_alarms_are_evaluated_then_the_miss_rate_alarm_fires(runtime, template):
     run_ = FaultRun(runtime, template)
     for i in range(4):
-        runtime.put_event("tenant.request.pending", body("miss", i, request={"id": f"r{i}"}))
+        runtime.put_event("tenant.request.pending", body("miss", i, request={"id": f"r{i}", "kind": "quota-increase"}))
     timelines = run_.finish()
     fired = in_alarm(timelines)
     assert "strategy-miss-rate" in fired  # 100 % missed > 20 %
@@ -176,7 +176,7 @@ def test_given_unmatched_events_when_alarms_are_evaluated_then_the_miss_rate_ala
 def test_given_a_stuck_backlog_when_the_gauge_runs_every_minute_then_its_alarm_stays_in_alarm(runtime, template):
     run_ = FaultRun(runtime, template)
     for i in range(22):  # 22 unmatched events: 22 open reviews, and nobody closes them
-        runtime.put_event("tenant.request.pending", body("stuck", i, request={"id": f"s{i}"}))
+        runtime.put_event("tenant.request.pending", body("stuck", i, request={"id": f"s{i}", "kind": "quota-increase"}))
     assert runtime.wait_idle(timeout=120)
     assert get_deps().workflows.count_open_reviews() == 22
     during_run = MetricStore(emf_samples(runtime))
