@@ -104,6 +104,10 @@ class NodeRunner:
             raise NodeInputError(f"node {node.get('id')!r} is a {node.get('kind')!r} node; "
                                  f"this function runs {expected_kind!r} nodes")
         workflow_id, node_id = wf["workflow_id"], node["id"]
+        if node_id in (wf.get("failed_before") or ()):
+            # failed for good in the Express head before a sibling handed the workflow off: not called again
+            raise AttemptsExhausted(f"node {node_id}: failed for good in the Express head before the hand-off",
+                                    details={"node_id": node_id})
         tries = int(payload.get("retry_count") or 0) + 1  # this execution's attempt (its Retry counts these)
         # attempts an Express head made before it handed the workflow off here (numbering goes on)
         attempt = tries + int((wf.get("attempts_before") or {}).get(node_id) or 0)

@@ -112,6 +112,12 @@ class WorkflowActions:
                   if item.get("status") in ("RUNNING", "FAILED") and item.get("attempts")}
         if before:  # the continuation numbers those nodes' attempts on from there
             wf = {**wf, "attempts_before": before}
+        # nodes that failed for good in the head (a parallel sibling's hand-off started the continuation):
+        # the continuation does not call them again, it escalates on them
+        failed = sorted(n for n, item in nodes.items() if item.get("status") == "FAILED"
+                        and not item.get("stopped_by_failure"))
+        if failed:
+            wf = {**wf, "failed_before": failed}
         execution_input = {"workflow": wf, "variables": payload.get("variables") or {},
                            "when": payload.get("when") or {}}
         machine = str(payload["continuation"])  # the matcher put the Standard machine's ARN in the head's input
