@@ -22,6 +22,8 @@ from tests.conftest import REPO
 UNREACHABLE = "http://127.0.0.1:9"
 # they start an embedded runtime of their own (cost measures its profile on one): no target to miss
 OWN_RUNTIME = {"local demo", "local serve", "local load", "cost"}
+# it serves until Ctrl-C once its target answers: checked here with a target that cannot be used only
+SERVES = {"console"}
 OFFLINE = {"version", "strategy lint", "strategy test", "strategy graph", "strategy simulate", "strategy list"}
 TRACE_MARKERS = ("Traceback", 'File "')
 
@@ -120,12 +122,31 @@ def the_one_line(name: str, code: int, output: str, expected_code: int) -> str |
     return line
 
 
-CASES = [name for name, _ in commands() if name not in OWN_RUNTIME]
+SANDBOX = sorted(name for name, _ in commands() if name.startswith("local sandbox "))  # the local sandbox's faults
+CASES = [name for name, _ in commands() if name not in OWN_RUNTIME | SERVES | set(SANDBOX)]
+SANDBOX_ARGS = {"succeed": ["x"], "fail": ["x", "--times", "1"], "flaky": ["x", "--rate", "0.5"], "slow": ["x", "--seconds", "1"],
+                "async": ["x"], "down": ["ops"], "up": ["ops"]}
 
 
 def test_given_the_app_then_every_command_is_either_checked_here_or_starts_its_own_runtime():
-    assert set(dict(commands())) == set(CASES) | OWN_RUNTIME
+    assert set(dict(commands())) == set(CASES) | OWN_RUNTIME | SERVES | set(SANDBOX)
     assert len(CASES) >= 25
+
+
+@pytest.mark.parametrize("name", SANDBOX)
+def test_given_no_sandbox_listening_when_a_sandbox_command_runs_then_one_error_line_and_exit_1(name):
+    argv = ["local", "sandbox", "--sandbox-url", UNREACHABLE, name.split()[-1], *SANDBOX_ARGS.get(name.split()[-1], [])]
+    result = CliRunner().invoke(app, argv)
+    line = the_one_line(name, result.exit_code, result.output, expected_code=1)
+    assert line is not None and f"no sandbox answers at {UNREACHABLE}" in line, result.output
+
+
+def test_given_a_stack_that_does_not_exist_when_the_console_starts_then_one_error_line_and_exit_2(rt):
+    with isolated_environment(AWS_MAX_ATTEMPTS="1"):
+        result = CliRunner().invoke(app, ["--endpoint-url", f"http://127.0.0.1:{rt.port}", "--stack", "NoSuchStack",
+                                          "console", "--port", "0"])
+    line = the_one_line("console", result.exit_code, result.output, expected_code=2)
+    assert line is not None and "cannot read stack 'NoSuchStack'" in line, result.output
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -159,7 +180,7 @@ def test_given_no_aws_credentials_when_a_command_runs_then_one_error_line_and_ex
     assert line is None or line.startswith(("error: no AWS credentials", "error: config.missing")), output
 
 
-@pytest.mark.parametrize("name", CASES + sorted(OWN_RUNTIME))
+@pytest.mark.parametrize("name", CASES + sorted(OWN_RUNTIME | SERVES) + SANDBOX)
 def test_given_bad_arguments_when_a_command_runs_then_one_error_line_naming_the_command_and_exit_2(name, tmp_path):
     """An unknown option, and (for a command that has one) a missing required argument: one line that
     names the command and where its help is, exit 2, before anything is reached."""
