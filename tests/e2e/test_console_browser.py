@@ -167,6 +167,6 @@ def test_given_the_other_pages_when_opened_then_they_render_and_are_captured(run
     browser.find_element(By.CSS_SELECTOR, "#strategy-test button").click()
     assert "report-on-job-completed" in browser.find_element(By.ID, "decision-reason").text
     screenshot(browser, shots, "strategy-test")
-    browser.get(console.url + "health")
-    assert len(css(browser, "#metrics tr[data-metric]")) == 5
+    browser.get(console.url + "health?verify=1h")
+    assert len(css(browser, "#metrics tr[data-metric]")) == 5 and "completeness" in css(browser, "#audit-verify")[0].text
     screenshot(browser, shots, "health")

@@ -189,6 +189,12 @@ def test_given_health_when_read_then_five_metrics_with_targets_and_the_alarm_not
     assert [m["name"] for m in data["metrics"]] == ["hit_rate", "generation_p95_ms", "automated_success",
                                                      "manual_rate", "audit_completeness"]
     assert data["alarms"] is None and "embedded runtime creates none" in data["alarms_note"]
+    verified = get(client, "/api/health?verify=1h").get_json()
+    completeness = next(m for m in verified["metrics"] if m["name"] == "audit_completeness")
+    assert completeness["value"] == verified["audit"]["completeness"] and verified["audit"]["since"] == "1h"
+    again = get(client, "/api/health").get_json()  # the last verify is shown until asked again
+    assert again["audit"]["verified_at"] == verified["audit"]["verified_at"]
+    assert get(client, "/api/health?verify=forever").status_code == 400
 
 
 def test_given_a_missing_workflow_or_review_when_read_then_404_with_a_code(client):

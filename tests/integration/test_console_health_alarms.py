@@ -41,7 +41,7 @@ def test_given_an_alarm_of_the_stack_in_alarm_when_health_is_read_then_it_is_lis
                                     ComparisonOperator="GreaterThanOrEqualToThreshold")
         cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="console test")
     try:
-        data = api.health(get_deps())
+        data = api.health(get_deps(), {}, {})
         names = {a["name"]: a["state"] for a in data["alarms"]}
         assert names.get("powerx-agent-console-test-alarm") == "ALARM" and "other-stack-alarm" not in names
         assert data["alarms_note"] is None

@@ -44,6 +44,7 @@ class ConsoleContext:
         self.target = target
         self.csrf = secrets.token_urlsafe(32)
         self.allowed_hosts: set[str] = set()
+        self.memo: dict[str, Any] = {}  # the last audit verify this console ran (Health)
 
 
 def _iso(value: Any) -> str:
@@ -173,7 +174,7 @@ def create_app(context: ConsoleContext) -> Flask:
 
     @app.get("/api/health")
     def api_health() -> Any:
-        return jsonify(api.health(deps()))
+        return jsonify(api.health(deps(), request.args, context.memo))
 
     # -- pages -----------------------------------------------------------------------------------
     def page(template: str, **values: Any) -> str:
@@ -239,7 +240,7 @@ def create_app(context: ConsoleContext) -> Flask:
 
     @app.get("/health")
     def health_page() -> Any:
-        return page("health.html", data=api.health(deps()))
+        return page("health.html", data=api.health(deps(), request.args, context.memo))
 
     return app
 
