@@ -69,7 +69,7 @@ class Serve:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
         try:
-            self.proc.wait(timeout=60)
+            self.proc.wait(timeout=180)  # saving the state and stopping threads, on a loaded 2-core CI machine
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
