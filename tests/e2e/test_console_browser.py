@@ -87,6 +87,16 @@ def screenshot(browser, shots: Path, name: str) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
 
 
+def shown(browser, element_id: str, timeout: float = 60):
+    """The element a form submission leads to, once the answer page has loaded (a loaded machine is slow)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, timeout).until(expected_conditions.presence_of_element_located((By.ID, element_id)),
+                                                 f"#{element_id} never appeared")
+
+
 def css(browser, selector: str):
     from selenium.webdriver.common.by import By
 
@@ -129,7 +139,7 @@ def test_given_a_waiting_review_when_approved_in_the_console_then_the_workflow_f
     browser.find_element(By.NAME, "reason").send_keys("checked the large report")
     browser.find_element(By.NAME, "confirm").click()
     browser.find_element(By.CSS_SELECTOR, "#decide button[type=submit]").click()
-    assert "approved" in browser.find_element(By.ID, "done").text
+    assert "approved" in shown(browser, "done").text
     assert runtime.wait_idle(timeout=60)
     browser.get(console.url + f"workflows/{workflow_id}")
     assert css(browser, "#wf-status .badge")[0].text == "SUCCEEDED"
@@ -151,7 +161,7 @@ def test_given_a_review_closed_meanwhile_when_approved_then_the_servers_refusal_
     browser.find_element(By.NAME, "reason").send_keys("too late")
     browser.find_element(By.NAME, "confirm").click()
     browser.find_element(By.CSS_SELECTOR, "#decide button[type=submit]").click()
-    error = browser.find_element(By.ID, "error").text
+    error = shown(browser, "error").text
     assert "already closed" in error and "Traceback" not in browser.page_source
     assert runtime.wait_idle(timeout=60)
 
@@ -165,7 +175,7 @@ def test_given_the_other_pages_when_opened_then_they_render_and_are_captured(run
     browser.get(console.url + "strategies/test")
     browser.find_element(By.NAME, "event").send_keys((REPO / "tests/events/c1-plugin-job-completed.json").read_text())
     browser.find_element(By.CSS_SELECTOR, "#strategy-test button").click()
-    assert "report-on-job-completed" in browser.find_element(By.ID, "decision-reason").text
+    assert "report-on-job-completed" in shown(browser, "decision-reason").text
     screenshot(browser, shots, "strategy-test")
     browser.get(console.url + "health?verify=1h")
     assert len(css(browser, "#metrics tr[data-metric]")) == 5 and "completeness" in css(browser, "#audit-verify")[0].text
