@@ -22,7 +22,8 @@ Findings and their fixes:
   recreate it with the status the chain records (else the execution history's).
 - ``audit.missing``: a milestone record is missing from a workflow's chain (acceptance, decision,
   workflow.started, a node's outcome, the workflow's outcome) → append ``audit.repaired`` with
-  ``data.reconstructs = <kind>`` and what it was reconstructed from.
+  ``data.reconstructs = <kind>`` and what it was reconstructed from. In a running workflow, a status
+  younger than ``SETTLE_SECONDS`` is left alone: its writer may be between the status and its record.
 - ``chain.missing``: records are missing in the middle of a chain (the hash chain is broken for
   ever) → after the reconstructions, append ``chain.rebased`` naming the lost sequence numbers and
   pinning the ``prev_hash`` of the record after each hole, so ``audit verify`` accepts exactly that
@@ -65,6 +66,10 @@ NODE_KIND = {"SUCCEEDED": "node.succeeded", "FAILED": "node.failed", "SKIPPED": 
              "ESCALATED": "node.failed"}
 METERED = {"workflow.started": "generated", "node.succeeded": "node_success", "node.failed": "node_failure"}
 EXECUTION_RETENTION_DAYS = 90  # Step Functions keeps closed standard executions this long
+# The engine writes a status first and its audit record right after (two writes, no transaction): in a
+# running workflow, a status younger than this may be between the two, so its record is not missing yet
+# (an operator's repair during live traffic would otherwise reconstruct what the writer is about to append).
+SETTLE_SECONDS = 60.0
 
 
 @dataclass
@@ -411,6 +416,12 @@ class Repair:
                            history: History | None) -> list[tuple[str, dict[str, Any]]]:
         kinds = set(effective_kinds(records))
         wanted: list[tuple[str, dict[str, Any]]] = []
+        now = time.time()
+        active = meta.get("status") in WF_ACTIVE
+
+        def settling(item: dict[str, Any]) -> bool:
+            return active and now - float(item.get("updated_at") or item.get("created_at") or 0) < SETTLE_SECONDS
+
         # a META recreated from an execution proves no acceptance: only agent_events can
         recreated_alone = bool(meta.get("recreated_by")) and event is None
         if not kinds & {"event.accepted", "event.deferred"} and (event or meta) and not recreated_alone:
@@ -419,10 +430,10 @@ class Repair:
                                               "agent_workflows",
                                               "data": {k: src.get(k) for k in ("event_type", "idempotency_key",
                                                                                "payload_hash") if src.get(k)}}))
-        if "decision" not in kinds and meta.get("decision"):
+        if "decision" not in kinds and meta.get("decision") and not settling(meta):
             wanted.append(("decision", {"status": "MATCHED", "source": "agent_workflows META.decision",
                                         "data": {"decision": meta["decision"]}}))
-        if "workflow.started" not in kinds and meta.get("execution_arn"):
+        if "workflow.started" not in kinds and meta.get("execution_arn") and not settling(meta):
             wanted.append(("workflow.started", {"status": "RUNNING", "source": "agent_workflows + execution history",
                                                 "data": {"execution_arn": meta["execution_arn"],
                                                          "strategy_version": meta.get("strategy_version"),
@@ -430,7 +441,7 @@ class Repair:
         audited = node_states(records)
         for node_id, item in sorted((meta.get("nodes") or {}).items()):
             status = item.get("status")
-            if status in ("SUCCEEDED", "SKIPPED", "FAILED") and node_id not in audited:
+            if status in ("SUCCEEDED", "SKIPPED", "FAILED") and node_id not in audited and not settling(item):
                 wanted.append((NODE_KIND[status], {"status": status, "node_id": node_id,
                                                    "source": "agent_workflows node item",
                                                    "data": {"attempts": item.get("attempts"),
