@@ -11,22 +11,19 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 
-class SqsPoller:
-    def __init__(self, client: Callable[[str], Any], queue_url: str, function_name: str, batch_size: int = 10) -> None:
-        self._client = client
-        self._queue_url = queue_url
-        self._function = function_name
-        self._batch_size = batch_size
+class _Background:
+    """A daemon thread running ``_loop`` until :meth:`stop`."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.busy = False
-        self.invocations = 0
 
-    def start(self) -> SqsPoller:
-        self._thread = threading.Thread(target=self._loop, name=f"sqs-poller-{self._function}", daemon=True)
+    def start(self) -> Self:
+        self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
         self._thread.start()
         return self
 
@@ -34,6 +31,20 @@ class SqsPoller:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+
+class SqsPoller(_Background):
+    def __init__(self, client: Callable[[str], Any], queue_url: str, function_name: str, batch_size: int = 10) -> None:
+        super().__init__(f"sqs-poller-{function_name}")
+        self._client = client
+        self._queue_url = queue_url
+        self._function = function_name
+        self._batch_size = batch_size
+        self.busy = False
+        self.invocations = 0
 
     def _loop(self) -> None:
         sqs = self._client("sqs")
@@ -76,27 +87,16 @@ class SqsPoller:
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)])
 
 
-class Scheduler:
+class Scheduler(_Background):
     """EventBridge's schedule rules for the embedded runtime: moto stores a ``rate(...)`` rule but never
     fires it. Once per period, on the period's boundary (``rate(1 minute)``: every whole minute), calls
     ``fire(schedule, at)``; the runtime invokes the rule's target with the event EventBridge sends."""
 
     def __init__(self, fire: Callable[[Any, float], Any], schedules: tuple[Any, ...]) -> None:
+        super().__init__("eventbridge-scheduler")
         self._fire = fire
         self._schedules = schedules
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.fired = 0
-
-    def start(self) -> Scheduler:
-        self._thread = threading.Thread(target=self._loop, name="eventbridge-scheduler", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=10)
 
     def _loop(self) -> None:
         import time
