@@ -118,6 +118,7 @@ TABLE_ACCESS: dict[str, dict[str, tuple[str, ...]]] = {
     "replay_api": {
         spec.EVENTS_TABLE.name: (_GET,),  # submit_replay: duplicate / conflict / deferred answered at once
         spec.TENANTS_TABLE.name: (_GET,),  # check_tenant_scope
+        spec.AUDIT_TABLE.name: AUDIT_APPEND,  # replay_api._refused: a refused event is audited (event.rejected)
     },
     "backlog_gauge": {},  # only the gsi1 count of open reviews (INDEX_QUERIES)
 }
@@ -160,7 +161,12 @@ STATES_ACCESS: dict[str, tuple[str, ...]] = {
 USES_APPCONFIG = ("ingest", "matcher", "audit_stream", "replay_api")
 # adapters/downstream.py Downstream._headers reads the downstream secret for every HTTP call
 USES_DOWNSTREAM_SECRET = ("matcher", "node_plugin", "node_notify", "node_review", "workflow")
-USES_SIGNING_SECRET = ("callbacks_api", "replay_api")  # handlers/_api.py check_request
+# handlers/_api.py replay_caller: each replay caller's keys and tenants
+USES_REPLAY_SECRET = ("replay_api",)
+# handlers/_api.py callback_grant verifies callback URLs; nodes/calls.py Downstream.callback_url signs them
+# for plugin calls (node_plugin) and review work orders (escalate(): matcher, node_review, workflow)
+SIGNS_CALLBACK_URLS = ("node_plugin", "matcher", "node_review", "workflow")
+USES_CALLBACK_SECRET = ("callbacks_api", *SIGNS_CALLBACK_URLS)
 DOWNSTREAM_URLS: dict[str, tuple[str, ...]] = {
     "matcher": ("NOTIFICATIONS_URL", "OPS_URL"),  # unmatched events / refused plugins escalate
     "node_plugin": ("PLUGIN_RUNTIME_URL",),
@@ -170,7 +176,7 @@ DOWNSTREAM_URLS: dict[str, tuple[str, ...]] = {
 }
 # Functions whose handler builds a MetricsRecorder (deps.metrics()); EMF goes to stdout on Lambda.
 RECORDS_METRICS = ("ingest", "matcher", "node_plugin", "node_notify", "node_review", "workflow", "audit_stream",
-                   "callbacks_api", "backlog_gauge")
+                   "callbacks_api", "backlog_gauge", "replay_api")
 # Where the baseline strategy library lives inside the code asset (the matcher reads it when the flag
 # agent-strategy-library is off or LIBRARY_SOURCE=dir): infra/constructs/functions.py stages strategies/ there.
 LAMBDA_TASK_ROOT = "/var/task"

@@ -102,6 +102,8 @@ class PowerXAgentStack(Stack):
             throttle_rate=int(ctx("apiThrottleRate")),
             throttle_burst=int(ctx("apiThrottleBurst")),
         )
+        for key in constants.SIGNS_CALLBACK_URLS:  # the callback URL handed out, signed per call
+            functions.by_key[key].add_environment("CALLBACKS_URL", api.callbacks_url)
         subscriptions = ctx("alarmSubscriptions") or []
         if isinstance(subscriptions, str):
             subscriptions = [s for s in subscriptions.split(",") if s]
@@ -145,7 +147,9 @@ class PowerXAgentStack(Stack):
             "AlarmTopicArn": observability.topic.topic_arn,
             "DashboardName": f"{prefix}{constants.DASHBOARD_NAME}",
             "AuditLogGroup": audit.log_group.log_group_name,
-            "SigningSecretArn": secrets.signing.secret_arn,
+            "ReplaySecretArn": secrets.replay.secret_arn,
+            "CallbackSecretArn": secrets.callback.secret_arn,
+            "CallbacksUrl": api.callbacks_url,
             "DownstreamSecretArn": secrets.downstream.secret_arn,
             "AppConfigApplication": flags.application.application_id,
             "AppConfigEnvironment": flags.environment.environment_id,

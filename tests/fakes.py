@@ -493,10 +493,23 @@ class FakeSecrets:
         return self.values[secret_id]
 
     def signing_keys(self, secret_id: str) -> list[str]:
-        data = self.get_json(secret_id)
-        active = data.get("active")
-        names = [active] + sorted(k for k in data if k not in ("active", active) and k.startswith("k"))
-        return [data[n] for n in names if n and data.get(n)]
+        from powerx_agent.adapters.secrets import key_set
+
+        return key_set(self.get_json(secret_id))
+
+    def replay_callers(self, secret_id: str) -> dict[str, Any]:
+        from powerx_agent.adapters.secrets import callers_from
+
+        return callers_from(self.get_json(secret_id))
+
+    def read_fresh(self, secret_id: str) -> dict[str, Any]:
+        return json.loads(json.dumps(self.get_json(secret_id)))
+
+    def put_json(self, secret_id: str, value: dict[str, Any]) -> None:
+        self.values[secret_id] = json.loads(json.dumps(value))
+
+    def refresh(self, secret_id: str, older_than: float = 5.0) -> bool:
+        return False  # nothing cached: every read is fresh
 
 
 # ---------------------------------------------------------------------------------- downstream HTTP
@@ -550,7 +563,8 @@ def fake_settings(**overrides: Any) -> Settings:
         "node_plugin_arn": fn + "agent-node-plugin", "node_notify_arn": fn + "agent-node-notify",
         "node_review_arn": fn + "agent-node-review", "workflow_fn_arn": fn + "agent-workflow",
         "plugin_runtime_url": "http://plugins.fake", "notifications_url": "http://notify.fake",
-        "ops_url": "http://ops.fake", "metrics_sink": "logs", "flags_store": "dynamodb",
+        "ops_url": "http://ops.fake", "callbacks_url": "http://api.fake/internal/agent/callbacks",
+        "metrics_sink": "logs", "flags_store": "dynamodb",
         "strategies_dir": str(REPO / "strategies"), "library_source": "table",
         "library_refresh_seconds": 30.0, "idempotency_lease_seconds": 20.0,
     }
@@ -584,6 +598,9 @@ class FakeDeps:
                    logs=FakeLogs())
         deps.secrets.values[deps.settings.downstream_secret] = {"plugin_runtime_token": "t-plugin",
                                                                "notifications_token": "t-notify", "ops_token": "t-ops"}
+        deps.secrets.values[deps.settings.callback_secret] = {"active": "k1", "k1": "fake-callback-key"}
+        deps.secrets.values[deps.settings.replay_secret] = {
+            "callers": {"operator": {"tenants": ["*"], "active": "k1", "k1": "fake-replay-key"}}}
         publish_directory(deps.strategies, strategies_dir)  # type: ignore[arg-type]
         return deps
 

@@ -52,7 +52,9 @@ class Settings:
     plugin_runtime_url: str
     notifications_url: str
     ops_url: str
-    signing_secret: str
+    replay_secret: str
+    callback_secret: str
+    callbacks_url: str  # the callbacks endpoint's URL: plugins and the ops service get it signed per call
     downstream_secret: str
     audit_log_group: str
     metrics_sink: str  # "stdout" (Lambda: EMF picked up by CloudWatch) | "logs" (embedded runtime)
@@ -115,7 +117,9 @@ def load_settings() -> Settings:
         plugin_runtime_url=_env("PLUGIN_RUNTIME_URL").rstrip("/"),
         notifications_url=_env("NOTIFICATIONS_URL").rstrip("/"),
         ops_url=_env("OPS_URL").rstrip("/"),
-        signing_secret=_env("SIGNING_SECRET_ARN", spec.SIGNING_SECRET_NAME),
+        replay_secret=_env("REPLAY_SECRET_ARN", spec.REPLAY_SECRET_NAME),
+        callback_secret=_env("CALLBACK_SECRET_ARN", spec.CALLBACK_SECRET_NAME),
+        callbacks_url=_env("CALLBACKS_URL").rstrip("/"),
         downstream_secret=_env("DOWNSTREAM_SECRET_ARN", spec.DOWNSTREAM_SECRET_NAME),
         audit_log_group=_env("AUDIT_LOG_GROUP", spec.AUDIT_LOG_GROUP),
         metrics_sink=_env("METRICS_SINK", "stdout"),

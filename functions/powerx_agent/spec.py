@@ -22,7 +22,10 @@ STATE_MACHINE_LOG_GROUP = "/aws/vendedlogs/states/powerx-agent"  # every agent-*
 STATE_MACHINE_PREFIX = "agent-"
 WORKFLOW_ROLE_NAME = "powerx-agent-workflow"
 LAMBDA_ROLE_NAME = "powerx-agent-lambda"
-SIGNING_SECRET_NAME = "powerx/agent/signing-keys"
+REPLAY_SECRET_NAME = "powerx/agent/replay-keys"
+"""Replay callers: ``{"callers": {"<caller>": {"tenants": [...], "active": "k1", "k1": ..., "k2": ...}}}``."""
+CALLBACK_SECRET_NAME = "powerx/agent/callback-keys"
+"""The engine's own key for signed callback URLs: ``{"active": "k1", "k1": ..., "k2": ...}``."""
 DOWNSTREAM_SECRET_NAME = "powerx/agent/downstream-credentials"
 EVENT_SOURCES = ("powerx.plugins", "powerx.tenants", "powerx.ops", "powerx.replay")
 """The sources the bus routes to ingest (docs/intake.md); any other source goes to the unrouted queue."""

@@ -1,12 +1,14 @@
 """API Gateway REST API: ``spec.API_ROUTES`` as Lambda proxy integrations, access logs, throttling, tracing.
 
-Requests are HMAC-signed and verified by the functions (keys in the signing secret), so the methods
-use no API Gateway authorizer; see the cdk-nag suppressions below.
+Requests are authenticated by the functions, one key set per purpose: replays are HMAC-signed by a named
+caller with its own keys (the replay secret), callbacks come through a URL the engine signed for that one
+callback (the callback secret). The methods therefore use no API Gateway authorizer; see the cdk-nag
+suppressions below.
 """
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -17,9 +19,10 @@ from infra.constructs.nag import acknowledge
 from powerx_agent import spec
 
 _SIGNED = (
-    "Internal endpoints authenticate every request with an HMAC signature over the body and a timestamp, "
-    "verified by the function against the rotating keys in the signing secret (replay protection included); "
-    "callers (plugin runtime, operators' CLI) hold no AWS or Cognito identity."
+    "Internal endpoints authenticate every request in the function: a replay carries an HMAC signature over "
+    "the body and a timestamp by a named caller (its own rotating keys, its own tenants; replay protection "
+    "included); a callback comes through a URL the engine signed for that one callback id with an expiry. "
+    "Callers (plugin runtime, ops service, operators' CLI) hold no AWS or Cognito identity."
 )
 
 
@@ -117,3 +120,12 @@ class Api(Construct):
     @property
     def url(self) -> str:
         return self.api.url
+
+    @property
+    def callbacks_url(self) -> str:
+        """The callbacks route's URL, built from the API id and stage name only (not the Stage resource,
+        which depends on every integration) so functions can carry it without a dependency cycle."""
+        stack = Stack.of(self)
+        path = spec.API_ROUTES["callbacks_api"][1]
+        return (f"https://{self.api.rest_api_id}.execute-api.{stack.region}.{stack.url_suffix}/"
+                f"{constants.API_STAGE}{path}")

@@ -184,8 +184,10 @@ class Functions(Construct):
                 env[var] = urls[var]
             if fn_spec.key in constants.USES_DOWNSTREAM_SECRET:
                 env["DOWNSTREAM_SECRET_ARN"] = secrets.downstream.secret_arn
-            if fn_spec.key in constants.USES_SIGNING_SECRET:
-                env["SIGNING_SECRET_ARN"] = secrets.signing.secret_arn
+            if fn_spec.key in constants.USES_REPLAY_SECRET:
+                env["REPLAY_SECRET_ARN"] = secrets.replay.secret_arn
+            if fn_spec.key in constants.USES_CALLBACK_SECRET:
+                env["CALLBACK_SECRET_ARN"] = secrets.callback.secret_arn
             if fn_spec.key in constants.USES_APPCONFIG:
                 env.update(appconfig_env)
             if fn_spec.key == "ingest":
@@ -235,10 +237,12 @@ class Functions(Construct):
             self.roles[key].add_to_policy(
                 iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[secrets.downstream.secret_arn])
             )
-        for key in constants.USES_SIGNING_SECRET:
-            self.roles[key].add_to_policy(
-                iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[secrets.signing.secret_arn])
-            )
+        for keys, secret in ((constants.USES_REPLAY_SECRET, secrets.replay),
+                             (constants.USES_CALLBACK_SECRET, secrets.callback)):
+            for key in keys:
+                self.roles[key].add_to_policy(
+                    iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[secret.secret_arn])
+                )
         for key in constants.USES_APPCONFIG:
             self.roles[key].add_to_policy(
                 iam.PolicyStatement(

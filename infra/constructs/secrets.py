@@ -1,4 +1,11 @@
-"""Secrets Manager: the replay/callback signing keys (two, for rotation) and downstream credentials."""
+"""Secrets Manager: one key set per purpose, and the downstream credentials.
+
+- replay keys (``powerx/agent/replay-keys``): ``{"callers": {"<caller>": {"tenants": [...], "active",
+  "k1", "k2"}}}``; the stack creates one caller, ``operator``, for every tenant (its two keys generated);
+  ``powerx-agent keys add-caller`` adds callers scoped to their tenants.
+- callback key (``powerx/agent/callback-keys``): ``{"active", "k1", "k2"}``, read only by the engine
+  (it signs a callback URL per plugin call and per review work order; no plugin holds a key).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +16,12 @@ from constructs import Construct
 from infra.constructs.nag import acknowledge
 from powerx_agent import spec
 
+REPLAY_OPERATOR = "operator"
+
 _ROTATION_REASON = (
-    "Signing keys rotate at the application level: the secret holds two keys (k1, k2) and an 'active' "
-    "pointer; operators rotate by putting a new version (docs/deploy.md) while verifiers accept both keys. "
-    "Downstream credentials are issued by the downstream services and replaced by operators."
+    "Signing keys rotate at the application level: each key set holds two keys (k1, k2) and an 'active' "
+    "pointer; `powerx-agent keys rotate` writes a fresh key into the inactive slot while verifiers accept both "
+    "(docs/runbook.md). Downstream credentials are issued by the downstream services and replaced by operators."
 )
 
 
@@ -21,7 +30,7 @@ def _seed(scope: Construct, id: str, name: str) -> secretsmanager.Secret:
         scope,
         id,
         secret_name=name,
-        description="Initial signing key material (copied into the signing-keys secret at creation)",
+        description="Initial signing key material (copied into its key set at creation)",
         generate_secret_string=secretsmanager.SecretStringGenerator(password_length=64, exclude_punctuation=True),
         removal_policy=RemovalPolicy.DESTROY,
     )
@@ -30,19 +39,35 @@ def _seed(scope: Construct, id: str, name: str) -> secretsmanager.Secret:
 class Secrets(Construct):
     def __init__(self, scope: Construct, id: str, *, prefix: str) -> None:
         super().__init__(scope, id)
-        # Secrets Manager generates one value per secret; two generated seeds give the signing secret
-        # two independent keys via CloudFormation dynamic references (never in the template in clear).
-        seed_k1 = _seed(self, "SigningSeedK1", f"{prefix}{spec.SIGNING_SECRET_NAME}/seed-k1")
-        seed_k2 = _seed(self, "SigningSeedK2", f"{prefix}{spec.SIGNING_SECRET_NAME}/seed-k2")
-        self.signing = secretsmanager.Secret(
+        # Secrets Manager generates one value per secret; two generated seeds per key set give it two
+        # independent keys via CloudFormation dynamic references (never in the template in clear).
+        seeds = []
+        for logical, name in (("Replay", spec.REPLAY_SECRET_NAME), ("Callback", spec.CALLBACK_SECRET_NAME)):
+            for slot in ("k1", "k2"):
+                seeds.append(_seed(self, f"{logical}Seed{slot.upper()}", f"{prefix}{name}/seed-{slot}"))
+        replay_k1, replay_k2, callback_k1, callback_k2 = seeds
+        # nested JSON cannot be a secret_object_value: the key set is a string around the two dynamic
+        # references (resolved by CloudFormation at deploy time, never in the template in clear)
+        k1 = SecretValue.secrets_manager(replay_k1.secret_arn).unsafe_unwrap()
+        k2 = SecretValue.secrets_manager(replay_k2.secret_arn).unsafe_unwrap()
+        self.replay = secretsmanager.Secret(
             self,
-            "SigningKeys",
-            secret_name=f"{prefix}{spec.SIGNING_SECRET_NAME}",
-            description="HMAC keys for signed replay and callback requests: {active, k1, k2}",
+            "ReplayKeys",
+            secret_name=f"{prefix}{spec.REPLAY_SECRET_NAME}",
+            description="Replay callers, each with its own HMAC keys and the tenants it may replay",
+            secret_string_value=SecretValue.unsafe_plain_text(
+                '{"callers":{"' + REPLAY_OPERATOR + '":{"tenants":["*"],"active":"k1","k1":"' + k1
+                + '","k2":"' + k2 + '"}}}'),
+        )
+        self.callback = secretsmanager.Secret(
+            self,
+            "CallbackKeys",
+            secret_name=f"{prefix}{spec.CALLBACK_SECRET_NAME}",
+            description="The engine's HMAC keys for callback URLs signed per call: {active, k1, k2}",
             secret_object_value={
                 "active": SecretValue.unsafe_plain_text("k1"),
-                "k1": SecretValue.secrets_manager(seed_k1.secret_arn),
-                "k2": SecretValue.secrets_manager(seed_k2.secret_arn),
+                "k1": SecretValue.secrets_manager(callback_k1.secret_arn),
+                "k2": SecretValue.secrets_manager(callback_k2.secret_arn),
             },
         )
         self.downstream = secretsmanager.Secret(
@@ -57,5 +82,5 @@ class Secrets(Construct):
                 exclude_punctuation=True,
             ),
         )
-        for secret in (seed_k1, seed_k2, self.signing, self.downstream):
+        for secret in (*seeds, self.replay, self.callback, self.downstream):
             acknowledge(secret, "AwsSolutions-SMG4", _ROTATION_REASON)

@@ -56,6 +56,8 @@ OPERATOR_ONLY: dict[tuple[str, str], str] = {
     **{("adapters/bus.py", f"events:{op}"): "Bus.replay / replay_state: replay --archive (CLI)"
        for op in ("DescribeArchive", "DescribeEventBus", "DescribeRule", "StartReplay", "DescribeReplay")},
     ("adapters/queues.py", "sqs:GetQueueUrl"): "Queues.url: the CLI finds the embedded runtime's queues",
+    ("adapters/secrets.py", "secretsmanager:PutSecretValue"): "SecretsCache.put_json: powerx-agent keys (CLI): "
+                                                              "callers and rotation",
 }
 
 

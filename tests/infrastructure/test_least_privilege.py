@@ -45,7 +45,10 @@ KMS_WRITE = stmt(["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:Generate
 KMS_READ = stmt(["kms:Decrypt", "kms:DescribeKey"], [TABLE_KEY])
 AUDIT = table("agent_audit", PUT, QUERY)
 DOWNSTREAM = stmt(["secretsmanager:GetSecretValue"], ["ref(secret:powerx/agent/downstream-credentials)"])
-SIGNING = stmt(["secretsmanager:GetSecretValue"], ["ref(secret:powerx/agent/signing-keys)"])
+# one key set per purpose: replay callers' keys (replay_api only); the engine's callback key (the functions
+# that sign callback URLs and the one that verifies them); no function reads both
+REPLAY_KEYS = stmt(["secretsmanager:GetSecretValue"], ["ref(secret:powerx/agent/replay-keys)"])
+CALLBACK_KEY = stmt(["secretsmanager:GetSecretValue"], ["ref(secret:powerx/agent/callback-keys)"])
 GSI1 = stmt([QUERY], ["arn(table:agent_workflows)/index/gsi1"])  # the review backlog gauge
 FLAGS = stmt(["appconfig:StartConfigurationSession", "appconfig:GetLatestConfiguration"], [APPCONFIG_PROFILE])
 
@@ -59,7 +62,7 @@ EXPECTED: dict[str, set[tuple]] = {
         stmt(["sqs:SendMessage"], ["arn(queue:powerx-agent-ingest-dlq)"]),
     },
     "matcher": {
-        own_logs("matcher"), XRAY, KMS_WRITE, AUDIT, FLAGS, DOWNSTREAM,
+        own_logs("matcher"), XRAY, KMS_WRITE, AUDIT, CALLBACK_KEY, FLAGS, DOWNSTREAM,
         table("agent_events", GET, UPDATE),
         table("agent_workflows", GET, PUT, UPDATE),
         table("agent_strategies", GET),
@@ -79,7 +82,7 @@ EXPECTED: dict[str, set[tuple]] = {
         stmt(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], ["arn(queue:powerx-agent-match)"]),
     },
     "node_plugin": {
-        own_logs("node-plugin"), XRAY, KMS_WRITE, AUDIT, DOWNSTREAM,
+        own_logs("node-plugin"), XRAY, KMS_WRITE, AUDIT, CALLBACK_KEY, DOWNSTREAM,
         table("agent_workflows", GET, PUT, UPDATE),
         table("agent_tenants", GET),
         stmt(["states:SendTaskSuccess"], [STATE_MACHINES]),
@@ -89,14 +92,14 @@ EXPECTED: dict[str, set[tuple]] = {
         table("agent_workflows", GET, UPDATE),
     },
     "node_review": {
-        own_logs("node-review"), XRAY, KMS_WRITE, AUDIT, DOWNSTREAM,
+        own_logs("node-review"), XRAY, KMS_WRITE, AUDIT, CALLBACK_KEY, DOWNSTREAM,
         table("agent_workflows", GET, PUT, UPDATE),
         table("agent_tenants", GET),
         GSI1,
         stmt(["states:SendTaskSuccess"], [STATE_MACHINES]),
     },
     "workflow": {
-        own_logs("workflow"), XRAY, KMS_WRITE, AUDIT, DOWNSTREAM,
+        own_logs("workflow"), XRAY, KMS_WRITE, AUDIT, CALLBACK_KEY, DOWNSTREAM,
         table("agent_workflows", GET, PUT, UPDATE, QUERY),
         table("agent_tenants", GET),
         GSI1,
@@ -114,13 +117,13 @@ EXPECTED: dict[str, set[tuple]] = {
         stmt(["sqs:SendMessage"], ["arn(queue:powerx-agent-audit-stream-dlq)"]),
     },
     "callbacks_api": {
-        own_logs("callbacks-api"), XRAY, KMS_WRITE, AUDIT, SIGNING,
+        own_logs("callbacks-api"), XRAY, KMS_WRITE, AUDIT, CALLBACK_KEY,
         table("agent_workflows", GET, UPDATE, QUERY),
         GSI1,
         stmt(["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"], [STATE_MACHINES]),
     },
     "replay_api": {
-        own_logs("replay-api"), XRAY, KMS_READ, SIGNING, FLAGS,
+        own_logs("replay-api"), XRAY, KMS_WRITE, AUDIT, REPLAY_KEYS, FLAGS,
         table("agent_events", GET),
         table("agent_tenants", GET),
         stmt(["events:PutEvents"], ["arn(bus:powerx-agent)"]),

@@ -121,4 +121,4 @@ def test_workflow_role_and_state_machine_prefix_agree(synth):
 def test_audit_log_group_and_secret_names_agree(synth):
     assert spec.AUDIT_LOG_GROUP in _props(synth, "AWS::Logs::LogGroup", "LogGroupName")
     secrets = _props(synth, "AWS::SecretsManager::Secret", "Name")
-    assert {spec.SIGNING_SECRET_NAME, spec.DOWNSTREAM_SECRET_NAME} <= set(secrets)
+    assert {spec.REPLAY_SECRET_NAME, spec.CALLBACK_SECRET_NAME, spec.DOWNSTREAM_SECRET_NAME} <= set(secrets)

@@ -96,6 +96,7 @@ def test_function_is_arm64_traced_with_powertools_env(synth, fn_spec):
 
 APPCONFIG = {"APPCONFIG_APPLICATION", "APPCONFIG_ENVIRONMENT", "APPCONFIG_PROFILE", "FLAGS_STORE"}
 # what each function's code reads through powerx_agent.settings (docs/architecture.md: the table)
+CALLBACK_URLS = {"CALLBACK_SECRET_ARN", "CALLBACKS_URL"}  # signs a callback URL per plugin call / work order
 EXPECTED_ENV = {
     "ingest": {"EVENTS_TABLE", "TENANTS_TABLE", "AUDIT_TABLE", "MATCH_QUEUE_URL", "INGEST_DLQ_URL",
                "IDEMPOTENCY_EXPIRY_SECONDS", "EVENT_CONTRACTS_DIR", "METRICS_SINK", *APPCONFIG},
@@ -103,17 +104,18 @@ EXPECTED_ENV = {
                 "WORKFLOW_ROLE_ARN", "STATE_MACHINE_PREFIX", "NODE_PLUGIN_ARN", "NODE_NOTIFY_ARN", "NODE_REVIEW_ARN",
                 "WORKFLOW_FN_ARN", "NOTIFICATIONS_URL", "OPS_URL", "DOWNSTREAM_SECRET_ARN", "METRICS_SINK",
                 "LIBRARY_SOURCE", "STRATEGIES_DIR", "SFN_LOG_GROUP_ARN", "SFN_LOG_LEVEL",
-                "SFN_LOG_INCLUDE_EXECUTION_DATA", "SFN_TRACING", *APPCONFIG},
+                "SFN_LOG_INCLUDE_EXECUTION_DATA", "SFN_TRACING", *APPCONFIG, *CALLBACK_URLS},
     "node_plugin": {"WORKFLOWS_TABLE", "TENANTS_TABLE", "AUDIT_TABLE", "PLUGIN_RUNTIME_URL", "DOWNSTREAM_SECRET_ARN",
-                    "METRICS_SINK"},
+                    "METRICS_SINK", *CALLBACK_URLS},
     "node_notify": {"WORKFLOWS_TABLE", "AUDIT_TABLE", "NOTIFICATIONS_URL", "DOWNSTREAM_SECRET_ARN", "METRICS_SINK"},
     "node_review": {"WORKFLOWS_TABLE", "TENANTS_TABLE", "AUDIT_TABLE", "NOTIFICATIONS_URL", "OPS_URL",
-                    "DOWNSTREAM_SECRET_ARN", "METRICS_SINK"},
+                    "DOWNSTREAM_SECRET_ARN", "METRICS_SINK", *CALLBACK_URLS},
     "workflow": {"WORKFLOWS_TABLE", "TENANTS_TABLE", "AUDIT_TABLE", "NOTIFICATIONS_URL", "OPS_URL",
-                 "DOWNSTREAM_SECRET_ARN", "METRICS_SINK"},
+                 "DOWNSTREAM_SECRET_ARN", "METRICS_SINK", *CALLBACK_URLS},
     "audit_stream": {"AUDIT_LOG_GROUP", "METRICS_SINK", "STRATEGIES_TABLE", "AUDIT_TABLE", *APPCONFIG},
-    "callbacks_api": {"WORKFLOWS_TABLE", "AUDIT_TABLE", "SIGNING_SECRET_ARN", "METRICS_SINK"},
-    "replay_api": {"EVENTS_TABLE", "TENANTS_TABLE", "SIGNING_SECRET_ARN", "EVENT_BUS_NAME", *APPCONFIG},
+    "callbacks_api": {"WORKFLOWS_TABLE", "AUDIT_TABLE", "CALLBACK_SECRET_ARN", "METRICS_SINK"},
+    "replay_api": {"EVENTS_TABLE", "TENANTS_TABLE", "AUDIT_TABLE", "REPLAY_SECRET_ARN", "EVENT_BUS_NAME",
+                   "METRICS_SINK", *APPCONFIG},
 }
 COMMON_ENV = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "AGENT_FUNCTION",
               "POWERX_RELEASE"}
@@ -386,15 +388,18 @@ def test_dashboard_shows_the_five_metrics_alarms_dlqs_and_top_failing_strategies
 
 
 # --- secrets, flags, audit ----------------------------------------------------------------------
-def test_signing_secret_has_two_generated_keys_and_downstream_secret_exists(synth):
+def test_replay_and_callback_key_sets_are_separate_each_with_two_generated_keys(synth):
     secrets = _by_prop(synth, "AWS::SecretsManager::Secret", "Name")
-    signing = secrets[spec.SIGNING_SECRET_NAME]["Properties"]
-    parts = signing["SecretString"]["Fn::Join"][1]
-    text = "".join(p if isinstance(p, str) else "<ref>" for p in parts)
-    assert '"active":"k1"' in text and '"k1":"{{resolve:secretsmanager:<ref>' in text
-    assert '"k2":"{{resolve:secretsmanager:<ref>' in text
-    seeds = [secrets[f"{spec.SIGNING_SECRET_NAME}/seed-{k}"]["Properties"] for k in ("k1", "k2")]
-    assert all(s["GenerateSecretString"]["PasswordLength"] == 64 for s in seeds)
+    for name in (spec.REPLAY_SECRET_NAME, spec.CALLBACK_SECRET_NAME):
+        parts = secrets[name]["Properties"]["SecretString"]["Fn::Join"][1]
+        text = "".join(p if isinstance(p, str) else "<ref>" for p in parts)
+        assert '"active":"k1"' in text and '"k1":"{{resolve:secretsmanager:<ref>' in text, name
+        assert '"k2":"{{resolve:secretsmanager:<ref>' in text, name
+        seeds = [secrets[f"{name}/seed-{k}"]["Properties"] for k in ("k1", "k2")]
+        assert all(s["GenerateSecretString"]["PasswordLength"] == 64 for s in seeds)
+    replay = "".join(p if isinstance(p, str) else "<ref>"
+                     for p in secrets[spec.REPLAY_SECRET_NAME]["Properties"]["SecretString"]["Fn::Join"][1])
+    assert replay.startswith('{"callers":{"operator":{"tenants":["*"],')
     downstream = secrets[spec.DOWNSTREAM_SECRET_NAME]["Properties"]
     assert downstream["GenerateSecretString"]["GenerateStringKey"] == "token"
 
@@ -427,5 +432,6 @@ def test_outputs_for_the_cli(synth):
     outputs = synth.json["Outputs"]
     for name in ("EventBusName", "ApiUrl", "MatchQueueUrl", "WorkflowRoleArn", "AlarmTopicArn", "StrategiesTable",
                  "EventsTable", "WorkflowsTable", "TenantsTable", "AuditTable", "ArchiveName", "AuditLogGroup",
-                 "SigningSecretArn", "StateMachinePrefix", "DashboardName"):
+                 "ReplaySecretArn", "CallbackSecretArn", "CallbacksUrl", "StateMachinePrefix",
+                 "DashboardName"):
         assert name in outputs, name

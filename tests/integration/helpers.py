@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
+import requests
+
 from powerx_agent.deps import get_deps
 from powerx_agent.ingest.service import workflow_id_for
+from powerx_agent.signing import callback_url, signed_headers
+
+CALLBACKS = "/internal/agent/callbacks"
+
+
+def replay_headers(rt: Any, data: bytes, caller: str = "operator", slot: str = "current",
+                   now: float | None = None) -> dict[str, str]:
+    """Headers of a replay signed by one of the embedded runtime's replay callers."""
+    return signed_headers(rt.deployment.replay_keys[caller][slot], data, now=now, caller=caller)
+
+
+def signed_callback_url(rt: Any, callback_id: str, valid: float = 600, key: str | None = None) -> str:
+    """What the engine hands a plugin or the ops service: the callbacks URL signed for one id."""
+    return callback_url(f"{rt.api.url}{CALLBACKS}", key or rt.deployment.callback_keys["current"], callback_id,
+                        int(time.time() + valid))
+
+
+def post_signed(rt: Any, path: str, body: dict[str, Any]) -> requests.Response:
+    """A replay signed by the operator caller, or a callback through a URL signed for the body's id."""
+    data = json.dumps(body).encode()
+    if path == CALLBACKS:
+        url = signed_callback_url(rt, body.get("callback_id") or body.get("review_id"))
+        return requests.post(url, data=data, headers={"Content-Type": "application/json"}, timeout=30)
+    return requests.post(f"{rt.api.url}{path}", data=data, headers=replay_headers(rt, data), timeout=30)
 
 
 def detail(uid: str, *, tenant: str = "acme", key: str | None = None, **payload: Any) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from powerx_agent.cli import load_cmd
 from powerx_agent.cli.main import app
-from powerx_agent.ingest.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers
+from powerx_agent.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, callback_url, signed_headers
 from powerx_agent.strategy.library import LibraryLoadError, build_library
 
 CORPUS = Path(__file__).resolve().parents[1] / "bad_inputs"
@@ -131,11 +131,16 @@ def test_given_bad_strategy_when_library_is_built_then_refused_with_code_not_cra
 def post(rt: Any, route: str, data: dict[str, Any]) -> requests.Response:
     raw = data["raw"].encode() if "raw" in data else json.dumps(data["body"]).encode()
     sign = data.get("sign", "current")
+    if route.endswith("/callbacks"):
+        return requests.post(_callback_url(rt, route, data, sign), data=raw,
+                             headers={"Content-Type": "application/json"}, timeout=30)
     if sign == "none":
         headers = {"Content-Type": "application/json"}
     else:
-        key = "not-the-signing-key" if sign == "wrong" else rt.deployment.signing_keys["current"]
-        headers = signed_headers(key, raw, now=time.time() - 3600 if sign == "expired" else None)
+        caller = data.get("caller", "operator")
+        key = "not-the-signing-key" if sign == "wrong" else \
+            rt.deployment.replay_keys.get(caller, rt.deployment.replay_keys["operator"])["current"]
+        headers = signed_headers(key, raw, now=time.time() - 3600 if sign == "expired" else None, caller=caller)
         if sign == "bad_timestamp":
             headers[TIMESTAMP_HEADER] = "yesterday"
         if "timestamp" in data:
@@ -144,6 +149,24 @@ def post(rt: Any, route: str, data: dict[str, Any]) -> requests.Response:
             headers[SIGNATURE_HEADER] = data["signature"]
     headers = {k: v.encode("utf-8") for k, v in headers.items()}  # any header text, sent as its UTF-8 bytes
     return requests.post(f"{rt.api.url}{route}", data=raw, headers=headers, timeout=30)
+
+
+def _callback_url(rt: Any, route: str, data: dict[str, Any], sign: str) -> str:
+    """The URL a callback case is posted to: signed for ``url_id`` (default: the body's id) as the engine
+    signs it, or unsigned, expired, signed with another key, or with a given ``expires``."""
+    base = f"{rt.api.url}{route}"
+    if sign == "none":
+        return base
+    body = data.get("body") if isinstance(data.get("body"), dict) else {}
+    the_id = data.get("url_id", body.get("callback_id") or body.get("review_id") or "cb-" + "0" * 24)
+    key = rt.deployment.replay_keys["operator"]["current"] if sign == "wrong" else rt.deployment.callback_keys["current"]
+    url = callback_url(base, key, the_id or "cb-" + "0" * 24, int(time.time()) + (-60 if sign == "expired" else 600))
+    if not the_id:
+        url = base + "?" + "&".join(p for p in url.split("?", 1)[1].split("&") if not p.startswith("id="))
+    if "expires" in data:
+        url = base + "?" + "&".join(f"expires={data['expires']}" if p.startswith("expires=") else p
+                                    for p in url.split("?", 1)[1].split("&"))
+    return url
 
 
 def check_answer(response: requests.Response, expect: dict[str, Any]) -> None:

@@ -15,18 +15,19 @@ import time
 from datetime import UTC, datetime
 
 import requests
-from helpers import detail
+from helpers import detail, replay_headers, signed_callback_url
 
 from powerx_agent import spec
 from powerx_agent.adapters.metrics import read_emf_totals
 from powerx_agent.deps import get_deps
 from powerx_agent.ingest.service import UNREGISTERED_TENANT, workflow_id_for
-from powerx_agent.ingest.signing import signed_headers
 
 
-def _post_raw(rt, path: str, raw: bytes) -> requests.Response:
-    return requests.post(f"{rt.api.url}{path}", data=raw,
-                         headers=signed_headers(rt.deployment.signing_keys["current"], raw), timeout=30)
+def _post_raw(rt, path: str, raw: bytes, callback_id: str | None = None) -> requests.Response:
+    if callback_id:
+        return requests.post(signed_callback_url(rt, callback_id), data=raw, timeout=30,
+                             headers={"Content-Type": "application/json"})
+    return requests.post(f"{rt.api.url}{path}", data=raw, headers=replay_headers(rt, raw), timeout=30)
 
 
 def _rejections(rt, code: str) -> dict[tuple, float]:
@@ -102,11 +103,11 @@ def test_given_unstorable_callback_output_when_posted_then_400_and_callback_stay
                           ("1e999", "callback.invalid_number"),
                           ('{"x":' * 300 + "1" + "}" * 300, "callback.too_deep")):
         raw = f'{{"callback_id": "{callback_id}", "outcome": "succeeded", "output": {{"v": {literal}}}}}'.encode()
-        answer = _post_raw(rt, "/internal/agent/callbacks", raw)
+        answer = _post_raw(rt, "/internal/agent/callbacks", raw, callback_id)
         assert answer.status_code == 400 and answer.json()["code"] == code, answer.text
         assert get_deps().workflows.get_callback(callback_id)["status"] == "OPEN"
     good = json.dumps({"callback_id": callback_id, "outcome": "succeeded", "output": {"environment": "env-1"}})
-    assert _post_raw(rt, "/internal/agent/callbacks", good.encode()).status_code == 200
+    assert _post_raw(rt, "/internal/agent/callbacks", good.encode(), callback_id).status_code == 200
     assert rt.wait_idle(60)
     wf = get_deps().workflows.get(workflow_id)
     assert wf["status"] == "SUCCEEDED" and wf["nodes"]["provision"]["output"] == {"environment": "env-1"}
@@ -125,12 +126,12 @@ def test_given_failure_after_validation_when_callback_posted_then_503_open_and_r
     events.register("before-send.sfn.SendTaskSuccess", fail_once)
     try:
         good = json.dumps({"callback_id": callback_id, "outcome": "succeeded", "output": {"environment": "e"}})
-        first = _post_raw(rt, "/internal/agent/callbacks", good.encode())
+        first = _post_raw(rt, "/internal/agent/callbacks", good.encode(), callback_id)
         assert first.status_code == 503 and first.json()["code"] == "callback.unavailable", first.text
         assert get_deps().workflows.get_callback(callback_id)["status"] == "OPEN"
         assert get_deps().workflows.get(workflow_id)["nodes"]["provision"]["status"] == "RUNNING"
         outage["on"] = False
-        retry = _post_raw(rt, "/internal/agent/callbacks", good.encode())
+        retry = _post_raw(rt, "/internal/agent/callbacks", good.encode(), callback_id)
         assert retry.status_code == 200, retry.text
     finally:
         events.unregister("before-send.sfn.SendTaskSuccess", fail_once)

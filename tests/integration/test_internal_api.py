@@ -1,4 +1,5 @@
-"""The signed internal API on loopback: replay endpoint answers and callback resumption."""
+"""The internal API on loopback: replay endpoint answers (per-caller keys, tenant scope) and callback
+resumption through callback URLs signed per call."""
 
 from __future__ import annotations
 
@@ -6,18 +7,19 @@ import json
 import time
 
 import requests
-from helpers import detail
+from helpers import detail, post_signed, replay_headers, signed_callback_url
 
 from powerx_agent.deps import get_deps
 from powerx_agent.ingest.service import workflow_id_for
-from powerx_agent.ingest.signing import signed_headers
+from powerx_agent.signing import signed_headers
 
 
 def _post(rt, path: str, body: object, key: str | None = None, headers: dict | None = None,
-          now: float | None = None) -> requests.Response:
+          now: float | None = None, caller: str = "operator") -> requests.Response:
     data = json.dumps(body).encode()
-    key = key or rt.deployment.signing_keys["current"]
-    sent = signed_headers(key, data, now=now)
+    if path.endswith("/callbacks"):
+        return post_signed(rt, path, body)
+    sent = signed_headers(key, data, now=now, caller=caller) if key else replay_headers(rt, data, caller, now=now)
     sent.update(headers or {})
     return requests.post(f"{rt.api.url}{path}", data=data, headers=sent, timeout=30)
 
@@ -39,9 +41,34 @@ def test_given_signed_replay_when_posted_then_202_then_200_duplicate_with_workfl
 
 
 def test_given_previous_key_when_signing_then_accepted_for_rotation(rt, uid):
-    response = _post(rt, "/internal/agent/events", _event(uid), key=rt.deployment.signing_keys["previous"])
+    response = _post(rt, "/internal/agent/events", _event(uid), key=rt.deployment.replay_keys["operator"]["previous"])
     assert response.status_code == 202
     rt.wait_idle(60)
+
+
+def test_given_caller_scoped_to_acme_when_replaying_another_tenant_then_403_audited_and_counted(rt, uid):
+    own = _post(rt, "/internal/agent/events", _event(uid), caller="acme-backfill")
+    assert own.status_code == 202, own.text
+    other = _post(rt, "/internal/agent/events", _event(f"{uid}g", tenant_id="globex"), caller="acme-backfill")
+    assert other.status_code == 403 and other.json()["code"] == "replay.tenant_not_allowed", other.text
+    rejected = [r for r in get_deps().audit.chain(f"WF#{workflow_id_for('globex', f'key-{uid}g')}")
+                if r["kind"] == "event.rejected"]
+    assert rejected and rejected[0]["data"]["caller"] == "acme-backfill"
+    assert rt.wait_idle(60)
+
+
+def test_given_keys_of_another_purpose_or_caller_when_used_then_401(rt, uid):
+    data = json.dumps(_event(uid)).encode()
+    # a callback key signs nothing but callback URLs; one caller's key is not another's
+    for key, caller in ((rt.deployment.callback_keys["current"], "operator"),
+                        (rt.deployment.replay_keys["acme-backfill"]["current"], "operator"),
+                        (rt.deployment.replay_keys["operator"]["current"], "nobody")):
+        answer = requests.post(f"{rt.api.url}/internal/agent/events", data=data, timeout=30,
+                               headers=signed_headers(key, data, caller=caller))
+        assert answer.status_code == 401, answer.text
+    no_caller = requests.post(f"{rt.api.url}/internal/agent/events", data=data, timeout=30,
+                              headers=signed_headers(rt.deployment.replay_keys["operator"]["current"], data))
+    assert no_caller.status_code == 401 and no_caller.json()["code"] == "signature.unknown_caller"
 
 
 def test_given_bad_requests_when_posted_then_specific_answers_without_stack_traces(rt, uid):
@@ -83,11 +110,43 @@ def test_given_async_plugin_when_callback_arrives_then_node_resumes_and_duplicat
     assert get_deps().workflows.get(workflow_id)["nodes"]["provision"]["status"] == "SUCCEEDED"
 
 
-def test_given_callback_for_unknown_id_or_bad_body_when_posted_then_404_or_400(rt):
+def test_given_a_callback_url_when_used_for_another_id_tampered_or_expired_then_refused(rt, uid):
+    rt.sandbox.async_callback("provisioner", delay=600)  # answers 202 and stays silent
+    body = {**detail(uid), "payload": {"request": {"id": uid, "kind": "quota-increase"}}}
+    rt.put_event("tenant.request.approved", body, source="powerx.tenants")
+    deadline = time.time() + 60
+    while time.time() < deadline and not rt.sandbox.plugin_calls("provisioner"):
+        time.sleep(0.2)
+    call = rt.sandbox.plugin_calls("provisioner")[0]
+    url = call.body["callback_url"]
+    assert "task_token" not in url and call.body["callback_id"] in url
+    other = requests.post(url, json={"callback_id": "cb-" + "1" * 24, "outcome": "succeeded"}, timeout=30)
+    assert other.status_code == 403 and other.json()["code"] == "callback.id_mismatch"
+    review = requests.post(url, json={"review_id": "rv-" + "1" * 20, "outcome": "approved"}, timeout=30)
+    assert review.status_code == 403
+    tampered = requests.post(url.replace(call.body["callback_id"], "cb-" + "2" * 24), json={"outcome": "failed"},
+                             timeout=30)
+    assert tampered.status_code == 401 and tampered.json()["code"] == "signature.invalid"
+    expired = requests.post(signed_callback_url(rt, call.body["callback_id"], valid=-1), json={"outcome": "failed"},
+                            timeout=30)
+    assert expired.status_code == 401 and expired.json()["code"] == "signature.expired"
+    replay_key = requests.post(signed_callback_url(rt, call.body["callback_id"],
+                                                   key=rt.deployment.replay_keys["operator"]["current"]),
+                               json={"outcome": "failed"}, timeout=30)
+    assert replay_key.status_code == 401
+    assert get_deps().workflows.get_callback(call.body["callback_id"])["status"] == "OPEN"
+    done = requests.post(url, json={"outcome": "succeeded", "output": {"ok": True}}, timeout=30)
+    assert done.status_code == 200, done.text
+    assert rt.wait_idle(60)
+
+
+def test_given_callback_for_unknown_id_or_bad_body_when_posted_then_404_400_or_401(rt):
     unknown = _post(rt, "/internal/agent/callbacks", {"callback_id": "cb-" + "0" * 24, "outcome": "succeeded"})
     assert unknown.status_code == 404
-    bad = _post(rt, "/internal/agent/callbacks", {"callback_id": "../../etc", "outcome": "succeeded"})
+    bad = _post(rt, "/internal/agent/callbacks", {"callback_id": "cb-" + "0" * 24, "outcome": "done"})
     assert bad.status_code == 400 and bad.json()["code"] == "callback.invalid"
+    traversal = _post(rt, "/internal/agent/callbacks", {"callback_id": "../../etc", "outcome": "succeeded"})
+    assert traversal.status_code == 401 and traversal.json()["code"] == "signature.invalid"
 
 
 def test_given_replay_answers_when_posted_then_409_conflict_403_cross_tenant_400_without_key(rt, uid):
@@ -109,10 +168,10 @@ def test_given_replay_answers_when_posted_then_409_conflict_403_cross_tenant_400
 
 def test_given_replay_by_named_caller_when_accepted_then_lineage_in_audit_trail(rt, uid):
     event = _event(uid, replay_of=f"evt-{uid}-original")
-    response = _post(rt, "/internal/agent/events", event, headers={"X-PowerX-Caller": "ops-console:alice"})
+    response = _post(rt, "/internal/agent/events", event, headers={"X-PowerX-Actor": "alice@ops-console"})
     assert response.status_code == 202
     assert rt.wait_idle(60)
     workflow_id = response.json()["workflow_id"]
     accepted = next(r for r in get_deps().audit.chain(f"WF#{workflow_id}") if r["kind"] == "event.accepted")
-    assert accepted["data"]["replayed_by"] == "ops-console:alice"
+    assert accepted["data"]["replayed_by"] == "operator (alice@ops-console)"
     assert accepted["data"]["replay_of"] == f"evt-{uid}-original"

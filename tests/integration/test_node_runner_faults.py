@@ -9,14 +9,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import requests
-from helpers import chain_kinds, detail, send
+from helpers import chain_kinds, detail, post_signed, send
 
 from powerx_agent import spec
 from powerx_agent.adapters.metrics import LogShipper, read_emf_totals
 from powerx_agent.deps import get_deps
 from powerx_agent.ingest.service import workflow_id_for
-from powerx_agent.ingest.signing import signed_headers
 
 
 def wait_for(check: Any, timeout: float = 30.0, every: float = 0.1) -> Any:
@@ -27,12 +25,6 @@ def wait_for(check: Any, timeout: float = 30.0, every: float = 0.1) -> Any:
             return value
         time.sleep(every)
     return check()
-
-
-def post_signed(rt: Any, path: str, body: dict[str, Any]) -> requests.Response:
-    data = json.dumps(body).encode()
-    return requests.post(f"{rt.api.url}{path}", data=data,
-                         headers=signed_headers(rt.deployment.signing_keys["current"], data), timeout=30)
 
 
 def callback_strategy(uid: str, tenant: str, event_type: str, callback: str) -> str:

@@ -163,7 +163,10 @@ def test_given_via_api_when_replaying_then_each_event_signed_and_answered(rt, ui
     assert rt.wait_idle(60)
     wf = workflow_id_for("acme", new["idempotency_key"])
     accepted = next(r for r in get_deps().audit.chain(f"WF#{wf}") if r["kind"] == "event.accepted")
-    assert accepted["data"]["replayed_by"].startswith("powerx-agent replay (")
+    # the key's caller authenticates; the person running the command is the lineage's actor
+    assert accepted["data"]["replayed_by"].startswith("operator (powerx-agent replay (")
+    unknown = _replay("--file", str(path), "--via", "api", "--api-url", rt.api.url, "--caller", "nobody")
+    assert unknown.exit_code == 2 and "no caller 'nobody'" in " ".join(unknown.output.split())
 
 
 def test_given_archive_when_replayed_then_archived_events_redelivered_to_ingest(rt, uid):

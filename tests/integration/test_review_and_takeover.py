@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 import requests
-from helpers import chain_kinds, detail, send
-from test_node_runner_faults import post_signed, wait_for
+from helpers import chain_kinds, detail, post_signed, send
+from test_node_runner_faults import wait_for
 from typer.testing import CliRunner
 
 from powerx_agent.cli.main import app
@@ -51,8 +51,10 @@ def test_given_waiting_review_when_approved_through_callback_api_then_resumes_an
     assert "task_token" not in json.dumps([c.body for c in rt.sandbox.calls("/ops/manual-review")])
     unsigned = requests.post(f"{rt.api.url}/internal/agent/callbacks", timeout=30,
                              json={"review_id": review["review_id"], "outcome": "approved"})
-    wrong = post_signed(rt, "/internal/agent/callbacks", {"review_id": review["review_id"], "outcome": "approved"})
-    assert wrong.status_code == 200  # control: the signed one is accepted ...
+    # the ops service decides through the URL the work order carried, signed for this review only
+    (order,) = [c for c in rt.sandbox.calls("/ops/manual-review") if c.body["workflow_id"] == workflow_id]
+    signed = requests.post(order.body["callback_url"], json={"outcome": "approved"}, timeout=30)
+    assert signed.status_code == 200, signed.text  # control: the signed one is accepted ...
     assert unsigned.status_code == 401 and unsigned.json()["code"]
     wf = finished(workflow_id)
     assert wf["status"] == "SUCCEEDED" and wf["nodes"]["approve"]["status"] == "SUCCEEDED"

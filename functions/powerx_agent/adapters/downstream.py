@@ -4,12 +4,18 @@ answer classified into success or a typed error (retryable: ``PluginUnavailable`
 
 One pooled session per process; connect and read timeouts on every call; credentials come from
 Secrets Manager (``Authorization: Bearer``) and are never logged.
+
+An answer is untrusted input like any other: at most :data:`MAX_ANSWER_BYTES`, read within a total
+deadline (a trickling server cannot hold the call), parsed within the JSON limits (depth, numbers
+DynamoDB can store, Unicode). An answer beyond them has ``body=None`` and says why in ``error``; a 2xx
+plugin answer that cannot be kept is ``plugin.invalid_answer``.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +23,11 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from powerx_agent.errors import DownstreamUnavailable, PluginRejected, PluginUnavailable
+from powerx_agent.json_limits import JsonLimitError, loads
+from powerx_agent.signing import callback_url
 from powerx_agent.taskflow.model import PLUGIN_ID_RE
+
+MAX_ANSWER_BYTES = 1024 * 1024
 
 _session_lock = threading.Lock()
 _session: requests.Session | None = None
@@ -46,17 +56,33 @@ class HttpResult:
 
 def post_json(url: str, body: dict[str, Any], headers: dict[str, str], connect_timeout: float,
               read_timeout: float) -> HttpResult:
+    allowed = connect_timeout + 2 * read_timeout
+    deadline = time.monotonic() + allowed
     try:
-        response = session().post(url, json=body, headers=headers, timeout=(connect_timeout, read_timeout))
+        with session().post(url, json=body, headers=headers, timeout=(connect_timeout, read_timeout),
+                            stream=True) as response:
+            raw = bytearray()
+            for chunk in response.iter_content(64 * 1024):
+                raw += chunk
+                if len(raw) > MAX_ANSWER_BYTES:
+                    return HttpResult(response.status_code, None, f"answer larger than {MAX_ANSWER_BYTES} bytes")
+                if time.monotonic() > deadline:
+                    return HttpResult(None, None, f"answer not complete after {allowed:g} s")
+            status = response.status_code
     except requests.Timeout:
         return HttpResult(None, None, f"timed out after {read_timeout:g} s")
     except requests.ConnectionError as exc:
         return HttpResult(None, None, f"connection failed: {type(exc).__name__}")
+    except requests.RequestException as exc:  # a malformed answer (chunking, encoding)
+        return HttpResult(None, None, f"unreadable answer: {type(exc).__name__}")
+    if not raw:
+        return HttpResult(status, None)
     try:
-        parsed: Any = response.json() if response.content else None
-    except ValueError:
-        parsed = {"text": response.text[:500]}
-    return HttpResult(response.status_code, parsed)
+        return HttpResult(status, loads(bytes(raw), root="answer"))
+    except JsonLimitError as exc:
+        if exc.kind == "invalid_json":
+            return HttpResult(status, {"text": bytes(raw[:500]).decode("utf-8", "replace")})
+        return HttpResult(status, None, f"answer refused ({exc.kind} at {exc.where}): {exc.message[:200]}")
 
 
 _PLUGIN_ID = re.compile(PLUGIN_ID_RE.removesuffix("$"))
@@ -89,6 +115,21 @@ class Downstream:
             headers["Authorization"] = f"Bearer {token}"
         return headers
 
+    def callback_url(self, callback_id: str, valid_seconds: float) -> str | None:
+        """The callbacks endpoint's URL signed for this one callback or review id, valid for
+        ``valid_seconds`` (None when the deployment has no callbacks endpoint configured)."""
+        base = self.settings.callbacks_url
+        if not base:
+            return None
+        try:
+            keys = self.deps.secrets.signing_keys(self.settings.callback_secret)
+        except Exception as exc:  # noqa: BLE001 - without the key no callback can be offered
+            raise DownstreamUnavailable(f"callback key unavailable: {type(exc).__name__}",
+                                        code="downstream.credentials") from exc
+        if not keys:
+            raise DownstreamUnavailable("the callback secret holds no active key", code="downstream.credentials")
+        return callback_url(base, keys[0], callback_id, int(time.time() + valid_seconds))
+
     def _post(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> HttpResult:
         return post_json(url, body, headers, self.settings.http_connect_timeout, self.settings.http_read_timeout)
 
@@ -102,6 +143,9 @@ class Downstream:
             raise PluginUnavailable(f"plugin {plugin_id} answered {result.status}: {_brief(result.body)}")
         if result.status >= 400:
             raise PluginRejected(f"plugin {plugin_id} rejected the request with {result.status}: {_brief(result.body)}")
+        if result.error:  # a 2xx whose answer cannot be kept (too large, too deep, unstorable numbers)
+            raise PluginRejected(f"plugin {plugin_id} answered {result.status} with an unusable answer: {result.error}",
+                                 code="plugin.invalid_answer")
         return result
 
     def notify(self, body: dict[str, Any], headers: dict[str, str]) -> HttpResult:

@@ -26,7 +26,8 @@ from powerx_agent.settings import load_settings
 STACK_OUTPUTS = {
     "EventBusName": "EVENT_BUS_NAME", "MatchQueueUrl": "MATCH_QUEUE_URL", "IngestDlqUrl": "INGEST_DLQ_URL",
     "WorkflowRoleArn": "WORKFLOW_ROLE_ARN", "StateMachinePrefix": "STATE_MACHINE_PREFIX",
-    "AuditLogGroup": "AUDIT_LOG_GROUP", "SigningSecretArn": "SIGNING_SECRET_ARN",
+    "AuditLogGroup": "AUDIT_LOG_GROUP", "ReplaySecretArn": "REPLAY_SECRET_ARN",
+    "CallbackSecretArn": "CALLBACK_SECRET_ARN", "CallbacksUrl": "CALLBACKS_URL",
     "DownstreamSecretArn": "DOWNSTREAM_SECRET_ARN", "AppConfigApplication": "APPCONFIG_APPLICATION",
     "AppConfigEnvironment": "APPCONFIG_ENVIRONMENT", "AppConfigProfile": "APPCONFIG_PROFILE",
     "AppConfigDeploymentStrategy": "APPCONFIG_DEPLOYMENT_STRATEGY",

@@ -18,6 +18,7 @@ from powerx_agent.cli import (
     console_cmd,
     cost_cmd,
     flags_cmd,
+    keys_cmd,
     load_cmd,
     local_cmd,
     metrics_cmd,
@@ -69,7 +70,7 @@ console = Console()
 # each command group lives in its own module; this is the one index of them
 for _sub, _name in ((review_cmd, "review"), (workflow_cmd, "workflow"), (audit_cmd, "audit"),
                     (replay_cmd, "replay"), (flags_cmd, "flags"), (release_cmd, "release"),
-                    (tenants_cmd, "tenants")):
+                    (tenants_cmd, "tenants"), (keys_cmd, "keys")):
     app.add_typer(_sub.app, name=_name)
 view_cmd.register(workflow_cmd.app)  # powerx-agent workflow view ID --out view.html
 load_cmd.register(local_cmd.app)  # powerx-agent local load --rate R --duration S

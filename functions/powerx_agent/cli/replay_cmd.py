@@ -85,6 +85,9 @@ def replay(
     generation: int = typer.Option(1, "--generation", min=1, help="with --new-key: <key>#replay-<generation>"),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="send the valid lines even if some are bad"),
     api_url: str = typer.Option(None, "--api-url", envvar="POWERX_API_URL", help="internal API base URL (--via api)"),
+    api_caller: str = typer.Option("operator", "--caller", envvar="POWERX_REPLAY_CALLER",
+                                   help="--via api: the replay caller whose key signs (each caller has its own "
+                                        "keys and tenants in the replay secret)"),
     rule: str = typer.Option(spec.INGEST_RULE_NAME, "--rule", help="rule the archive replay is delivered to"),
     max_attempts: int = typer.Option(5, "--max-attempts", min=1, max=20, help="PutEvents attempts per entry"),
     fmt: str = typer.Option("text", "--format", help="text | json"),
@@ -125,7 +128,7 @@ def replay(
         raise typer.BadParameter("--via api needs --api-url or POWERX_API_URL", param_hint="--api-url")
     if dry_run:  # offline: what would be sent after validation and filters; duplicates are answered when sent
         if via == "api":
-            rt.replay_via_api(_poster(), str(url), "", chosen, report, caller=caller, dry_run=True)
+            rt.replay_via_api(_poster(), str(url), "", chosen, report, caller=api_caller, actor=caller, dry_run=True)
         else:
             rt.replay_to_bus(None, chosen, report, lookup=None, dry_run=True)
         _print(report, fmt)
@@ -133,11 +136,12 @@ def replay(
     deps = connect()
     with _progress(len(chosen), fmt == "text") as advance:
         if via == "api":
-            keys = deps.secrets.signing_keys(deps.settings.signing_secret)
-            if not keys:
-                err.print("[red]the signing secret holds no active key[/red]")
-                raise typer.Exit(1)
-            rt.replay_via_api(_poster(), str(url), keys[0], chosen, report, caller=caller, on_progress=advance)
+            found = deps.secrets.replay_callers(deps.settings.replay_secret).get(api_caller)
+            if found is None:
+                raise typer.BadParameter(f"the replay secret has no caller {api_caller!r} with an active key "
+                                         "(powerx-agent keys list)", param_hint="--caller")
+            rt.replay_via_api(_poster(), str(url), found.keys[0], chosen, report, caller=api_caller, actor=caller,
+                              on_progress=advance)
         else:
             rt.replay_to_bus(deps.bus, chosen, report,
                              lookup=deps.events.get, backoff=rt.Backoff(max_attempts=max_attempts),

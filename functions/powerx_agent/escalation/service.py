@@ -20,6 +20,10 @@ from powerx_agent.trace import child
 if TYPE_CHECKING:
     from powerx_agent.deps import Deps
 
+REVIEW_URL_SECONDS = 7 * 24 * 3600
+"""How long the decision URL of a review work order is valid (a review decided later is decided with
+``powerx-agent review approve|reject``)."""
+
 
 def review_id_for(workflow_id: str, reason: str, node_id: str | None = None, generation: int = 1) -> str:
     """Stable per (workflow, reason, node) within one attempt generation; a retry generation
@@ -92,10 +96,15 @@ def _send(deps: Deps, existing: dict[str, Any], review_id: str, reason: str, que
     downstream = Downstream(deps)
     headers = {"Idempotency-Key": review_id, "X-Tenant-Id": tenant_id, "traceparent": child(traceparent)}
     if not existing.get("ops_sent"):
-        # the ops system gets the work order, never the task token (kept server side)
-        downstream.manual_review({"review_id": review_id, "tenant_id": tenant_id, "workflow_id": workflow_id,
-                                  "event_id": event_id, "strategy_id": strategy_id, "node_id": node_id,
-                                  "queue": queue, "reason": reason, "details": details}, headers)
+        # the ops system gets the work order, never the task token (kept server side), and a URL
+        # signed for this review only, through which the decision comes back
+        order = {"review_id": review_id, "tenant_id": tenant_id, "workflow_id": workflow_id,
+                 "event_id": event_id, "strategy_id": strategy_id, "node_id": node_id,
+                 "queue": queue, "reason": reason, "details": details}
+        url = downstream.callback_url(review_id, REVIEW_URL_SECONDS)
+        if url:
+            order["callback_url"] = url
+        downstream.manual_review(order, headers)
         deps.workflows.mark_review(review_id, "ops_sent")
     if not existing.get("notified"):
         downstream.notify({"type": "escalated" if task_token is None else "review_requested",

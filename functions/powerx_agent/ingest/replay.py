@@ -1,8 +1,9 @@
 """Replays: validate like ingest, answer duplicates and conflicts at once, else put on the bus.
 
 An event recorded as DEFERRED (the orchestrator was off) is put on the bus again once the flag is on:
-ingest reopens the record and runs it (202 ``resumed``). The caller becomes ``replayed_by`` in the
-envelope, which ingest writes into the audit trail.
+ingest reopens the record and runs it (202 ``resumed``). The authenticated caller (and the person it
+names, if any) becomes ``replayed_by`` in the envelope, which ingest writes into the audit trail. A
+caller acts only for the tenants its key is scoped to (``replay.tenant_not_allowed``, 403).
 """
 
 from __future__ import annotations
@@ -15,17 +16,22 @@ from powerx_agent.errors import EventRejected
 from powerx_agent.ingest.envelope import parse_event
 from powerx_agent.ingest.routing import check_routed
 from powerx_agent.ingest.service import check_tenant_scope, workflow_id_for
+from powerx_agent.signing import Caller
 
 if TYPE_CHECKING:
     from powerx_agent.deps import Deps
 
 
-def submit_replay(deps: Deps, event: Any, *, replayed_by: str) -> tuple[int, dict[str, Any]]:
+def submit_replay(deps: Deps, event: Any, *, caller: Caller, replayed_by: str) -> tuple[int, dict[str, Any]]:
     incoming = parse_event(event)
     check_routed(incoming.source)
     env = incoming.envelope
     telemetry.bind(tenant_id=env.tenant_id, event_id=env.event_id, workflow_id=workflow_id_for(env.tenant_id, env.key),
                    traceparent=env.context.get("traceparent"))
+    if not caller.may_act_for(env.tenant_id):
+        raise EventRejected(f"caller '{caller.caller_id}' may not replay events of tenant '{env.tenant_id}'",
+                            code="replay.tenant_not_allowed", where="detail.tenant_id",
+                            details={"caller": caller.caller_id})
     if not env.idempotency_key:
         raise EventRejected("a replay must carry an explicit idempotency_key", code="envelope.missing_field",
                             where="detail.idempotency_key")

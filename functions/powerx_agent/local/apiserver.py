@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 from powerx_agent import spec
 
@@ -20,11 +21,14 @@ _ROUTES = {(method, path): key for key, (method, path) in spec.API_ROUTES.items(
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 
 
-def proxy_event(method: str, path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+def proxy_event(method: str, path: str, headers: dict[str, str], body: bytes, query: str = "") -> dict[str, Any]:
+    multi = parse_qs(query, keep_blank_values=True) if query else {}
     return {
         "resource": path, "path": path, "httpMethod": method, "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()}, "queryStringParameters": None,
-        "multiValueQueryStringParameters": None, "pathParameters": None, "stageVariables": None,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        # as API Gateway: the last value of a repeated parameter, every value in the multi-value map
+        "queryStringParameters": {k: v[-1] for k, v in multi.items()} or None,
+        "multiValueQueryStringParameters": multi or None, "pathParameters": None, "stageVariables": None,
         "requestContext": {"resourcePath": path, "httpMethod": method, "path": f"/local{path}", "stage": "local",
                            "requestId": str(uuid.uuid4()), "requestTimeEpoch": int(time.time() * 1000),
                            "identity": {"sourceIp": "127.0.0.1"}},
@@ -62,7 +66,7 @@ class ApiServer:
                 self.wfile.write(body)
 
             def do_POST(self) -> None:  # noqa: N802
-                path = self.path.split("?", 1)[0]
+                path, _, query = self.path.partition("?")
                 key = _ROUTES.get(("POST", path))
                 length = int(self.headers.get("Content-Length") or 0)
                 if length > MAX_REQUEST_BYTES:
@@ -74,7 +78,7 @@ class ApiServer:
                     self._reply(404, b'{"code":"route.not_found","message":"no such route"}',
                                 {"Content-Type": "application/json"})
                     return
-                payload, error = api._invoke(key, proxy_event("POST", path, dict(self.headers), body))
+                payload, error = api._invoke(key, proxy_event("POST", path, dict(self.headers), body, query))
                 if error or not isinstance(payload, dict) or "statusCode" not in payload:
                     # API Gateway's own answer to a failed integration; never the function's trace
                     self._reply(502, b'{"message":"Internal server error"}', {"Content-Type": "application/json"})

@@ -44,7 +44,8 @@ class Deployment:
     stream_arns: dict[str, str] = field(default_factory=dict)
     lambda_role_arn: str = ""
     workflow_role_arn: str = ""
-    signing_keys: dict[str, str] = field(default_factory=dict)
+    replay_keys: dict[str, dict[str, str]] = field(default_factory=dict)  # caller -> {"current", "previous"}
+    callback_keys: dict[str, str] = field(default_factory=dict)  # {"current", "previous"}
     downstream_credentials: dict[str, str] = field(default_factory=dict)
     rest_api_id: str = ""
 
@@ -128,11 +129,22 @@ def _queues(sqs: Any, out: Deployment, visibility_timeout: int | None, max_recei
             "Attributes"]["QueueArn"]
 
 
+LOCAL_REPLAY_CALLERS = {"operator": ["*"], "acme-backfill": ["acme"]}
+"""The embedded runtime's replay callers: the operator (every tenant, what the stack creates) and a
+caller scoped to one tenant, as a producer's backfill job would be."""
+
+
 def _secrets(sm: Any, out: Deployment) -> None:
-    # the stack's format (infra/constructs/secrets.py): {"active": "k1", "k1": ..., "k2": ...}
+    # the stack's formats (infra/constructs/secrets.py): a key set is {"active": "k1", "k1": ..., "k2": ...}
+    callers = {}
+    for caller, tenants in LOCAL_REPLAY_CALLERS.items():
+        k1, k2 = secrets.token_hex(32), secrets.token_hex(32)
+        callers[caller] = {"tenants": tenants, "active": "k1", "k1": k1, "k2": k2}
+        out.replay_keys[caller] = {"current": k1, "previous": k2}
+    sm.create_secret(Name=spec.REPLAY_SECRET_NAME, SecretString=json.dumps({"callers": callers}))
     k1, k2 = secrets.token_hex(32), secrets.token_hex(32)
-    sm.create_secret(Name=spec.SIGNING_SECRET_NAME, SecretString=json.dumps({"active": "k1", "k1": k1, "k2": k2}))
-    out.signing_keys = {"current": k1, "previous": k2}
+    sm.create_secret(Name=spec.CALLBACK_SECRET_NAME, SecretString=json.dumps({"active": "k1", "k1": k1, "k2": k2}))
+    out.callback_keys = {"current": k1, "previous": k2}
     out.downstream_credentials = {"plugin_runtime_token": secrets.token_hex(16),
                                   "notifications_token": secrets.token_hex(16), "ops_token": secrets.token_hex(16)}
     sm.create_secret(Name=spec.DOWNSTREAM_SECRET_NAME, SecretString=json.dumps(out.downstream_credentials))

@@ -62,6 +62,14 @@ Checked against moto 5.2.5 (the version pinned by ``pyproject.toml``: ``moto[ser
     condition (two appends at one audit sequence number: one record silently replaces the other; two
     takeovers of one expired lease). DynamoDB applies each conditional write atomically. The patch
     serialises moto's writes (one re-entrant lock per process); reads are not held.
+12. ``StateTaskServiceCallback._wait_for_task_token_heartbeat`` (Step Functions executor): on AWS a
+    task token is valid from the moment the execution enters the task state ("Task tokens are
+    generated ... in the context object when a workflow enters a task state", SendTaskHeartbeat API
+    reference), so ``SendTaskSuccess`` sent *while* the ``.waitForTaskToken`` Lambda still runs
+    completes the task. moto records such an early outcome but, when the state has
+    ``HeartbeatSeconds``, only looks at it after the next heartbeat: the task waits until the
+    heartbeat times out and fails. The patch returns an outcome that is already there before waiting.
+    Test: ``tests/integration/test_callback_contract.py`` (a callback plugin answering 200 at once).
 """
 
 from __future__ import annotations
@@ -180,6 +188,7 @@ def apply(rule_lambda_target: Callable[[dict[str, Any], dict[str, Any]], None]) 
         _patch_jsonpath_parse_cache()
         _patch_sqs_attributes()
         _patch_atomic_writes()
+        _patch_sfn_early_outcome()
         _state["applied"] = True
 
 
@@ -305,6 +314,23 @@ def sfn_running_stats() -> dict[str, int]:
 def reset_sfn_peak() -> None:
     with _running_lock:
         _running["peak"] = _running["now"]
+
+
+def _patch_sfn_early_outcome() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as callback_task,
+    )
+
+    cls = callback_task.StateTaskServiceCallback
+    original = cls._wait_for_task_token_heartbeat
+
+    def _wait_for_task_token_heartbeat(self: Any, env: Any, callback_endpoint: Any, heartbeat_endpoint: Any) -> Any:
+        early = callback_endpoint.get_outcome()  # SendTaskSuccess/Failure sent before the wait began
+        if early is not None:
+            return early
+        return original(self, env, callback_endpoint, heartbeat_endpoint)
+
+    cls._wait_for_task_token_heartbeat = _wait_for_task_token_heartbeat
 
 
 def _patch_sfn_execution_count() -> None:

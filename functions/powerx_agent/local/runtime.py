@@ -100,6 +100,7 @@ class LocalRuntime:
         self.sandbox.start(ports.sandbox)
         self.api = ApiServer(self.invoke).start(ports.api)
         self.environment = {
+            "CALLBACKS_URL": f"{self.api.url}/internal/agent/callbacks",
             "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_SESSION_TOKEN": "testing", "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
             "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled", "MOTO_PORT": str(self.port),
@@ -118,8 +119,6 @@ class LocalRuntime:
         self.deployment = deploy(self.client, REGION, self.environment, visibility_timeout=self.visibility_timeout,
                                  max_receive_count=self.max_receive_count)
         os.environ.update(self.environment)
-        self.sandbox.callback_url = f"{self.api.url}/internal/agent/callbacks"
-        self.sandbox.signing_key = self.deployment.signing_keys["current"]
         seed_tenants(self.client("dynamodb"), self.tenants_file)
         publish_directory(get_deps().strategies, self.strategies_dir)
         if self.state:  # what the last run left wins over the seeds

@@ -7,7 +7,11 @@ request (path, headers, JSON body) and answers per plugin as tests configure it:
 - ``fail_times(n, status)`` the first n calls answer ``status`` (500 by default), then succeed
 - ``fail_always(status)``  always ``status`` (500 → retried, 4xx → rejected)
 - ``slow(seconds)``        answers after a delay (read timeouts)
-- ``async_callback(delay, outcome)`` answers 202, then POSTs a signed callback to the engine
+- ``async_callback(delay, outcome)`` answers 202, then POSTs the outcome to the ``callback_url`` the
+  engine put in the call (signed for that call only: the sandbox holds no key)
+
+Plugins answer a callback node as the contract says (docs/taskflow.md): by default ``200`` with the
+result, which completes the node at once; ``async_callback`` answers ``202`` and calls back later.
 
 Notifications and ops can be set ``down`` (503) or ``up`` to inject their failures too.
 
@@ -33,8 +37,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import requests
-
-from powerx_agent.ingest.signing import signed_headers
 
 _PLUGIN_PATH = re.compile(r"^/plugin/runtime/(?P<plugin>[^/]+)/execute$")
 
@@ -68,8 +70,6 @@ class Sandbox:
         self._service_failures: dict[str, int] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self.callback_url: str | None = None
-        self.signing_key: str | None = None
         self._timers: list[threading.Timer] = []
 
     # -- configuration ---------------------------------------------------------------------
@@ -242,21 +242,19 @@ class Sandbox:
             time.sleep(behaviour.delay)
         if mode == "async":
             callback_id = (body or {}).get("callback_id")
-            if not callback_id:
-                return 400, {"error": "asynchronous plugin called without callback_id"}
-            timer = threading.Timer(behaviour.delay, self._send_callback, args=(callback_id, behaviour.outcome, plugin))
+            url = (body or {}).get("callback_url")
+            if not callback_id or not url:
+                return 400, {"error": "asynchronous plugin called without callback_id and callback_url"}
+            timer = threading.Timer(behaviour.delay, self._send_callback, args=(url, behaviour.outcome, plugin))
             timer.daemon = True
             self._timers.append(timer)
             timer.start()
             return 202, {"accepted": True, "callback_id": callback_id}
         return 200, {"plugin": plugin, "result": "ok", "echo": (body or {}).get("input")}
 
-    def _send_callback(self, callback_id: str, outcome: str, plugin: str) -> None:
-        if not self.callback_url or not self.signing_key:
-            return
-        body = json.dumps({"callback_id": callback_id, "outcome": outcome,
-                           "output": {"plugin": plugin, "result": "ok (async)"},
+    def _send_callback(self, url: str, outcome: str, plugin: str) -> None:
+        body = json.dumps({"outcome": outcome, "output": {"plugin": plugin, "result": "ok (async)"},
                            "reason": None if outcome == "succeeded" else "sandbox async failure"}).encode()
         session = requests.Session()
         session.trust_env = False
-        session.post(self.callback_url, data=body, headers=signed_headers(self.signing_key, body), timeout=10)
+        session.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=10)

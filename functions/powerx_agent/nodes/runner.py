@@ -6,6 +6,12 @@ each with its attempt number); the start of an attempt is in the status item (RU
 ``last_attempt_at``) and the execution history, not in a record of its own (docs/write-path.md). Retryable failures are raised as typed errors for the state machine's
 ``Retry``; on the last attempt the node is marked FAILED before the error propagates.
 
+Plugin nodes with ``callback:`` (the synchronous-answer contract, docs/taskflow.md): the plugin gets a
+``callback_url`` signed for that call only. It answers either **202** (accepted: it will POST the
+outcome to the callback URL later) or **any other 2xx with the result**, which completes the node at
+once, exactly as a plugin node without ``callback:`` (the runner records the node, then resumes the
+waiting state itself). 4xx/5xx are failures as for any plugin node.
+
 Idempotent re-runs: a node found already SUCCEEDED in ``agent_workflows`` (kept by ``workflow
 retry``, filled by hand with ``workflow fill``, or a Lambda retry after a success that was not
 returned) is not run again: the runner returns its stored output without calling downstream (and
@@ -39,6 +45,7 @@ if TYPE_CHECKING:
     from powerx_agent.deps import Deps
 
 MAX_OUTPUT_BYTES = 8 * 1024
+CALLBACK_URL_GRACE_SECONDS = 3600
 _templates: dict[str, Template] = {}
 
 
@@ -154,6 +161,10 @@ class NodeRunner:
                 self._audit("node.waiting", wf, node_id, "RUNNING", duration=duration, data=result)
                 return result
             self.succeed(wf, node_id, result.get("output"), duration, attempt)
+            resume = result.get("resume")
+            if resume:
+                self._resume(node_id, resume["task_token"], json.dumps(small(result.get("output") or {})))
+                self.deps.workflows.close_callback(resume["callback_id"], "succeeded")
             return {"node_id": node_id, "status": "SUCCEEDED"}
         except AgentError:
             raise
@@ -241,13 +252,17 @@ class NodeRunner:
             self.deps.workflows.put_callback(callback_id, task_token=task_token, workflow_id=wf["workflow_id"],
                                              node_id=node["id"], kind="plugin", expires_at=time.time() + timeout + 86400)
             body["callback_id"] = callback_id
+            # signed for this callback only, valid for the node's callback timeout and an hour's grace
+            url = self.downstream.callback_url(callback_id, timeout + CALLBACK_URL_GRACE_SECONDS)
+            if url:
+                body["callback_url"] = url
         result = self.downstream.execute_plugin(node["plugin"], body, headers)
+        if task_token and result.status == 202:
+            return {"waiting": True, "callback_id": body["callback_id"]}
         if task_token:
-            if result.status == 202:
-                return {"waiting": True, "callback_id": body["callback_id"]}
-            # answered synchronously after all: resume the execution ourselves
-            self._resume(node["id"], task_token, json.dumps(small(result.body)))
-            self.deps.workflows.close_callback(body["callback_id"], "succeeded")
+            # the synchronous-answer contract: any other 2xx is the node's answer; the node is recorded
+            # first, then the waiting state is resumed (_run_and_record)
+            return {"output": result.body, "resume": {"task_token": task_token, "callback_id": body["callback_id"]}}
         return {"output": result.body}
 
     def _resume(self, node_id: str, task_token: str, output: str) -> None:

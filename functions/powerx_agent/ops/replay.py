@@ -36,9 +36,9 @@ from powerx_agent.adapters.bus import Bus
 from powerx_agent.errors import EventRejected
 from powerx_agent.ingest.envelope import IncomingEvent, parse_event
 from powerx_agent.ingest.routing import check_routed
-from powerx_agent.ingest.signing import signed_headers
 from powerx_agent.json_limits import MAX_DEPTH, JsonLimitError
 from powerx_agent.json_limits import loads as loads_bounded
+from powerx_agent.signing import signed_headers
 
 MAX_BATCH_ENTRIES = 10  # PutEvents' limit
 MAX_BATCH_BYTES = 256 * 1024  # PutEvents' request limit
@@ -348,8 +348,10 @@ def _replace_status(outcome: Outcome, status: str) -> Outcome:
 
 # -- through the signed endpoint -------------------------------------------------------------------
 def replay_via_api(post: Poster, api_url: str, signing_key: str, items: list[ReplayItem], report: ReplayReport, *,
-                   caller: str, dry_run: bool = False, on_progress: Progress | None = None) -> ReplayReport:
-    """Sign and POST each event; 202 accepted, 200 duplicate, anything else is a failure with its code."""
+                   caller: str, actor: str = "", dry_run: bool = False,
+                   on_progress: Progress | None = None) -> ReplayReport:
+    """Sign with the caller's key and POST each event (``X-PowerX-Caller`` names the key; ``actor``, the
+    person, goes into the lineage); 202 accepted, 200 duplicate, anything else a failure with its code."""
     url = api_url.rstrip("/") + "/internal/agent/events"
     report.dry_run = dry_run
     for item in items:
@@ -357,7 +359,9 @@ def replay_via_api(post: Poster, api_url: str, signing_key: str, items: list[Rep
             report.outcomes.append(_outcome(item, "would_send"))
             continue
         body = json.dumps(item.event, separators=(",", ":")).encode()
-        headers = {**signed_headers(signing_key, body), "X-PowerX-Caller": caller[:256]}
+        headers = signed_headers(signing_key, body, caller=caller)
+        if actor:
+            headers["X-PowerX-Actor"] = "".join(c for c in actor if " " <= c <= "~")[:128]
         status, answer = post(url, body, headers)
         answer = answer if isinstance(answer, dict) else {}
         if status == 202:
