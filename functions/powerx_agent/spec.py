@@ -258,6 +258,7 @@ METRICS = {
     "workflow_finished": "agent.workflow.finished_total",
     "workflow_automated": "agent.workflow.automated_success_total",
     "audit_completeness": "agent.audit.completeness",
+    "callback_refused": "agent.callback.refused_total",
 }
 
 FEATURE_FLAGS = ("agent-orchestrator", "agent-strategy-library", "audit-streaming")

@@ -13,6 +13,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from pydantic import ValidationError
 
+from powerx_agent import spec
 from powerx_agent.deps import get_deps
 from powerx_agent.handlers._api import callback_grant, install_error_handler, json_response, read_body
 from powerx_agent.handlers._common import logger, tracer
@@ -25,7 +26,24 @@ install_error_handler(app, logger)
 
 @app.post("/internal/agent/callbacks")
 def callback() -> Response:
+    """Answer the callback; every refusal is counted by its code (``agent.callback.refused_total``,
+    one dimension ``code`` from a fixed set) and logged with where it was refused."""
     deps = get_deps()
+    answer = _answer(deps)
+    if answer.status_code >= 400:
+        body = answer.body if isinstance(answer.body, dict) else {}
+        code = str(body.get("code", "callback.refused"))
+        logger.warning("callback refused", extra={"code": code, "status": answer.status_code,
+                                                  "where": body.get("where")})
+        metrics = deps.metrics()
+        try:
+            metrics.add(spec.METRICS["callback_refused"], 1, code=code)
+        finally:
+            metrics.flush()
+    return answer
+
+
+def _answer(deps: Any) -> Response:
     raw = read_body(app)
     if isinstance(raw, Response):
         return raw

@@ -8,7 +8,9 @@ Checked against moto 5.2.5 (the version pinned by ``pyproject.toml``: ``moto[ser
    stream mappings) to our real handler, named by the function's handler path in
    ``powerx_agent.spec``, in this process. Errors are returned the way Lambda reports them
    (``{"errorType", "errorMessage"}`` with a function error) so ASL ``Retry``/``Catch`` match on the
-   error name.
+   error name. ``LambdaFunction.invoke`` too: moto decodes an Invoke payload before
+   ``_invoke_lambda``, which then took a payload that is a JSON string for JSON text (a 500); the
+   handler now gets the value, as on Lambda.
 2. ``Rule.send_to_targets``: moto raises ``NotImplementedError`` for Lambda rule targets. The patch
    hands Lambda targets to an asynchronous invoker with the target's retry policy and dead-letter
    queue (what EventBridge does), and lets moto deliver every other target type itself.
@@ -74,6 +76,7 @@ Checked against moto 5.2.5 (the version pinned by ``pyproject.toml``: ``moto[ser
 
 from __future__ import annotations
 
+import base64
 import copy
 import importlib
 import json
@@ -147,9 +150,11 @@ def _tell(phase: str, context: LambdaContext, info: dict[str, Any]) -> None:
             pass
 
 
-def invoke_in_process(function: Any, event: Any) -> tuple[str, bool, str]:
-    """Run our handler for a moto ``LambdaFunction``: (result JSON, errored, logs)."""
-    if isinstance(event, str | bytes):
+def invoke_in_process(function: Any, event: Any, decoded: bool = False) -> tuple[str, bool, str]:
+    """Run our handler for a moto ``LambdaFunction``: (result JSON, errored, logs). ``event`` is JSON
+    text (moto's own deliveries) unless ``decoded`` (an Invoke payload, which may be any JSON value,
+    a string included)."""
+    if isinstance(event, str | bytes) and not decoded:
         event = json.loads(event or "{}")
     context = LambdaContext(function)
     started = time.monotonic()
@@ -198,7 +203,19 @@ def _patch_lambda() -> None:
     def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         return invoke_in_process(self, event)
 
+    def invoke(self: Any, body: str, request_headers: Any, response_headers: Any) -> str | bytes:
+        # moto decodes the Invoke payload before _invoke_lambda, which then took a payload that is a
+        # JSON string ("x") for JSON text and failed with a 500; Lambda hands the handler the value
+        res, errored, logs = invoke_in_process(self, json.loads(body) if body else {}, decoded=True)
+        if errored:
+            response_headers["x-amz-function-error"] = "Handled"
+        if request_headers.get("x-amz-invocation-type", "RequestResponse") == "RequestResponse":
+            response_headers["x-amz-log-result"] = base64.b64encode(logs.encode("utf-8")).decode("utf-8")
+            return res.encode("utf-8")
+        return res
+
     LambdaFunction._invoke_lambda = _invoke_lambda
+    LambdaFunction.invoke = invoke
 
 
 def _patch_rule_targets() -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from powerx_agent import spec, telemetry
 from powerx_agent.audit.records import AuditEntry, workflow_chain
-from powerx_agent.errors import RetryableError
+from powerx_agent.errors import RetryableError, StrategyError, TaskflowError
 from powerx_agent.escalation.service import escalate
 from powerx_agent.strategy.evaluate import Evaluation, EventFacts, evaluate
 from powerx_agent.strategy.library import Library, LibraryCache, build_library, library_from_directory
@@ -142,33 +142,31 @@ class Matcher:
         refused = sorted({n.plugin for n in strategy.flow.nodes
                           if n.plugin and "*" not in allowed and n.plugin not in allowed})
         if refused:
-            result = escalate(self.deps, self.metrics, workflow_id=workflow_id, tenant_id=tenant_id,
-                              event_id=event["event_id"], reason="plugin_not_allowed", queue="ops",
-                              notify_to=list(tenant.get("notify") or [tenant.get("owner")]),
-                              details={"strategy_id": strategy.id, "plugins": refused},
-                              strategy_id=strategy.id, traceparent=context["trace"]["traceparent"])
-            self.deps.events.finish(tenant_id, event["idempotency_key"], status="COMPLETED", outcome="escalated",
-                                    strategy_id=strategy.id)
-            return {"outcome": "escalated", "workflow_id": workflow_id, **result}
-        builtins, variables = found.builtins, found.variables
+            return self._refuse(context, strategy.id, "plugin_not_allowed", {"plugins": refused})
         full = self._compiled_flow(compiled)
-        when = {full.when_keys[node_id]: found.when[node_id] for node_id in compiled.node_whens}
-        # Express unless someone is awaited: the head when every node that waits is skipped for this event
-        flow = flow_for_event(full, self._express_head(compiled, full), found.when)
-        execution_input = {
-            "workflow": {"workflow_id": workflow_id, "tenant_id": tenant_id, "event_id": event["event_id"],
-                         "idempotency_key": event["idempotency_key"], "event_type": event["event_type"],
-                         "strategy_id": strategy.id, "strategy_version": strategy.version,
-                         "traceparent": context["trace"]["traceparent"]},
-            "variables": {**builtins, **variables},
-            "when": when,
-        }
-        continuation: dict[str, Any] = {}
-        if flow is not full:  # where the head hands off to (its "Continue in Standard" state reads it)
-            execution_input["continuation"] = self.deps.state_machines.arn_of(full.state_machine_name)
-            continuation = {"continuation_state_machine_arn": execution_input["continuation"]}
-        input_json = json.dumps(execution_input, separators=(",", ":"), default=str)
-        check_execution_input(input_json)
+        try:
+            builtins, variables = found.builtins, found.variables
+            when = {full.when_keys[node_id]: found.when[node_id] for node_id in compiled.node_whens}
+            # Express unless someone is awaited: the head when every node that waits is skipped for this event
+            flow = flow_for_event(full, self._express_head(compiled, full), found.when)
+            execution_input = {
+                "workflow": {"workflow_id": workflow_id, "tenant_id": tenant_id, "event_id": event["event_id"],
+                             "idempotency_key": event["idempotency_key"], "event_type": event["event_type"],
+                             "strategy_id": strategy.id, "strategy_version": strategy.version,
+                             "traceparent": context["trace"]["traceparent"]},
+                "variables": {**builtins, **variables},
+                "when": when,
+            }
+            continuation: dict[str, Any] = {}
+            if flow is not full:  # where the head hands off to (its "Continue in Standard" state reads it)
+                execution_input["continuation"] = self.deps.state_machines.arn_of(full.state_machine_name)
+                continuation = {"continuation_state_machine_arn": execution_input["continuation"]}
+            input_json = json.dumps(execution_input, separators=(",", ":"), default=str)
+            check_execution_input(input_json)
+        except (StrategyError, TaskflowError) as exc:
+            # this event and this strategy can never make an execution (template.too_large,
+            # limit.payload_size): a person decides; retrying would fail the same way
+            return self._refuse(context, strategy.id, "input_too_large", {"code": exc.code, "message": exc.message})
         state_machine_arn = self._ensure_state_machine(full)  # the strategy version's alias follows it
         if flow is not full:
             state_machine_arn = self._ensure_state_machine(flow)
@@ -215,6 +213,19 @@ class Matcher:
         self.deps.events.finish(tenant_id, event["idempotency_key"], status="COMPLETED", outcome="workflow_started",
                                 strategy_id=strategy.id)
         return {"outcome": "started", "workflow_id": workflow_id, "execution_arn": execution_arn}
+
+    def _refuse(self, context: dict[str, Any], strategy_id: str, reason: str,
+                details: dict[str, Any]) -> dict[str, Any]:
+        """The selected strategy cannot run for this event: escalate with ``reason``, and finish the event."""
+        event, tenant, workflow_id = context["event"], context["tenant"], context["workflow_id"]
+        result = escalate(self.deps, self.metrics, workflow_id=workflow_id, tenant_id=tenant["tenant_id"],
+                          event_id=event["event_id"], reason=reason, queue="ops",
+                          notify_to=list(tenant.get("notify") or [tenant.get("owner")]),
+                          details={"strategy_id": strategy_id, **details},
+                          strategy_id=strategy_id, traceparent=context["trace"]["traceparent"])
+        self.deps.events.finish(tenant["tenant_id"], event["idempotency_key"], status="COMPLETED",
+                                outcome="escalated", strategy_id=strategy_id)
+        return {"outcome": "escalated", "workflow_id": workflow_id, **result}
 
     def _express_again(self, context: dict[str, Any], strategy_id: str) -> dict[str, Any]:
         """A delivery of a match message whose Express workflow another delivery created: never start it

@@ -61,7 +61,10 @@ def render(value: Any, variables: dict[str, Any], where: str) -> Any:
     missing = set(template.names) - set(variables)
     if missing:
         raise NodeInputError(f"{where} uses undefined variable(s): {', '.join(sorted(missing))}")
-    return template.render(variables)
+    try:
+        return template.render(variables)
+    except AgentError as exc:  # template.too_large: refused before anything is built
+        raise NodeInputError(f"{where}: {exc}") from exc
 
 
 def callback_id_for(workflow_id: str, node_id: str, generation: int = 1) -> str:

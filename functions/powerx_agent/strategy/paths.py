@@ -24,11 +24,16 @@ not bounded by the size of the event (:func:`check_bounded`):
   backtracking regex);
 * ``&`` intersections (``path.unsupported``): jsonpath-ng does not implement them;
 * more than one ``..`` (``path.too_complex``): each nested ``..`` multiplies the walk by the event's
-  size.
+  size;
+* more than :data:`MAX_BRANCHES` alternatives in all (``path.too_complex``): the alternatives of
+  unions (``|``, ``['a','b']``, ``[0,1]``) multiply along the path, and the same value is matched
+  once per alternative: ``$.a['b','b']['b','b']...`` over 24 nested levels selects 2^24 copies;
+* ``parent`` (``path.too_complex``): it selects a value once per child it was reached from, so
+  ``[*].`parent`[*]`` squares the walk at every repetition.
 
-What remains (names, indices, slices, ``*``, one ``..``, unions, ``where``, filters comparing with
-``== != < <= > >=``, ``&&``/``||``/``!``, ``len``, ``keys``, ``path``, ``sorted``, ``this``,
-``parent``) costs at most a few walks of an event whose depth the envelope already bounds.
+What remains (names, indices, slices, ``*``, one ``..``, a few alternatives, ``where``, filters
+comparing with ``== != < <= > >=``, ``&&``/``||``/``!``, ``len``, ``keys``, ``path``, ``sorted``,
+``this``) costs at most a few walks of an event whose depth the envelope already bounds.
 """
 
 from __future__ import annotations
@@ -144,6 +149,10 @@ class CompiledPath:
 MAX_DESCENDANTS = 1
 """Most ``..`` steps in one path (filters included)."""
 
+MAX_BRANCHES = 16
+"""Most alternatives one path may multiply to: the product, over every union in the path (filters
+included), of its number of alternatives (``['a','b','c']`` counts 3, ``[0,1]`` 2, ``a|b`` 2)."""
+
 
 def _refusal(code: str, message: str) -> StrategyError:
     return StrategyError(message, code=code)
@@ -173,10 +182,11 @@ def _bounded_types() -> tuple[dict[type, None], dict[type, tuple[str, str]]]:
 def check_bounded(tree: Any) -> None:
     """Refuse every node of a parsed JSONPath whose cost is not bounded (see the module docstring)."""
     from jsonpath_ng.ext.filter import Expression
-    from jsonpath_ng.jsonpath import Descendants, JSONPath
+    from jsonpath_ng.jsonpath import Descendants, Fields, Index, JSONPath, Parent, _Union
 
     allowed, refused = _bounded_types()
     descendants = 0
+    branches = 1
     stack = [tree]
     while stack:
         node = stack.pop()
@@ -194,6 +204,14 @@ def check_bounded(tree: Any) -> None:
             if descendants > MAX_DESCENDANTS:
                 raise _refusal("path.too_complex", f"a path may hold at most {MAX_DESCENDANTS} '..' (each more "
                                "one multiplies the walk by the size of the event)")
+        if kind is Parent:
+            raise _refusal("path.too_complex", "'`parent`' selects a value once for every child it was reached "
+                           "from (after a wildcard, once per element); name the value's own path instead")
+        branches *= (len(node.fields) if kind is Fields else len(node.indices) if kind is Index
+                     else 2 if kind is _Union else 1)
+        if branches > MAX_BRANCHES:
+            raise _refusal("path.too_complex", f"the path's alternatives (unions, ['a','b'], [0,1]) multiply to "
+                           f"more than {MAX_BRANCHES}: each one matches the same values again")
         for value in vars(node).values():
             items = value if isinstance(value, list | tuple) else (value,)
             for item in items:

@@ -16,6 +16,11 @@ Template rules:
   ``{`` is literal (``"$5"`` stays ``$5``).
 * Lists and object values are rendered recursively; object keys are never templated; numbers,
   booleans and null are kept as they are.
+* What a render builds is bounded: a strategy's variables together, and each node's input, take at
+  most :data:`MAX_RENDERED_BYTES` of JSON. The size is computed from the template and the sizes of
+  the values it names *before* anything is built, and a render that would build more is refused
+  (``template.too_large``): ``b: "${a}${a}${a}${a}"``, ``c: "${b}${b}${b}${b}"``, ... would
+  otherwise multiply one event value by 4 at every line.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ BUILTINS = frozenset({"tenant", "event_id", "owner", "event_type", "idempotency_
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_TEMPLATE_DEPTH = 32
+MAX_RENDERED_BYTES = 256 * 1024
+"""Most JSON bytes a strategy's rendered variables (all together) or one node's rendered input may
+take: Step Functions' input limit, so anything larger could never be started anyway."""
 
 _TOKEN = re.compile(r"(\$+)\{")
 
@@ -110,7 +118,19 @@ class Template:
     def is_static(self) -> bool:
         return not self.names
 
-    def render(self, values: Mapping[str, Any]) -> Any:
+    def size(self, values: Mapping[str, Any], limit: int = MAX_RENDERED_BYTES,
+             sizes: dict[str, int] | None = None) -> int:
+        """The JSON bytes :meth:`render` would build, computed without building it (a number above
+        ``limit`` once it passes ``limit``). ``sizes`` caches the sizes of named values."""
+        return _tree_size(self._tree, values, limit, {} if sizes is None else sizes)
+
+    def render(self, values: Mapping[str, Any], limit: int = MAX_RENDERED_BYTES,
+               sizes: dict[str, int] | None = None) -> Any:
+        """The rendered value; ``template.too_large`` (nothing built) when it would take more than
+        ``limit`` bytes of JSON."""
+        size = self.size(values, limit, sizes)
+        if size > limit:
+            raise too_large(f"this template would render more than {limit:,} bytes of JSON", limit)
         return _render(self._tree, values)
 
     def __repr__(self) -> str:
@@ -135,6 +155,67 @@ def _lookup(values: Mapping[str, Any], name: str) -> Any:
     except KeyError:
         raise StrategyError(f"no value for '${{{name}}}' at render time", code="template.missing_value",
                             details={"name": name}) from None
+
+
+def too_large(message: str, limit: int) -> StrategyError:
+    return StrategyError(f"{message} (the limit, Step Functions' input size); pass references (ids, keys), "
+                         "not documents, and do not repeat a large value", code="template.too_large",
+                         details={"limit": limit})
+
+
+def json_size(value: Any, limit: int) -> int:
+    """The bytes of ``value`` as compact JSON (strings as UTF-8, escapes not counted), walked without
+    recursion and only until the count passes ``limit`` (the result is then some number above it):
+    the cost of the walk is bounded by ``limit``, even for a value that repeats one object many times."""
+    size = 0
+    stack = [value]
+    while stack and size <= limit:
+        item = stack.pop()
+        if isinstance(item, str):
+            size += len(item.encode("utf-8", "surrogatepass")) + 2
+        elif isinstance(item, dict):
+            size += 2 + len(item)
+            for key, sub in item.items():
+                size += len(str(key).encode("utf-8", "surrogatepass")) + 3
+                stack.append(sub)
+        elif isinstance(item, list | tuple):
+            size += 2 + len(item)
+            stack.extend(item)
+        elif item is None or item is MISSING or isinstance(item, bool):
+            size += 5
+        else:
+            size += len(str(item))
+    return size
+
+
+def _name_size(name: str, values: Mapping[str, Any], sizes: dict[str, int]) -> int:
+    """A named value's size, walked once (up to the largest limit, so a cached size is never short)."""
+    if name not in sizes:
+        sizes[name] = json_size(_lookup(values, name), MAX_RENDERED_BYTES)
+    return sizes[name]
+
+
+def _tree_size(tree: Any, values: Mapping[str, Any], limit: int, sizes: dict[str, int]) -> int:
+    """The size :func:`_render` would build (recursion bounded by ``MAX_TEMPLATE_DEPTH``)."""
+    if isinstance(tree, _Name):
+        return _name_size(tree.name, values, sizes)
+    if isinstance(tree, _Parts):
+        total = 2
+        for part in tree:
+            total += len(part.encode("utf-8", "surrogatepass")) if isinstance(part, str) else \
+                _name_size(part.name, values, sizes)
+            if total > limit:
+                break
+        return total
+    if isinstance(tree, _Obj | _Seq):
+        total = 2
+        for item in tree:
+            key, sub = item if isinstance(tree, _Obj) else ("", item)
+            total += len(key.encode("utf-8", "surrogatepass")) + 4 + _tree_size(sub, values, limit - total, sizes)
+            if total > limit:
+                break
+        return total
+    return json_size(tree, limit)
 
 
 def _render(tree: Any, values: Mapping[str, Any]) -> Any:
@@ -211,17 +292,29 @@ class Variables:
 
     def render(self, doc: dict, builtins: Mapping[str, Any]) -> dict[str, Any]:
         """Variables only (not the builtins), in :attr:`names` order. A path that matches nothing
-        gives its ``default`` if one was written, else ``None``."""
+        gives its ``default`` if one was written, else ``None``. ``template.too_large`` when the
+        variables together would take more than :data:`MAX_RENDERED_BYTES` of JSON (checked before
+        each one is built)."""
         scope: dict[str, Any] = dict(builtins)
         out: dict[str, Any] = {}
+        sizes: dict[str, int] = {}
+        spent = 0
         for name in self.names:
             spec = self._specs[name]
+            room = MAX_RENDERED_BYTES - spent
             if isinstance(spec, _PathVar):
                 value = spec.path.get(doc)
                 if value is MISSING:
                     value = spec.default if spec.has_default else None
+                size = json_size(value, room)
             else:
-                value = spec.render(scope)
+                size = spec.size(scope, room, sizes)
+                value = spec.render(scope, room, sizes) if size <= room else None
+            spent += size
+            if spent > MAX_RENDERED_BYTES:
+                raise too_large(f"the variables would take more than {MAX_RENDERED_BYTES:,} bytes of JSON "
+                                f"('{name}' passes it)", MAX_RENDERED_BYTES)
+            sizes[name] = size
             scope[name] = value
             out[name] = value
         return out
