@@ -9,7 +9,7 @@ PIP := $(VENV)/bin/pip
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all demo test lint bench bench-quick bench-load setup setup-node clean synth help
+.PHONY: all demo test lint bench bench-quick bench-load bench-hostile fuzz setup setup-node clean synth help
 
 help:
 	@echo "make demo   - set up and run the engine end to end on the embedded local runtime"
@@ -18,6 +18,8 @@ help:
 	@echo "make bench  - every benchmark: bench-quick then bench-load (tens of minutes)"
 	@echo "make bench-quick - matcher, compiler, ingest, product cost: docs/benchmarks.md (~1 min)"
 	@echo "make bench-load - load runs on the embedded runtime: docs/benchmarks-load.md"
+	@echo "make bench-hostile - worst-case input of every surface, time and memory: docs/benchmarks-hostile.md"
+	@echo "make fuzz   - the fuzz suites with FUZZ_SCALE times the examples of make test (~30 min)"
 	@echo "make synth  - synthesize the CDK app into cdk.out/"
 
 $(VENV)/.stamp: pyproject.toml
@@ -46,10 +48,18 @@ lint: setup
 
 # every benchmark: the fast ones (about a minute), then the load runs on the embedded runtime (tens of
 # minutes on 2 cores: moto side by side with a bare pipeline, then 200 events/s offered for 30 s)
-bench: bench-quick bench-load
+bench: bench-quick bench-hostile bench-load
 
 bench-quick: setup
 	$(PY) bench/run_all.py --out docs/benchmarks.md
+
+bench-hostile: setup
+	mkdir -p build && $(PY) bench/hostile.py --out docs/benchmarks-hostile.md
+
+# the property-based fuzz suites of every input surface, far longer than in make test
+FUZZ_SCALE ?= 20
+fuzz: setup
+	FUZZ_SCALE=$(FUZZ_SCALE) $(PY) -m pytest tests/unit/test_fuzz_strategy_surfaces.py tests/integration/test_fuzz_surfaces.py -q
 
 bench-load: setup
 	mkdir -p build && $(PY) bench/load.py --md docs/benchmarks-load.md --json build/load.json

@@ -34,7 +34,9 @@ from powerx_agent.strategy.paths import MAX_BRANCHES, MISSING, compile_path
 from powerx_agent.strategy.templates import MAX_RENDERED_BYTES, compile_template, compile_variables, json_size
 
 REPO = Path(__file__).resolve().parents[2]
-LINT_CODES = set(re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \|", (REPO / "docs" / "strategies.md").read_text(), re.M))
+_LINT_TABLE = (REPO / "docs" / "strategies.md").read_text().split("## 7. Lint codes")[1].split("\n## ")[0]
+LINT_CODES = {code for cell in re.findall(r"^\| (`[^|]+`) \|", _LINT_TABLE, re.M)
+              for code in re.findall(r"`([a-z_]+\.[a-z_]+)`", cell)}
 FUZZ = settings(deadline=None, suppress_health_check=list(HealthCheck), database=None)
 
 
@@ -147,12 +149,24 @@ _SIMPLE_PATHS = ["$.payload.job.id", "$.payload.job.rows", "$.payload.s", "$.pay
                  "$.payload.items[?(@.qty > 1)]", "$.context.actor", "$", "$.payload['a','b']"]
 
 
+def _mostly(valid: Any, hostile: Any) -> Any:
+    """``valid`` four times in five: lint must accept enough strategies for events to meet them."""
+    return st.integers(0, 4).flatmap(lambda n: hostile if n == 4 else valid)
+
+
+_VALID_OPERAND = {"equals": scalars.filter(lambda v: v == v), "not_equals": st.integers() | st.text(max_size=5),
+                  "in": st.lists(st.integers() | st.text(max_size=5), min_size=1, max_size=3),
+                  "not_in": st.lists(st.text(max_size=5), min_size=1, max_size=3), "gt": st.integers(),
+                  "gte": st.floats(allow_nan=False, allow_infinity=False), "lt": st.integers(), "lte": st.integers(),
+                  "exists": st.booleans(), "prefix": st.text(max_size=5), "suffix": st.text(max_size=5),
+                  "contains": st.integers() | st.text(max_size=5), "matches": st.sampled_from(_REGEXES[:3])}
+
+
 def _leaf(draw: Any) -> dict[str, Any]:
-    operator = draw(st.sampled_from(_OPERATORS))
-    operand = draw(st.sampled_from(_REGEXES) if operator == "matches" else
-                   st.lists(scalars, min_size=1, max_size=3) if operator in ("in", "not_in") else
-                   st.booleans() if operator == "exists" else scalars)
-    return {"path": draw(st.sampled_from(_SIMPLE_PATHS) | paths), operator: operand}
+    operator = draw(_mostly(st.sampled_from(sorted(_VALID_OPERAND)), st.sampled_from(_OPERATORS)))
+    valid = _VALID_OPERAND.get(operator, scalars)
+    operand = draw(_mostly(valid, st.sampled_from(_REGEXES) | scalars | st.lists(scalars, max_size=2)))
+    return {"path": draw(_mostly(st.sampled_from(_SIMPLE_PATHS), paths)), operator: operand}
 
 
 @st.composite
@@ -162,53 +176,70 @@ def conditions(draw: Any, depth: int = 0) -> dict[str, Any]:
     kind = draw(st.sampled_from(["all", "any", "not"]))
     if kind == "not":
         return {"not": draw(conditions(depth + 1))}
-    return {kind: draw(st.lists(conditions(depth + 1), min_size=0, max_size=3))}
+    return {kind: draw(st.lists(conditions(depth + 1), min_size=draw(_mostly(st.just(1), st.just(0))), max_size=3))}
 
 
-_MATCHERS = [{"prefix": "a"}, {"suffix": ".log"}, {"wildcard": "*a*a*a*a*b"}, {"wildcard": "a**b"},
-             {"anything-but": ["x"]}, {"anything-but": {"wildcard": "*.*"}}, {"numeric": [">", 0, "<=", 5]},
-             {"numeric": [">", "x"]}, {"exists": True}, {"exists": "yes"}, {"equals-ignore-case": "\u212aB"},
-             {"cidr": "10.0.0.0/24"}, {"cidr": "10.0.0.0/99"}, {"unknown": 1}, "report", 5, None, True]
+_MATCHERS = [{"prefix": "a"}, {"suffix": ".log"}, {"wildcard": "*a*a*a*a*b"}, {"anything-but": ["x"]},
+             {"anything-but": {"wildcard": "*.*"}}, {"numeric": [">", 0, "<=", 5]}, {"exists": True},
+             {"equals-ignore-case": "\u212aB"}, {"cidr": "10.0.0.0/24"}, "report", 5, None, True]
+_BAD_MATCHERS = [{"wildcard": "a**b"}, {"numeric": [">", "x"]}, {"exists": "yes"}, {"cidr": "10.0.0.0/99"},
+                 {"unknown": 1}, {"prefix": 5}]
 
 
 @st.composite
 def patterns(draw: Any) -> dict[str, Any]:
     field = draw(st.sampled_from(["s", "job", "items", "rows"]))
-    matchers = draw(st.lists(st.sampled_from(_MATCHERS) | scalars, min_size=0, max_size=3))
+    matchers = draw(st.lists(_mostly(st.sampled_from(_MATCHERS), st.sampled_from(_BAD_MATCHERS) | scalars),
+                             min_size=1, max_size=3))
     pattern: dict[str, Any] = {"detail": {"payload": {field: matchers}}}
     if draw(st.booleans()):
         pattern["$or"] = [{"source": ["powerx.plugins"]}, {"detail": {"tenant_id": [{"prefix": "ac"}]}}]
     return pattern
 
 
+_VARIABLE_TEXT = st.lists(st.sampled_from(["${a}", "${b}", "${owner}", "$${a}", "x", "\u6f22", "${tenant}"]),
+                          max_size=5).map("".join)
+_GOOD_INPUT = st.recursive(_VARIABLE_TEXT | st.integers() | st.booleans(),
+                           lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=4), kids,
+                                                                                     max_size=3), max_leaves=8)
+
+
 @st.composite
 def strategy_documents(draw: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "id": draw(st.sampled_from(["fuzz-a", "fuzz-b", "Fuzz", ""]) | texts),
-        "version": draw(st.sampled_from([1, 2, 0, -1, "1", 10**40])),
-        "status": draw(st.sampled_from(["approved", "draft", "retired", "yes"])),
-        "owner": draw(st.sampled_from(["o@example.com", ""])),
-        "on": {"event": draw(st.sampled_from(EVENT_TYPES[:2]) | st.lists(st.sampled_from(EVENT_TYPES), max_size=2))},
-        "weight": draw(st.integers(-1, 1_000_001)),
+        "id": draw(_mostly(st.just("fuzz-a"), st.sampled_from(["Fuzz", ""]) | texts)),
+        "version": draw(_mostly(st.just(1), st.sampled_from([0, -1, "1", 10**40]))),
+        "status": draw(_mostly(st.just("approved"), st.sampled_from(["draft", "retired", "yes"]))),
+        "owner": "o@example.com",
+        "on": {"event": draw(st.sampled_from(EVENT_TYPES[:2]))},
+        "weight": draw(_mostly(st.integers(0, 100), st.sampled_from([-1, 1_000_001, 1.5]))),
         "flow": {"nodes": [{"id": "n", "plugin": "report-renderer",
-                            "input": draw(template_values), "when": draw(st.none() | conditions())}]},
+                            "input": {"v": draw(_mostly(_GOOD_INPUT, template_values))}}]},
     }
+    if draw(st.integers(0, 3)) == 0:
+        doc["flow"]["nodes"][0]["when"] = draw(conditions())
     if draw(st.booleans()):
         doc["when"] = draw(conditions())
     elif draw(st.booleans()):
         doc["pattern"] = draw(patterns())
-    doc["variables"] = draw(st.dictionaries(st.sampled_from(["a", "b", "job_id", "tenant", "1x"]),
-                                            st.sampled_from(_SIMPLE_PATHS) | _TEMPLATE_TEXT
-                                            | st.fixed_dictionaries({"path": paths, "default": scalars}),
-                                            max_size=3))
-    if doc["flow"]["nodes"][0]["when"] is None:
-        del doc["flow"]["nodes"][0]["when"]
+    variables = {"a": draw(_mostly(st.sampled_from(_SIMPLE_PATHS), paths)),
+                 "b": draw(_mostly(_VARIABLE_TEXT.filter(lambda t: "${b}" not in t)
+                                   | st.fixed_dictionaries({"path": st.sampled_from(_SIMPLE_PATHS), "default": scalars}),
+                                   _TEMPLATE_TEXT | st.fixed_dictionaries({"path": paths, "default": scalars})))}
+    if draw(st.integers(0, 9)) == 0:
+        variables[draw(st.sampled_from(["tenant", "1x", "a b"]))] = "x"
+    doc["variables"] = variables
     return doc
+
+
+class _NoAliases(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _yaml(doc: dict[str, Any]) -> str | None:
     try:
-        return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False, width=10_000)
+        return yaml.dump(doc, Dumper=_NoAliases, allow_unicode=True, sort_keys=False, width=10_000)
     except (yaml.YAMLError, UnicodeEncodeError, ValueError):
         return None
 
