@@ -329,7 +329,8 @@ def test_given_variables_too_large_for_an_execution_when_matched_then_escalated_
         "weight: 99\nvariables:\n  a: $.payload\n  b: '${a}${a}'\nflow:\n  nodes:\n    - {id: n, plugin: report-renderer}\n")
     deps = FakeDeps.create(strategies_dir=tmp_path)
     detail = {"tenant_id": "acme", "event_id": "e-big", "idempotency_key": "k-big",
-              "occurred_at": "2026-11-28T10:00:00Z", "payload": {"note": "\u6f22" * 60_000}}  # 180 KB
+              "occurred_at": "2026-11-28T10:00:00Z",
+              "payload": {"job": {"id": "j-1", "type": "report"}, "note": "\u6f22" * 60_000}}  # 180 KB
     assert Ingestor(deps, deps.metrics()).handle(bus_event("plugin.job.completed", detail)).outcome == "accepted"
     (body,) = deps.queues.drain(deps.settings.match_queue_url)
     with fake_http() as http:
