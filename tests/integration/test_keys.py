@@ -100,7 +100,7 @@ def test_given_the_runbook_keys_section_when_each_command_is_run_then_each_succe
     original = sm.get_secret_value(SecretId="powerx/agent/callback-keys")["SecretString"]
     try:
         for command in commands:
-            args = shlex.split(command.replace("<you>", "runbook-test"))[1:]
+            args = shlex.split(command.replace("\"$ME\"", "runbook-test"))[1:]
             result = cli.invoke(app, args)
             assert result.exit_code == 0, (command, result.output)
     finally:
