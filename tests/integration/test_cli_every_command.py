@@ -71,6 +71,7 @@ def args_for(name: str, tmp: Path) -> list[str]:
         "flags set": ["audit-streaming", "on", "--by", "tests"],
         "tenants apply": [str(REPO / "config" / "tenants.yaml"), "--by", "tests"],
         "tenants show": ["acme"], "tenants disable": ["acme", "--by", "tests"],
+        "keys rotate": ["callback", "--by", "tests"],
     }
     if name in known:
         return known[name]
