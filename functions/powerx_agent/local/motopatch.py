@@ -10,7 +10,8 @@ Checked against moto 5.2.5 (the version pinned by ``pyproject.toml``: ``moto[ser
    (``{"errorType", "errorMessage"}`` with a function error) so ASL ``Retry``/``Catch`` match on the
    error name. ``LambdaFunction.invoke`` too: moto decodes an Invoke payload before
    ``_invoke_lambda``, which then took a payload that is a JSON string for JSON text (a 500); the
-   handler now gets the value, as on Lambda.
+   patch hands ``_invoke_lambda`` the payload's JSON text, decoded once, so the handler gets the
+   value, as on Lambda.
 2. ``Rule.send_to_targets``: moto raises ``NotImplementedError`` for Lambda rule targets. The patch
    hands Lambda targets to an asynchronous invoker with the target's retry policy and dead-letter
    queue (what EventBridge does), and lets moto deliver every other target type itself.
@@ -150,11 +151,10 @@ def _tell(phase: str, context: LambdaContext, info: dict[str, Any]) -> None:
             pass
 
 
-def invoke_in_process(function: Any, event: Any, decoded: bool = False) -> tuple[str, bool, str]:
+def invoke_in_process(function: Any, event: Any) -> tuple[str, bool, str]:
     """Run our handler for a moto ``LambdaFunction``: (result JSON, errored, logs). ``event`` is JSON
-    text (moto's own deliveries) unless ``decoded`` (an Invoke payload, which may be any JSON value,
-    a string included)."""
-    if isinstance(event, str | bytes) and not decoded:
+    text (an Invoke payload, moto's own deliveries) or an already decoded event."""
+    if isinstance(event, str | bytes):
         event = json.loads(event or "{}")
     context = LambdaContext(function)
     started = time.monotonic()
@@ -206,7 +206,7 @@ def _patch_lambda() -> None:
     def invoke(self: Any, body: str, request_headers: Any, response_headers: Any) -> str | bytes:
         # moto decodes the Invoke payload before _invoke_lambda, which then took a payload that is a
         # JSON string ("x") for JSON text and failed with a 500; Lambda hands the handler the value
-        res, errored, logs = invoke_in_process(self, json.loads(body) if body else {}, decoded=True)
+        res, errored, logs = self._invoke_lambda(event=body or "{}")  # the JSON text, decoded once
         if errored:
             response_headers["x-amz-function-error"] = "Handled"
         if request_headers.get("x-amz-invocation-type", "RequestResponse") == "RequestResponse":
