@@ -41,7 +41,9 @@ AWS_ONLY = {
     "aws events put-events": "run here with the same entries through boto3 (the AWS CLI is not installed)",
 }
 
-ELSEWHERE = {"--endpoint-url URL smoke": "tests/integration/test_smoke.py, against the embedded runtime"}
+ELSEWHERE = {"--endpoint-url URL smoke": "tests/integration/test_smoke.py, against the embedded runtime",
+             "keys add-caller": "docs/runbook.md, Keys: run with its arguments by tests/e2e/test_docs_run.py",
+             "keys rotate": "docs/runbook.md, Keys: run with its arguments by tests/e2e/test_docs_run.py"}
 
 
 def _blocks(text: str) -> list[str]:

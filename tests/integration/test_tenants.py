@@ -75,7 +75,7 @@ def test_given_a_registry_file_when_applied_then_tenants_are_written_audited_and
     assert get_deps().tenants.read(tid)["revision"] == 2
     assert [r["kind"] for r in audit_of(tid)] == ["tenant.created", "tenant.changed"]
 
-    body = detail(uid, tenant=tid, request={"id": uid})
+    body = detail(uid, tenant=tid, request={"id": uid, "kind": "quota-increase"})
     send(rt, "tenant.request.pending", body, source="powerx.tenants")
     assert get_deps().events.get(tid, body["idempotency_key"]) is not None  # accepted, not tenant.unknown
 
@@ -96,7 +96,7 @@ def test_given_a_tenant_when_disabled_then_its_events_are_refused_and_the_change
     last = audit_of(tid)[-1]
     assert (last["kind"], last["data"]["reason"], last["data"]["by"]) == ("tenant.disabled", "contract ended", "carol")
 
-    body = detail(uid, tenant=tid, request={"id": uid})
+    body = detail(uid, tenant=tid, request={"id": uid, "kind": "quota-increase"})
     send(rt, "tenant.request.pending", body, source="powerx.tenants")
     workflow_id = workflow_id_for(tid, body["idempotency_key"])
     rejected = [r for r in get_deps().audit.chain(f"WF#{workflow_id}") if r["kind"] == "event.rejected"]
