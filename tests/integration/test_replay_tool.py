@@ -12,6 +12,7 @@ from helpers import chain_kinds, detail, send
 from typer.testing import CliRunner
 
 from powerx_agent import spec
+from powerx_agent.adapters import aws
 from powerx_agent.cli.main import app
 from powerx_agent.deps import get_deps
 from powerx_agent.ingest.service import workflow_id_for
@@ -79,19 +80,32 @@ def test_given_bad_lines_when_replaying_then_all_reported_with_line_numbers_and_
     assert all(get_deps().events.get("acme", g["idempotency_key"]) is None for g in good)
 
 
-def test_given_partial_putevents_failures_when_replaying_then_only_failed_entries_retried(rt, uid, tmp_path):
+def test_given_partial_putevents_failures_when_replaying_then_only_failed_entries_retried(rt, uid, tmp_path,
+                                                                                          monkeypatch):
     bodies = [detail(f"{uid}{i:02d}") for i in range(12)]  # two batches: 10 + 2
     flaky, broken = bodies[3]["event_id"], bodies[11]["event_id"]
     path = _write(tmp_path, [_line(b) for b in bodies] + ["[1, 2]"])
     fault = _FailEntries({f'"{flaky}"': 1, f'"{broken}"': -1})
-    events = get_deps().client("events")
-    events.meta.events.register("provide-client-params.events.PutEvents", fault.before)
-    events.meta.events.register("after-call.events.PutEvents", fault.after)
+    # on whichever EventBridge client the command gets (an earlier CLI test may have left another
+    # region or endpoint in the environment, and clients are cached by both)
+    hooked: list[Any] = []
+    original = aws.client
+
+    def client(service: str, *args: Any, **kwargs: Any) -> Any:
+        made = original(service, *args, **kwargs)
+        if service == "events" and not any(made is c for c in hooked):
+            made.meta.events.register("provide-client-params.events.PutEvents", fault.before)
+            made.meta.events.register("after-call.events.PutEvents", fault.after)
+            hooked.append(made)
+        return made
+
+    monkeypatch.setattr(aws, "client", client)
     try:
         result = _replay("--file", str(path), "--skip-invalid", "--max-attempts", "3", "--format", "json")
     finally:
-        events.meta.events.unregister("provide-client-params.events.PutEvents", fault.before)
-        events.meta.events.unregister("after-call.events.PutEvents", fault.after)
+        for made in hooked:
+            made.meta.events.unregister("provide-client-params.events.PutEvents", fault.before)
+            made.meta.events.unregister("after-call.events.PutEvents", fault.after)
     assert result.exit_code == 1, result.output  # one event could not be sent
     out = json.loads(result.output)
     assert out["summary"]["sent"] == 11 and out["summary"]["failed"] == 1 and out["summary"]["invalid"] == 1
