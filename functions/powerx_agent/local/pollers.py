@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, Self
 
 
-class _Background:
+class _Background(ABC):
     """A daemon thread running ``_loop`` until :meth:`stop`."""
 
     def __init__(self, name: str) -> None:
@@ -32,8 +33,9 @@ class _Background:
         if self._thread:
             self._thread.join(timeout=10)
 
+    @abstractmethod
     def _loop(self) -> None:
-        raise NotImplementedError
+        """The thread's body: runs until ``self._stop`` is set."""
 
 
 class SqsPoller(_Background):
