@@ -12,7 +12,7 @@ from helpers import chain_kinds, detail, send
 from typer.testing import CliRunner
 
 from powerx_agent import spec
-from powerx_agent.adapters import aws
+from powerx_agent.adapters.bus import Bus
 from powerx_agent.cli.main import app
 from powerx_agent.deps import get_deps
 from powerx_agent.ingest.service import workflow_id_for
@@ -86,26 +86,26 @@ def test_given_partial_putevents_failures_when_replaying_then_only_failed_entrie
     flaky, broken = bodies[3]["event_id"], bodies[11]["event_id"]
     path = _write(tmp_path, [_line(b) for b in bodies] + ["[1, 2]"])
     fault = _FailEntries({f'"{flaky}"': 1, f'"{broken}"': -1})
-    # on whichever EventBridge client the command gets (an earlier CLI test may have left another
-    # region or endpoint in the environment, and clients are cached by both)
+    # on whichever EventBridge client the command's bus holds (deps are cached across tests, so the bus
+    # may have been built before this test: hook it at the port, when it is used)
     hooked: list[Any] = []
-    original = aws.client
+    original = Bus.put
 
-    def client(service: str, *args: Any, **kwargs: Any) -> Any:
-        made = original(service, *args, **kwargs)
-        if service == "events" and not any(made is c for c in hooked):
-            made.meta.events.register("provide-client-params.events.PutEvents", fault.before)
-            made.meta.events.register("after-call.events.PutEvents", fault.after)
-            hooked.append(made)
-        return made
+    def put(self: Bus, entries: list[dict[str, Any]]) -> Any:
+        client = self._events
+        if not any(client is c for c in hooked):
+            client.meta.events.register("provide-client-params.events.PutEvents", fault.before)
+            client.meta.events.register("after-call.events.PutEvents", fault.after)
+            hooked.append(client)
+        return original(self, entries)
 
-    monkeypatch.setattr(aws, "client", client)
+    monkeypatch.setattr(Bus, "put", put)
     try:
         result = _replay("--file", str(path), "--skip-invalid", "--max-attempts", "3", "--format", "json")
     finally:
-        for made in hooked:
-            made.meta.events.unregister("provide-client-params.events.PutEvents", fault.before)
-            made.meta.events.unregister("after-call.events.PutEvents", fault.after)
+        for client in hooked:
+            client.meta.events.unregister("provide-client-params.events.PutEvents", fault.before)
+            client.meta.events.unregister("after-call.events.PutEvents", fault.after)
     assert result.exit_code == 1, result.output  # one event could not be sent
     out = json.loads(result.output)
     assert out["summary"]["sent"] == 11 and out["summary"]["failed"] == 1 and out["summary"]["invalid"] == 1
