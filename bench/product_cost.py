@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from fakes import FakeDeps, bus_event, fake_http  # noqa: E402
+from powerx_agent.handoffs.match import MatchMessage  # noqa: E402
 from powerx_agent.ingest.service import Ingestor  # noqa: E402
 from powerx_agent.match.service import Matcher  # noqa: E402
 
@@ -67,7 +68,7 @@ def process(deps: FakeDeps, event: dict[str, Any]) -> str:
     metrics.flush()
     for body in deps.queues.drain(deps.settings.match_queue_url):
         metrics = deps.metrics()
-        outcome = Matcher(deps, metrics).handle(json.loads(body))["outcome"]
+        outcome = Matcher(deps, metrics).handle(MatchMessage.parse(body).to_dict())["outcome"]
         metrics.flush()
     return outcome
 

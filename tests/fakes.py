@@ -8,7 +8,7 @@ dicts in memory, so the product's own CPU per event can be measured without moto
     deps = FakeDeps.create()          # tenants from config/tenants.yaml, strategies from strategies/
     Ingestor(deps, deps.metrics()).handle(bus_event)
     for body in deps.queues.drain(deps.settings.match_queue_url):
-        Matcher(deps, deps.metrics()).handle(json.loads(body))
+        Matcher(deps, deps.metrics()).handle(MatchMessage.parse(body).to_dict())
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from powerx_agent.adapters.events_store import Claim, event_pk
 from powerx_agent.adapters.flags import DynamoFlagStore, Flags
 from powerx_agent.adapters.metrics import MetricsRecorder
 from powerx_agent.adapters.state_machines import Started, state_machine_arn
-from powerx_agent.adapters.workflows_store import NODE_FROM, WORKFLOW_FROM
 from powerx_agent.audit.records import GENESIS, AuditEntry, seal
 from powerx_agent.errors import AgentError
 from powerx_agent.settings import Settings, load_settings
+from powerx_agent.status import NODE_FROM, WORKFLOW_FROM
 
 REPO = Path(__file__).resolve().parents[1]
 ACCOUNT = "123456789012"
@@ -154,7 +154,7 @@ class FakeWorkflowsStore:
             item = self.items.get(key)
             if item is None or item.get("status") not in allowed_from:
                 return False
-            item.update({k: v for k, v in fields.items() if v is not None}, status=status,
+            item.update({k: v for k, v in fields.items() if v is not None}, status=str(status),
                         updated_at=round(time.time(), 3))
             return True
 

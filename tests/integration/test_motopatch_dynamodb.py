@@ -29,7 +29,7 @@ def test_given_30_audit_writes_when_streamed_then_forwarded_in_order_in_fewer_in
     chain = f"TEST#stream-{uid}"
     before = motopatch.stream_stats()
     for i in range(30):
-        get_deps().audit.append(AuditEntry("test.record", chain, tenant_id="acme", data={"i": i}))
+        get_deps().audit.append(AuditEntry("flag.changed", chain, tenant_id="acme", data={"i": i}))
     assert rt.wait_idle(30)
     after = motopatch.stream_stats()
     forwarded = _forwarded(chain)
@@ -53,7 +53,7 @@ def test_given_many_partitions_when_one_is_queried_then_exact_items_in_order_wit
     chains = [f"TEST#part-{uid}-{n}" for n in range(3)]
     for n, chain in enumerate(chains):
         for _ in range(7 + n * 4):
-            get_deps().audit.append(AuditEntry("test.record", chain, tenant_id="acme"))
+            get_deps().audit.append(AuditEntry("flag.changed", chain, tenant_id="acme"))
     assert rt.wait_idle(30)
     for n, chain in enumerate(chains):
         count = 7 + n * 4

@@ -58,7 +58,7 @@ def test_given_rebase_pinned_to_another_hash_when_checked_then_gap_remains():
 
 
 def test_given_rebase_naming_fewer_seqs_than_lost_when_checked_then_gap_remains():
-    records = build(["a", "b", "c", "d"])
+    records = build(["event.accepted", "decision", "workflow.started", "node.running"])
     lost = records[2]
     del records[1:3]
     rebase(records, [3], 4, lost["hash"])

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from fakes import FakeDeps, bus_event, fake_http
 from powerx_agent.cli.main import app
 from powerx_agent.cli.strategy_cmd import placeholder_arns
+from powerx_agent.handoffs.match import MatchMessage
 from powerx_agent.ingest.service import Ingestor
 from powerx_agent.local.demo import c1_event, c2_event
 from powerx_agent.match.service import Matcher
@@ -33,7 +34,7 @@ def _matcher_view(event_type: str, source: str, detail: dict) -> dict:
         assert Ingestor(deps, deps.metrics()).handle(bus_event(event_type, detail, source)).outcome == "accepted"
         (body,) = deps.queues.drain(deps.settings.match_queue_url)
         context = json.loads(body)
-        Matcher(deps, deps.metrics()).handle(context)
+        Matcher(deps, deps.metrics()).handle(MatchMessage.parse(body).to_dict())
     (decision,) = [r for r in deps.audit.chain(f"WF#{context['workflow_id']}") if r["kind"] == "decision"]
     executions = list(deps.state_machines.executions.values())
     started = json.loads(executions[0]["input"]) if executions else None

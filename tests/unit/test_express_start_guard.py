@@ -16,6 +16,7 @@ import pytest
 
 from fakes import FakeDeps, bus_event
 from powerx_agent.errors import RetryableError
+from powerx_agent.handoffs.match import MatchMessage
 from powerx_agent.ingest.service import Ingestor, workflow_id_for
 from powerx_agent.match.service import Matcher
 
@@ -34,7 +35,7 @@ def _match_message(deps: FakeDeps, suffix: str) -> dict[str, Any]:
 
 
 def _match(deps: FakeDeps, message: dict[str, Any]) -> dict[str, Any]:
-    return Matcher(deps, deps.metrics()).handle(json.loads(json.dumps(message)))
+    return Matcher(deps, deps.metrics()).handle(MatchMessage.parse(json.dumps(message)).to_dict())
 
 
 @pytest.fixture()

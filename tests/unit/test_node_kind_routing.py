@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from powerx_agent.errors import AttemptsExhausted, NodeInputError
+from powerx_agent.handoffs.tasks import NodeTask
 from powerx_agent.nodes.runner import NodeRunner
 
 
@@ -24,7 +25,7 @@ def test_given_plugin_node_when_sent_to_notify_function_then_refused_before_any_
     payload = {"node": {"id": "render", "kind": "plugin", "plugin": "report-renderer"},
                "workflow": {"workflow_id": "wf-1", "tenant_id": "acme", "strategy_id": "s"}}
     with pytest.raises(NodeInputError) as caught:
-        runner.run(payload, expected_kind="notify")
+        runner.run(dict(NodeTask.check(payload)), expected_kind="notify")
     assert "'plugin' node" in caught.value.message and "'notify'" in caught.value.message
 
 
@@ -35,5 +36,5 @@ def test_given_a_node_failed_for_good_in_the_express_head_when_the_continuation_
                "workflow": {"workflow_id": "wf-1", "tenant_id": "acme", "strategy_id": "s",
                             "failed_before": ["tell-owner"]}}
     with pytest.raises(AttemptsExhausted) as caught:  # no store, no downstream touched
-        NodeRunner(deps, metrics=None).run(payload, expected_kind="notify")
+        NodeRunner(deps, metrics=None).run(dict(NodeTask.check(payload)), expected_kind="notify")
     assert "failed for good in the Express head" in caught.value.message

@@ -8,6 +8,7 @@ import pytest
 
 from fakes import FakeDeps, bus_event, fake_http
 from powerx_agent.audit.chain import check_chain
+from powerx_agent.handoffs.match import MatchMessage
 from powerx_agent.ingest.service import Ingestor, workflow_id_for
 from powerx_agent.local.demo import c1_event, c2_event
 from powerx_agent.match.service import Matcher
@@ -23,7 +24,7 @@ def run_pipeline(deps: FakeDeps, event_type: str, detail: dict, source: str) -> 
     matched = []
     for body in deps.queues.drain(deps.settings.match_queue_url):
         metrics = deps.metrics()
-        matched.append(Matcher(deps, metrics).handle(json.loads(body)))
+        matched.append(Matcher(deps, metrics).handle(MatchMessage.parse(body).to_dict()))
         metrics.flush()
     return ingested, matched
 

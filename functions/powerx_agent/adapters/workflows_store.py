@@ -19,22 +19,7 @@ from typing import Any
 from powerx_agent.adapters.aws import error_code
 from powerx_agent.adapters.dynamo import all_items, fan_out, from_item, key, pages, to_item, values
 from powerx_agent.audit.shards import tenant_key, tenant_keys
-
-NODE_FROM = {
-    "RUNNING": ("PENDING", "RUNNING"),
-    "SUCCEEDED": ("PENDING", "RUNNING"),
-    "FAILED": ("PENDING", "RUNNING"),
-    "SKIPPED": ("PENDING",),
-    "ESCALATED": ("PENDING", "RUNNING", "FAILED"),
-}
-WORKFLOW_FROM = {
-    "RUNNING": ("PENDING",),
-    "SUCCEEDED": ("PENDING", "RUNNING"),
-    "FAILED": ("PENDING", "RUNNING"),
-    "ESCALATED": ("PENDING", "RUNNING", "FAILED"),
-    "STOPPED": ("PENDING", "RUNNING"),
-}
-TERMINAL = {"SUCCEEDED", "FAILED", "SKIPPED", "ESCALATED", "STOPPED"}
+from powerx_agent.status import NODE_FROM, WORKFLOW_FROM, WORKFLOW_TERMINAL, NodeStatus, WorkflowStatus
 
 
 def wf_pk(workflow_id: str) -> str:
@@ -120,10 +105,12 @@ class WorkflowsStore:
                 raise
             return False
 
-    def transition_workflow(self, workflow_id: str, status: str, **fields: Any) -> bool:
+    def transition_workflow(self, workflow_id: str, status: WorkflowStatus | str, **fields: Any) -> bool:
+        status = WorkflowStatus(status)
         return self._transition(wf_pk(workflow_id), "META", status, WORKFLOW_FROM[status], fields)
 
-    def transition_node(self, workflow_id: str, node_id: str, status: str, **fields: Any) -> bool:
+    def transition_node(self, workflow_id: str, node_id: str, status: NodeStatus | str, **fields: Any) -> bool:
+        status = NodeStatus(status)
         return self._transition(wf_pk(workflow_id), f"NODE#{node_id}", status, NODE_FROM[status], fields)
 
     def _transition(self, pk: str, sk: str, status: str, allowed_from: tuple[str, ...],
@@ -301,7 +288,7 @@ class WorkflowsStore:
         recorded one); ``previous`` (what the last generation ended with) goes to ``history``."""
         return self._new_generation(wf_pk(workflow_id), "META", "RUNNING", generation, previous, fields,
                                     remove=("finished_at", "failure", "escalation_reason"),
-                                    allowed_from=tuple(sorted(TERMINAL)))
+                                    allowed_from=tuple(sorted(WORKFLOW_TERMINAL)))
 
     def reset_node(self, workflow_id: str, node_id: str, generation: int, previous: dict[str, Any],
                    **fields: Any) -> bool:

@@ -15,11 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from powerx_agent.audit.kinds import AuditKind
 from powerx_agent.audit.records import GENESIS, record_hash
 
 # a node filled by hand (``workflow fill``) is SUCCEEDED from then on, whatever the chain said before
-NODE_KIND_STATUS = {"node.succeeded": "SUCCEEDED", "node.failed": "FAILED", "node.skipped": "SKIPPED",
-                    "node.filled": "SUCCEEDED"}
+NODE_KIND_STATUS = {AuditKind.NODE_SUCCEEDED: "SUCCEEDED", AuditKind.NODE_FAILED: "FAILED",
+                    AuditKind.NODE_SKIPPED: "SKIPPED", AuditKind.NODE_FILLED: "SUCCEEDED"}
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def rebase_cover(records: list[dict[str, Any]]) -> tuple[set[int], dict[int, str
     pins: dict[int, str] = {}
     by: dict[int, int] = {}
     for record in records:
-        if record.get("kind") != "chain.rebased" or record_hash(record) != record.get("hash"):
+        if record.get("kind") != AuditKind.CHAIN_REBASED or record_hash(record) != record.get("hash"):
             continue
         data = record.get("data") or {}
         for seq in data.get("missing_seqs") or []:
@@ -87,7 +88,7 @@ def effective_kinds(records: list[dict[str, Any]]) -> list[str]:
     kinds = []
     for record in sorted(records, key=lambda r: int(r["seq"])):
         kind = record.get("kind", "")
-        if kind == "audit.repaired" and (record.get("data") or {}).get("reconstructs"):
+        if kind == AuditKind.AUDIT_REPAIRED and (record.get("data") or {}).get("reconstructs"):
             kind = record["data"]["reconstructs"]
         kinds.append(kind)
     return kinds
@@ -99,7 +100,7 @@ def node_states(records: list[dict[str, Any]]) -> dict[str, str]:
     for record in sorted(records, key=lambda r: int(r["seq"])):
         kind = record.get("kind", "")
         data = record.get("data") or {}
-        if kind == "audit.repaired" and data.get("reconstructs") in NODE_KIND_STATUS:
+        if kind == AuditKind.AUDIT_REPAIRED and data.get("reconstructs") in NODE_KIND_STATUS:
             kind = data["reconstructs"]
         if kind in NODE_KIND_STATUS and record.get("node_id"):
             states[record["node_id"]] = NODE_KIND_STATUS[kind]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from powerx_agent.audit.kinds import AuditKind
 from powerx_agent.audit.shards import time_key
 
 GENESIS = "0" * 64
@@ -51,9 +52,10 @@ def workflow_chain(workflow_id: str) -> str:
 
 @dataclass
 class AuditEntry:
-    """What a step wants to record; the store adds sequence, time and hashes."""
+    """What a step wants to record; the store adds sequence, time and hashes. ``kind`` must be an
+    :class:`AuditKind` (a plain string naming one is accepted and checked)."""
 
-    kind: str
+    kind: AuditKind
     chain: str
     tenant_id: str | None = None
     event_id: str | None = None
@@ -65,6 +67,9 @@ class AuditEntry:
     escalation_reason: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.kind = AuditKind(self.kind)
+
 
 def seal(entry: AuditEntry, seq: int, prev_hash: str, ts: str | None = None) -> dict[str, Any]:
     """The stored record: entry fields + chain position + hash over everything else."""
@@ -75,13 +80,13 @@ def seal(entry: AuditEntry, seq: int, prev_hash: str, ts: str | None = None) -> 
         "ts": ts,
         "day": time_key(ts[:10], entry.chain),  # the time index's key, sharded (audit.shards)
         "ts_seq": f"{ts}#{entry.chain}#{seq:08d}",
-        "kind": entry.kind,
+        "kind": str(entry.kind),
         "tenant_id": entry.tenant_id,
         "event_id": entry.event_id,
         "workflow_id": entry.workflow_id,
         "strategy_id": entry.strategy_id,
         "node_id": entry.node_id,
-        "status": entry.status,
+        "status": None if entry.status is None else str(entry.status),
         "duration": entry.duration,
         "escalation_reason": entry.escalation_reason,
         "data": entry.data,

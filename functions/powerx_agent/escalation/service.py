@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from powerx_agent import spec
 from powerx_agent.adapters.downstream import Downstream
+from powerx_agent.audit.kinds import AuditKind
 from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.escalation.backlog import emit_backlog
 from powerx_agent.trace import child
@@ -53,7 +54,7 @@ def escalate(deps: Deps, metrics: Any, *, workflow_id: str, tenant_id: str, even
         if task_token is None:
             metrics.add(spec.METRICS["escalations"], 1, tenant=tenant_id, strategy=strategy_id)
         deps.audit.append(AuditEntry(
-            "escalation.opened" if task_token is None else "review.requested", workflow_chain(workflow_id),
+            AuditKind.ESCALATION_OPENED if task_token is None else AuditKind.REVIEW_REQUESTED, workflow_chain(workflow_id),
             tenant_id=tenant_id, event_id=event_id, workflow_id=workflow_id, strategy_id=strategy_id,
             node_id=node_id, status="ESCALATED" if task_token is None else "WAITING", escalation_reason=reason,
             data={"review_id": review_id, "queue": queue, "details": details}))

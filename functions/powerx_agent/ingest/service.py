@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from powerx_agent import spec, telemetry
+from powerx_agent.audit.kinds import AuditKind
 from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.errors import EventRejected, RetryableError
 from powerx_agent.json_limits import dumps as dumps_any
@@ -34,6 +35,7 @@ the bus archive keeps the whole event."""
 
 if TYPE_CHECKING:
     from powerx_agent.deps import Deps
+    from powerx_agent.handoffs.match import MatchMessage
     from powerx_agent.ingest.envelope import IncomingEvent
 
 
@@ -67,21 +69,24 @@ def check_tenant_scope(tenant: dict[str, Any] | None, tenant_id: str, event_type
                             code="tenant.event_type_not_allowed", where="detail-type")
 
 
-def build_context(incoming: IncomingEvent, tenant: dict[str, Any], workflow_id: str) -> dict[str, Any]:
+def build_context(incoming: IncomingEvent, tenant: dict[str, Any], workflow_id: str) -> MatchMessage:
+    """The match-queue message of an accepted event."""
+    # pydantic is loaded by now (the envelope model); see the module docstring
+    from powerx_agent.handoffs.match import EventRef, MatchMessage, TenantRef, TraceRef
+
     env = incoming.envelope
     # without a traceparent of its own, the event's W3C trace is the X-Ray trace that ingests it
     trace = continue_or_start(env.context.get("traceparent"), new_trace_id=telemetry.w3c_trace_id_of_xray())
-    return {
-        "workflow_id": workflow_id,
-        "tenant": {k: tenant.get(k) for k in ("tenant_id", "name", "owner", "notify", "allowed_plugins")},
-        "event": {
-            "event_type": incoming.event_type, "source": incoming.source, "bus_event_id": incoming.bus_event_id,
-            "event_id": env.event_id, "idempotency_key": env.key, "occurred_at": env.occurred_at.isoformat(),
-            "detail": env.model_dump(mode="json", exclude_none=True),
-        },
-        "trace": trace,
-        "received_at": round(time.time(), 3),
-    }
+    return MatchMessage(
+        workflow_id=workflow_id,
+        tenant=TenantRef(**{k: tenant.get(k) for k in ("tenant_id", "name", "owner", "notify", "allowed_plugins")}),
+        event=EventRef(
+            event_type=incoming.event_type, source=incoming.source, bus_event_id=incoming.bus_event_id,
+            event_id=env.event_id, idempotency_key=env.key, occurred_at=env.occurred_at.isoformat(),
+            detail=env.model_dump(mode="json", exclude_none=True)),
+        trace=TraceRef(**trace),
+        received_at=round(time.time(), 3),
+    )
 
 
 class Ingestor:
@@ -155,35 +160,35 @@ class Ingestor:
             raise RetryableError(f"event {env.tenant_id}/{env.key} is being processed by another delivery",
                                  code="idempotency.in_progress")
         context = build_context(incoming, tenant, workflow_id)
-        telemetry.bind(traceparent=context["trace"]["traceparent"])
+        telemetry.bind(traceparent=context.trace.traceparent)
         if not orchestrator_on:
             self.deps.events.finish(env.tenant_id, env.key, status="DEFERRED", outcome="deferred")
-            self.deps.audit.append(AuditEntry("event.deferred", workflow_chain(workflow_id), status="DEFERRED",
+            self.deps.audit.append(AuditEntry(AuditKind.EVENT_DEFERRED, workflow_chain(workflow_id), status="DEFERRED",
                                               data={"reason": "feature flag agent-orchestrator is off",
                                                     "event_type": incoming.event_type}, **common))
             return IngestResult("deferred", workflow_id=workflow_id)
         lineage = {"replay_of": env.replay_of, "replayed_by": env.replayed_by, "bus_event_id": incoming.bus_event_id}
         if claim.kind == "new":
             self.deps.audit.append(AuditEntry(
-                "event.accepted", workflow_chain(workflow_id), status="ACCEPTED",
+                AuditKind.EVENT_ACCEPTED, workflow_chain(workflow_id), status="ACCEPTED",
                 data={"event_type": incoming.event_type, "source": incoming.source,
                       "idempotency_key": env.key, "payload_hash": incoming.payload_hash,
-                      "traceparent": context["trace"]["traceparent"], **_xray(), **lineage}, **common))
+                      "traceparent": context.trace.traceparent, **_xray(), **lineage}, **common))
         elif claim.kind == "takeover":
             # the previous attempt claimed the key and stopped before handing the event on
             self.deps.audit.append(AuditEntry(
-                "event.takeover", workflow_chain(workflow_id), status="ACCEPTED",
+                AuditKind.EVENT_TAKEOVER, workflow_chain(workflow_id), status="ACCEPTED",
                 data={"reason": "the previous attempt's lease expired before it finished",
                       "attempts": claim.record.get("attempts"), "first_event_id": claim.record.get("event_id"),
                       "lease_until": claim.record.get("lease_until"), **lineage}, **common))
         elif claim.kind == "resumed":
             self.deps.audit.append(AuditEntry(
-                "event.resumed", workflow_chain(workflow_id), status="ACCEPTED",
+                AuditKind.EVENT_RESUMED, workflow_chain(workflow_id), status="ACCEPTED",
                 data={"reason": "deferred while agent-orchestrator was off; run on redelivery",
                       "attempts": claim.record.get("attempts"), "first_event_id": claim.record.get("event_id"),
                       **lineage}, **common))
         # UTF-8, not escaped: a CJK event would otherwise take six bytes a character in the message
-        self.deps.queues.send(self.settings.match_queue_url, json.dumps(context, ensure_ascii=False, separators=(",", ":")))
+        self.deps.queues.send(self.settings.match_queue_url, context.to_json())
         return IngestResult("accepted", workflow_id=workflow_id)
 
     def _contract_violations(self, event_type: str, payload: Any) -> list[Any]:
@@ -200,7 +205,7 @@ class Ingestor:
 
     def _duplicate(self, incoming: IncomingEvent, record: dict[str, Any], common: dict[str, Any]) -> IngestResult:
         env = incoming.envelope
-        self.deps.audit.append(AuditEntry("event.duplicate", workflow_chain(common["workflow_id"]),
+        self.deps.audit.append(AuditEntry(AuditKind.EVENT_DUPLICATE, workflow_chain(common["workflow_id"]),
                                           status="DUPLICATE",
                                           data={"first_event_id": record.get("event_id"),
                                                 "first_status": record.get("status"),
@@ -222,7 +227,7 @@ class Ingestor:
         fingerprint = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
         chain = chain or (workflow_chain(workflow_id) if workflow_id else f"REJ#{fingerprint}")
         self.deps.queues.send(self.settings.ingest_dlq_url, _dlq_body(exc, text), {"code": exc.code})
-        self.deps.audit.append(AuditEntry("event.rejected", chain, tenant_id=tenant_id, event_id=event_id,
+        self.deps.audit.append(AuditEntry(AuditKind.EVENT_REJECTED, chain, tenant_id=tenant_id, event_id=event_id,
                                           workflow_id=workflow_id, status="REJECTED", data=exc.to_dict()))
         self.metrics.add(spec.METRICS["rejected"], 1, tenant=tenant_id if registered else UNREGISTERED_TENANT,
                          code=exc.code)

@@ -15,6 +15,7 @@ from typing import Any
 
 from powerx_agent import spec
 from powerx_agent.adapters.metrics import read_emf_totals
+from powerx_agent.audit.kinds import AuditKind
 from powerx_agent.deps import get_deps
 from powerx_agent.ingest.service import workflow_id_for
 from powerx_agent.local.runtime import LocalRuntime
@@ -62,7 +63,7 @@ def _collect(rt: LocalRuntime, result: ScenarioResult, tenant_id: str, key: str,
     result.event_record = deps.events.get(tenant_id, key)
     result.workflow = deps.workflows.get(result.workflow_id)
     result.audit = sorted(deps.audit.chain(f"WF#{result.workflow_id}"), key=lambda r: r["seq"])
-    decision = next((r for r in result.audit if r["kind"] == "decision"), None)
+    decision = next((r for r in result.audit if r["kind"] == AuditKind.DECISION), None)
     if decision:
         result.decision = decision["data"]["decision"]
         result.decision_reason = decision["data"]["reason"]
@@ -112,10 +113,10 @@ def run_c1(rt: LocalRuntime, suffix: str = "") -> ScenarioResult:
     result.expect("archive started after render finished",
                   [c["path"].split("/")[3] for c in plugin_calls] == ["report-renderer", "s3-archiver"])
     result.expect("second delivery absorbed as a duplicate (one workflow)",
-                  kinds.count("workflow.started") == 1 and "event.duplicate" in kinds)
+                  kinds.count(AuditKind.WORKFLOW_STARTED) == 1 and AuditKind.EVENT_DUPLICATE in kinds)
     result.expect("audit trail: accepted, decision, started, every node, succeeded",
-                  {"event.accepted", "decision", "workflow.started", "node.succeeded", "node.skipped",
-                   "workflow.succeeded"} <= set(kinds))
+                  {AuditKind.EVENT_ACCEPTED, "decision", AuditKind.WORKFLOW_STARTED, AuditKind.NODE_SUCCEEDED, AuditKind.NODE_SKIPPED,
+                   AuditKind.WORKFLOW_SUCCEEDED} <= set(kinds))
     result.ok = all(holds for _, holds in result.expectations)
     return result
 
@@ -135,7 +136,7 @@ def run_c2(rt: LocalRuntime, suffix: str = "") -> ScenarioResult:
     _collect(rt, result, "acme", key, since)
     reviews = [c for c in result.downstream if c["path"] == "/ops/manual-review"]
     notes = [c for c in result.downstream if c["path"] == "/notifications/agent-task"]
-    escalations = [r for r in result.audit if r["kind"] == "escalation.opened"]
+    escalations = [r for r in result.audit if r["kind"] == AuditKind.ESCALATION_OPENED]
     result.expect("no strategy matched", result.decision is not None and result.decision.get("selected") is None)
     result.expect("manual review work order sent to /ops/manual-review with reason no_strategy_matched",
                   len(reviews) == 1 and reviews[0]["body"]["reason"] == "no_strategy_matched")

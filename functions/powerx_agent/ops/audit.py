@@ -31,24 +31,24 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from powerx_agent.audit.chain import Gap, check_chain, effective_kinds, node_states
+from powerx_agent.audit.kinds import WORKFLOW_OUTCOMES, AuditKind
+from powerx_agent.status import NODE_TERMINAL, WORKFLOW_ACTIVE, WORKFLOW_TERMINAL, NodeStatus, WorkflowStatus
 
 if TYPE_CHECKING:
     from powerx_agent.deps import Deps
 
-ACCEPTANCE = {"event.accepted", "event.deferred"}
-TERMINAL = {"workflow.succeeded", "workflow.escalated", "workflow.failed", "workflow.stopped", "escalation.opened"}
-SELF_TERMINAL = {"event.deferred", "event.duplicate", "event.rejected"}
+ACCEPTANCE = {AuditKind.EVENT_ACCEPTED, AuditKind.EVENT_DEFERRED}
+SELF_TERMINAL = {AuditKind.EVENT_DEFERRED, AuditKind.EVENT_DUPLICATE, AuditKind.EVENT_REJECTED}
 WF_TERMINAL_FOR_STATUS = {
-    "SUCCEEDED": {"workflow.succeeded"},
-    "ESCALATED": {"workflow.escalated", "escalation.opened"},
-    "FAILED": {"workflow.failed", "workflow.escalated"},
-    "STOPPED": {"workflow.stopped"},
+    WorkflowStatus.SUCCEEDED: {AuditKind.WORKFLOW_SUCCEEDED},
+    WorkflowStatus.ESCALATED: {AuditKind.WORKFLOW_ESCALATED, AuditKind.ESCALATION_OPENED},
+    WorkflowStatus.FAILED: {AuditKind.WORKFLOW_FAILED, AuditKind.WORKFLOW_ESCALATED},
+    WorkflowStatus.STOPPED: {AuditKind.WORKFLOW_STOPPED},
 }
 # what a node item may say once the chain says X (escalation moves FAILED nodes on to ESCALATED
 # without an audit record of its own)
-NODE_COMPATIBLE = {"SUCCEEDED": {"SUCCEEDED"}, "SKIPPED": {"SKIPPED"}, "FAILED": {"FAILED", "ESCALATED"}}
-NODE_TERMINAL = {"SUCCEEDED", "FAILED", "SKIPPED", "ESCALATED", "STOPPED"}
-WF_ACTIVE = {"PENDING", "RUNNING"}
+NODE_COMPATIBLE = {NodeStatus.SUCCEEDED: {NodeStatus.SUCCEEDED}, NodeStatus.SKIPPED: {NodeStatus.SKIPPED},
+                   NodeStatus.FAILED: {NodeStatus.FAILED, NodeStatus.ESCALATED}}
 
 
 @dataclass
@@ -185,29 +185,29 @@ def verify(deps: Deps, tenant: str | None = None, since: str | None = None,
         kinds = effective_kinds(records)
         meta = scope.workflows.get(workflow_id)
         event = events_by_wf.get(workflow_id)
-        running = bool(meta and meta.get("status") in WF_ACTIVE
+        running = bool(meta and meta.get("status") in WORKFLOW_ACTIVE
                        and execution_status(deps, meta.get("execution_arn"), meta.get("created_at"))
                        in ("RUNNING", "UNKNOWN"))
         has = set(kinds)
-        if "decision" in has:
+        if AuditKind.DECISION in has:
             if not has & ACCEPTANCE:
                 unit_gaps[chain].append(Gap(chain, "event.no_acceptance",
                                             "a decision without the event's acceptance record", None, workflow_id))
-            if not has & TERMINAL:
-                if running or event_in_flight(event) or (meta and meta.get("status") in WF_ACTIVE
+            if not has & WORKFLOW_OUTCOMES:
+                if running or event_in_flight(event) or (meta and meta.get("status") in WORKFLOW_ACTIVE
                                                         and not meta.get("execution_arn")):
                     in_flight[chain] = {"unit": chain, "workflow_id": workflow_id,
                                         "status": (meta or {}).get("status") or (event or {}).get("status")}
                 else:
                     unit_gaps[chain].append(Gap(chain, "event.no_outcome",
                                                 "decision recorded but no terminal outcome", None, workflow_id))
-        elif "event.accepted" in has:
+        elif AuditKind.EVENT_ACCEPTED in has:
             if event_in_flight(event):
                 in_flight[chain] = {"unit": chain, "workflow_id": workflow_id, "status": "IN_PROGRESS"}
             else:
                 unit_gaps[chain].append(Gap(chain, "event.no_decision", "accepted event has no decision record",
                                             None, workflow_id))
-        elif not has & SELF_TERMINAL and not has & TERMINAL:
+        elif not has & SELF_TERMINAL and not has & WORKFLOW_OUTCOMES:
             unit_gaps[chain].append(Gap(chain, "event.no_acceptance",
                                         f"chain holds {sorted(has)} but no acceptance, decision or outcome",
                                         None, workflow_id))
@@ -227,10 +227,10 @@ def verify(deps: Deps, tenant: str | None = None, since: str | None = None,
                                            f"has no audit chain {chain}", None, workflow_id))
             continue
         units.add(chain)
-        if event.get("status") == "COMPLETED" and "decision" not in kinds:
+        if event.get("status") == "COMPLETED" and AuditKind.DECISION not in kinds:
             unit_gaps[chain].append(Gap(chain, "event.no_decision", "agent_events says COMPLETED but the chain "
                                         "has no decision", None, workflow_id))
-        if event.get("status") == "DEFERRED" and "event.deferred" not in kinds:
+        if event.get("status") == "DEFERRED" and AuditKind.EVENT_DEFERRED not in kinds:
             unit_gaps[chain].append(Gap(chain, "event.no_deferral", "agent_events says DEFERRED but the chain "
                                         "has no event.deferred", None, workflow_id))
 
@@ -243,14 +243,14 @@ def verify(deps: Deps, tenant: str | None = None, since: str | None = None,
         status = meta.get("status")
         # a workflow stopped before its execution started (a lost Express start) ended without one
         never_started = status == "STOPPED" and not meta.get("execution_arn")
-        if "workflow.started" not in kinds and status not in WF_ACTIVE | {None} and not never_started:
+        if AuditKind.WORKFLOW_STARTED not in kinds and status not in WORKFLOW_ACTIVE | {None} and not never_started:
             unit_gaps[chain].append(Gap(chain, "workflow.no_start", f"workflow is {status} in agent_workflows "
                                         "but the chain has no workflow.started", None, workflow_id))
         wanted = WF_TERMINAL_FOR_STATUS.get(str(status))
         if wanted and not kinds & wanted:
             unit_gaps[chain].append(Gap(chain, "workflow.no_terminal", f"workflow is {status} in agent_workflows "
                                         f"but the chain has none of {sorted(wanted)}", None, workflow_id))
-        if status in WF_ACTIVE:
+        if status in WORKFLOW_ACTIVE:
             exec_status = execution_status(deps, meta.get("execution_arn"), meta.get("created_at")) \
                 if meta.get("execution_arn") else "NONE"
             if exec_status in ("RUNNING", "UNKNOWN") or (exec_status == "NONE" and now - float(meta.get("created_at") or 0)
@@ -273,7 +273,7 @@ def verify(deps: Deps, tenant: str | None = None, since: str | None = None,
                 unit_gaps[chain].append(Gap(chain, "node.status_mismatch", f"node {node_id}: the chain says "
                                             f"{audited}, agent_workflows says {item['status']}", None, workflow_id,
                                             node_id))
-        if status in NODE_TERMINAL:
+        if status in WORKFLOW_TERMINAL:
             for node_id, item in sorted(nodes.items()):
                 if item.get("status") and item["status"] not in NODE_TERMINAL:
                     unit_gaps[chain].append(Gap(chain, "node.orphaned", f"node {node_id} is {item['status']} "

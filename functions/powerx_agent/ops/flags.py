@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from powerx_agent import spec
+from powerx_agent.audit.kinds import AuditKind
 from powerx_agent.audit.records import AuditEntry
 from powerx_agent.errors import AgentError
 
@@ -76,7 +77,7 @@ def set_flag(deps: Deps, name: str, on: bool, by: str, store: Any = None) -> Fla
     description = f"{name} {'on' if on else 'off'} by {by}"
     result = store.write(flags, description)
     record = deps.audit.append(AuditEntry(
-        "flag.changed", FLAGS_CHAIN, status="ON" if on else "OFF",
+        AuditKind.FLAG_CHANGED, FLAGS_CHAIN, status="ON" if on else "OFF",
         data={"flag": name, "from": "on" if before else "off", "to": "on" if on else "off", "by": by, **result}))
     deps.flags.invalidate()
     return FlagChange(name, before, on, by, result, int(record["seq"]))

@@ -32,12 +32,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from powerx_agent import spec
+from powerx_agent.audit.kinds import AuditKind
 
 if TYPE_CHECKING:
     from powerx_agent.deps import Deps
 
-CLOSING = ("review.closed", "review.approved", "review.rejected", "review.cancelled")
-TERMINAL = ("workflow.succeeded", "workflow.escalated", "workflow.failed", "workflow.stopped")
+CLOSING = (AuditKind.REVIEW_CLOSED, "review.approved", "review.rejected", AuditKind.REVIEW_CANCELLED)
+TERMINAL = (AuditKind.WORKFLOW_SUCCEEDED, AuditKind.WORKFLOW_ESCALATED, AuditKind.WORKFLOW_FAILED,
+            AuditKind.WORKFLOW_STOPPED)
 
 
 def p95(values: list[float]) -> float | None:
@@ -131,31 +133,31 @@ def from_records(records: list[dict[str, Any]]) -> Figures:
     for record in records:
         kind = record.get("kind")
         data = record.get("data") or {}
-        if kind == "audit.repaired" and data.get("reconstructs"):
+        if kind == AuditKind.AUDIT_REPAIRED and data.get("reconstructs"):
             kind = data["reconstructs"]  # a reconstructed record counts as the record it stands for
-        if kind == "decision":
+        if kind == AuditKind.DECISION:
             figures.decisions += 1
             figures.matched += 1 if record.get("status") == "MATCHED" else 0
-        elif kind == "workflow.started":
+        elif kind == AuditKind.WORKFLOW_STARTED:
             figures.generated += 1
             if record.get("duration") is not None:
                 figures.latencies.append(float(record["duration"]))
-        elif kind == "node.succeeded":
+        elif kind == AuditKind.NODE_SUCCEEDED:
             figures.node_success += 1
-        elif kind == "node.failed":
+        elif kind == AuditKind.NODE_FAILED:
             figures.node_failure += 1
-        elif kind == "escalation.opened":
+        elif kind == AuditKind.ESCALATION_OPENED:
             figures.escalations += 1
         elif kind in TERMINAL:
             figures.finished += 1
-            figures.automated += 1 if kind == "workflow.succeeded" and data.get("automated") else 0
-        elif kind == "event.rejected":
+            figures.automated += 1 if kind == AuditKind.WORKFLOW_SUCCEEDED and data.get("automated") else 0
+        elif kind == AuditKind.EVENT_REJECTED:
             figures.rejected += 1
-        elif kind == "event.duplicate":
+        elif kind == AuditKind.EVENT_DUPLICATE:
             figures.duplicates += 1
-        if kind in ("escalation.opened", "review.requested") and data.get("review_id"):
+        if kind in (AuditKind.ESCALATION_OPENED, AuditKind.REVIEW_REQUESTED) and data.get("review_id"):
             opened.add(str(data["review_id"]))
-        elif kind in CLOSING or (isinstance(kind, str) and kind.startswith("review.") and kind != "review.requested"):
+        elif kind in CLOSING or (isinstance(kind, str) and kind.startswith("review.") and kind != AuditKind.REVIEW_REQUESTED):
             review_id = data.get("review_id") or data.get("id")
             if review_id:
                 closed.add(str(review_id))

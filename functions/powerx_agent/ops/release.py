@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from powerx_agent import spec
 from powerx_agent.adapters.releases import LambdaReleases
+from powerx_agent.audit.kinds import AuditKind
 from powerx_agent.audit.records import AuditEntry
 from powerx_agent.errors import AgentError
 
@@ -145,13 +146,13 @@ def rollback(deps: Deps, by: str, reason: str, to: str | None = None, dry_run: b
                 moved.append(key)
     except Exception as exc:  # noqa: BLE001 - put back what moved, then report
         restored, stuck = _restore(store, deps.settings, moves, moved, found)
-        deps.audit.append(AuditEntry("release.rollback_failed", CHAIN, status="FAILED", data={
+        deps.audit.append(AuditEntry(AuditKind.RELEASE_ROLLBACK_FAILED, CHAIN, status="FAILED", data={
             **result, "error": str(exc)[:1000], "restored": restored, "not_restored": stuck}))
         raise AgentError(f"moving the aliases to release {target.release_id} failed ({exc}); "
                          + (f"moved back: {', '.join(restored)}" if restored else "nothing had moved")
                          + (f"; still on {target.release_id}, move them by hand: {', '.join(stuck)}" if stuck else ""),
                          code="release.rollback_failed", details={"restored": restored, "not_restored": stuck}) from None
-    record = deps.audit.append(AuditEntry("release.rolled_back", CHAIN, status="ROLLED_BACK", data=result))
+    record = deps.audit.append(AuditEntry(AuditKind.RELEASE_ROLLED_BACK, CHAIN, status="ROLLED_BACK", data=result))
     return {**result, "audit": f"{CHAIN}#{record['seq']}"}
 
 

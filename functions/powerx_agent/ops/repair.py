@@ -43,11 +43,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from powerx_agent.audit.chain import check_chain, effective_kinds, node_states
+from powerx_agent.audit.kinds import WORKFLOW_OUTCOMES, AuditKind
 from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.ops.audit import (
-    NODE_TERMINAL,
-    TERMINAL,
-    WF_ACTIVE,
     WF_TERMINAL_FOR_STATUS,
     _epoch,
     execution_status,
@@ -55,16 +53,17 @@ from powerx_agent.ops.audit import (
     normalise_since,
 )
 from powerx_agent.ops.history import EXEC_TO_WF, History, load_history, node_ids_from_definition
+from powerx_agent.status import NODE_TERMINAL, WORKFLOW_ACTIVE, WORKFLOW_TERMINAL
 
 if TYPE_CHECKING:
     from powerx_agent.deps import Deps
 
 OPS_CHAIN = "OPS#repair"
-WF_KIND = {"SUCCEEDED": "workflow.succeeded", "FAILED": "workflow.failed", "STOPPED": "workflow.stopped",
-           "ESCALATED": "workflow.escalated"}
-NODE_KIND = {"SUCCEEDED": "node.succeeded", "FAILED": "node.failed", "SKIPPED": "node.skipped",
-             "ESCALATED": "node.failed"}
-METERED = {"workflow.started": "generated", "node.succeeded": "node_success", "node.failed": "node_failure"}
+WF_KIND = {"SUCCEEDED": AuditKind.WORKFLOW_SUCCEEDED, "FAILED": AuditKind.WORKFLOW_FAILED, "STOPPED": AuditKind.WORKFLOW_STOPPED,
+           "ESCALATED": AuditKind.WORKFLOW_ESCALATED}
+NODE_KIND = {"SUCCEEDED": AuditKind.NODE_SUCCEEDED, "FAILED": AuditKind.NODE_FAILED, "SKIPPED": AuditKind.NODE_SKIPPED,
+             "ESCALATED": AuditKind.NODE_FAILED}
+METERED = {AuditKind.WORKFLOW_STARTED: "generated", AuditKind.NODE_SUCCEEDED: "node_success", AuditKind.NODE_FAILED: "node_failure"}
 EXECUTION_RETENTION_DAYS = 90  # Step Functions keeps closed standard executions this long
 # The engine writes a status first and its audit record right after (two writes, no transaction): in a
 # running workflow, a status younger than this may be between the two, so its record is not missing yet
@@ -130,7 +129,7 @@ class Repair:
         if reconstructs:
             data["reconstructs"] = reconstructs
         self.deps.audit.append(AuditEntry(
-            "audit.repaired", workflow_chain(workflow_id), tenant_id=meta.get("tenant_id"),
+            AuditKind.AUDIT_REPAIRED, workflow_chain(workflow_id), tenant_id=meta.get("tenant_id"),
             event_id=meta.get("event_id"), workflow_id=workflow_id, strategy_id=meta.get("strategy_id"),
             data=data, **fields))
 
@@ -239,7 +238,7 @@ class Repair:
                       event: dict[str, Any] | None) -> None:
         status = str(meta.get("status"))
         arn = meta.get("execution_arn")
-        if status in WF_ACTIVE and arn:
+        if status in WORKFLOW_ACTIVE and arn:
             exec_status = execution_status(self.deps, arn, meta.get("created_at"))
             if exec_status == "UNKNOWN":
                 return  # an Express execution no log record speaks of (yet): nothing to conclude
@@ -261,8 +260,8 @@ class Repair:
                 return
         nodes = meta.get("nodes") or {}
         audited = node_states(records)
-        history = self.history(arn, meta.get("created_at")) if arn and (status not in WF_ACTIVE or audited) else None
-        if arn and history is None and status not in WF_ACTIVE and self._gone_recently(meta):
+        history = self.history(arn, meta.get("created_at")) if arn and (status not in WORKFLOW_ACTIVE or audited) else None
+        if arn and history is None and status not in WORKFLOW_ACTIVE and self._gone_recently(meta):
             self.add(Finding("workflow.execution_gone", workflow_id,
                              f"workflow ended {status} but execution {arn} does not exist (within the "
                              f"{EXECUTION_RETENTION_DAYS}-day retention of Step Functions)",
@@ -274,14 +273,14 @@ class Repair:
             expected_nodes |= set(node_ids_from_definition(history.definition))
         for node_id in sorted(expected_nodes - set(nodes)):
             target = audited.get(node_id) or (history.node_outcome(node_id) if history else None)
-            if status in WF_ACTIVE and target is None:
+            if status in WORKFLOW_ACTIVE and target is None:
                 target = "PENDING"
-            target = target or ("SKIPPED" if status in NODE_TERMINAL else "PENDING")
+            target = target or ("SKIPPED" if status in WORKFLOW_TERMINAL else "PENDING")
             self.add(Finding("node.status_missing", f"{workflow_id}/{node_id}",
                              f"node {node_id} has no status item (chain says {audited.get(node_id) or '-'})",
                              f"recreate the node item with status {target}",
                              action=lambda n=node_id, t=target: self._restore_node(workflow_id, meta, n, t, records)))
-        if status in NODE_TERMINAL:
+        if status in WORKFLOW_TERMINAL:
             for node_id, item in sorted(nodes.items()):
                 if item.get("status") and item["status"] not in NODE_TERMINAL:
                     self.add(Finding("node.orphaned", f"{workflow_id}/{node_id}",
@@ -363,7 +362,7 @@ class Repair:
                     review["review_id"], "cancelled", self.by, "execution_missing: the task token died with it"):
                 closed.append(review["review_id"])
                 self.deps.audit.append(AuditEntry(
-                    "review.cancelled", workflow_chain(workflow_id), tenant_id=tenant_id,
+                    AuditKind.REVIEW_CANCELLED, workflow_chain(workflow_id), tenant_id=tenant_id,
                     event_id=meta.get("event_id"), workflow_id=workflow_id, strategy_id=meta.get("strategy_id"),
                     node_id=review.get("node_id"), status="CANCELLED", escalation_reason="execution_missing",
                     data={"review_id": review["review_id"], "by": self.by, "repair_run": self.run_id,
@@ -383,7 +382,7 @@ class Repair:
                            status=outcome, data={"action": "node_settled", "reason": "execution_missing"})
         self._meter(meta, [NODE_KIND[outcome] for outcome in settled.values()])
         kinds = set(effective_kinds(self.deps.audit.chain(workflow_chain(workflow_id))))
-        self._repaired(workflow_id, meta, None if kinds & WF_TERMINAL_FOR_STATUS["ESCALATED"] else "workflow.escalated",
+        self._repaired(workflow_id, meta, None if kinds & WF_TERMINAL_FOR_STATUS["ESCALATED"] else AuditKind.WORKFLOW_ESCALATED,
                        "repair (execution missing)", status="ESCALATED", escalation_reason="execution_missing",
                        data={"action": "workflow_escalated", "reason": "execution_missing",
                              "execution_arn": meta.get("execution_arn"), "review_id": result.get("review_id"),
@@ -424,17 +423,17 @@ class Repair:
 
         # a META recreated from an execution proves no acceptance: only agent_events can
         recreated_alone = bool(meta.get("recreated_by")) and event is None
-        if not kinds & {"event.accepted", "event.deferred"} and (event or meta) and not recreated_alone:
+        if not kinds & {AuditKind.EVENT_ACCEPTED, AuditKind.EVENT_DEFERRED} and (event or meta) and not recreated_alone:
             src = event or meta
-            wanted.append(("event.accepted", {"status": "ACCEPTED", "source": "agent_events" if event else
+            wanted.append((AuditKind.EVENT_ACCEPTED, {"status": "ACCEPTED", "source": "agent_events" if event else
                                               "agent_workflows",
                                               "data": {k: src.get(k) for k in ("event_type", "idempotency_key",
                                                                                "payload_hash") if src.get(k)}}))
-        if "decision" not in kinds and meta.get("decision") and not settling(meta):
-            wanted.append(("decision", {"status": "MATCHED", "source": "agent_workflows META.decision",
+        if AuditKind.DECISION not in kinds and meta.get("decision") and not settling(meta):
+            wanted.append((AuditKind.DECISION, {"status": "MATCHED", "source": "agent_workflows META.decision",
                                         "data": {"decision": meta["decision"]}}))
-        if "workflow.started" not in kinds and meta.get("execution_arn") and not settling(meta):
-            wanted.append(("workflow.started", {"status": "RUNNING", "source": "agent_workflows + execution history",
+        if AuditKind.WORKFLOW_STARTED not in kinds and meta.get("execution_arn") and not settling(meta):
+            wanted.append((AuditKind.WORKFLOW_STARTED, {"status": "RUNNING", "source": "agent_workflows + execution history",
                                                 "data": {"execution_arn": meta["execution_arn"],
                                                          "strategy_version": meta.get("strategy_version"),
                                                          "started_at": history.started_at() if history else None}}))
@@ -448,7 +447,7 @@ class Repair:
                                                             "duration": item.get("duration")}}))
         status = str(meta.get("status"))
         terminal = WF_TERMINAL_FOR_STATUS.get(status)
-        if terminal and not kinds & terminal and not (status == "ESCALATED" and kinds & TERMINAL):
+        if terminal and not kinds & terminal and not (status == "ESCALATED" and kinds & WORKFLOW_OUTCOMES):
             wanted.append((WF_KIND[status], {"status": status, "source": "agent_workflows META",
                                              "data": {"duration": meta.get("duration"),
                                                       "escalation_reason": meta.get("escalation_reason")}}))
@@ -503,11 +502,11 @@ class Repair:
                                 "last_good_seq": expected - 1 if expected > 1 else None,
                                 "last_good_hash": by_seq[expected - 1]["hash"] if expected - 1 in by_seq else None})
             expected = seq + 1
-        repaired = [int(r["seq"]) for r in records if r.get("kind") == "audit.repaired"
+        repaired = [int(r["seq"]) for r in records if r.get("kind") == AuditKind.AUDIT_REPAIRED
                     and (r.get("data") or {}).get("repair_run") == self.run_id]
         first = records[0]
         self.deps.audit.append(AuditEntry(
-            "chain.rebased", chain, tenant_id=first.get("tenant_id"), workflow_id=first.get("workflow_id"),
+            AuditKind.CHAIN_REBASED, chain, tenant_id=first.get("tenant_id"), workflow_id=first.get("workflow_id"),
             event_id=first.get("event_id"),
             data={"missing_seqs": missing, "resumes": resumes, "repair_run": self.run_id, "by": self.by,
                   "reconstructed_seqs": repaired,
@@ -539,7 +538,7 @@ class Repair:
             except Exception as exc:  # noqa: BLE001 - reported per finding, the run goes on
                 finding.error = f"{type(exc).__name__}: {exc}"
             self.deps.audit.append(AuditEntry(
-                "repair.applied" if finding.applied else "repair.failed", OPS_CHAIN,
+                AuditKind.REPAIR_APPLIED if finding.applied else AuditKind.REPAIR_FAILED, OPS_CHAIN,
                 status="APPLIED" if finding.applied else "FAILED",
                 data={"repair_run": self.run_id, "by": self.by, **finding.to_dict()}))
         return self.findings

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from powerx_agent.audit.kinds import AuditKind
 from powerx_agent.audit.records import AuditEntry
 from powerx_agent.errors import AgentError
 from powerx_agent.strategy.loader import load_strategy_text, strategy_files
@@ -72,7 +73,7 @@ def publish(deps: Deps, path: Path, author: str) -> list[Published]:
         item = deps.strategies.publish(strategy.id, strategy.version, text, author)
         already = before is not None
         if not already:
-            deps.audit.append(AuditEntry("strategy.published", chain(strategy.id), strategy_id=strategy.id,
+            deps.audit.append(AuditEntry(AuditKind.STRATEGY_PUBLISHED, chain(strategy.id), strategy_id=strategy.id,
                                          status="PENDING", data={"version": strategy.version, "author": author,
                                                                  "sha256": item["sha256"], "source": file.name}))
         results.append(Published(strategy.id, strategy.version, str(file), item["sha256"], already))
@@ -92,7 +93,7 @@ def approve(deps: Deps, strategy_id: str, version: int, approver: str, reason: s
     required = deps.settings.require_other_approver if require_other_approver is None else require_other_approver
     result = deps.strategies.approve(strategy_id, version, approver, reason, require_other_approver=required)
     alias = deps.state_machines.point_alias(strategy_id, version)
-    deps.audit.append(AuditEntry("strategy.approved", chain(strategy_id), strategy_id=strategy_id, status="ACTIVE",
+    deps.audit.append(AuditEntry(AuditKind.STRATEGY_APPROVED, chain(strategy_id), strategy_id=strategy_id, status="ACTIVE",
                                  data={"version": version, "approver": approver, "reason": reason,
                                        "author": item.get("author"), "previous": result.get("previous"),
                                        "revision": result.get("revision"), "alias": alias}))
@@ -104,7 +105,7 @@ def rollback(deps: Deps, strategy_id: str, actor: str, to_version: int | None = 
     the strategy's state-machine alias back when that version's state machine exists."""
     result = deps.strategies.rollback(strategy_id, actor, to_version)
     alias = deps.state_machines.point_alias(strategy_id, int(result["version"]))
-    deps.audit.append(AuditEntry("strategy.rolled_back", chain(strategy_id), strategy_id=strategy_id,
+    deps.audit.append(AuditEntry(AuditKind.STRATEGY_ROLLED_BACK, chain(strategy_id), strategy_id=strategy_id,
                                  status="ACTIVE", data={"version": result["version"], "from": result.get("previous"),
                                                         "actor": actor, "revision": result.get("revision"),
                                                         "alias": alias}))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from powerx_agent.audit.kinds import AuditKind
 from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.errors import AgentError
 from powerx_agent.escalation.backlog import emit_backlog
@@ -13,8 +14,6 @@ from powerx_agent.escalation.backlog import emit_backlog
 if TYPE_CHECKING:
     from powerx_agent.deps import Deps
 
-ACTIVE = ("PENDING", "RUNNING")
-TERMINAL = ("SUCCEEDED", "FAILED", "ESCALATED", "STOPPED")
 _ROUTING_FIELDS = ("pk", "sk", "gsi1pk", "gsi1sk", "task_token")
 
 
@@ -52,7 +51,7 @@ def close_reviews(deps: Deps, metrics: Any, meta: dict[str, Any], outcome: str, 
             continue
         if deps.workflows.close_review(review["review_id"], outcome, by, reason):
             closed.append(review["review_id"])
-            audit_takeover(deps, "review.closed", meta, node_id=review.get("node_id"), status=outcome.upper(),
+            audit_takeover(deps, AuditKind.REVIEW_CLOSED, meta, node_id=review.get("node_id"), status=outcome.upper(),
                    data={"outcome": outcome, "reason": reason, "actor": by, "id": review["review_id"]})
     if closed:
         emit_backlog(deps, metrics)

@@ -17,6 +17,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from powerx_agent.adapters.execution_logs import is_express_execution
+from powerx_agent.audit.kinds import AuditKind
 from powerx_agent.audit.records import workflow_chain
 from powerx_agent.errors import AgentError
 from powerx_agent.redaction import redact
@@ -130,10 +131,10 @@ def render_view(deps: Deps, workflow_id: str) -> str:
     svg = to_svg(definition, status) if definition else '<p class="muted">state machine definition unavailable</p>'
 
     decision = meta.get("decision") or next(((r.get("data") or {}).get("decision") for r in chain
-                                             if r.get("kind") == "decision"), None)
-    reason = next(((r.get("data") or {}).get("reason") for r in chain if r.get("kind") == "decision"), "")
+                                             if r.get("kind") == AuditKind.DECISION), None)
+    reason = next(((r.get("data") or {}).get("reason") for r in chain if r.get("kind") == AuditKind.DECISION), "")
     event_record = deps.events.get(meta["tenant_id"], meta["idempotency_key"]) if meta.get("idempotency_key") else None
-    accepted = next((r for r in chain if r.get("kind") == "event.accepted"), None)
+    accepted = next((r for r in chain if r.get("kind") == AuditKind.EVENT_ACCEPTED), None)
     execution_input = (execution or {}).get("input") or {}
     event_view = redact({
         "event_id": meta.get("event_id"), "event_type": meta.get("event_type"), "tenant_id": meta.get("tenant_id"),

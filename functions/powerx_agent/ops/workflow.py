@@ -24,17 +24,17 @@ from typing import TYPE_CHECKING, Any
 
 from powerx_agent import spec
 from powerx_agent.adapters.execution_logs import is_express_execution
+from powerx_agent.audit.kinds import AuditKind
 from powerx_agent.escalation.backlog import emit_backlog
 from powerx_agent.nodes.runner import callback_id_for, small
 from powerx_agent.ops.takeover import (
-    ACTIVE,
-    TERMINAL,
     TakeoverError,
     audit_takeover,
     close_reviews,
     meta_of,
     public_review,
 )
+from powerx_agent.status import WORKFLOW_ACTIVE, WORKFLOW_TERMINAL
 from powerx_agent.strategy.loader import load_strategy_text, strategy_files
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ def plan_retry(statuses: dict[str, str], edges: dict[str, Iterable[str]],
 def retry_workflow(deps: Deps, metrics: Any, workflow_id: str, by: str,
                    from_node: str | None = None) -> dict[str, Any]:
     meta = meta_of(deps, workflow_id)
-    if meta.get("status") not in TERMINAL:
+    if meta.get("status") not in WORKFLOW_TERMINAL:
         raise TakeoverError(f"workflow {workflow_id} is {meta.get('status')}; retry a finished workflow "
                             "(stop it first: powerx-agent workflow stop)", code="takeover.not_finished")
     execution = _execution(deps, meta.get("execution_arn"), meta.get("created_at"))
@@ -179,7 +179,7 @@ def retry_workflow(deps: Deps, metrics: Any, workflow_id: str, by: str,
         before = {"generation": item.get("generation", 1), "status": item.get("status"),
                   "attempts": item.get("attempts"), "error": item.get("error"), "filled_by": item.get("filled_by")}
         if deps.workflows.reset_node(workflow_id, node_id, generation, before):
-            audit_takeover(deps, "node.reset", meta, node_id=node_id, status="PENDING",
+            audit_takeover(deps, AuditKind.NODE_RESET, meta, node_id=node_id, status="PENDING",
                    data={"from_status": item.get("status"), "generation": generation, "actor": by,
                          "why": "retry from this node" if node_id == from_node else
                                 ("after the retried node" if item.get("status") == "SUCCEEDED" else "did not succeed")})
@@ -196,11 +196,11 @@ def retry_workflow(deps: Deps, metrics: Any, workflow_id: str, by: str,
     except Exception as exc:
         deps.workflows.transition_workflow(workflow_id, "FAILED", failure={"error": "retry.start_failed",
                                                                            "message": str(exc)[:500]})
-        audit_takeover(deps, "workflow.failed", meta, status="FAILED",
+        audit_takeover(deps, AuditKind.WORKFLOW_FAILED, meta, status="FAILED",
                data={"reason": "retry could not start", "generation": generation, "error": str(exc)[:500]})
         raise
     deps.workflows.update_meta(workflow_id, execution_arn=arn)
-    audit_takeover(deps, "workflow.retried", meta, status="RUNNING",
+    audit_takeover(deps, AuditKind.WORKFLOW_RETRIED, meta, status="RUNNING",
            data={"generation": generation, "from_status": meta.get("status"), "from_node": from_node,
                  "reset": reset, "reuse": reuse, "execution_arn": arn, "previous_execution": meta.get("execution_arn"),
                  "closed_reviews": closed, "actor": by})
@@ -244,11 +244,11 @@ def fill_node(deps: Deps, metrics: Any, workflow_id: str, node_id: str, output: 
     resumed = False
     if token is not None:
         resumed = deps.state_machines.succeed_task(token, json.dumps(stored, default=str))
-    audit_takeover(deps, "node.filled", meta, node_id=node_id, status="SUCCEEDED",
+    audit_takeover(deps, AuditKind.NODE_FILLED, meta, node_id=node_id, status="SUCCEEDED",
            data={"actor": by, "from_status": status, "via": via, "resumed": resumed, "generation": generation,
                  "output": stored})
     hint = None
-    if not resumed and meta.get("status") in TERMINAL:
+    if not resumed and meta.get("status") in WORKFLOW_TERMINAL:
         hint = f"powerx-agent workflow retry {workflow_id}  (reuses {node_id} and runs what is left)"
     return {"workflow_id": workflow_id, "node_id": node_id, "from_status": status, "via": via,
             "resumed": resumed, "next": hint}
@@ -260,7 +260,7 @@ def fill_node(deps: Deps, metrics: Any, workflow_id: str, node_id: str, output: 
 def stop_workflow(deps: Deps, metrics: Any, workflow_id: str, by: str, reason: str = "stopped by operator",
                   meta: dict[str, Any] | None = None) -> dict[str, Any]:
     meta = meta or meta_of(deps, workflow_id)
-    if meta.get("status") not in ACTIVE:
+    if meta.get("status") not in WORKFLOW_ACTIVE:
         raise TakeoverError(f"workflow {workflow_id} is {meta.get('status')}, not running", code="takeover.not_running")
     execution_status = None
     generation = int(meta.get("generation") or 1)
@@ -306,7 +306,7 @@ def stop_workflow(deps: Deps, metrics: Any, workflow_id: str, by: str, reason: s
                                data={"reason": skipped, "actor": by})
     closed = close_reviews(deps, metrics, meta, "stopped", by, reason)
     if changed:
-        audit_takeover(deps, "workflow.stopped", meta, status="STOPPED",
+        audit_takeover(deps, AuditKind.WORKFLOW_STOPPED, meta, status="STOPPED",
                data={"actor": by, "reason": reason, "execution_status": execution_status, "closed_reviews": closed})
     return {"workflow_id": workflow_id, "status": "STOPPED", "execution_status": execution_status,
             "closed_reviews": closed, "changed": changed}
@@ -316,8 +316,8 @@ def stop_tenant(deps: Deps, metrics: Any, tenant_id: str, by: str,
                 reason: str = "stopped by operator") -> list[dict[str, Any]]:
     stopped = []
     for meta in deps.workflows.list_workflows(tenant_id, limit=10_000):
-        if meta.get("status") in ACTIVE:
+        if meta.get("status") in WORKFLOW_ACTIVE:
             full = deps.workflows.get(meta["workflow_id"])
-            if full and full.get("status") in ACTIVE:
+            if full and full.get("status") in WORKFLOW_ACTIVE:
                 stopped.append(stop_workflow(deps, metrics, meta["workflow_id"], by, reason, meta=full))
     return stopped
