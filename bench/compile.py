@@ -27,6 +27,7 @@ import urllib.request
 import zipfile
 from typing import Any
 
+from powerx_agent.settings import Env
 from powerx_agent.strategy.dsl import Strategy
 from powerx_agent.strategy.index import StrategyIndex
 from powerx_agent.strategy.loader import load_strategy_text
@@ -127,14 +128,14 @@ class MotoSfn:
         sys.setrecursionlimit(50_000)
         self._saved = {k: os.environ.get(k) for k in ("MOTO_PORT", "AWS_ACCOUNT_ID_ENDPOINT_MODE",
                                                       "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                                      "AWS_ENDPOINT_URL")}
+                                                      Env.AWS_ENDPOINT_URL)}
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.server.start()
         port = self.server.get_host_and_port()[1]
         endpoint = f"http://127.0.0.1:{port}"
         os.environ.update({"MOTO_PORT": str(port), "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
                            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
-        os.environ.pop("AWS_ENDPOINT_URL", None)
+        os.environ.pop(Env.AWS_ENDPOINT_URL, None)
         self._original = LambdaFunction._invoke_lambda
         LambdaFunction._invoke_lambda = lambda self, event=None: (json.dumps({"ok": True}), False, "")
         req = urllib.request.Request(f"{endpoint}/moto-api/config", method="POST",

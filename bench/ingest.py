@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from powerx_agent.settings import Env
+
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "9"))
@@ -65,17 +67,17 @@ CASES = {
     FIRST_CASE: FIRST,
 }
 # the Lambda environment of the ingest function, as far as building its Deps needs it (no network)
-CHILD_ENV = {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x",
-             "AWS_SECRET_ACCESS_KEY": "x", "APPCONFIG_APPLICATION": "bench", "APPCONFIG_ENVIRONMENT": "bench",
-             "APPCONFIG_PROFILE": "bench", "FLAGS_STORE": "appconfig", "METRICS_SINK": "stdout",
-             "MATCH_QUEUE_URL": "https://sqs.invalid/match"}
+CHILD_ENV = {Env.AWS_REGION: "us-east-1", Env.AWS_DEFAULT_REGION: "us-east-1", "AWS_ACCESS_KEY_ID": "x",
+             "AWS_SECRET_ACCESS_KEY": "x", Env.APPCONFIG_APPLICATION: "bench", Env.APPCONFIG_ENVIRONMENT: "bench",
+             Env.APPCONFIG_PROFILE: "bench", Env.FLAGS_STORE: "appconfig", Env.METRICS_SINK: "stdout",
+             Env.MATCH_QUEUE_URL: "https://sqs.invalid/match"}
 
 
 def _wall(code: str) -> float:
     import subprocess
 
     env = {**os.environ, **CHILD_ENV, "PYTHONPATH": str(REPO / "functions"), "PYTHONDONTWRITEBYTECODE": "1"}
-    env.pop("AWS_ENDPOINT_URL", None)
+    env.pop(Env.AWS_ENDPOINT_URL, None)
     start = time.perf_counter()
     done = subprocess.run([PY, "-c", code], env=env, cwd=REPO, capture_output=True, text=True)
     elapsed = time.perf_counter() - start

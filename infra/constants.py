@@ -7,6 +7,7 @@ embedded runtime); this module only adds what is specific to the AWS deployment.
 from __future__ import annotations
 
 from powerx_agent import spec
+from powerx_agent.settings import Env
 
 STACK_NAME = "PowerXAgent"
 SERVICE_NAME = "powerx-agent"  # POWERTOOLS_SERVICE_NAME of every function: metrics aggregate per service
@@ -48,19 +49,18 @@ CONTEXT_DEFAULTS: dict[str, object] = {
 
 NODE_FUNCTIONS = ("node_plugin", "node_notify", "node_review", "workflow")  # what Step Functions may invoke
 NODE_ARN_ENV = {
-    "node_plugin": "NODE_PLUGIN_ARN",
-    "node_notify": "NODE_NOTIFY_ARN",
-    "node_review": "NODE_REVIEW_ARN",
-    "workflow": "WORKFLOW_FN_ARN",
+    "node_plugin": Env.NODE_PLUGIN_ARN,
+    "node_notify": Env.NODE_NOTIFY_ARN,
+    "node_review": Env.NODE_REVIEW_ARN,
+    "workflow": Env.WORKFLOW_FN_ARN,
 }
 TABLE_ENV = {
-    spec.EVENTS_TABLE.name: "EVENTS_TABLE",
-    spec.WORKFLOWS_TABLE.name: "WORKFLOWS_TABLE",
-    spec.STRATEGIES_TABLE.name: "STRATEGIES_TABLE",
-    spec.TENANTS_TABLE.name: "TENANTS_TABLE",
-    spec.AUDIT_TABLE.name: "AUDIT_TABLE",
+    spec.EVENTS_TABLE.name: Env.EVENTS_TABLE,
+    spec.WORKFLOWS_TABLE.name: Env.WORKFLOWS_TABLE,
+    spec.STRATEGIES_TABLE.name: Env.STRATEGIES_TABLE,
+    spec.TENANTS_TABLE.name: Env.TENANTS_TABLE,
+    spec.AUDIT_TABLE.name: Env.AUDIT_TABLE,
 }
-APPCONFIG_ENV = ("APPCONFIG_APPLICATION", "APPCONFIG_ENVIRONMENT", "APPCONFIG_PROFILE", "FLAGS_STORE")
 
 _GET = "dynamodb:GetItem"
 _PUT = "dynamodb:PutItem"
@@ -168,11 +168,11 @@ USES_REPLAY_SECRET = ("replay_api",)
 SIGNS_CALLBACK_URLS = ("node_plugin", "matcher", "node_review", "workflow")
 USES_CALLBACK_SECRET = ("callbacks_api", *SIGNS_CALLBACK_URLS)
 DOWNSTREAM_URLS: dict[str, tuple[str, ...]] = {
-    "matcher": ("NOTIFICATIONS_URL", "OPS_URL"),  # unmatched events / refused plugins escalate
-    "node_plugin": ("PLUGIN_RUNTIME_URL",),
-    "node_notify": ("NOTIFICATIONS_URL",),
-    "node_review": ("NOTIFICATIONS_URL", "OPS_URL"),  # escalate(): ops work order + notification
-    "workflow": ("NOTIFICATIONS_URL", "OPS_URL"),  # escalation after retries are exhausted
+    "matcher": (Env.NOTIFICATIONS_URL, Env.OPS_URL),  # unmatched events / refused plugins escalate
+    "node_plugin": (Env.PLUGIN_RUNTIME_URL,),
+    "node_notify": (Env.NOTIFICATIONS_URL,),
+    "node_review": (Env.NOTIFICATIONS_URL, Env.OPS_URL),  # escalate(): ops work order + notification
+    "workflow": (Env.NOTIFICATIONS_URL, Env.OPS_URL),  # escalation after retries are exhausted
 }
 # Functions whose handler builds a MetricsRecorder (deps.metrics()); EMF goes to stdout on Lambda.
 RECORDS_METRICS = ("ingest", "matcher", "node_plugin", "node_notify", "node_review", "workflow", "audit_stream",

@@ -22,6 +22,7 @@ from infra.constructs.secrets import Secrets
 from infra.constructs.tables import Tables
 from infra.constructs.workflow import Logging, Workflow
 from powerx_agent import spec
+from powerx_agent.settings import Env
 
 _RETENTION_DAYS = {
     1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
@@ -103,7 +104,7 @@ class PowerXAgentStack(Stack):
             throttle_burst=int(ctx("apiThrottleBurst")),
         )
         for key in constants.SIGNS_CALLBACK_URLS:  # the callback URL handed out, signed per call
-            functions.by_key[key].add_environment("CALLBACKS_URL", api.callbacks_url)
+            functions.by_key[key].add_environment(str(Env.CALLBACKS_URL), api.callbacks_url)
         subscriptions = ctx("alarmSubscriptions") or []
         if isinstance(subscriptions, str):
             subscriptions = [s for s in subscriptions.split(",") if s]

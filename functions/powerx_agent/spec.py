@@ -18,6 +18,7 @@ INGEST_RULE_NAME = "powerx-agent-ingest"
 UNROUTED_RULE_NAME = "powerx-agent-unrouted"
 ARCHIVE_NAME = "powerx-agent-archive"
 AUDIT_LOG_GROUP = "/powerx/agent/audit"
+METRICS_LOG_GROUP = "/powerx/agent/metrics"  # EMF lines of the embedded runtime (on Lambda: stdout)
 STATE_MACHINE_LOG_GROUP = "/aws/vendedlogs/states/powerx-agent"  # every agent-* state machine logs here
 STATE_MACHINE_PREFIX = "agent-"
 WORKFLOW_ROLE_NAME = "powerx-agent-workflow"

@@ -44,6 +44,7 @@ from infra.constructs.secrets import Secrets
 from infra.constructs.tables import Tables
 from infra.constructs.workflow import Workflow
 from powerx_agent import spec
+from powerx_agent.settings import Env
 from powerx_agent.strategy.loader import strategy_files
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -159,15 +160,15 @@ class Functions(Construct):
         self.log_groups: dict[str, logs.LogGroup] = {}
 
         appconfig_env = {
-            "APPCONFIG_APPLICATION": flags.application.application_id,
-            "APPCONFIG_ENVIRONMENT": flags.environment.environment_id,
-            "APPCONFIG_PROFILE": flags.profile.configuration_profile_id,
-            "FLAGS_STORE": "appconfig",
+            Env.APPCONFIG_APPLICATION: flags.application.application_id,
+            Env.APPCONFIG_ENVIRONMENT: flags.environment.environment_id,
+            Env.APPCONFIG_PROFILE: flags.profile.configuration_profile_id,
+            Env.FLAGS_STORE: "appconfig",
         }
         urls = {
-            "PLUGIN_RUNTIME_URL": downstream.plugin_runtime_url,
-            "NOTIFICATIONS_URL": downstream.notifications_url,
-            "OPS_URL": downstream.ops_url,
+            Env.PLUGIN_RUNTIME_URL: downstream.plugin_runtime_url,
+            Env.NOTIFICATIONS_URL: downstream.notifications_url,
+            Env.OPS_URL: downstream.ops_url,
         }
 
         # node functions first: the matcher's environment carries their ARNs
@@ -179,34 +180,34 @@ class Functions(Construct):
             for table_name, _index in constants.INDEX_QUERIES.get(fn_spec.key, ()):
                 env[constants.TABLE_ENV[table_name]] = tables.by_name[table_name].table_name
             if fn_spec.key in constants.RECORDS_METRICS:
-                env["METRICS_SINK"] = "stdout"  # EMF lines on stdout; Lambda ships them to CloudWatch (no grant)
+                env[Env.METRICS_SINK] = "stdout"  # EMF lines on stdout; Lambda ships them to CloudWatch (no grant)
             for var in constants.DOWNSTREAM_URLS.get(fn_spec.key, ()):
                 env[var] = urls[var]
             if fn_spec.key in constants.USES_DOWNSTREAM_SECRET:
-                env["DOWNSTREAM_SECRET_ARN"] = secrets.downstream.secret_arn
+                env[Env.DOWNSTREAM_SECRET_ARN] = secrets.downstream.secret_arn
             if fn_spec.key in constants.USES_REPLAY_SECRET:
-                env["REPLAY_SECRET_ARN"] = secrets.replay.secret_arn
+                env[Env.REPLAY_SECRET_ARN] = secrets.replay.secret_arn
             if fn_spec.key in constants.USES_CALLBACK_SECRET:
-                env["CALLBACK_SECRET_ARN"] = secrets.callback.secret_arn
+                env[Env.CALLBACK_SECRET_ARN] = secrets.callback.secret_arn
             if fn_spec.key in constants.USES_APPCONFIG:
                 env.update(appconfig_env)
             if fn_spec.key == "ingest":
-                env["MATCH_QUEUE_URL"] = queues.match.queue_url
-                env["INGEST_DLQ_URL"] = queues.ingest_dlq.queue_url
-                env["IDEMPOTENCY_EXPIRY_SECONDS"] = str(idempotency_expiry_seconds)
-                env["EVENT_CONTRACTS_DIR"] = f"{constants.LAMBDA_TASK_ROOT}/{constants.ASSET_CONTRACTS_DIR}"
+                env[Env.MATCH_QUEUE_URL] = queues.match.queue_url
+                env[Env.INGEST_DLQ_URL] = queues.ingest_dlq.queue_url
+                env[Env.IDEMPOTENCY_EXPIRY_SECONDS] = str(idempotency_expiry_seconds)
+                env[Env.EVENT_CONTRACTS_DIR] = f"{constants.LAMBDA_TASK_ROOT}/{constants.ASSET_CONTRACTS_DIR}"
             if fn_spec.key == "matcher":
-                env["LIBRARY_SOURCE"] = "table"  # published versions; the shipped baseline when the flag is off
-                env["STRATEGIES_DIR"] = f"{constants.LAMBDA_TASK_ROOT}/{constants.ASSET_STRATEGIES_DIR}"
-                env["WORKFLOW_ROLE_ARN"] = workflow.role.role_arn
-                env["STATE_MACHINE_PREFIX"] = f"{prefix}{spec.STATE_MACHINE_PREFIX}"
+                env[Env.LIBRARY_SOURCE] = "table"  # published versions; the shipped baseline when the flag is off
+                env[Env.STRATEGIES_DIR] = f"{constants.LAMBDA_TASK_ROOT}/{constants.ASSET_STRATEGIES_DIR}"
+                env[Env.WORKFLOW_ROLE_ARN] = workflow.role.role_arn
+                env[Env.STATE_MACHINE_PREFIX] = f"{prefix}{spec.STATE_MACHINE_PREFIX}"
                 env.update(workflow.state_machine_environment())  # logging + tracing of the machines it creates
                 for node_key in constants.NODE_FUNCTIONS:  # compiled task ARNs: the node functions' live alias
                     env[constants.NODE_ARN_ENV[node_key]] = f"{self.by_key[node_key].function_arn}:{spec.LIVE_ALIAS}"
             if fn_spec.key == "replay_api":
-                env["EVENT_BUS_NAME"] = event_bus_name
+                env[Env.EVENT_BUS_NAME] = event_bus_name
             if fn_spec.key == "audit_stream":
-                env["AUDIT_LOG_GROUP"] = audit.log_group.log_group_name
+                env[Env.AUDIT_LOG_GROUP] = audit.log_group.log_group_name
             self._function(fn_spec, prefix, env, log_retention, reserved_concurrency.get(fn_spec.key))
 
         # grants besides the tables (those are added per function in _function)
@@ -287,7 +288,7 @@ class Functions(Construct):
 
     def _publish(self, key: str, fn: lambda_.Function) -> None:
         """This release's version of ``fn`` (retained when a later release replaces it) and its alias."""
-        fn.add_environment("POWERX_RELEASE", self.release_id)
+        fn.add_environment(str(Env.POWERX_RELEASE), self.release_id)
         logical = _logical(key)
         description = spec.release_description(self.release_id)
         version = lambda_.Version(
@@ -328,12 +329,14 @@ class Functions(Construct):
             )
         )
         self._grant_tables(fn_spec.key, role)
-        environment = {
-            "POWERTOOLS_SERVICE_NAME": constants.SERVICE_NAME,
-            "POWERTOOLS_METRICS_NAMESPACE": constants.METRICS_NAMESPACE,
-            "POWERTOOLS_LOG_LEVEL": "INFO",
-            "AGENT_FUNCTION": fn_spec.key,
-            **env,
+        environment = {  # plain str keys: jsii would pass an Env member on as an enum
+            str(name): value for name, value in {
+                "POWERTOOLS_SERVICE_NAME": constants.SERVICE_NAME,
+                "POWERTOOLS_METRICS_NAMESPACE": constants.METRICS_NAMESPACE,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                Env.AGENT_FUNCTION: fn_spec.key,
+                **env,
+            }.items()
         }
         self.environments[fn_spec.key] = environment
         fn = lambda_.Function(

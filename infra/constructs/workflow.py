@@ -29,6 +29,7 @@ from constructs import Construct
 from infra.constructs.log_groups import encrypted_log_group
 from infra.constructs.nag import acknowledge
 from powerx_agent import spec
+from powerx_agent.settings import Env
 
 TASK_RESPONSE_ACTIONS = ("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat")
 # https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html#cloudwatch-iam-policy (Resource "*": these
@@ -128,10 +129,10 @@ class Workflow(Construct):
     def state_machine_environment(self) -> dict[str, str]:
         """What the matcher passes to CreateStateMachine/UpdateStateMachine (settings.py reads it)."""
         return {
-            "SFN_LOG_GROUP_ARN": self.log_group.log_group_arn,
-            "SFN_LOG_LEVEL": self.logging.level,
-            "SFN_LOG_INCLUDE_EXECUTION_DATA": "true" if self.logging.include_execution_data else "false",
-            "SFN_TRACING": "true" if self.logging.tracing else "false",
+            Env.SFN_LOG_GROUP_ARN: self.log_group.log_group_arn,
+            Env.SFN_LOG_LEVEL: self.logging.level,
+            Env.SFN_LOG_INCLUDE_EXECUTION_DATA: "true" if self.logging.include_execution_data else "false",
+            Env.SFN_TRACING: "true" if self.logging.tracing else "false",
         }
 
     def allow_invoke(self, aliases: Iterable[lambda_.IFunction]) -> None:

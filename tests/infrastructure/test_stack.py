@@ -435,3 +435,14 @@ def test_outputs_for_the_cli(synth):
                  "ReplaySecretArn", "CallbackSecretArn", "CallbacksUrl", "StateMachinePrefix",
                  "DashboardName"):
         assert name in outputs, name
+
+
+def test_every_function_variable_is_named_by_the_settings_schema(synth):
+    """Names come from powerx_agent.settings.Env (or are Powertools' own): a variable infra sets that
+    nothing reads, or reads under another spelling, cannot be deployed."""
+    from powerx_agent.settings import Env
+
+    names = {member.value for member in Env}
+    for fn in _by_prop(synth, "AWS::Lambda::Function", "FunctionName").values():
+        for var in fn["Properties"]["Environment"]["Variables"]:
+            assert var in names or var.startswith("POWERTOOLS_"), var

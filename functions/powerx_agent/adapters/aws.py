@@ -14,6 +14,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from powerx_agent.settings import Env
+
 _lock = threading.Lock()  # also serialises client creation, which a boto3 session does not make thread safe
 _clients: dict[tuple[str, str, str | None], Any] = {}
 _session: list[Any] = []
@@ -91,7 +93,7 @@ def failure(exc: BaseException) -> tuple[str, str] | None:
     if isinstance(exc, bx.ProfileNotFound):
         return "profile", str(exc)
     if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ConnectionClosedError):
-        endpoint = getattr(exc, "kwargs", {}).get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or "AWS"
+        endpoint = getattr(exc, "kwargs", {}).get("endpoint_url") or os.environ.get(Env.AWS_ENDPOINT_URL) or "AWS"
         return "unreachable", f"{endpoint}: {type(exc).__name__}"
     if isinstance(exc, bx.ReadTimeoutError):
         return "timeout", str(getattr(exc, "kwargs", {}).get("endpoint_url") or "AWS")

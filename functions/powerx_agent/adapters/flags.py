@@ -31,6 +31,7 @@ from aws_lambda_powertools.utilities.feature_flags.schema import SchemaValidator
 from powerx_agent import spec, telemetry
 from powerx_agent.adapters.aws import error_code
 from powerx_agent.errors import AgentError, ConfigurationError
+from powerx_agent.settings import Env
 
 DEFAULT_FLAGS: dict[str, Any] = spec.feature_flags_document()
 APPCONFIG_MAX_AGE = 30  # seconds between two GetLatestConfiguration polls of one function instance
@@ -178,9 +179,9 @@ class Flags:
 def appconfig_store(appconfigdata: Any, settings: Any, max_age: int = APPCONFIG_MAX_AGE) -> AppConfigStore:
     """Powertools' AppConfig store over our process-wide ``appconfigdata`` client (no boto3 session and
     client of its own: about 40 ms of a cold start)."""
-    missing = [n for n, v in (("APPCONFIG_APPLICATION", settings.appconfig_application),
-                              ("APPCONFIG_ENVIRONMENT", settings.appconfig_environment),
-                              ("APPCONFIG_PROFILE", settings.appconfig_profile)) if not v]
+    missing = [n for n, v in ((Env.APPCONFIG_APPLICATION, settings.appconfig_application),
+                              (Env.APPCONFIG_ENVIRONMENT, settings.appconfig_environment),
+                              (Env.APPCONFIG_PROFILE, settings.appconfig_profile)) if not v]
     if missing:
         raise ConfigurationError(f"the AppConfig flag store needs {', '.join(missing)} (use --stack NAME)")
     return AppConfigStore(environment=settings.appconfig_environment, application=settings.appconfig_application,
@@ -233,10 +234,10 @@ class AppConfigFlagWriter:
     @classmethod
     def from_deps(cls, deps: Any) -> AppConfigFlagWriter:
         s = deps.settings
-        missing = [n for n, v in (("APPCONFIG_APPLICATION", s.appconfig_application),
-                                  ("APPCONFIG_ENVIRONMENT", s.appconfig_environment),
-                                  ("APPCONFIG_PROFILE", s.appconfig_profile),
-                                  ("APPCONFIG_DEPLOYMENT_STRATEGY", s.appconfig_deployment_strategy)) if not v]
+        missing = [n for n, v in ((Env.APPCONFIG_APPLICATION, s.appconfig_application),
+                                  (Env.APPCONFIG_ENVIRONMENT, s.appconfig_environment),
+                                  (Env.APPCONFIG_PROFILE, s.appconfig_profile),
+                                  (Env.APPCONFIG_DEPLOYMENT_STRATEGY, s.appconfig_deployment_strategy)) if not v]
         if missing:
             raise ConfigurationError(f"the AppConfig flag store needs {', '.join(missing)} (use --stack NAME)")
         return cls(deps.client("appconfig"), s.appconfig_application, s.appconfig_environment, s.appconfig_profile,

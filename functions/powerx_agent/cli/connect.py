@@ -20,20 +20,20 @@ import typer
 from powerx_agent import spec
 from powerx_agent.adapters.stack import stack_outputs
 from powerx_agent.deps import Deps, get_deps
-from powerx_agent.settings import load_settings
+from powerx_agent.settings import Env, load_settings
 
 # CloudFormation output key -> environment variable read by powerx_agent.settings
 STACK_OUTPUTS = {
-    "EventBusName": "EVENT_BUS_NAME", "MatchQueueUrl": "MATCH_QUEUE_URL", "IngestDlqUrl": "INGEST_DLQ_URL",
-    "WorkflowRoleArn": "WORKFLOW_ROLE_ARN", "StateMachinePrefix": "STATE_MACHINE_PREFIX",
-    "AuditLogGroup": "AUDIT_LOG_GROUP", "ReplaySecretArn": "REPLAY_SECRET_ARN",
-    "CallbackSecretArn": "CALLBACK_SECRET_ARN", "CallbacksUrl": "CALLBACKS_URL",
-    "DownstreamSecretArn": "DOWNSTREAM_SECRET_ARN", "AppConfigApplication": "APPCONFIG_APPLICATION",
-    "AppConfigEnvironment": "APPCONFIG_ENVIRONMENT", "AppConfigProfile": "APPCONFIG_PROFILE",
-    "AppConfigDeploymentStrategy": "APPCONFIG_DEPLOYMENT_STRATEGY",
-    "ApiUrl": "POWERX_API_URL", "ArchiveName": "POWERX_ARCHIVE_NAME", "EventsTable": "EVENTS_TABLE",
-    "WorkflowsTable": "WORKFLOWS_TABLE", "StrategiesTable": "STRATEGIES_TABLE", "TenantsTable": "TENANTS_TABLE",
-    "AuditTable": "AUDIT_TABLE", "ResourcePrefix": "RESOURCE_PREFIX", "StateMachineLogGroupArn": "SFN_LOG_GROUP_ARN",
+    "EventBusName": Env.EVENT_BUS_NAME, "MatchQueueUrl": Env.MATCH_QUEUE_URL, "IngestDlqUrl": Env.INGEST_DLQ_URL,
+    "WorkflowRoleArn": Env.WORKFLOW_ROLE_ARN, "StateMachinePrefix": Env.STATE_MACHINE_PREFIX,
+    "AuditLogGroup": Env.AUDIT_LOG_GROUP, "ReplaySecretArn": Env.REPLAY_SECRET_ARN,
+    "CallbackSecretArn": Env.CALLBACK_SECRET_ARN, "CallbacksUrl": Env.CALLBACKS_URL,
+    "DownstreamSecretArn": Env.DOWNSTREAM_SECRET_ARN, "AppConfigApplication": Env.APPCONFIG_APPLICATION,
+    "AppConfigEnvironment": Env.APPCONFIG_ENVIRONMENT, "AppConfigProfile": Env.APPCONFIG_PROFILE,
+    "AppConfigDeploymentStrategy": Env.APPCONFIG_DEPLOYMENT_STRATEGY,
+    "ApiUrl": Env.POWERX_API_URL, "ArchiveName": Env.POWERX_ARCHIVE_NAME, "EventsTable": Env.EVENTS_TABLE,
+    "WorkflowsTable": Env.WORKFLOWS_TABLE, "StrategiesTable": Env.STRATEGIES_TABLE, "TenantsTable": Env.TENANTS_TABLE,
+    "AuditTable": Env.AUDIT_TABLE, "ResourcePrefix": Env.RESOURCE_PREFIX, "StateMachineLogGroupArn": Env.SFN_LOG_GROUP_ARN,
 }
 
 
@@ -55,21 +55,21 @@ def configure(target: Target) -> None:
     if target.endpoint_url:
         if not urlparse(target.endpoint_url).scheme.startswith("http"):
             raise typer.BadParameter(f"{target.endpoint_url!r} is not an http(s) URL", param_hint="--endpoint-url")
-        os.environ["AWS_ENDPOINT_URL"] = target.endpoint_url
+        os.environ[Env.AWS_ENDPOINT_URL] = target.endpoint_url
     if target.region:
-        os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = target.region
+        os.environ[Env.AWS_REGION] = os.environ[Env.AWS_DEFAULT_REGION] = target.region
     if target.profile:
         os.environ["AWS_PROFILE"] = target.profile
-    os.environ.setdefault("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
-    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    os.environ.setdefault(Env.AWS_REGION, os.environ.get(Env.AWS_DEFAULT_REGION, "us-east-1"))
+    endpoint = os.environ.get(Env.AWS_ENDPOINT_URL)
     if is_loopback(endpoint):
         for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                            ("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled"), ("FLAGS_STORE", "dynamodb"),
-                            ("METRICS_SINK", "logs")):
+                            ("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled"), (Env.FLAGS_STORE, "dynamodb"),
+                            (Env.METRICS_SINK, "logs")):
             os.environ.setdefault(name, value)
     if target.stack:
         _from_stack(target.stack)
-    elif is_loopback(endpoint) and not os.environ.get("MATCH_QUEUE_URL"):
+    elif is_loopback(endpoint) and not os.environ.get(Env.MATCH_QUEUE_URL):
         _local_queue_urls()
 
 
@@ -91,7 +91,7 @@ def _from_stack(stack: str) -> None:
 
 def _local_queue_urls() -> None:
     deps = get_deps()
-    for queue, env in ((spec.MATCH_QUEUE.name, "MATCH_QUEUE_URL"), (spec.INGEST_DLQ.name, "INGEST_DLQ_URL")):
+    for queue, env in ((spec.MATCH_QUEUE.name, Env.MATCH_QUEUE_URL), (spec.INGEST_DLQ.name, Env.INGEST_DLQ_URL)):
         url = deps.queues.url(queue)
         if url:  # a queue that is not there: the commands that need it say so
             os.environ[env] = url

@@ -11,18 +11,19 @@ import threading
 import typer
 
 from powerx_agent.cli import connect
+from powerx_agent.settings import Env
 
 
 def default_actor() -> str:
-    return os.environ.get("POWERX_ACTOR") or os.environ.get("USER") or "operator"
+    return os.environ.get(Env.POWERX_ACTOR) or os.environ.get("USER") or "operator"
 
 
 def describe_target() -> str:
     target = connect._target
     if target.stack:
         return f"stack {target.stack}"
-    endpoint = target.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
-    return f"endpoint {endpoint}" if endpoint else f"AWS {os.environ.get('AWS_REGION') or ''}".strip()
+    endpoint = target.endpoint_url or os.environ.get(Env.AWS_ENDPOINT_URL)
+    return f"endpoint {endpoint}" if endpoint else f"AWS {os.environ.get(Env.AWS_REGION) or ''}".strip()
 
 
 def console(endpoint_url: str = typer.Option(None, "--endpoint-url", help="AWS endpoint (the embedded runtime)"),

@@ -34,6 +34,7 @@ from powerx_agent.cli import (
 )
 from powerx_agent.cli.connect import Target, set_target
 from powerx_agent.cli.failures import FailureAnsweringGroup
+from powerx_agent.settings import Env
 
 app = typer.Typer(name="powerx-agent", help="PowerX Agent Taskflow: event-driven automation on AWS.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -43,7 +44,7 @@ app.add_typer(strategy_cmd.app, name="strategy")
 
 
 @app.callback()
-def main(endpoint_url: str = typer.Option(None, "--endpoint-url", envvar="AWS_ENDPOINT_URL",
+def main(endpoint_url: str = typer.Option(None, "--endpoint-url", envvar=Env.AWS_ENDPOINT_URL,
                                           help="AWS endpoint (the embedded runtime: see `local serve`)"),
          region: str = typer.Option(None, "--region", help="AWS region"),
          profile: str = typer.Option(None, "--profile", help="AWS profile"),

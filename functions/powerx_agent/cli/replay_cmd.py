@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from powerx_agent import spec
+from powerx_agent.settings import Env
 
 app = typer.Typer(help="Replay events from a JSONL file, through the signed API, or from the bus archive.",
                   invoke_without_command=True, subcommand_metavar="")
@@ -84,8 +85,8 @@ def replay(
                                                          "records replay_of"),
     generation: int = typer.Option(1, "--generation", min=1, help="with --new-key: <key>#replay-<generation>"),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="send the valid lines even if some are bad"),
-    api_url: str = typer.Option(None, "--api-url", envvar="POWERX_API_URL", help="internal API base URL (--via api)"),
-    api_caller: str = typer.Option("operator", "--caller", envvar="POWERX_REPLAY_CALLER",
+    api_url: str = typer.Option(None, "--api-url", envvar=Env.POWERX_API_URL, help="internal API base URL (--via api)"),
+    api_caller: str = typer.Option("operator", "--caller", envvar=Env.POWERX_REPLAY_CALLER,
                                    help="--via api: the replay caller whose key signs (each caller has its own "
                                         "keys and tenants in the replay secret)"),
     rule: str = typer.Option(spec.INGEST_RULE_NAME, "--rule", help="rule the archive replay is delivered to"),
@@ -123,7 +124,7 @@ def replay(
     if problems and not skip_invalid:
         _print(report, fmt, note="nothing was sent: fix these lines or pass --skip-invalid")
         raise typer.Exit(1)
-    url = api_url or os.environ.get("POWERX_API_URL")
+    url = api_url or os.environ.get(Env.POWERX_API_URL)
     if via == "api" and not url:
         raise typer.BadParameter("--via api needs --api-url or POWERX_API_URL", param_hint="--api-url")
     if dry_run:  # offline: what would be sent after validation and filters; duplicates are answered when sent
@@ -183,7 +184,7 @@ def _archive(archive: str, start: datetime | None, end: datetime | None, rule: s
             "and rule only; to filter by tenant or event type, rewrite keys or go through the API, export the "
             "events to JSONL and use --file", param_hint="--archive")
     if dry_run:  # offline: the replay that would be started
-        out = {"dry_run": True, "archive": archive, "bus": os.environ.get("EVENT_BUS_NAME") or "the target's bus",
+        out = {"dry_run": True, "archive": archive, "bus": os.environ.get(Env.EVENT_BUS_NAME) or "the target's bus",
                "rule": rule, "start": start.isoformat(), "end": end.isoformat()}
     else:
         deps = connect()

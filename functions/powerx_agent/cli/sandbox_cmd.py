@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import typer
 
 from powerx_agent.cli import connect
+from powerx_agent.settings import Env
 from powerx_agent.taskflow.model import PLUGIN_ID_RE
 
 app = typer.Typer(help="Fault injection in the sandbox services of `local serve`: fail, flaky, slow, down, async.",
@@ -36,9 +37,9 @@ def main(sandbox_url: str = typer.Option(None, "--sandbox-url", envvar="POWERX_S
 
 
 def sandbox_url() -> str:
-    url = _url["value"] or os.environ.get("PLUGIN_RUNTIME_URL")
+    url = _url["value"] or os.environ.get(Env.PLUGIN_RUNTIME_URL)
     if not url:
-        endpoint = connect._target.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+        endpoint = connect._target.endpoint_url or os.environ.get(Env.AWS_ENDPOINT_URL)
         parsed = urlparse(endpoint or "")
         if not (endpoint and connect.is_loopback(endpoint) and parsed.port):
             raise typer.BadParameter("no sandbox given: pass --sandbox-url (printed by `local serve`) or "

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from powerx_agent.local.ports import SPAN
+from powerx_agent.settings import Env
 
 REGION = "us-east-1"
 
@@ -39,7 +40,7 @@ def log_printer(phase: str, context: Any, info: dict[str, Any]) -> None:
 
 
 def exports(endpoint: str, sandbox: str) -> dict[str, str]:
-    return {"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+    return {Env.AWS_ENDPOINT_URL: endpoint, Env.AWS_DEFAULT_REGION: REGION, Env.AWS_REGION: REGION,
             "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "POWERX_SANDBOX_URL": sandbox}
 
 

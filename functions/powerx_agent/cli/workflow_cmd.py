@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from powerx_agent.cli.connect import connect
+from powerx_agent.settings import Env
 
 app = typer.Typer(help="Inspect workflows and take them over by hand: retry, fill, stop.", no_args_is_help=True)
 console = Console()
@@ -27,7 +28,7 @@ FormatOpt = typer.Option("text", "--format", help="text | json")
 
 
 def default_actor() -> str:
-    return os.environ.get("POWERX_ACTOR") or os.environ.get("USER") or "operator"
+    return os.environ.get(Env.POWERX_ACTOR) or os.environ.get("USER") or "operator"
 
 
 def check_format(fmt: str) -> None:

@@ -19,6 +19,7 @@ from powerx_agent.audit.kinds import AuditKind
 from powerx_agent.deps import get_deps
 from powerx_agent.ingest.service import workflow_id_for
 from powerx_agent.local.runtime import LocalRuntime
+from powerx_agent.settings import Env
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -75,7 +76,7 @@ def _collect(rt: LocalRuntime, result: ScenarioResult, tenant_id: str, key: str,
 
 
 def escalation_total(rt: LocalRuntime, tenant_id: str) -> float:
-    totals = read_emf_totals(rt.client("logs"), rt.environment["METRICS_LOG_GROUP"])
+    totals = read_emf_totals(rt.client("logs"), rt.environment[Env.METRICS_LOG_GROUP])
     return sum(v for (name, dims), v in totals.items()
                if name == spec.METRICS["escalations"] and ("tenant", tenant_id) in dims)
 

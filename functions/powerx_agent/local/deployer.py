@@ -17,6 +17,7 @@ from typing import Any
 from powerx_agent import spec
 from powerx_agent.adapters.dynamo import to_item
 from powerx_agent.adapters.strategies_store import StrategiesStore
+from powerx_agent.settings import Env
 
 ACCOUNT = "123456789012"
 LOCAL_RELEASE = "embedded"  # the release the embedded runtime publishes at start
@@ -62,20 +63,18 @@ def deploy(client: Any, region: str, environment: dict[str, str], *, visibility_
     _queues(client("sqs"), out, visibility_timeout, max_receive_count)
     _secrets(client("secretsmanager"), out)
     logs = client("logs")
-    for group in (spec.AUDIT_LOG_GROUP, environment.get("METRICS_LOG_GROUP", "/powerx/agent/metrics"),
+    for group in (spec.AUDIT_LOG_GROUP, environment.get(Env.METRICS_LOG_GROUP, spec.METRICS_LOG_GROUP),
                   spec.STATE_MACHINE_LOG_GROUP):
         logs.create_log_group(logGroupName=group)
     (machine_logs,) = [g for g in logs.describe_log_groups(logGroupNamePrefix=spec.STATE_MACHINE_LOG_GROUP)["logGroups"]
                        if g["logGroupName"] == spec.STATE_MACHINE_LOG_GROUP]
-    env = {**environment, "WORKFLOW_ROLE_ARN": out.workflow_role_arn, "SFN_LOG_GROUP_ARN": machine_logs["arn"],
-           "MATCH_QUEUE_URL": out.queue_urls[spec.MATCH_QUEUE.name],
-           "INGEST_DLQ_URL": out.queue_urls[spec.INGEST_DLQ.name]}
+    env = {**environment, Env.WORKFLOW_ROLE_ARN: out.workflow_role_arn, Env.SFN_LOG_GROUP_ARN: machine_logs["arn"],
+           Env.MATCH_QUEUE_URL: out.queue_urls[spec.MATCH_QUEUE.name],
+           Env.INGEST_DLQ_URL: out.queue_urls[spec.INGEST_DLQ.name]}
     # compiled task ARNs: the node functions' live alias, as on AWS
-    env.update({f"NODE_{k}_ARN": f"arn:aws:lambda:{region}:{ACCOUNT}:function:{spec.FUNCTIONS_BY_KEY[f].name}:"
-                f"{spec.LIVE_ALIAS}"
-                for k, f in (("PLUGIN", "node_plugin"), ("NOTIFY", "node_notify"), ("REVIEW", "node_review"),
-                             ("FN", "workflow"))})
-    env["WORKFLOW_FN_ARN"] = env.pop("NODE_FN_ARN")
+    env.update({var: f"arn:aws:lambda:{region}:{ACCOUNT}:function:{spec.FUNCTIONS_BY_KEY[f].name}:{spec.LIVE_ALIAS}"
+                for var, f in ((Env.NODE_PLUGIN_ARN, "node_plugin"), (Env.NODE_NOTIFY_ARN, "node_notify"),
+                               (Env.NODE_REVIEW_ARN, "node_review"), (Env.WORKFLOW_FN_ARN, "workflow"))})
     _functions(client("lambda"), out, env)
     publish_release(client("lambda"), out, LOCAL_RELEASE)
     _async_config(client("lambda"), out)
@@ -169,7 +168,7 @@ def publish_release(lam: Any, out: Deployment, release_id: str) -> dict[str, str
     published = {}
     for function in spec.FUNCTIONS:
         config = lam.get_function_configuration(FunctionName=function.name)
-        variables = {**(config.get("Environment") or {}).get("Variables", {}), "POWERX_RELEASE": release_id}
+        variables = {**(config.get("Environment") or {}).get("Variables", {}), Env.POWERX_RELEASE: release_id}
         lam.update_function_configuration(FunctionName=function.name, Environment={"Variables": variables})
         description = spec.release_description(release_id)
         version = lam.publish_version(FunctionName=function.name, Description=description)["Version"]

@@ -37,6 +37,7 @@ from powerx_agent.adapters.aws import error_code
 from powerx_agent.audit.chain import check_chain
 from powerx_agent.audit.records import workflow_chain
 from powerx_agent.ingest.service import workflow_id_for
+from powerx_agent.settings import Env
 
 MAX_RATE = 1000.0
 MAX_DURATION = 600.0
@@ -265,8 +266,8 @@ def bare_consume_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """SQS batch → conditional PutItem → StartExecution, nothing else (the bare pipeline's matcher)."""
     from powerx_agent.adapters import aws
 
-    region = os.environ.get("AWS_REGION", "us-east-1")
-    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    region = os.environ.get(Env.AWS_REGION, "us-east-1")
+    endpoint = os.environ.get(Env.AWS_ENDPOINT_URL)
     ddb = aws.client("dynamodb", region, endpoint)
     sfn = aws.client("stepfunctions", region, endpoint)
     machine = os.environ["POWERX_BARE_MACHINE_ARN"]

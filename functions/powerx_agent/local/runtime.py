@@ -32,6 +32,7 @@ from powerx_agent.local.pollers import Scheduler, SqsPoller
 from powerx_agent.local.ports import service_ports
 from powerx_agent.local.sandbox import Sandbox
 from powerx_agent.local.state import StateDir
+from powerx_agent.settings import Env
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
@@ -67,7 +68,7 @@ class LocalRuntime:
         # moto's Step Functions executor starts threads per execution without limit; the matcher
         # poller stops taking work while this many executions run (see _poller_client)
         self.max_executions_in_flight = int(max_executions_in_flight or
-                                            os.environ.get("POWERX_LOCAL_MAX_EXECUTIONS") or 64)
+                                            os.environ.get(Env.POWERX_LOCAL_MAX_EXECUTIONS) or 64)
         self.poller_paused_seconds = 0.0
         self._harness: dict[tuple[str, int], Any] = {}
 
@@ -100,15 +101,15 @@ class LocalRuntime:
         self.sandbox.start(ports.sandbox)
         self.api = ApiServer(self.invoke).start(ports.api)
         self.environment = {
-            "CALLBACKS_URL": f"{self.api.url}/internal/agent/callbacks",
-            "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing", "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+            Env.CALLBACKS_URL: f"{self.api.url}/internal/agent/callbacks",
+            Env.AWS_ENDPOINT_URL: endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing", Env.AWS_REGION: REGION, Env.AWS_DEFAULT_REGION: REGION,
             "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled", "MOTO_PORT": str(self.port),
-            "PLUGIN_RUNTIME_URL": self.sandbox.url, "NOTIFICATIONS_URL": self.sandbox.url, "OPS_URL": self.sandbox.url,
-            "METRICS_SINK": "logs", "METRICS_LOG_GROUP": "/powerx/agent/metrics", "FLAGS_STORE": "dynamodb",
-            "LIBRARY_SOURCE": "table", "LIBRARY_REFRESH_SECONDS": "1", "STRATEGIES_DIR": str(self.strategies_dir),
-            "IDEMPOTENCY_LEASE_SECONDS": str(self.idempotency_lease_seconds),
-            "HTTP_CONNECT_TIMEOUT": "1", "HTTP_READ_TIMEOUT": "2",
+            Env.PLUGIN_RUNTIME_URL: self.sandbox.url, Env.NOTIFICATIONS_URL: self.sandbox.url, Env.OPS_URL: self.sandbox.url,
+            Env.METRICS_SINK: "logs", Env.METRICS_LOG_GROUP: spec.METRICS_LOG_GROUP, Env.FLAGS_STORE: "dynamodb",
+            Env.LIBRARY_SOURCE: "table", Env.LIBRARY_REFRESH_SECONDS: "1", Env.STRATEGIES_DIR: str(self.strategies_dir),
+            Env.IDEMPOTENCY_LEASE_SECONDS: str(self.idempotency_lease_seconds),
+            Env.HTTP_CONNECT_TIMEOUT: "1", Env.HTTP_READ_TIMEOUT: "2",
             "POWERTOOLS_SERVICE_NAME": "powerx-agent", "POWERTOOLS_LOG_LEVEL": self.log_level,
             "POWERTOOLS_METRICS_NAMESPACE": spec.NAMESPACE, "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_DEV": "false",
