@@ -33,6 +33,7 @@ from powerx_agent.adapters.flags import DynamoFlagStore, Flags
 from powerx_agent.adapters.metrics import MetricsRecorder
 from powerx_agent.adapters.state_machines import Started, state_machine_arn
 from powerx_agent.audit.records import GENESIS, AuditEntry, seal
+from powerx_agent.clock import SYSTEM_CLOCK, AdjustableClock, Clock
 from powerx_agent.errors import AgentError
 from powerx_agent.settings import Settings, load_settings
 from powerx_agent.status import NODE_FROM, WORKFLOW_FROM
@@ -48,7 +49,8 @@ def _client_error(code: str, message: str, operation: str) -> ClientError:
 
 # ---------------------------------------------------------------------------------------- stores
 class FakeEventsStore:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock  # leases and record expiry, as EventsStore
         self.items: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
@@ -59,7 +61,7 @@ class FakeEventsStore:
     def claim(self, *, tenant_id: str, idempotency_key: str, payload_hash: str, event_id: str,
               workflow_id: str, event_type: str, lease_seconds: float, ttl_seconds: float,
               now: float | None = None) -> Claim:
-        now = now if now is not None else time.time()
+        now = now if now is not None else self.clock.time()
         pk = event_pk(tenant_id, idempotency_key)
         with self._lock:
             existing = self.items.get(pk)
@@ -86,7 +88,7 @@ class FakeEventsStore:
             item = self.items.get(event_pk(tenant_id, idempotency_key))
             if item is None or item.get("status") != "IN_PROGRESS":
                 return
-            item.update(status=status, outcome=outcome, finished_at=round(time.time(), 3))
+            item.update(status=status, outcome=outcome, finished_at=round(self.clock.time(), 3))
             item.pop("lease_until", None)
             if strategy_id:
                 item["strategy_id"] = strategy_id
@@ -586,16 +588,18 @@ class FakeDeps:
     queues: FakeQueues
     state_machines: FakeStateMachines
     logs: FakeLogs
+    clock: AdjustableClock = field(default_factory=AdjustableClock)
 
     @classmethod
     def create(cls, strategies_dir: Path = REPO / "strategies", **settings: Any) -> FakeDeps:
         from powerx_agent.local.deployer import publish_directory
 
         settings_ = fake_settings(**settings)
-        deps = cls(settings=settings_, events=FakeEventsStore(), workflows=FakeWorkflowsStore(),
+        clock = AdjustableClock()
+        deps = cls(settings=settings_, events=FakeEventsStore(clock), workflows=FakeWorkflowsStore(),
                    tenants=FakeTenantsStore.from_file(), strategies=FakeStrategiesStore(), audit=FakeAuditStore(),
                    secrets=FakeSecrets(), queues=FakeQueues(), state_machines=FakeStateMachines(settings_),
-                   logs=FakeLogs())
+                   logs=FakeLogs(), clock=clock)
         deps.secrets.values[deps.settings.downstream_secret] = {"plugin_runtime_token": "t-plugin",
                                                                "notifications_token": "t-notify", "ops_token": "t-ops"}
         deps.secrets.values[deps.settings.callback_secret] = {"active": "k1", "k1": "fake-callback-key"}
@@ -612,7 +616,7 @@ class FakeDeps:
 
     @cached_property
     def flags(self) -> Flags:
-        return Flags(DynamoFlagStore(self.strategies))
+        return Flags(DynamoFlagStore(self.strategies, self.settings.flags_cache_seconds, self.clock.monotonic))
 
     def flag_store_errors(self) -> int:
         flags = self.__dict__.get("flags")

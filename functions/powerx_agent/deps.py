@@ -11,6 +11,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from powerx_agent.adapters import aws
+from powerx_agent.clock import SYSTEM_CLOCK, Clock
 from powerx_agent.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # imported lazily below: a cold start pays only for what its handler uses
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # imported lazily below: a cold start pays only for what its 
 @dataclass
 class Deps:
     settings: Settings
+    clock: Clock = SYSTEM_CLOCK  # leases, cache ages, refresh intervals (the embedded runtime's can advance)
 
     def client(self, service: str) -> Any:
         return aws.client(service, self.settings.region, self.settings.endpoint_url)
@@ -44,7 +46,7 @@ class Deps:
     def events(self) -> EventsStore:
         from powerx_agent.adapters.events_store import EventsStore
 
-        return EventsStore(self.ddb, self.settings.events_table)
+        return EventsStore(self.ddb, self.settings.events_table, self.clock)
 
     @cached_property
     def workflows(self) -> WorkflowsStore:
@@ -82,7 +84,7 @@ class Deps:
 
         if self.settings.flags_store == "appconfig":
             return Flags(ResilientStore(lambda: appconfig_store(self.client("appconfigdata"), self.settings)))
-        return Flags(DynamoFlagStore(self.strategies))
+        return Flags(DynamoFlagStore(self.strategies, self.settings.flags_cache_seconds, self.clock.monotonic))
 
     def flag_store_errors(self) -> int:
         """Failed flag reads since the last call, if this process reads flags at all (a metric per invocation)."""
@@ -140,15 +142,23 @@ class Deps:
 
 _lock = threading.Lock()
 _deps: Deps | None = None
+_clock: Clock = SYSTEM_CLOCK
+
+
+def use_clock(clock: Clock) -> None:
+    """The clock of the process-wide Deps (the embedded runtime sets its own, and the system clock
+    back when it stops)."""
+    global _clock
+    _clock = clock
 
 
 def get_deps() -> Deps:
-    """The process-wide Deps, rebuilt when the settings change (the embedded runtime restarts)."""
+    """The process-wide Deps, rebuilt when the settings or the clock change (the embedded runtime restarts)."""
     global _deps
     settings = load_settings()
-    if _deps is not None and _deps.settings == settings:
+    if _deps is not None and _deps.settings == settings and _deps.clock is _clock:
         return _deps
     with _lock:
-        if _deps is None or _deps.settings != settings:
-            _deps = Deps(settings)
+        if _deps is None or _deps.settings != settings or _deps.clock is not _clock:
+            _deps = Deps(settings, _clock)
         return _deps

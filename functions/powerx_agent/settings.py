@@ -58,6 +58,7 @@ class Env(StrEnum):
     METRICS_SINK = auto()
     METRICS_LOG_GROUP = auto()
     FLAGS_STORE = auto()
+    FLAGS_CACHE_SECONDS = auto()
     APPCONFIG_APPLICATION = auto()
     APPCONFIG_ENVIRONMENT = auto()
     APPCONFIG_PROFILE = auto()
@@ -160,6 +161,8 @@ class Settings:
     appconfig_environment: str = ""
     appconfig_profile: str = ""
     appconfig_deployment_strategy: str = ""
+    # how long the DynamoDB flag store (embedded runtime, CLI) serves a read before reading again
+    flags_cache_seconds: float = 5.0
 
     @property
     def state_machine_log_group(self) -> str:
@@ -224,4 +227,5 @@ def load_settings() -> Settings:
         appconfig_environment=_env(Env.APPCONFIG_ENVIRONMENT),
         appconfig_profile=_env(Env.APPCONFIG_PROFILE),
         appconfig_deployment_strategy=_env(Env.APPCONFIG_DEPLOYMENT_STRATEGY),
+        flags_cache_seconds=_env_float(Env.FLAGS_CACHE_SECONDS, 5.0),
     )

@@ -58,6 +58,7 @@ import importlib, json, os, sys
 from types import SimpleNamespace
 import powerx_agent
 from powerx_agent import spec
+from powerx_agent.clock import SYSTEM_CLOCK
 from powerx_agent.settings import load_settings
 from powerx_agent.match.service import Matcher
 for fn in spec.FUNCTIONS:
@@ -76,7 +77,8 @@ class Metrics:
     def add(self, *args, **kwargs):
         raise AssertionError(f"the baseline library should load without errors: {args}")
 
-deps = SimpleNamespace(settings=load_settings(), flags=FlagsOff(), process_state={}, strategies=None)
+deps = SimpleNamespace(settings=load_settings(), flags=FlagsOff(), process_state={}, strategies=None,
+                       clock=SYSTEM_CLOCK)
 library = Matcher(deps, Metrics()).library()
 print(json.dumps({"package": powerx_agent.__file__, "local_shipped": local_shipped,
                   "revision": library.revision,

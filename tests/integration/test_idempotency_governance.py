@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -40,10 +39,14 @@ def _duplicates_total(rt, tenant_id: str) -> float:
                if name == spec.METRICS["duplicates"] and ("tenant", tenant_id) in dims)
 
 
-def _wait_for_lease_expiry(tenant_id: str, key: str) -> None:
+def _let_lease_expire(rt, tenant_id: str, key: str) -> None:
     record = get_deps().events.get(tenant_id, key)
     assert record is not None and record["status"] == "IN_PROGRESS"
-    time.sleep(max(0.0, float(record["lease_until"]) - time.time()) + 0.2)
+    rt.clock.advance(max(0.0, float(record["lease_until"]) - rt.clock.time()) + 0.2)
+
+
+def _let_flag_cache_expire(rt) -> None:
+    rt.clock.advance(get_deps().settings.flags_cache_seconds + 0.2)
 
 
 def test_given_50_concurrent_deliveries_of_one_event_when_ingested_then_exactly_one_workflow(rt, uid):
@@ -108,7 +111,7 @@ def test_given_crash_after_claim_when_redelivered_after_lease_then_taken_over_on
     # a redelivery inside the lease does not run it twice: it fails and is retried later
     early, early_error = rt.invoke("ingest", event)
     assert early_error is not None and "being processed" in early["errorMessage"]
-    _wait_for_lease_expiry("acme", key)
+    _let_lease_expire(rt, "acme", key)
     retried, retry_error = rt.invoke("ingest", event)
     assert retry_error is None and retried == {"outcome": "accepted", "workflow_id": workflow_id}
     assert rt.wait_idle(60)
@@ -152,7 +155,7 @@ def test_given_expired_lease_when_many_claim_at_once_then_exactly_one_takes_over
     args = {"tenant_id": "acme", "idempotency_key": f"lease-{uid}", "payload_hash": "h" * 64,
             "event_id": f"evt-{uid}", "workflow_id": f"wf-{uid}", "event_type": "plugin.job.completed",
             "lease_seconds": 5.0, "ttl_seconds": 3600.0}
-    assert store.claim(**args, now=time.time() - 10).kind == "new"  # a crashed attempt, lease long gone
+    assert store.claim(**args, now=rt.clock.time() - 10).kind == "new"  # a crashed attempt, lease long gone
     gate = threading.Barrier(12)
 
     def claim(_: int) -> str:
@@ -172,7 +175,7 @@ def test_given_tenant_expiry_setting_when_claimed_then_expires_at_follows_it_and
     ttl = {}
     for tenant_id in (short, "globex"):
         body = detail(f"{uid}-{tenant_id}", tenant=tenant_id)
-        before = time.time()
+        before = rt.clock.time()
         payload, error = rt.invoke("ingest", _event(body))
         assert error is None and payload["outcome"] == "accepted"
         record = deps.events.get(tenant_id, body["idempotency_key"])
@@ -187,7 +190,7 @@ def test_given_tenant_expiry_setting_when_claimed_then_expires_at_follows_it_and
             "ttl_seconds": 60.0}
     assert store.claim(**args).kind == "new"
     assert store.claim(**{**args, "payload_hash": "b" * 64}).kind == "conflict"
-    assert store.claim(**{**args, "payload_hash": "b" * 64}, now=time.time() + 120).kind == "new"
+    assert store.claim(**{**args, "payload_hash": "b" * 64}, now=rt.clock.time() + 120).kind == "new"
 
 
 def test_given_same_key_when_delivered_again_then_first_workflow_id_and_conflict_names_first_event(rt, uid):
@@ -213,7 +216,7 @@ def test_given_orchestrator_off_when_event_deferred_then_replay_with_flag_on_run
     workflow_id = workflow_id_for("acme", key)
     deps.strategies.put_flags({"agent-orchestrator": {"default": False}})
     try:
-        time.sleep(5.2)  # the flag store's cache age
+        _let_flag_cache_expire(rt)
         deferred, _ = rt.invoke("ingest", _event(body))
         assert deferred["outcome"] == "deferred"
         again, _ = rt.invoke("ingest", _event(body))  # still off: absorbed, still deferred
@@ -221,7 +224,7 @@ def test_given_orchestrator_off_when_event_deferred_then_replay_with_flag_on_run
         assert deps.events.get("acme", key)["status"] == "DEFERRED"
     finally:
         deps.strategies.put_flags({})
-        time.sleep(5.2)
+        _let_flag_cache_expire(rt)
     events_file = tmp_path / "deferred.jsonl"
     events_file.write_text(json.dumps(_event(body)) + "\n")
     result = CliRunner().invoke(app, ["replay", "--file", str(events_file), "--format", "json"])

@@ -85,9 +85,7 @@ def test_given_orchestrator_flag_off_when_event_arrives_then_recorded_deferred_n
     deps = get_deps()
     deps.strategies.put_flags({"agent-orchestrator": {"default": False}})
     try:
-        import time
-
-        time.sleep(5.2)  # the flag store's cache age
+        rt.clock.advance(deps.settings.flags_cache_seconds + 0.2)  # the flag store's cache runs out
         body = detail(uid)
         wf = send(rt, "plugin.job.completed", body)
         assert wf is None
@@ -95,4 +93,4 @@ def test_given_orchestrator_flag_off_when_event_arrives_then_recorded_deferred_n
         assert "event.deferred" in chain_kinds(workflow_id_for("acme", body["idempotency_key"]))
     finally:
         deps.strategies.put_flags({})
-        time.sleep(5.2)
+        rt.clock.advance(deps.settings.flags_cache_seconds + 0.2)

@@ -52,7 +52,7 @@ flow:
 """
 
 
-def publish_local_strategy(uid: str, callback: str) -> tuple[str, str]:
+def publish_local_strategy(rt, uid: str, callback: str) -> tuple[str, str]:
     """A tenant and a strategy of this test only (unique ids, unique event type); returns
     (tenant, event type) once the matcher's library (refreshed every second) can see it."""
     deps = get_deps()
@@ -62,7 +62,7 @@ def publish_local_strategy(uid: str, callback: str) -> tuple[str, str]:
                       "idempotency_ttl_hours": 1})
     deps.strategies.publish(f"cb-{uid}", 1, callback_strategy(uid, tenant, event_type, callback), "tests")
     deps.strategies.approve(f"cb-{uid}", 1, "tests", "test-local strategy")
-    time.sleep(1.3)  # the matcher refreshes its library every LIBRARY_REFRESH_SECONDS=1
+    rt.clock.advance(1.3)  # the matcher refreshes its library every LIBRARY_REFRESH_SECONDS=1
     return tenant, event_type
 
 
@@ -90,7 +90,7 @@ def test_given_plugin_read_times_out_once_when_workflow_runs_then_retried_and_su
 
 
 def test_given_async_plugin_never_calls_back_when_callback_times_out_then_escalated_and_late_callback_409(rt, uid):
-    tenant, event_type = publish_local_strategy(uid, "{timeout: 1s}")
+    tenant, event_type = publish_local_strategy(rt, uid, "{timeout: 1s}")
     rt.sandbox.async_callback("provisioner", delay=600)  # answers 202 and stays silent
     body = detail(uid, tenant=tenant, request={"id": uid})
     wf = send(rt, event_type, body, source="powerx.ops")
@@ -113,7 +113,7 @@ def test_given_async_plugin_never_calls_back_when_callback_times_out_then_escala
 
 
 def test_given_async_plugin_waiting_when_heartbeats_arrive_then_accepted_while_open_and_409_after(rt, uid):
-    tenant, event_type = publish_local_strategy(uid, "{timeout: 5m, heartbeat: 1m}")
+    tenant, event_type = publish_local_strategy(rt, uid, "{timeout: 5m, heartbeat: 1m}")
     rt.sandbox.async_callback("provisioner", delay=600)
     body = detail(uid, tenant=tenant, request={"id": uid})
     rt.put_event(event_type, body, source="powerx.ops")

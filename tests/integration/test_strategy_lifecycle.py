@@ -89,7 +89,7 @@ class Lab:
                 return workflow
             if time.monotonic() > deadline:
                 raise AssertionError(f"v{version} never handled an event; saw {seen}")
-            time.sleep(0.25)
+            self.rt.clock.advance(0.25)  # towards the library's next refresh
 
     def audit_kinds(self) -> list[str]:
         records = sorted(get_deps().audit.chain(lifecycle.chain(self.strategy_id)), key=lambda r: r["seq"])
@@ -186,7 +186,7 @@ def test_given_broken_or_missing_published_revision_when_matching_then_last_good
         for _ in range(6):  # a few events over more than the refresh time: always the last good v1
             workflow = lab.event()
             assert workflow is not None and workflow["strategy_version"] == 1
-            time.sleep(0.3)
+            lab.rt.clock.advance(0.3)
         assert library_errors(lab.rt) > before
 
         # a revision whose active version is missing altogether
@@ -199,7 +199,7 @@ def test_given_broken_or_missing_published_revision_when_matching_then_last_good
         for _ in range(6):
             workflow = lab.event()
             assert workflow is not None and workflow["strategy_version"] == 1
-            time.sleep(0.3)
+            lab.rt.clock.advance(0.3)
         assert library_errors(lab.rt) > errors_then
     finally:
         # a new good revision repairs the library for everyone

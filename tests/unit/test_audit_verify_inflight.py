@@ -6,6 +6,7 @@ import time
 from types import SimpleNamespace
 
 from powerx_agent.audit.records import GENESIS, AuditEntry, seal
+from powerx_agent.clock import SYSTEM_CLOCK
 from powerx_agent.ops.audit import verify
 
 
@@ -52,7 +53,7 @@ class FakeStateMachines:
 def deps(chains, metas=None, events=None, executions=None):
     return SimpleNamespace(audit=FakeAudit(chains), workflows=FakeWorkflows(metas or {}),
                            events=SimpleNamespace(scan=lambda: list(events or [])),
-                           state_machines=FakeStateMachines(executions or {}))
+                           state_machines=FakeStateMachines(executions or {}), clock=SYSTEM_CLOCK)
 
 
 def test_given_running_execution_when_verified_then_in_flight_not_gap():

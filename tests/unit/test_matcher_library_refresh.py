@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+from powerx_agent.clock import SYSTEM_CLOCK
 from powerx_agent.match.service import Matcher
 
 STRATEGY = (Path(__file__).resolve().parents[2] / "strategies" / "report-on-job-completed.yaml").read_text()
@@ -27,7 +28,7 @@ def test_given_unchanged_revision_when_refreshed_then_library_not_rebuilt_and_la
     store = CountingStrategies()
     deps = SimpleNamespace(settings=SimpleNamespace(library_source="table", library_refresh_seconds=0.0),
                            flags=SimpleNamespace(enabled=lambda name, ctx=None: True), strategies=store,
-                           process_state={})
+                           process_state={}, clock=SYSTEM_CLOCK)
     matcher = Matcher(deps, metrics=None)
     first = matcher.library()
     again = matcher.library()

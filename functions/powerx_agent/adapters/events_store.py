@@ -9,12 +9,12 @@ much shorter than the record expiry (so a crashed attempt is taken over after th
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from powerx_agent.adapters.aws import error_code
 from powerx_agent.adapters.dynamo import all_items, from_item, key, to_item, values
+from powerx_agent.clock import SYSTEM_CLOCK, Clock
 
 ClaimKind = Literal["new", "takeover", "duplicate", "conflict", "in_progress", "deferred", "resumed"]
 
@@ -30,9 +30,10 @@ def event_pk(tenant_id: str, idempotency_key: str) -> str:
 
 
 class EventsStore:
-    def __init__(self, ddb: Any, table: str) -> None:
+    def __init__(self, ddb: Any, table: str, clock: Clock = SYSTEM_CLOCK) -> None:
         self._ddb = ddb
         self._table = table
+        self._clock = clock  # leases and record expiry are measured with it
 
     def get(self, tenant_id: str, idempotency_key: str) -> dict[str, Any] | None:
         out = self._ddb.get_item(TableName=self._table, Key=key(pk=event_pk(tenant_id, idempotency_key)),
@@ -42,7 +43,7 @@ class EventsStore:
     def claim(self, *, tenant_id: str, idempotency_key: str, payload_hash: str, event_id: str,
               workflow_id: str, event_type: str, lease_seconds: float, ttl_seconds: float,
               now: float | None = None) -> Claim:
-        now = now if now is not None else time.time()
+        now = now if now is not None else self._clock.time()
         record = {
             "pk": event_pk(tenant_id, idempotency_key), "tenant_id": tenant_id, "idempotency_key": idempotency_key,
             "event_id": event_id, "event_type": event_type, "payload_hash": payload_hash,
@@ -93,7 +94,7 @@ class EventsStore:
                                  (", strategy_id = :sid" if strategy_id else "") + " REMOVE lease_until",
                 ConditionExpression="#s = :inprog",
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=values(st=status, oc=outcome, t=round(time.time(), 3), inprog="IN_PROGRESS",
+                ExpressionAttributeValues=values(st=status, oc=outcome, t=round(self._clock.time(), 3), inprog="IN_PROGRESS",
                                                  **({"sid": strategy_id} if strategy_id else {})),
             )
         except Exception as exc:  # noqa: BLE001
@@ -107,7 +108,7 @@ class EventsStore:
         Exactly one of several concurrent deliveries wins (``resumed``); the others see ``in_progress``
         and are retried after the lease, when they find the record finished (``duplicate``).
         """
-        now = now if now is not None else time.time()
+        now = now if now is not None else self._clock.time()
         try:
             out = self._ddb.update_item(
                 TableName=self._table, Key=key(pk=event_pk(tenant_id, idempotency_key)),

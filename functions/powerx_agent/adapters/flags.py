@@ -72,15 +72,17 @@ def parse_document(raw: bytes | str, content_type: str | None) -> dict[str, Any]
 class DynamoFlagStore(StoreProvider):
     """The embedded runtime's store: the ``FLAGS / CURRENT`` item of ``agent_strategies``."""
 
-    def __init__(self, strategies_store: Any, max_age: float = 5.0) -> None:
+    def __init__(self, strategies_store: Any, max_age: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._store = strategies_store
         self._max_age = max_age
+        self._clock = clock
         self._cached: tuple[float, dict[str, Any]] | None = None
         self._lock = threading.Lock()
 
     @property
     def get_raw_configuration(self) -> dict[str, Any]:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             if self._cached and now - self._cached[0] < self._max_age:
                 return self._cached[1]

@@ -24,7 +24,8 @@ import requests
 
 from powerx_agent import spec, telemetry
 from powerx_agent.adapters import aws
-from powerx_agent.deps import get_deps
+from powerx_agent.clock import SYSTEM_CLOCK, AdjustableClock
+from powerx_agent.deps import get_deps, use_clock
 from powerx_agent.local import motopatch
 from powerx_agent.local.apiserver import ApiServer
 from powerx_agent.local.deployer import Deployment, deploy, publish_directory, seed_tenants
@@ -49,6 +50,8 @@ class LocalRuntime:
         self.visibility_timeout = visibility_timeout
         self.max_receive_count = max_receive_count
         self.idempotency_lease_seconds = idempotency_lease_seconds
+        # the in-process functions' clock: advance() ages leases and caches without waiting for them
+        self.clock = AdjustableClock()
         self.sandbox = Sandbox()
         self.server: Any = None
         self.port = 0
@@ -117,6 +120,7 @@ class LocalRuntime:
         os.environ.update(self.environment)
         telemetry.configure(self.environment["POWERTOOLS_LOG_LEVEL"])  # the logger exists since import
         aws.reset_clients()
+        use_clock(self.clock)
         self.deployment = deploy(self.client, REGION, self.environment, visibility_timeout=self.visibility_timeout,
                                  max_receive_count=self.max_receive_count)
         os.environ.update(self.environment)
@@ -159,6 +163,7 @@ class LocalRuntime:
             self.server.stop()
             self.server = None
         aws.reset_clients()
+        use_clock(SYSTEM_CLOCK)
 
     # -- clients and invocations -----------------------------------------------------------
     @property

@@ -58,7 +58,8 @@ class Matcher:
         use_published = (self.settings.library_source == "table"
                          and self.deps.flags.enabled("agent-strategy-library"))
         cache_key = "library:table" if use_published else "library:dir"
-        cache = self.state.setdefault(cache_key, LibraryCache(self.settings.library_refresh_seconds))
+        cache = self.state.setdefault(cache_key, LibraryCache(self.settings.library_refresh_seconds,
+                                                                self.deps.clock.monotonic))
         if use_published:
             seen: dict[str, Any] = {}
 

@@ -157,7 +157,7 @@ def execution_status(deps: Deps, execution_arn: str | None, started_after: float
 
 def verify(deps: Deps, tenant: str | None = None, since: str | None = None,
            stale_after: float = 900.0, now: float | None = None) -> VerifyReport:
-    now = now if now is not None else time.time()
+    now = now if now is not None else deps.clock.time()
     scope = gather(deps, tenant, since)
     report = VerifyReport(chains=len(scope.chains), records=sum(len(r) for r in scope.chains.values()),
                           events=len(scope.events), workflows=len(scope.workflows))

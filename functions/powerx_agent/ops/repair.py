@@ -416,7 +416,7 @@ class Repair:
         kinds = set(effective_kinds(records))
         wanted: list[tuple[str, dict[str, Any]]] = []
         now = time.time()
-        active = meta.get("status") in WF_ACTIVE
+        active = meta.get("status") in WORKFLOW_ACTIVE
 
         def settling(item: dict[str, Any]) -> bool:
             return active and now - float(item.get("updated_at") or item.get("created_at") or 0) < SETTLE_SECONDS

@@ -63,8 +63,9 @@ def library_from_directory(path: str | Path, revision: str | None = None) -> Lib
 class LibraryCache:
     """Serve the newest usable revision; check for a new one at most every ``refresh_seconds``."""
 
-    def __init__(self, refresh_seconds: float) -> None:
+    def __init__(self, refresh_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._refresh = refresh_seconds
+        self._clock = clock
         self._lock = threading.Lock()
         self._good: Library | None = None
         self._checked_at = 0.0
@@ -73,7 +74,7 @@ class LibraryCache:
 
     def get(self, current_revision: Callable[[], str], load: Callable[[str], Library],
             on_error: Callable[[Exception], None]) -> Library:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             if self._good is not None and now - self._checked_at < self._refresh:
                 return self._good
