@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# `python infra/app.py` puts infra/ first on sys.path, where infra/constructs would shadow the
-# `constructs` library: drop it and import the app as the `infra` package from the repo root instead.
+# `python infra/app.py` puts infra/ first on sys.path: drop it and import the app as the `infra`
+# package from the repo root (one way to import each module, whatever started the app).
 _INFRA_DIR = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if not p or Path(p).resolve() != _INFRA_DIR]
 for path in (REPO_ROOT, REPO_ROOT / "functions"):

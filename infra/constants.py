@@ -178,7 +178,7 @@ DOWNSTREAM_URLS: dict[str, tuple[str, ...]] = {
 RECORDS_METRICS = ("ingest", "matcher", "node_plugin", "node_notify", "node_review", "workflow", "audit_stream",
                    "callbacks_api", "backlog_gauge", "replay_api")
 # Where the baseline strategy library lives inside the code asset (the matcher reads it when the flag
-# agent-strategy-library is off or LIBRARY_SOURCE=dir): infra/constructs/functions.py stages strategies/ there.
+# agent-strategy-library is off or LIBRARY_SOURCE=dir): infra/components/functions.py stages strategies/ there.
 LAMBDA_TASK_ROOT = "/var/task"
 ASSET_STRATEGIES_DIR = "strategies"
 # ... and the event-type payload contracts ingest applies (config/event-types, EVENT_CONTRACTS_DIR)

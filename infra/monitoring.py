@@ -1,6 +1,6 @@
 """The product's metrics, alarms and dashboard panels, as data: one definition drawn everywhere.
 
-``infra/constructs/observability.py`` builds the CloudWatch alarms and the CloudWatch dashboard from
+``infra/components/observability.py`` builds the CloudWatch alarms and the CloudWatch dashboard from
 it; ``infra/dashboards.py`` writes the Grafana and Datadog twins (docs/grafana/, docs/datadog/) from
 it; docs/operations.md lists each item with the spec line it serves. Pure data: no CDK here.
 

@@ -10,17 +10,17 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra import constants
-from infra.constructs.api import Api
-from infra.constructs.audit import Audit
-from infra.constructs.event_sources import EventSources
-from infra.constructs.events import Events
-from infra.constructs.flags import Flags
-from infra.constructs.functions import Downstream, Functions
-from infra.constructs.observability import UNROUTED_PERIOD, Observability
-from infra.constructs.queues import Queues
-from infra.constructs.secrets import Secrets
-from infra.constructs.tables import Tables
-from infra.constructs.workflow import Logging, Workflow
+from infra.components.api import Api
+from infra.components.audit import Audit
+from infra.components.event_sources import EventSources
+from infra.components.events import Events
+from infra.components.flags import Flags
+from infra.components.functions import Downstream, Functions
+from infra.components.observability import UNROUTED_PERIOD, Observability
+from infra.components.queues import Queues
+from infra.components.secrets import Secrets
+from infra.components.tables import Tables
+from infra.components.workflow import Logging, Workflow
 from powerx_agent import spec
 from powerx_agent.settings import Env
 

@@ -224,6 +224,6 @@ def load_contracts(directory: str | Path | None) -> dict[str, Contract]:
 
 def default_directory() -> Path | None:
     """The checkout's ``config/event-types``, or None outside a checkout. On Lambda, ingest reads the code
-    asset's copy (``EVENT_CONTRACTS_DIR=/var/task/event-types``, staged by ``infra/constructs/functions.py``)."""
+    asset's copy (``EVENT_CONTRACTS_DIR=/var/task/event-types``, staged by ``infra/components/functions.py``)."""
     candidate = Path(__file__).resolve().parents[2] / "config" / "event-types"
     return candidate if candidate.is_dir() else None

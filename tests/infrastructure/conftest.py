@@ -39,7 +39,7 @@ class Synth:
         return {k: v for k, v in self.resources.items() if v["Type"] == cfn_type}
 
     def logical_id(self, construct: Any) -> str:
-        from infra.constructs.nag import logical_id
+        from infra.components.nag import logical_id
 
         return logical_id(construct)
 

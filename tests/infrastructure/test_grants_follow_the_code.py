@@ -20,7 +20,7 @@ from pathlib import Path
 import botocore.session
 from botocore import xform_name
 
-from infra.constructs.functions import PACKAGE_EXCLUDE
+from infra.components.functions import PACKAGE_EXCLUDE
 from powerx_agent import spec
 
 PACKAGE = Path(__file__).resolve().parents[2] / "functions" / "powerx_agent"

@@ -143,7 +143,7 @@ def test_matcher_node_arns_point_at_the_live_alias_of_the_node_functions(synth):
 
 
 def test_code_asset_excludes_tests_and_caches():
-    from infra.constructs.functions import CODE_EXCLUDE
+    from infra.components.functions import CODE_EXCLUDE
 
     for pattern in ("tests", "**/__pycache__", "*.egg-info"):
         assert pattern in CODE_EXCLUDE

@@ -58,7 +58,7 @@ def test_given_other_logging_settings_in_the_context_when_synthesized_then_the_m
 def test_given_a_log_level_step_functions_does_not_know_when_configured_then_the_synth_refuses_it():
     from aws_cdk import aws_logs as logs
 
-    from infra.constructs.workflow import Logging
+    from infra.components.workflow import Logging
 
     with pytest.raises(ValueError, match="ALL, ERROR, FATAL, OFF"):
         Logging(level="VERBOSE", include_execution_data=False, tracing=True, retention=logs.RetentionDays.ONE_MONTH)

@@ -134,7 +134,7 @@ caller scoped to one tenant, as a producer's backfill job would be."""
 
 
 def _secrets(sm: Any, out: Deployment) -> None:
-    # the stack's formats (infra/constructs/secrets.py): a key set is {"active": "k1", "k1": ..., "k2": ...}
+    # the stack's formats (infra/components/secrets.py): a key set is {"active": "k1", "k1": ..., "k2": ...}
     callers = {}
     for caller, tenants in LOCAL_REPLAY_CALLERS.items():
         k1, k2 = secrets.token_hex(32), secrets.token_hex(32)
@@ -162,7 +162,7 @@ def _functions(lam: Any, out: Deployment, env: dict[str, str]) -> None:
 
 
 def publish_release(lam: Any, out: Deployment, release_id: str) -> dict[str, str]:
-    """What a deploy does to every function (infra/constructs/functions.py): ``POWERX_RELEASE`` in its
+    """What a deploy does to every function (infra/components/functions.py): ``POWERX_RELEASE`` in its
     environment, a new version described with the release, the ``live`` alias pointed at it. Returns
     {function key: version}. (On the embedded runtime every version runs the checkout's code in process.)"""
     published = {}

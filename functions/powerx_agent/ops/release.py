@@ -1,7 +1,7 @@
 """Releases of the deployed functions (``powerx-agent release list | rollback``), audited.
 
 A release is what one deploy publishes: a version of every function, described
-``powerx-agent release <id>`` (infra/constructs/functions.py), with each function's ``live`` alias
+``powerx-agent release <id>`` (infra/components/functions.py), with each function's ``live`` alias
 (``spec.LIVE_ALIAS``) pointing at it. Every trigger invokes the alias (rule target, event source
 mappings, API integrations, the task ARNs of compiled state machines), so moving the aliases moves the
 whole service at once; versions are immutable and kept, so an earlier release can always be pointed at

@@ -36,13 +36,13 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra import constants
-from infra.constructs.audit import Audit
-from infra.constructs.flags import Flags
-from infra.constructs.nag import acknowledge, logical_id
-from infra.constructs.queues import Queues
-from infra.constructs.secrets import Secrets
-from infra.constructs.tables import Tables
-from infra.constructs.workflow import Workflow
+from infra.components.audit import Audit
+from infra.components.flags import Flags
+from infra.components.nag import acknowledge, logical_id
+from infra.components.queues import Queues
+from infra.components.secrets import Secrets
+from infra.components.tables import Tables
+from infra.components.workflow import Workflow
 from powerx_agent import spec
 from powerx_agent.settings import Env
 from powerx_agent.strategy.loader import strategy_files

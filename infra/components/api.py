@@ -15,7 +15,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra import constants
-from infra.constructs.nag import acknowledge
+from infra.components.nag import acknowledge
 from powerx_agent import spec
 
 _SIGNED = (

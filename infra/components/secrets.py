@@ -13,7 +13,7 @@ from aws_cdk import RemovalPolicy, SecretValue
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra.constructs.nag import acknowledge
+from infra.components.nag import acknowledge
 from powerx_agent import spec
 
 REPLAY_OPERATOR = "operator"

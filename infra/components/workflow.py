@@ -26,8 +26,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.constructs.log_groups import encrypted_log_group
-from infra.constructs.nag import acknowledge
+from infra.components.log_groups import encrypted_log_group
+from infra.components.nag import acknowledge
 from powerx_agent import spec
 from powerx_agent.settings import Env
 

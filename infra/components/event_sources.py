@@ -22,10 +22,10 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.constructs.functions import Functions
-from infra.constructs.nag import acknowledge
-from infra.constructs.queues import Queues
-from infra.constructs.tables import Tables
+from infra.components.functions import Functions
+from infra.components.nag import acknowledge
+from infra.components.queues import Queues
+from infra.components.tables import Tables
 from powerx_agent import spec
 
 SQS_POLL_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")

@@ -6,7 +6,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.constructs.log_groups import encrypted_log_group
+from infra.components.log_groups import encrypted_log_group
 from powerx_agent import spec
 
 
