@@ -1,6 +1,6 @@
 """Product cost per event: ingest + match + build + compile with every AWS call answered in memory.
 
-The stores and clients are the fakes of ``tests/fakes.py`` (same interfaces as the adapters), so
+The stores and clients are the fakes of ``powerx_agent.testing`` (same interfaces as the adapters), so
 what is timed is the product's own code: envelope validation, tenant scope, idempotency claim,
 audit sealing (SHA-256 chain), the match queue message, library decision, variable rendering,
 ``when`` evaluation, flow build + ASL compile, state machine ensure, workflow items, StartExecution
@@ -24,18 +24,14 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from fakes import FakeDeps, bus_event, fake_http  # noqa: E402
-from powerx_agent.handoffs.match import MatchMessage  # noqa: E402
-from powerx_agent.ingest.service import Ingestor  # noqa: E402
-from powerx_agent.match.service import Matcher  # noqa: E402
+from powerx_agent.handoffs.match import MatchMessage
+from powerx_agent.ingest.service import Ingestor
+from powerx_agent.match.service import Matcher
+from powerx_agent.testing.fakes import FakeDeps, bus_event, fake_http
 
 TARGET_PER_CORE = 1000.0
 

@@ -46,11 +46,11 @@ def test_given_the_asset_when_listed_then_it_holds_every_handler_and_the_strateg
                                        for p in (REPO_ROOT / "config" / "event-types").glob("*.schema.json")}
 
 
-def test_given_the_asset_when_listed_then_no_tests_caches_local_runtime_cli_or_ops_are_shipped(asset_dir):
+def test_given_the_asset_when_listed_then_no_tests_caches_local_runtime_cli_ops_or_fakes_are_shipped(asset_dir):
     names = {p.relative_to(asset_dir).as_posix() for p in asset_dir.rglob("*")}
     assert {n.split("/")[0] for n in names} == {"powerx_agent", "strategies", "event-types"}
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or "/tests" in n]
-    assert not {"powerx_agent/local", "powerx_agent/cli", "powerx_agent/ops"} & names
+    assert not {"powerx_agent/local", "powerx_agent/cli", "powerx_agent/ops", "powerx_agent/testing"} & names
 
 
 _PROBE = r"""

@@ -4,8 +4,9 @@ reads a botocore error code.
 Read from the source (every module of the package, function-local imports and calls included):
 
 - only ``adapters/`` imports boto3, botocore or requests (``local/``, the embedded runtime that
-  plays AWS's part and deploys its resources, is the one other place, and is never shipped);
-- no module outside ``adapters/`` and ``local/`` calls a method named like an operation of an AWS
+  plays AWS's part and deploys its resources, and ``testing/``, the fakes that answer like AWS, are
+  the other places, and are never shipped);
+- no module outside ``adapters/``, ``local/`` and ``testing/`` calls a method named like an operation of an AWS
   service the project uses (``start_execution``, ``send_message``, ``put_events``, ...);
 - the error-code helper of ``adapters/aws.py`` is used in ``adapters/`` only, and no module
   outside reads ``response["Error"]["Code"]`` itself;
@@ -25,7 +26,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "functions" / "powerx_agent"
 AWS_LIBRARIES = ("boto3", "botocore", "requests")
 SERVICES = ("dynamodb", "dynamodbstreams", "sqs", "stepfunctions", "events", "secretsmanager", "logs",
             "appconfig", "appconfigdata", "cloudformation", "lambda", "apigateway", "sts", "cloudwatch")
-ADAPTERS, RUNTIME = "adapters", "local"
+ADAPTERS, RUNTIME = "adapters", ("local", "testing")  # the embedded runtime and the fakes
 COMPOSITION_ROOTS = ("deps.py", "handlers", "cli")
 
 
@@ -72,7 +73,7 @@ def _operation_names() -> set[str]:
 def test_given_every_module_when_its_imports_are_read_then_only_adapters_and_the_runtime_import_boto3_or_requests():
     found = []
     for rel, tree in _modules().items():
-        if _top(rel) in (ADAPTERS, RUNTIME):
+        if _top(rel) in (ADAPTERS, *RUNTIME):
             continue
         for node in ast.walk(tree):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
@@ -85,7 +86,7 @@ def test_given_every_module_when_its_calls_are_read_then_no_aws_operation_is_cal
     operations = _operation_names()
     found = []
     for rel, tree in _modules().items():
-        if _top(rel) in (ADAPTERS, RUNTIME):
+        if _top(rel) in (ADAPTERS, *RUNTIME):
             continue
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in operations \
@@ -97,7 +98,7 @@ def test_given_every_module_when_its_calls_are_read_then_no_aws_operation_is_cal
 def test_given_every_module_when_read_then_botocore_error_codes_are_read_in_adapters_only():
     found = []
     for rel, tree in _modules().items():
-        if _top(rel) in (ADAPTERS, RUNTIME):
+        if _top(rel) in (ADAPTERS, *RUNTIME):
             continue
         for node in ast.walk(tree):
             if isinstance(node, ast.Name) and node.id == "error_code":
@@ -112,7 +113,7 @@ def test_given_every_module_when_read_then_botocore_error_codes_are_read_in_adap
 def test_given_the_logic_packages_when_read_then_none_builds_a_client():
     found = []
     for rel, tree in _modules().items():
-        if _top(rel) in (ADAPTERS, RUNTIME) or rel in COMPOSITION_ROOTS or _top(rel) in COMPOSITION_ROOTS:
+        if _top(rel) in (ADAPTERS, *RUNTIME) or rel in COMPOSITION_ROOTS or _top(rel) in COMPOSITION_ROOTS:
             continue
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "client":

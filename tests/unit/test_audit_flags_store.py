@@ -21,7 +21,7 @@ from powerx_agent.adapters.flags import (
 )
 from powerx_agent.errors import AgentError
 from powerx_agent.ops.flags import set_flag, show
-from tests.fakes import FakeDeps
+from powerx_agent.testing.fakes import FakeDeps
 
 
 class Strategies:

@@ -66,7 +66,7 @@ def test_given_library_cache_when_the_clock_passes_the_refresh_then_the_revision
 
 
 def test_given_fake_deps_when_the_clock_passes_the_lease_then_a_redelivery_takes_over():
-    from fakes import FakeDeps
+    from powerx_agent.testing.fakes import FakeDeps
 
     deps = FakeDeps.create()
     args = {"tenant_id": "acme", "idempotency_key": "k1", "payload_hash": "h" * 64, "event_id": "e1",

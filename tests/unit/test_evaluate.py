@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fakes import FakeDeps, bus_event, fake_http
 from powerx_agent.cli.main import app
 from powerx_agent.cli.strategy_cmd import placeholder_arns
 from powerx_agent.handoffs.match import MatchMessage
@@ -19,6 +18,7 @@ from powerx_agent.match.service import Matcher
 from powerx_agent.strategy.evaluate import EventFacts, evaluate
 from powerx_agent.strategy.library import library_from_directory
 from powerx_agent.taskflow.asl import compile_flow
+from powerx_agent.testing.fakes import FakeDeps, bus_event, fake_http
 
 REPO = Path(__file__).resolve().parents[2]
 CASES = [("plugin.job.completed", "powerx.plugins", c1_event("-ev")),

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from fakes import FakeDeps, bus_event
 from powerx_agent.ingest.service import Ingestor
 from powerx_agent.local.demo import c1_event
 from powerx_agent.match.service import Matcher
 from powerx_agent.nodes.workflow import WorkflowActions
+from powerx_agent.testing.fakes import FakeDeps, bus_event
 
 
 @pytest.fixture()

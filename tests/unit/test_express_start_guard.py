@@ -2,7 +2,7 @@
 
 Express StartExecution does not deduplicate by execution name: every start runs
 (https://docs.aws.amazon.com/step-functions/latest/dg/express-at-least-once-execution.html). The fake
-state machines port (tests/fakes.py) behaves so for EXPRESS machines, and moto does not (it refuses a
+state machines port (powerx_agent.testing) behaves so for EXPRESS machines, and moto does not (it refuses a
 second name as for Standard), so the guard is proven here, counting every start.
 """
 
@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from fakes import FakeDeps, bus_event
 from powerx_agent.errors import RetryableError
 from powerx_agent.handoffs.match import MatchMessage
 from powerx_agent.ingest.service import Ingestor, workflow_id_for
 from powerx_agent.match.service import Matcher
+from powerx_agent.testing.fakes import FakeDeps, bus_event
 
 
 def _failed_job(suffix: str) -> dict[str, Any]:

@@ -20,7 +20,6 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fakes import FakeDeps, bus_event, fake_http
 from hostile import EVENT_TYPES, events, examples, json_values, nested, scalars, texts
 from powerx_agent import spec
 from powerx_agent.errors import StrategyError
@@ -32,6 +31,7 @@ from powerx_agent.strategy.library import build_library
 from powerx_agent.strategy.lint import lint_text
 from powerx_agent.strategy.paths import MAX_BRANCHES, MISSING, compile_path
 from powerx_agent.strategy.templates import MAX_RENDERED_BYTES, compile_template, compile_variables, json_size
+from powerx_agent.testing.fakes import FakeDeps, bus_event, fake_http
 
 REPO = Path(__file__).resolve().parents[2]
 _LINT_TABLE = (REPO / "docs" / "strategies.md").read_text().split("## 7. Lint codes")[1].split("\n## ")[0]

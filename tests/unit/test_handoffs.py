@@ -17,7 +17,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fakes import FakeDeps, bus_event, fake_http
 from powerx_agent.errors import NodeInputError
 from powerx_agent.handoffs import MAX_REPORTED_ERRORS, HandoffInvalid
 from powerx_agent.handoffs.execution import ExecutionInput
@@ -28,6 +27,7 @@ from powerx_agent.local.demo import c1_event
 from powerx_agent.match.service import Matcher
 from powerx_agent.strategy.loader import load_file
 from powerx_agent.taskflow.asl import FunctionArns, compile_flow
+from powerx_agent.testing.fakes import FakeDeps, bus_event, fake_http
 
 REPO = Path(__file__).resolve().parents[2]
 ARNS = FunctionArns("arn:plugin", "arn:notify", "arn:review", "arn:workflow")

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from fakes import FakeDeps, bus_event, fake_http
 from powerx_agent import telemetry
 from powerx_agent.errors import RetryableError
 from powerx_agent.ingest.service import Ingestor, workflow_id_for
 from powerx_agent.local.demo import TRACEPARENT, c1_event, c2_event
 from powerx_agent.match.service import Matcher
 from powerx_agent.nodes.runner import NodeRunner
+from powerx_agent.testing.fakes import FakeDeps, bus_event, fake_http
 
 PACKAGE = Path(__file__).resolve().parents[2] / "functions" / "powerx_agent"
 XRAY_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"

@@ -1,4 +1,4 @@
-"""Ingestor + Matcher end to end on the in-memory fakes (tests/fakes.py): C-1 and C-2 without moto."""
+"""Ingestor + Matcher end to end on the in-memory fakes (powerx_agent.testing): C-1 and C-2 without moto."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from fakes import FakeDeps, bus_event, fake_http
 from powerx_agent.audit.chain import check_chain
 from powerx_agent.handoffs.match import MatchMessage
 from powerx_agent.ingest.service import Ingestor, workflow_id_for
 from powerx_agent.local.demo import c1_event, c2_event
 from powerx_agent.match.service import Matcher
+from powerx_agent.testing.fakes import FakeDeps, bus_event, fake_http
 
 
 @pytest.fixture()

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from fakes import FakeDeps
 from powerx_agent.ops.repair import SETTLE_SECONDS, Repair
+from powerx_agent.testing.fakes import FakeDeps
 
 ACCEPTED = [{"kind": "event.accepted", "seq": 1}, {"kind": "decision", "seq": 2},
             {"kind": "workflow.started", "seq": 3}]

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fakes import FakeDeps
 from powerx_agent.local.deployer import publish_directory
 from powerx_agent.ops import strategy as lifecycle
 from powerx_agent.strategy.library import library_from_directory
 from powerx_agent.strategy.lint import lint_directory
 from powerx_agent.strategy.loader import strategy_files
+from powerx_agent.testing.fakes import FakeDeps
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = (REPO / "strategies" / "report-on-job-completed.yaml").read_text()

@@ -1,5 +1,5 @@
 """In-memory fakes of the adapters (same interfaces as ``powerx_agent.adapters``), for unit tests and
-for ``bench/product_cost.py``.
+for the benchmarks (``bench/product_cost.py``).
 
 Each fake keeps the semantics the logic relies on (conditional creates, forward-only transitions,
 idempotency claims with lease/conflict/duplicate, hash-chained audit records) but answers from
@@ -38,7 +38,7 @@ from powerx_agent.errors import AgentError
 from powerx_agent.settings import Settings, load_settings
 from powerx_agent.status import NODE_FROM, WORKFLOW_FROM
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]  # the checkout: config/tenants.yaml, strategies/
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 
