@@ -19,7 +19,7 @@ HOT_KEY_LIMIT = 100.0
 
 def measure(events: int, rate: float) -> dict[str, Any]:
     from powerx_agent.audit.shards import shard_family
-    from powerx_agent.local.profile import measure as run
+    from powerx_agent.loadtest.profile import measure as run
     from powerx_agent.local.runtime import LocalRuntime
 
     runtime = LocalRuntime.start()

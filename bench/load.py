@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--md", type=Path, default=None, help="write the markdown section here")
     args = parser.parse_args(argv)
 
+    from powerx_agent import loadtest as load
     from powerx_agent.deps import get_deps
-    from powerx_agent.local import load
     from powerx_agent.local.meter import Meter
     from powerx_agent.local.runtime import LocalRuntime
     from powerx_agent.ops.audit import verify

@@ -52,7 +52,7 @@ PACKAGE = "powerx_agent"
 # never shipped: the embedded runtime (moto), the console script and the operator wing it drives run on
 # operators' and developers' machines only (tests/infrastructure/test_grants_follow_the_code.py proves no
 # handler imports them)
-PACKAGE_EXCLUDE = ("local", "cli", "ops", "console", "testing")
+PACKAGE_EXCLUDE = ("local", "loadtest", "cli", "ops", "console", "testing")
 CODE_EXCLUDE = [
     "tests",
     "**/tests",

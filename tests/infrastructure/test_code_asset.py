@@ -50,7 +50,8 @@ def test_given_the_asset_when_listed_then_no_tests_caches_local_runtime_cli_ops_
     names = {p.relative_to(asset_dir).as_posix() for p in asset_dir.rglob("*")}
     assert {n.split("/")[0] for n in names} == {"powerx_agent", "strategies", "event-types"}
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or "/tests" in n]
-    assert not {"powerx_agent/local", "powerx_agent/cli", "powerx_agent/ops", "powerx_agent/testing"} & names
+    assert not {"powerx_agent/local", "powerx_agent/loadtest", "powerx_agent/cli", "powerx_agent/ops",
+                "powerx_agent/testing"} & names
 
 
 _PROBE = r"""

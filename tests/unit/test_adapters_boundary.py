@@ -4,9 +4,9 @@ reads a botocore error code.
 Read from the source (every module of the package, function-local imports and calls included):
 
 - only ``adapters/`` imports boto3, botocore or requests (``local/``, the embedded runtime that
-  plays AWS's part and deploys its resources, and ``testing/``, the fakes that answer like AWS, are
-  the other places, and are never shipped);
-- no module outside ``adapters/``, ``local/`` and ``testing/`` calls a method named like an operation of an AWS
+  plays AWS's part and deploys its resources, ``loadtest/``, its load harness, and ``testing/``, the
+  fakes that answer like AWS, are the other places, and are never shipped);
+- no module outside ``adapters/``, ``local/``, ``loadtest/`` and ``testing/`` calls a method named like an operation of an AWS
   service the project uses (``start_execution``, ``send_message``, ``put_events``, ...);
 - the error-code helper of ``adapters/aws.py`` is used in ``adapters/`` only, and no module
   outside reads ``response["Error"]["Code"]`` itself;
@@ -26,7 +26,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "functions" / "powerx_agent"
 AWS_LIBRARIES = ("boto3", "botocore", "requests")
 SERVICES = ("dynamodb", "dynamodbstreams", "sqs", "stepfunctions", "events", "secretsmanager", "logs",
             "appconfig", "appconfigdata", "cloudformation", "lambda", "apigateway", "sts", "cloudwatch")
-ADAPTERS, RUNTIME = "adapters", ("local", "testing")  # the embedded runtime and the fakes
+ADAPTERS, RUNTIME = "adapters", ("local", "loadtest", "testing")  # the embedded runtime, its load harness, the fakes
 COMPOSITION_ROOTS = ("deps.py", "handlers", "cli")
 
 

@@ -69,7 +69,7 @@ def cost(profile_file: Path = typer.Option(None, "--profile", help="a profile fr
         if not isinstance(profile, dict) or "requests" not in profile:
             raise typer.BadParameter(f"{profile_file} is not a profile (no 'requests')", param_hint="--profile")
     else:
-        from powerx_agent.local.profile import measure
+        from powerx_agent.loadtest.profile import measure
         from powerx_agent.local.runtime import LocalRuntime
 
         with console.status("starting the embedded runtime on 127.0.0.1..."):

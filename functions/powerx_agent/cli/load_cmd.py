@@ -1,7 +1,7 @@
 """``powerx-agent local load``: offer events at a fixed rate and report what the pipeline sustained.
 
 Wired by ``register(local_app)`` (adds the ``load`` command to the ``local`` sub-app). The logic
-lives in :mod:`powerx_agent.local.load`.
+lives in :mod:`powerx_agent.loadtest`.
 
 - default: starts the embedded runtime on 127.0.0.1 (loopback only) and, in the same run, drives
   the product pipeline and a bare-moto pipeline of the same shape (``--no-bare`` skips it).
@@ -24,7 +24,7 @@ console = Console()
 
 
 def _check(rate: float, duration: float) -> None:
-    from powerx_agent.local.load import MAX_DURATION, MAX_RATE
+    from powerx_agent.loadtest import MAX_DURATION, MAX_RATE
 
     if not 0 < rate <= MAX_RATE:
         raise typer.BadParameter(f"must be in (0, {MAX_RATE:g}] events/s", param_hint="--rate")
@@ -75,7 +75,7 @@ def load(rate: float = typer.Option(10.0, "--rate", help="events offered per sec
          out: Path = typer.Option(None, "--out", help="with --heat: write the profile (JSON) here, for "
                                   "`powerx-agent cost --profile`")) -> None:
     """Offer RATE events/s for DURATION s; report sustained rate and generation / end-to-end latency."""
-    from powerx_agent.local import load as lib
+    from powerx_agent import loadtest as lib
 
     _check(rate, duration)
     if heat:
@@ -141,7 +141,7 @@ WCU a partition serves (docs/capacity.md)."""
 def _heat(rate: float, duration: float, tenant: str, drain_timeout: float, target_rate: float, out: Path | None,
           output_json: bool) -> int:
     from powerx_agent.audit.shards import shard_family
-    from powerx_agent.local.profile import measure
+    from powerx_agent.loadtest.profile import measure
     from powerx_agent.local.runtime import LocalRuntime
 
     with console.status("starting the embedded runtime on 127.0.0.1..."):

@@ -119,7 +119,7 @@ class LambdaContext:
 
 def register_handler(function_name: str, handler_path: str) -> None:
     """Route one more (non-product) function name to an in-process handler: used by the bare-moto
-    reference pipeline of ``powerx_agent.local.load``, whose functions are not part of the spec."""
+    reference pipeline of ``powerx_agent.loadtest.bare``, whose functions are not part of the spec."""
     _HANDLERS_BY_NAME[function_name] = handler_path
 
 

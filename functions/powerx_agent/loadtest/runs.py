@@ -1,43 +1,23 @@
-"""Load runs for ``powerx-agent local load`` and ``bench/load.py``.
-
-Three drivers share one paced producer (PutEvents in batches of up to 10 entries, scheduled at the
-offered rate, never faster; bounded by ``MAX_RATE`` and ``MAX_DURATION``):
-
-- :func:`run_product` against the embedded runtime: PutEvents → ingest → match → StartExecution →
-  node Lambdas → sandbox plugins. Latencies come from the audit trail: generation latency is
-  ``event.accepted`` → ``workflow.started``, end to end is ``event.accepted`` → ``workflow.succeeded``.
-- :func:`run_bare` against the same moto server: a bare pipeline of the same shape (PutEvents →
-  rule → SQS → poller → Lambda doing a conditional PutItem + StartExecution → a 3-task state
-  machine whose Lambda handlers do nothing): moto's own ceiling on this machine, measured in the
-  same process and run.
-- :func:`run_stack` against a deployed stack (``--stack``): the same producer, with completion read
-  from the stack's audit table by workflow id (deterministic from tenant and idempotency key).
-
-:func:`account` then classifies every event offered (workflow, escalation, duplicate, rejection)
-from ``agent_events`` and the audit chains, and checks every chain's hashes.
-"""
+"""The drivers of a load run: one paced producer, the embedded runtime's product pipeline, a deployed
+stack, and the accounting of every event offered (overview: :mod:`powerx_agent.loadtest`)."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import statistics
 import threading
 import time
 import uuid
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from powerx_agent import spec
-from powerx_agent.adapters.aws import error_code
 from powerx_agent.audit.chain import check_chain
 from powerx_agent.audit.records import workflow_chain
 from powerx_agent.ingest.service import workflow_id_for
-from powerx_agent.settings import Env
 
 MAX_RATE = 1000.0
 MAX_DURATION = 600.0
@@ -157,7 +137,7 @@ class LoadResult:
         return dict(self.__dict__)
 
 
-def _result(pipeline: str, produced: Produced, rate: float, duration: float, gen: list[float], e2e: list[float],
+def make_result(pipeline: str, produced: Produced, rate: float, duration: float, gen: list[float], e2e: list[float],
             done_at: dict[str, float], drained: bool, drain_seconds: float, **extra: Any) -> LoadResult:
     last = max(done_at.values()) if done_at else produced.finished
     span = max(1e-6, last - produced.started)
@@ -169,7 +149,7 @@ def _result(pipeline: str, produced: Produced, rate: float, duration: float, gen
 
 
 # ---------------------------------------------------------------------------------- product
-def _rss_mb() -> float:
+def rss_mb() -> float:
     try:
         with open("/proc/self/statm") as fh:
             return round(int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
@@ -187,7 +167,7 @@ def runtime_sample(rt: Any, queue_url: str) -> Callable[[], dict[str, Any]]:
             "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
         return {"ingest_pending": rt._inflight, "queue": int(attrs["ApproximateNumberOfMessages"])
                 + int(attrs["ApproximateNumberOfMessagesNotVisible"]), "running": motopatch.sfn_running(),
-                "threads": threading.active_count(), "rss_mb": _rss_mb()}
+                "threads": threading.active_count(), "rss_mb": rss_mb()}
 
     return sample
 
@@ -245,143 +225,10 @@ def run_product(rt: Any, rate: float, duration: float, *, drain_timeout: float =
             e2e.append((_ts(records["workflow.succeeded"]["ts"]) - _ts(accepted["ts"])) * 1000)
             done_at[key] = _ts(records["workflow.succeeded"]["ts"])
     stats = motopatch.sfn_running_stats()
-    result = _result("product", produced, rate, duration, gen, e2e, done_at, drained, drain_seconds,
+    result = make_result("product", produced, rate, duration, gen, e2e, done_at, drained, drain_seconds,
                      executions_peak=stats["peak"], cap=rt.max_executions_in_flight,
                      poller_paused_s=round(rt.poller_paused_seconds, 1))
     return result, produced
-
-
-# ---------------------------------------------------------------------------------- bare moto
-BARE = "powerx-bare"
-_bare_times: dict[str, tuple[float, float]] = {}
-_bare_lock = threading.Lock()
-
-
-def bare_task_handler(event: Any, context: Any) -> dict[str, Any]:
-    """A node that does nothing (the bare pipeline's 3 tasks)."""
-    return {"ok": True}
-
-
-def bare_consume_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """SQS batch → conditional PutItem → StartExecution, nothing else (the bare pipeline's matcher)."""
-    from powerx_agent.adapters import aws
-
-    region = os.environ.get(Env.AWS_REGION, "us-east-1")
-    endpoint = os.environ.get(Env.AWS_ENDPOINT_URL)
-    ddb = aws.client("dynamodb", region, endpoint)
-    sfn = aws.client("stepfunctions", region, endpoint)
-    machine = os.environ["POWERX_BARE_MACHINE_ARN"]
-    for record in event.get("Records", []):
-        received = time.time()
-        bus_event = json.loads(record["body"])
-        key = bus_event["detail"]["idempotency_key"]
-        try:
-            ddb.put_item(TableName=BARE, Item={"pk": {"S": key}, "received_at": {"N": str(received)}},
-                         ConditionExpression="attribute_not_exists(pk)")
-        except Exception as exc:  # noqa: BLE001
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
-            continue
-        try:
-            sfn.start_execution(stateMachineArn=machine, name=key, input=json.dumps({"key": key}))
-        except Exception as exc:  # noqa: BLE001
-            if error_code(exc) != "ExecutionAlreadyExists":
-                raise
-        with _bare_lock:
-            _bare_times[key] = (received, time.time())
-    return {"batchItemFailures": []}
-
-
-def _bare_zip() -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("bare.py", "def handler(event, context):\n    return {}\n")
-    return buf.getvalue()
-
-
-def setup_bare(rt: Any) -> dict[str, Any]:
-    """Create the bare pipeline's bus, rule, queue, table, functions and 3-task state machine (once)."""
-    from powerx_agent.local import motopatch
-    from powerx_agent.local.pollers import SqsPoller
-
-    if getattr(rt, "_bare", None):
-        return rt._bare
-    assert rt.deployment is not None
-    motopatch.register_handler(f"{BARE}-consume", "powerx_agent.local.load.bare_consume_handler")
-    motopatch.register_handler(f"{BARE}-task", "powerx_agent.local.load.bare_task_handler")
-    events, sqs, ddb, lam, sfn = (rt.client(s) for s in ("events", "sqs", "dynamodb", "lambda", "stepfunctions"))
-    events.create_event_bus(Name=BARE)
-    queue_url = sqs.create_queue(QueueName=BARE, Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name=BARE, EventBusName=BARE, EventPattern=json.dumps({"source": ["powerx.plugins"]}))
-    events.put_targets(Rule=BARE, EventBusName=BARE, Targets=[{"Id": "queue", "Arn": queue_arn}])
-    ddb.create_table(TableName=BARE, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                     BillingMode="PAY_PER_REQUEST")
-    arns = {}
-    for name in ("consume", "task"):
-        arns[name] = lam.create_function(FunctionName=f"{BARE}-{name}", Runtime="python3.11",
-                                         Role=rt.deployment.lambda_role_arn, Handler="bare.handler",
-                                         Code={"ZipFile": _bare_zip()}, Timeout=30)["FunctionArn"]
-    task = {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
-            "Parameters": {"FunctionName": arns["task"], "Payload": {"key.$": "$.key"}}, "ResultPath": None}
-    definition = {"StartAt": "One", "States": {"One": {**task, "Next": "Two"}, "Two": {**task, "Next": "Three"},
-                                               "Three": {**task, "End": True}}}
-    machine = sfn.create_state_machine(name=BARE, definition=json.dumps(definition),
-                                       roleArn=rt.deployment.workflow_role_arn)["stateMachineArn"]
-    os.environ["POWERX_BARE_MACHINE_ARN"] = machine
-    poller = SqsPoller(rt._poller_client, queue_url, f"{BARE}-consume", batch_size=10).start()
-    rt._bare = {"queue_url": queue_url, "machine": machine, "poller": poller}
-    return rt._bare
-
-
-def teardown_bare(rt: Any) -> None:
-    """Stop the bare pipeline's poller (call before ``rt.stop()``)."""
-    bare = getattr(rt, "_bare", None)
-    if bare:
-        bare["poller"].stop()
-        rt._bare = None
-
-
-def run_bare(rt: Any, rate: float, duration: float, *, drain_timeout: float = 300.0,
-             progress: Progress | None = None) -> LoadResult:
-    from powerx_agent.local import motopatch
-
-    bare = setup_bare(rt)
-    sqs = rt.harness("sqs")
-    t0 = time.monotonic()
-
-    def sample() -> dict[str, Any]:
-        attrs = sqs.get_queue_attributes(QueueUrl=bare["queue_url"], AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-        return {"ingest_pending": 0, "queue": int(attrs["ApproximateNumberOfMessages"])
-                + int(attrs["ApproximateNumberOfMessagesNotVisible"]), "running": motopatch.sfn_running(),
-                "threads": threading.active_count(), "rss_mb": _rss_mb()}
-
-    events = rt.client("events")
-    produced = produce(lambda entries: events.put_events(Entries=entries), rate=rate, duration=duration, bus=BARE,
-                       progress=progress, sample=sample)
-
-    class _Idle:  # the bare pipeline has its own poller
-        poller = bare["poller"]
-        _inflight = 0
-
-    drained, drain_seconds = drain(_Idle(), bare["queue_url"], drain_timeout, progress, produced.sent,
-                                   produced.samples, sample, t0)
-    sfn = rt.harness("stepfunctions")
-    stops: dict[str, float] = {}
-    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=bare["machine"],
-                                                               statusFilter="SUCCEEDED"):
-        for execution in page["executions"]:
-            if execution["name"] in produced.sent_at and execution.get("stopDate"):
-                stops[execution["name"]] = execution["stopDate"].timestamp()
-    gen, e2e = [], []
-    for key, stopped in stops.items():
-        received, started = _bare_times.get(key, (None, None))
-        if received is not None and started is not None:
-            gen.append((started - received) * 1000)
-            e2e.append((stopped - received) * 1000)
-    return _result("bare moto", produced, rate, duration, gen, e2e, stops, drained, drain_seconds)
 
 
 # ---------------------------------------------------------------------------------- deployed stack
@@ -418,7 +265,7 @@ def run_stack(deps: Any, rate: float, duration: float, *, tenant: str, drain_tim
             time.sleep(2.0)
     gen = [(gen_at[k] - accepted_at[k]) * 1000 for k in gen_at if k in accepted_at]
     e2e = [(done_at[k] - accepted_at[k]) * 1000 for k in done_at if k in accepted_at]
-    return _result(f"stack {deps.settings.event_bus}", produced, rate, duration, gen, e2e, done_at,
+    return make_result(f"stack {deps.settings.event_bus}", produced, rate, duration, gen, e2e, done_at,
                    not pending, time.monotonic() - start)
 
 

@@ -22,16 +22,17 @@ WORKFLOW_ACTIONS = ("powerx-agent-workflow",)
 def measure(rt: Any, *, events: int = 40, rate: float = 10.0, tenant: str = "acme", drain_timeout: float = 300.0,
             target_rate: float = 2000.0, shards: Any = None, progress: Any = None) -> dict[str, Any]:
     """Drive ``events`` C-1 events at ``rate``/s through the runtime inside a :class:`Meter`; return the profile."""
-    from powerx_agent.local import load
+    from powerx_agent.ingest.service import workflow_id_for
+    from powerx_agent.loadtest import runs
     from powerx_agent.local.meter import forget_schemas
 
     forget_schemas()
     with Meter() as meter:
-        result, produced = load.run_product(rt, rate, events / rate, drain_timeout=drain_timeout, tenant=tenant,
+        result, produced = runs.run_product(rt, rate, events / rate, drain_timeout=drain_timeout, tenant=tenant,
                                             progress=progress)
     accepted = max(1, produced.sent)
     profile = meter.per_event(accepted)
-    profile["sfn"] = sfn_profile(rt, {load.workflow_id_for(tenant, k) for k in produced.keys}, accepted)
+    profile["sfn"] = sfn_profile(rt, {workflow_id_for(tenant, k) for k in produced.keys}, accepted)
     seconds = max(1e-6, meter.stopped - meter.started)
     profile["heat"] = heat_report(meter, accepted, seconds, target_rate, shards)[:40]
     profile["run"] = {"events": produced.sent, "completed": result.completed, "rate": rate,
