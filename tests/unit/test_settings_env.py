@@ -49,3 +49,15 @@ def test_given_a_variable_of_env_when_set_then_load_settings_reads_it(monkeypatc
 def test_given_the_stack_outputs_when_mapped_then_each_names_a_variable_of_env():
     assert all(isinstance(var, Env) for var in STACK_OUTPUTS.values())
     assert len(set(STACK_OUTPUTS.values())) == len(STACK_OUTPUTS)
+
+
+def test_given_load_settings_when_read_then_every_variable_is_named_through_env():
+    """A new setting reads ``_env(Env.NEW_NAME)``: the template test then knows its name too."""
+    readers = {"_env", "_env_float", "_env_bool"}
+    loose = []
+    for node in ast.walk(ast.parse(SETTINGS.read_text())):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in readers and node.args:
+            name = node.args[0]
+            if not (isinstance(name, ast.Attribute) and isinstance(name.value, ast.Name) and name.value.id == "Env"):
+                loose.append(f"settings.py:{node.lineno}: {ast.unparse(name)}")
+    assert not loose, "\n".join(loose)
