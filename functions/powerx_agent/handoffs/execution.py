@@ -26,6 +26,8 @@ class WorkflowRef(Handoff):
     retry_of: str | None = None
     # set by the Express head's hand-off (nodes/workflow.py): attempts each node made there
     attempts_before: dict[str, int] | None = None
+    # and the nodes that failed for good there: the continuation escalates on them without calling them again
+    failed_before: list[str] | None = None
 
 
 class ExecutionInput(Handoff):
