@@ -95,7 +95,8 @@ class Deps:
     def state_machines(self) -> StateMachines:
         from powerx_agent.adapters.state_machines import StateMachines
 
-        return StateMachines(self.client("stepfunctions"), self.settings, lambda: self.client("logs"))
+        return StateMachines(self.client("stepfunctions"), self.settings, logs=lambda: self.client("logs"),
+                             identity=lambda: aws.caller_arn(self.client("sts")))
 
     @cached_property
     def queues(self) -> Queues:

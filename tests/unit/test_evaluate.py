@@ -17,6 +17,7 @@ from powerx_agent.local.demo import c1_event, c2_event
 from powerx_agent.match.service import Matcher
 from powerx_agent.strategy.evaluate import EventFacts, evaluate
 from powerx_agent.strategy.library import library_from_directory
+from powerx_agent.strategy.templates import BUILTINS
 from powerx_agent.taskflow.asl import compile_flow
 from powerx_agent.testing.fakes import FakeDeps, bus_event, fake_http
 
@@ -68,8 +69,7 @@ def test_given_an_event_when_the_matcher_and_the_tools_decide_then_they_agree(ev
         return
     started = matcher["input"]
     # the variables the execution got are the ones the tool shows (the tool cannot know the tenant owner)
-    assert {k: v for k, v in started["variables"].items() if k not in ("tenant", "event_id", "owner", "event_type",
-                                                                       "idempotency_key")} == tested["variables"]
+    assert {k: v for k, v in started["variables"].items() if k not in BUILTINS} == tested["variables"]
     library = library_from_directory(REPO / "strategies", "dir:strategies")
     found = evaluate(library, EventFacts(event_type=event_type, source=source, tenant_id=detail["tenant_id"],
                                          event_id=detail["event_id"], idempotency_key=detail["idempotency_key"],

@@ -64,13 +64,14 @@ def test_given_shipped_strategies_when_loaded_then_everything_is_compiled() -> N
     doc = {"event_type": "plugin.job.completed",
            "payload": {"job": {"id": "42", "type": "report", "rows": 1200}}}
     assert report.condition is not None and report.condition.evaluate(doc) is None
-    builtins = {"tenant": "acme", "event_id": "e", "owner": "automation@example.com",
+    builtins = {"tenant": "acme", "event_id": "e", "tenant_owner": "owner@acme.example",
+                "strategy_owner": "automation@example.com", "owner": "owner@acme.example",
                 "event_type": "plugin.job.completed", "idempotency_key": "k"}
     variables = report.variables.render(doc, builtins)
     assert variables == {"job_id": "42", "rows": 1200, "report_name": "daily-42"}
     scope = {**builtins, **variables}
     assert report.node_inputs["render"].render(scope) == {"job": "42", "name": "daily-42", "rows": 1200}
-    assert report.notify_targets["tell-owner"].render(scope) == "automation@example.com"
+    assert report.notify_targets["tell-owner"].render(scope) == "owner@acme.example"  # the tenant's owner
     assert report.node_whens["approve"].evaluate(doc) is not None
     ticket = by_id["ticket-on-job-failed"]
     # not_equals on a missing path is True: a job without "retriable" opens a ticket
@@ -138,10 +139,20 @@ def test_given_several_independent_problems_when_loaded_then_all_reported() -> N
 
 def test_given_builtins_and_variables_when_templates_use_them_then_no_findings() -> None:
     text = MINIMAL.replace("    - {id: a, plugin: p}",
-                           "    - {id: a, plugin: p, input: {t: '${tenant}', e: '${event_id}', o: '${owner}',"
-                           " y: '${event_type}', k: '${idempotency_key}', v: '${v}'}}") + "variables: {v: $.v}\n"
-    compiled, findings = load_strategy_text(text, "s.yaml")
+                           "    - {id: a, plugin: p, input: {t: '${tenant}', e: '${event_id}', o: '${tenant_owner}',"
+                           " s: '${strategy_owner}', y: '${event_type}', k: '${idempotency_key}', v: '${v}'}}")
+    compiled, findings = load_strategy_text(text + "variables: {v: $.v}\n", "s.yaml")
     assert findings == [] and compiled is not None
+
+
+def test_given_the_ambiguous_owner_when_linted_then_a_warning_at_each_use_names_both_builtins() -> None:
+    text = MINIMAL.replace("    - {id: a, plugin: p}",
+                           "    - {id: a, plugin: p, input: {o: '${owner}'}}\n"
+                           "    - {id: b, notify: {to: '${owner}', template: t}}") + "variables: {v: 'by ${owner}'}\n"
+    compiled, findings = load_strategy_text(text, "s.yaml")
+    assert compiled is not None  # an alias of tenant_owner: it still loads and runs
+    assert [(f.code, f.severity) for f in findings] == [("template.ambiguous_owner", "warning")] * 3
+    assert all("${tenant_owner}" in f.message and "${strategy_owner}" in f.message for f in findings)
 
 
 def test_given_yaml_error_when_loaded_then_single_positioned_finding() -> None:

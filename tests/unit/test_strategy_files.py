@@ -1,7 +1,8 @@
 """A strategy library is listed one way: lint, simulate, publish and the local seeding see the same files.
 
 The rule (docs/strategies.md, "Which files are strategies"): every *.yaml / *.yml under the directory,
-subfolders included, a ``.draft.yaml`` name included, hidden files and folders excluded."""
+subfolders included, a ``.draft.yaml`` name included, hidden files and folders excluded, and the ``tests/``
+folder at the top (strategy test fixtures) excluded."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ BASE = (REPO / "strategies" / "report-on-job-completed.yaml").read_text()
 
 
 def _library(tmp_path: Path) -> Path:
-    """team-a/x.yaml (a subfolder), y.draft.yaml (a draft by name), .hidden/z.yaml and .w.yaml (hidden)."""
+    """team-a/x.yaml (a subfolder), y.draft.yaml (a draft by name), .hidden/z.yaml and .w.yaml (hidden),
+    tests/fixture.yaml (the fixtures folder)."""
     for rel, sid in (("team-a/x.yaml", "team-a-x"), ("y.draft.yaml", "draft-y"), (".hidden/z.yaml", "hidden-z"),
-                     (".w.yaml", "hidden-w"), ("notes.txt", "not-yaml")):
+                     (".w.yaml", "hidden-w"), ("notes.txt", "not-yaml"), ("tests/fixture.yaml", "a-fixture")):
         path = tmp_path / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(BASE.replace("id: report-on-job-completed", f"id: {sid}").replace("weight: ", "weight: 1"))

@@ -177,3 +177,16 @@ def test_given_both_parsers_when_strategy_loaded_then_same_data_and_positions(lo
     loaded = load_yaml(path.read_bytes(), "r.yaml")
     assert loaded.data["on"] == {"event": "plugin.job.completed"}
     assert loaded.positions[("flow", "nodes", 3, "when", "gt")] == (42, 40)
+
+
+@pytest.mark.parametrize("text", ["ids: [$.items[*].id]\n", "input: {ids: [*]}\n", "p: *.id\n",
+                                  "v: {path: $.payload.items[*].id}\n"])
+def test_given_an_unquoted_jsonpath_with_a_star_when_loaded_then_the_error_says_to_quote_it(text: str) -> None:
+    with pytest.raises(StrategyError) as caught:
+        load_yaml(text, "s.yaml")
+    assert caught.value.code == "yaml.syntax"
+    assert 'quote it: path: "$.items[*].id"' in caught.value.message
+
+
+def test_given_a_quoted_jsonpath_with_a_star_when_loaded_then_it_is_a_string() -> None:
+    assert load_yaml('ids: ["$.items[*].id"]\n', "s.yaml").data == {"ids": ["$.items[*].id"]}

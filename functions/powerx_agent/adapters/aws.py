@@ -108,3 +108,8 @@ def failure(exc: BaseException) -> tuple[str, str] | None:
     if isinstance(exc, requests.RequestException):
         return "http", f"{type(exc).__name__}: {str(exc)[:300]}"
     return None
+
+
+def caller_arn(sts: Any) -> str:
+    """The ARN of the identity the credentials belong to (GetCallerIdentity needs no permission)."""
+    return str(sts.get_caller_identity()["Arn"])

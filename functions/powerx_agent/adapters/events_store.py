@@ -85,17 +85,23 @@ class EventsStore:
             return Claim("in_progress", self.get(tenant_id, idempotency_key) or existing)
 
     def finish(self, tenant_id: str, idempotency_key: str, *, status: str, outcome: str,
-               strategy_id: str | None = None) -> None:
-        """IN_PROGRESS → COMPLETED | DEFERRED (idempotent: finishing twice changes nothing)."""
+               strategy_id: str | None = None, event_json: str | None = None) -> None:
+        """IN_PROGRESS → COMPLETED | DEFERRED (idempotent: finishing twice changes nothing). ``event_json``:
+        the event itself, kept with a DEFERRED record so that ``events list --format jsonl`` can hand it
+        to ``replay --file`` (at most EventBridge's 256 KiB, well under an item's 400 KB)."""
+        extra = {"sid": strategy_id} if strategy_id else {}
+        if event_json is not None:
+            extra["ev"] = event_json
         try:
             self._ddb.update_item(
                 TableName=self._table, Key=key(pk=event_pk(tenant_id, idempotency_key)),
                 UpdateExpression="SET #s = :st, outcome = :oc, finished_at = :t" +
-                                 (", strategy_id = :sid" if strategy_id else "") + " REMOVE lease_until",
+                                 (", strategy_id = :sid" if strategy_id else "") +
+                                 (", event_json = :ev" if event_json is not None else "") + " REMOVE lease_until",
                 ConditionExpression="#s = :inprog",
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=values(st=status, oc=outcome, t=round(self._clock.time(), 3), inprog="IN_PROGRESS",
-                                                 **({"sid": strategy_id} if strategy_id else {})),
+                ExpressionAttributeValues=values(st=status, oc=outcome, t=round(self._clock.time(), 3),
+                                                 inprog="IN_PROGRESS", **extra),
             )
         except Exception as exc:  # noqa: BLE001
             if error_code(exc) != "ConditionalCheckFailedException":

@@ -51,6 +51,7 @@ from powerx_agent.adapters.execution_logs import (
     machine_arn,
     read_express_history,
 )
+from powerx_agent.errors import AgentError
 
 ALIAS_NAME = "live"
 VERSION_TAG = "powerx:v"
@@ -131,20 +132,34 @@ def _trace_header() -> dict[str, str]:
     return {"traceHeader": header} if header and len(header) <= 256 and header.isascii() else {}
 
 
-def state_machine_arn(settings: Settings, name: str) -> str:
+def state_machine_arn(settings: Settings, name: str, identity_arn: str | None = None) -> str:
     """ARN in the deployment's partition and account, both read from the workflow role's ARN
-    (``arn:<partition>:iam::<account>:role/...``), so GovCloud and China regions work too."""
-    _, partition, _, _, account = settings.workflow_role_arn.split(":")[:5]
-    return f"arn:{partition}:states:{settings.region}:{account}:stateMachine:{name}"
+    (``arn:<partition>:iam::<account>:role/...``), so GovCloud and China regions work too; where no
+    workflow role is configured (an operator's shell), from the caller's own identity ARN."""
+    parts = (settings.workflow_role_arn or identity_arn or "").split(":")
+    if len(parts) < 5 or not parts[1] or not parts[4]:
+        raise AgentError("the account of the state machines is unknown: give --stack NAME (its outputs name the "
+                         "workflow role) or set WORKFLOW_ROLE_ARN", code="config.account_unknown")
+    return f"arn:{parts[1]}:states:{settings.region}:{parts[4]}:stateMachine:{name}"
 
 
 class StateMachines:
-    """The engine's port to Step Functions (``deps.state_machines``)."""
+    """The engine's port to Step Functions (``deps.state_machines``). ``identity`` gives the caller's
+    ARN, read once and only when no workflow role ARN is configured."""
 
-    def __init__(self, client: Any, settings: Settings, logs: Callable[[], Any] | None = None) -> None:
+    def __init__(self, client: Any, settings: Settings, logs: Callable[[], Any] | None = None,
+                 identity: Callable[[], str] | None = None) -> None:
         self._sfn = client
         self._settings = settings
         self._logs = logs  # a CloudWatch Logs client, made when an Express execution is first read
+        self._identity = identity
+        self._identity_arn: str | None = None
+
+    def arn(self, name: str) -> str:
+        """The ARN of the state machine ``name`` in this deployment."""
+        if not self._settings.workflow_role_arn and self._identity is not None and self._identity_arn is None:
+            self._identity_arn = self._identity()
+        return state_machine_arn(self._settings, name, self._identity_arn)
 
     # -- executions ------------------------------------------------------------------------------
     def start(self, state_machine_arn: str, name: str, input_json: str) -> Started:
@@ -290,7 +305,7 @@ class StateMachines:
 
     def _strategy_machine(self, strategy_id: str) -> tuple[str, str]:
         name = f"{self._settings.state_machine_prefix}{strategy_id}"
-        return name, state_machine_arn(self._settings, name)
+        return name, self.arn(name)
 
     def ensure(self, flow: Flow) -> dict[str, Any]:
         """Create the flow's immutable, hash-named state machine when missing (published as version 1)
@@ -300,7 +315,7 @@ class StateMachines:
         "strategy_alias_arn", "strategy_state_machine_version_arn"}``; idempotent."""
         sfn = self._sfn
         name = self.machine_name(flow)
-        arn = state_machine_arn(self._settings, name)
+        arn = self.arn(name)
         description = f"{flow.strategy_id} v{flow.strategy_version} {flow.hash8}"
         version_arn = f"{arn}:1"
         wanted = observability(self._settings)
@@ -426,7 +441,8 @@ class StateMachines:
 
     def point_alias(self, strategy_id: str, version: int) -> dict[str, Any]:
         """Point the strategy's alias at the state-machine version of strategy ``version`` if the
-        matcher has created it; otherwise say why not (the matcher points it on the next event)."""
+        matcher has created it; otherwise say why not (the matcher points it on the next event).
+        ``previous_version_arn`` is where the alias pointed before (for :meth:`route_alias`)."""
         _, arn = self._strategy_machine(strategy_id)
         tags = self._machine_tags(arn)
         if tags is None:
@@ -434,5 +450,12 @@ class StateMachines:
         version_arn = tags.get(f"{VERSION_TAG}{version}")
         if version_arn is None:
             return {"pointed": False, "why": f"no state-machine version for v{version} yet"}
+        before = self.alias_target(strategy_id)
         alias_arn = self._route_alias(arn, version_arn, f"{strategy_id} v{version}")
-        return {"pointed": True, "alias_arn": alias_arn, "version_arn": version_arn}
+        return {"pointed": True, "alias_arn": alias_arn, "version_arn": version_arn,
+                "previous_version_arn": before["version_arn"] if before else None}
+
+    def route_alias(self, strategy_id: str, version_arn: str) -> str:
+        """Point the strategy's alias at a state-machine version ARN (undoing :meth:`point_alias`)."""
+        _, arn = self._strategy_machine(strategy_id)
+        return self._route_alias(arn, version_arn, f"{strategy_id} (restored)")

@@ -16,6 +16,13 @@ from powerx_agent.adapters.dynamo import all_items, from_item, key, to_item, val
 from powerx_agent.errors import AgentError
 
 
+def sha256_of(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+APPROVAL_FIELDS = ("approval", "approved_by", "approved_at", "approval_reason")
+
+
 class StrategiesStore:
     def __init__(self, ddb: Any, table: str) -> None:
         self._ddb = ddb
@@ -26,7 +33,7 @@ class StrategiesStore:
         return from_item(out.get("Item"))
 
     def publish(self, strategy_id: str, version: int, text: str, author: str) -> dict[str, Any]:
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        digest = sha256_of(text)
         existing = self._get(f"STRATEGY#{strategy_id}", f"V#{version:06d}")
         if existing is not None:
             if existing["sha256"] == digest:
@@ -38,6 +45,17 @@ class StrategiesStore:
                 "published_at": round(time.time(), 3), "approval": "PENDING"}
         self._ddb.put_item(TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)")
         return item
+
+    def unpublish(self, strategy_id: str, version: int) -> None:
+        """Remove a draft nobody approved yet (undoing a publish); an approved version is never removed."""
+        try:
+            self._ddb.delete_item(TableName=self._table, Key=key(pk=f"STRATEGY#{strategy_id}", sk=f"V#{version:06d}"),
+                                  ConditionExpression="approval = :p", ExpressionAttributeValues=values(p="PENDING"))
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            raise AgentError(f"{strategy_id} v{version} is no longer a draft; not removed",
+                             code="strategy.not_a_draft") from None
 
     def version(self, strategy_id: str, version: int) -> dict[str, Any] | None:
         return self._get(f"STRATEGY#{strategy_id}", f"V#{version:06d}")
@@ -56,19 +74,23 @@ class StrategiesStore:
 
     def approve(self, strategy_id: str, version: int, approver: str, reason: str,
                 require_other_approver: bool = False) -> dict[str, Any]:
+        """Mark the version APPROVED and make it active, in one transaction (all or nothing)."""
         item = self.version(strategy_id, version)
         if item is None:
             raise AgentError(f"{strategy_id} v{version} is not published", code="strategy.not_found")
         if require_other_approver and item["author"] == approver:
             raise AgentError(f"{approver} published {strategy_id} v{version} and cannot also approve it",
                              code="strategy.self_approval")
-        self._ddb.update_item(
-            TableName=self._table, Key=key(pk=f"STRATEGY#{strategy_id}", sk=f"V#{version:06d}"),
-            UpdateExpression="SET approval = :a, approved_by = :b, approved_at = :t, approval_reason = :r",
-            ExpressionAttributeValues=values(a="APPROVED", b=approver, t=round(time.time(), 3), r=reason))
-        return self._activate(strategy_id, version, approver, push_history=True)
+        approval = {"approval": "APPROVED", "approved_by": approver, "approved_at": round(time.time(), 3),
+                    "approval_reason": reason}
+        return self._activate(strategy_id, version, approver, push_history=True, approval=approval)
 
     def rollback(self, strategy_id: str, actor: str, to_version: int | None = None) -> dict[str, Any]:
+        target = self.rollback_target(strategy_id, to_version)
+        return self._activate(strategy_id, target, actor, push_history=False)
+
+    def rollback_target(self, strategy_id: str, to_version: int | None = None) -> int:
+        """The version a rollback moves to (checked: an approved version), without changing anything."""
         active = self.active(strategy_id)
         if active is None:
             raise AgentError(f"{strategy_id} has no active version to roll back", code="strategy.not_active")
@@ -79,36 +101,119 @@ class StrategiesStore:
         item = self.version(strategy_id, target)
         if item is None or item.get("approval") != "APPROVED":
             raise AgentError(f"{strategy_id} v{target} is not an approved version", code="strategy.not_approved")
-        return self._activate(strategy_id, target, actor, push_history=False)
+        return int(target)
 
-    def _activate(self, strategy_id: str, version: int, actor: str, push_history: bool) -> dict[str, Any]:
-        previous = self.active(strategy_id)
-        history = list(previous.get("history", [])) if previous else []
-        if push_history and version not in history:
-            history.append(version)
-        if not push_history:
-            history = [v for v in history if v <= version] or [version]
-        self._ddb.put_item(TableName=self._table, Item=to_item({
-            "pk": f"STRATEGY#{strategy_id}", "sk": "ACTIVE", "strategy_id": strategy_id, "version": version,
-            "history": history, "updated_by": actor, "updated_at": round(time.time(), 3)}))
-        for _ in range(20):  # bump the library revision with optimistic concurrency
+    def snapshot(self, strategy_id: str, version: int | None = None) -> dict[str, Any]:
+        """What an approve or rollback changes, as it is now (for :meth:`restore`)."""
+        item = self.version(strategy_id, version) if version is not None else None
+        return {"strategy_id": strategy_id, "active": self.active(strategy_id),
+                "approval": {k: item.get(k) for k in APPROVAL_FIELDS} if item else None, "version": version}
+
+    def restore(self, strategy_id: str, snapshot: dict[str, Any], expected_version: int) -> dict[str, Any]:
+        """Put back what :meth:`snapshot` saw, in one transaction, unless someone moved the strategy
+        on since (its active version is no longer ``expected_version``): then refuse, change nothing."""
+        for _ in range(20):
             current = self.revision()
+            active_now = self.active(strategy_id)
+            if active_now is None or int(active_now["version"]) != expected_version:
+                raise AgentError(f"{strategy_id} moved on meanwhile (active: "
+                                 f"{active_now and active_now.get('version')}); not restored",
+                                 code="strategy.moved_on")
+            before = snapshot.get("active")
+            active_map = dict(current.get("active", {}))
+            if before:
+                active_map[strategy_id] = int(before["version"])
+            else:
+                active_map.pop(strategy_id, None)
+            ops: list[dict[str, Any]] = []
+            pk = f"STRATEGY#{strategy_id}"
+            if snapshot.get("approval") is not None and snapshot.get("version") is not None:
+                restored = {k: v for k, v in snapshot["approval"].items() if v is not None}
+                removed = [k for k in APPROVAL_FIELDS if k not in restored]
+                names = {f"#a{i}": k for i, k in enumerate(APPROVAL_FIELDS)}
+                update = "SET " + ", ".join(f"#a{APPROVAL_FIELDS.index(k)} = :a{APPROVAL_FIELDS.index(k)}"
+                                            for k in restored)
+                if removed:
+                    update += " REMOVE " + ", ".join(f"#a{APPROVAL_FIELDS.index(k)}" for k in removed)
+                ops.append({"Update": {
+                    "TableName": self._table, "Key": key(pk=pk, sk=f"V#{int(snapshot['version']):06d}"),
+                    "UpdateExpression": update, "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values(**{f"a{APPROVAL_FIELDS.index(k)}": v
+                                                           for k, v in restored.items()}),
+                    "ConditionExpression": "attribute_exists(pk)"}})
+            if before:
+                ops.append({"Put": {"TableName": self._table, "Item": to_item(before),
+                                    "ConditionExpression": "#v = :v", "ExpressionAttributeNames": {"#v": "version"},
+                                    "ExpressionAttributeValues": values(v=expected_version)}})
+            else:
+                ops.append({"Delete": {"TableName": self._table, "Key": key(pk=pk, sk="ACTIVE"),
+                                       "ConditionExpression": "#v = :v", "ExpressionAttributeNames": {"#v": "version"},
+                                       "ExpressionAttributeValues": values(v=expected_version)}})
+            new = {"pk": "LIBRARY", "sk": "REVISION", "revision": int(current["revision"]) + 1, "active": active_map}
+            ops.append(self._revision_put(current, new))
+            if self._transact(ops):
+                return {"strategy_id": strategy_id, "version": active_map.get(strategy_id),
+                        "revision": new["revision"]}
+        raise AgentError("could not update the library revision (too much contention)", code="strategy.contention")
+
+    def _revision_put(self, current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+        if current["revision"] == 0 and "pk" not in current:
+            return {"Put": {"TableName": self._table, "Item": to_item(new),
+                            "ConditionExpression": "attribute_not_exists(pk)"}}
+        return {"Put": {"TableName": self._table, "Item": to_item(new), "ConditionExpression": "revision = :r",
+                        "ExpressionAttributeValues": values(r=current["revision"])}}
+
+    def _transact(self, ops: list[dict[str, Any]]) -> bool:
+        """TransactWriteItems; False when a condition failed (someone changed an item meanwhile)."""
+        try:
+            self._ddb.transact_write_items(TransactItems=ops)
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) not in ("TransactionCanceledException", "ConditionalCheckFailedException"):
+                raise
+            return False
+        return True
+
+    def _activate(self, strategy_id: str, version: int, actor: str, push_history: bool,
+                  approval: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Approval (when given), the ACTIVE pointer and the library revision in one transaction,
+        retried with fresh reads when a concurrent change wins (optimistic concurrency)."""
+        pk = f"STRATEGY#{strategy_id}"
+        for _ in range(20):
+            previous = self.active(strategy_id)
+            current = self.revision()
+            history = list(previous.get("history", [])) if previous else []
+            if push_history and version not in history:
+                history.append(version)
+            if not push_history:
+                history = [v for v in history if v <= version] or [version]
+            ops: list[dict[str, Any]] = []
+            if approval:
+                ops.append({"Update": {
+                    "TableName": self._table, "Key": key(pk=pk, sk=f"V#{version:06d}"),
+                    "UpdateExpression": "SET approval = :a, approved_by = :b, approved_at = :t, approval_reason = :r",
+                    "ConditionExpression": "attribute_exists(pk)",
+                    "ExpressionAttributeValues": values(a=approval["approval"], b=approval["approved_by"],
+                                                        t=approval["approved_at"], r=approval["approval_reason"])}})
+            active_item = {"pk": pk, "sk": "ACTIVE", "strategy_id": strategy_id, "version": version,
+                           "history": history, "updated_by": actor, "updated_at": round(time.time(), 3)}
+            if previous and previous.get("updated_at") is not None:
+                ops.append({"Put": {"TableName": self._table, "Item": to_item(active_item),
+                                    "ConditionExpression": "updated_at = :u",
+                                    "ExpressionAttributeValues": values(u=previous["updated_at"])}})
+            elif previous:
+                ops.append({"Put": {"TableName": self._table, "Item": to_item(active_item),
+                                    "ConditionExpression": "#v = :v", "ExpressionAttributeNames": {"#v": "version"},
+                                    "ExpressionAttributeValues": values(v=previous["version"])}})
+            else:
+                ops.append({"Put": {"TableName": self._table, "Item": to_item(active_item),
+                                    "ConditionExpression": "attribute_not_exists(pk)"}})
             active = dict(current.get("active", {}))
             active[strategy_id] = version
             new = {"pk": "LIBRARY", "sk": "REVISION", "revision": int(current["revision"]) + 1, "active": active}
-            try:
-                if current["revision"] == 0 and "pk" not in current:
-                    self._ddb.put_item(TableName=self._table, Item=to_item(new),
-                                       ConditionExpression="attribute_not_exists(pk)")
-                else:
-                    self._ddb.put_item(TableName=self._table, Item=to_item(new),
-                                       ConditionExpression="revision = :r",
-                                       ExpressionAttributeValues=values(r=current["revision"]))
+            ops.append(self._revision_put(current, new))
+            if self._transact(ops):
                 return {"strategy_id": strategy_id, "version": version,
                         "previous": previous["version"] if previous else None, "revision": new["revision"]}
-            except Exception as exc:  # noqa: BLE001
-                if error_code(exc) != "ConditionalCheckFailedException":
-                    raise
         raise AgentError("could not update the library revision (too much contention)", code="strategy.contention")
 
     def documents(self, active: dict[str, int]) -> list[tuple[str, str]]:

@@ -19,6 +19,7 @@ from typing import Any
 from powerx_agent.adapters.aws import error_code
 from powerx_agent.adapters.dynamo import all_items, fan_out, from_item, key, pages, to_item, values
 from powerx_agent.audit.shards import tenant_key, tenant_keys
+from powerx_agent.errors import AgentError
 from powerx_agent.status import NODE_FROM, WORKFLOW_FROM, WORKFLOW_TERMINAL, NodeStatus, WorkflowStatus
 
 
@@ -44,7 +45,7 @@ class WorkflowsStore:
         now = round(time.time(), 3)
         item = {"pk": wf_pk(meta["workflow_id"]), "sk": "META", "status": "PENDING", "created_at": now,
                 "gsi1pk": tenant_key(meta["tenant_id"], meta["workflow_id"]),
-                "gsi1sk": f"{now:017.3f}#{meta['workflow_id']}", **meta}
+                "gsi1sk": f"{now:017.3f}#{meta['workflow_id']}", "node_ids": list(node_ids), **meta}
         for node_id in node_ids:
             self.ensure_node(meta["workflow_id"], node_id, skipped=(skipped or {}).get(node_id))
         try:
@@ -148,13 +149,19 @@ class WorkflowsStore:
         meta["nodes"] = {i["node_id"]: i for i in items if i["sk"].startswith("NODE#")}
         return meta
 
-    def list_workflows(self, tenant_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def list_workflows(self, tenant_id: str | None = None, limit: int = 100,
+                       since: float | None = None) -> list[dict[str, Any]]:
+        """METAs, newest first; ``since``: created at or after (epoch seconds)."""
         if tenant_id:  # the newest ``limit`` of every shard (and of the key before sharding), merged
-            queries = [{"KeyConditionExpression": "gsi1pk = :p", "ExpressionAttributeValues": values(p=shard),
+            condition, bound = "gsi1pk = :p", {}
+            if since is not None:
+                condition, bound = condition + " AND gsi1sk >= :s", {"s": f"{since:017.3f}"}
+            queries = [{"KeyConditionExpression": condition, "ExpressionAttributeValues": values(p=shard, **bound),
                         "ScanIndexForward": False} for shard in tenant_keys(tenant_id)]
             found = fan_out(self._ddb, self._table, "gsi1", queries, limit=limit)
             return sorted(found, key=lambda i: str(i.get("gsi1sk", "")), reverse=True)[:limit]
-        items = self._scan(filter_sk="META")
+        items = [i for i in self._scan(filter_sk="META")
+                 if since is None or float(i.get("created_at") or 0) >= since]
         return sorted(items, key=lambda i: i.get("created_at", 0), reverse=True)[:limit]
 
     def _scan(self, filter_sk: str) -> list[dict[str, Any]]:
@@ -331,6 +338,30 @@ class WorkflowsStore:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
             return False
+
+    def put_back(self, item: dict[str, Any], generation: int) -> None:
+        """Undo a move to attempt ``generation`` (:meth:`begin_generation`, :meth:`reset_node`): put the
+        item back as it was read, unless it moved on since (its generation is no longer ``generation``)."""
+        stored = {k: v for k, v in item.items() if k != "nodes"}
+        try:
+            self._ddb.put_item(TableName=self._table, Item=to_item(stored), ConditionExpression="#g = :gen",
+                               ExpressionAttributeNames={"#g": "generation"},
+                               ExpressionAttributeValues=values(gen=generation))
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            raise AgentError(f"{stored.get('pk')} / {stored.get('sk')} moved on from generation {generation}; "
+                             "not put back", code="takeover.moved_on") from None
+
+    def restore_node(self, item: dict[str, Any], status: str) -> None:
+        """Undo a move of a node item away from ``status`` made by this command (put the item back as read)."""
+        try:
+            self._ddb.put_item(TableName=self._table, Item=to_item(item), ConditionExpression="attribute_exists(pk)")
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            raise AgentError(f"node {item.get('node_id')} is gone; not put back to {status}",
+                             code="takeover.moved_on") from None
 
     def fill_node(self, workflow_id: str, node_id: str, output: Any, by: str, filled_from: str) -> bool:
         """Record an outcome done by hand: SUCCEEDED with ``filled_by``, from any status but

@@ -18,9 +18,10 @@ from typing import Any
 from powerx_agent.audit.kinds import AuditKind
 from powerx_agent.audit.records import GENESIS, record_hash
 
-# a node filled by hand (``workflow fill``) is SUCCEEDED from then on, whatever the chain said before
-NODE_KIND_STATUS = {AuditKind.NODE_SUCCEEDED: "SUCCEEDED", AuditKind.NODE_FAILED: "FAILED",
-                    AuditKind.NODE_SKIPPED: "SKIPPED", AuditKind.NODE_FILLED: "SUCCEEDED"}
+# the node outcome each record kind states; node.stopped: ended by an operator's stop or a failing
+# sibling (not a failure of its own); node.filled: done by hand, SUCCEEDED from then on
+NODE_KIND_STATUS = {"node.succeeded": "SUCCEEDED", "node.failed": "FAILED", "node.skipped": "SKIPPED",
+                    "node.stopped": "FAILED", "node.filled": "SUCCEEDED"}
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,25 @@ def effective_kinds(records: list[dict[str, Any]]) -> list[str]:
 
 
 def node_states(records: list[dict[str, Any]]) -> dict[str, str]:
-    """node id -> the last terminal status the chain records for it (repaired records included)."""
+    """node id -> the last terminal status the chain records for it (repaired records included); a
+    ``node.reset`` (a retry runs the node again) forgets what came before it, unless the retry's start
+    failed (``workflow.retry_failed``: the nodes were put back)."""
     states: dict[str, str] = {}
+    pending: dict[str, str] = {}  # what the resets of a retry being written forgot
+    latest: dict[str, str] = {}  # what the resets of the latest retry forgot
     for record in sorted(records, key=lambda r: int(r["seq"])):
         kind = record.get("kind", "")
         data = record.get("data") or {}
         if kind == AuditKind.AUDIT_REPAIRED and data.get("reconstructs") in NODE_KIND_STATUS:
             kind = data["reconstructs"]
-        if kind in NODE_KIND_STATUS and record.get("node_id"):
+        if kind == "workflow.retried":
+            latest, pending = pending, {}
+        elif kind == "workflow.retry_failed":
+            states.update({n: s for n, s in {**latest, **pending}.items() if n not in states})
+            latest, pending = {}, {}
+        elif kind == "node.reset" and record.get("node_id"):
+            if record["node_id"] in states:
+                pending[record["node_id"]] = states.pop(record["node_id"])
+        elif kind in NODE_KIND_STATUS and record.get("node_id"):
             states[record["node_id"]] = NODE_KIND_STATUS[kind]
     return states

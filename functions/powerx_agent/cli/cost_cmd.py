@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+from powerx_agent.cli._common import FormatOpt, Output, QueryOpt, err, styled
+
 TARGET_RATIO = 2.0
 
 
@@ -33,7 +34,7 @@ def bills(profile: dict[str, Any]) -> dict[str, Any]:
             "target_ratio": TARGET_RATIO}
 
 
-def render(result: dict[str, Any], profile: dict[str, Any]) -> None:
+def render(result: dict[str, Any], profile: dict[str, Any], console: Console) -> None:
     comparison = result["comparison"]
     table = Table(title=f"$ per million C-1 events, {result['region']} list prices checked {result['prices_checked']}",
                   title_justify="left")
@@ -41,21 +42,26 @@ def render(result: dict[str, Any], profile: dict[str, Any]) -> None:
         table.add_column(column, justify="right" if column != "service" else "left")
     for row in comparison["rows"]:
         table.add_row(row["service"], f"{row['product']:,.2f}", f"{row['anchor']:,.2f}")
-    table.add_row("[bold]total[/]", f"[bold]{comparison['product']:,.2f}[/]", f"[bold]{comparison['anchor']:,.2f}[/]")
+    table.add_row(styled("total", "bold"), styled(f"{comparison['product']:,.2f}", "bold"),
+                  styled(f"{comparison['anchor']:,.2f}", "bold"))
     console.print(table)
     ratio = comparison["ratio"] or 0.0
     colour = "green" if ratio <= result["target_ratio"] else "red"
-    console.print(f"product / anchor: [{colour}]{ratio:.2f}×[/] (target ≤ {result['target_ratio']:g}×); measured on "
-                  f"{profile.get('run', {}).get('events', '?')} events: {profile.get('requests_total')} AWS requests, "
-                  f"{profile.get('wru')} + {profile.get('index_wru')} write units per event")
+    console.print(styled("product / anchor: ") + styled(f"{ratio:.2f}×", colour)
+                  + styled(f" (target ≤ {result['target_ratio']:g}×); measured on "
+                           f"{profile.get('run', {}).get('events', '?')} events: {profile.get('requests_total')} AWS "
+                           f"requests, {profile.get('wru')} + {profile.get('index_wru')} write units per event"))
 
 
 def cost(profile_file: Path = typer.Option(None, "--profile", help="a profile from `powerx-agent local load "
                                            "--heat --out FILE` (default: measure one now on the embedded runtime)"),
          rate: float = typer.Option(10.0, "--rate", help="events/s offered when measuring"),
          events: int = typer.Option(40, "--events", help="events offered when measuring"),
-         output_json: bool = typer.Option(False, "--json", help="print the result as JSON")) -> None:
+         fmt: str = FormatOpt, query: str = QueryOpt,
+         output_json: bool = typer.Option(False, "--json", hidden=True)) -> None:
     """Dollars per million C-1 events per service, product beside the hand-wired anchor."""
+    output = Output("json" if output_json else fmt, query)
+    console = err()
     if not 0 < rate <= 200:
         raise typer.BadParameter("must be in (0, 200] events/s", param_hint="--rate")
     if not 1 <= events <= 2000:
@@ -80,10 +86,7 @@ def cost(profile_file: Path = typer.Option(None, "--profile", help="a profile fr
         finally:
             runtime.stop()
     result = bills(profile)
-    if output_json:
-        console.print_json(json.dumps({**result, "profile": profile}, default=str))
-    else:
-        render(result, profile)
+    output.emit({**result, "profile": profile}, lambda stdout: render(result, profile, stdout))
 
 
 def register(app: typer.Typer) -> None:

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console()
+from powerx_agent.cli._common import FormatOpt, Output, QueryOpt, err, styled
 
 
 def _check(rate: float, duration: float) -> None:
@@ -37,7 +37,7 @@ def _ms(p: dict[str, Any], key: str) -> str:
     return "—" if value is None else f"{value:,.0f}"
 
 
-def render(results: list[Any], accounting: dict[str, Any] | None = None) -> None:
+def render(results: list[Any], accounting: dict[str, Any] | None, console: Console) -> None:
     table = Table(title="load", title_justify="left")
     for column in ("pipeline", "offered/s", "sent", "completed", "sustained/s", "gen p50/p95/p99 ms",
                    "e2e p50/p95/p99 ms", "drained"):
@@ -46,14 +46,15 @@ def render(results: list[Any], accounting: dict[str, Any] | None = None) -> None
         table.add_row(r.pipeline, f"{r.offered_rate:g}", str(r.sent), str(r.completed), f"{r.sustained_rate:.2f}",
                       " / ".join(_ms(r.generation_ms, k) for k in ("p50", "p95", "p99")),
                       " / ".join(_ms(r.end_to_end_ms, k) for k in ("p50", "p95", "p99")),
-                      "yes" if r.drained else "[red]no[/]")
+                      "yes" if r.drained else styled("no", "red"))
     console.print(table)
     product = next((r for r in results if r.pipeline == "product"), None)
     bare = next((r for r in results if r.pipeline == "bare moto"), None)
     if product and bare and bare.sustained_rate:
         ratio = product.sustained_rate / bare.sustained_rate
         colour = "green" if ratio >= 0.8 else "red"
-        console.print(f"product / bare sustained rate: [{colour}]{ratio:.2f}×[/] (target ≥ 0.80×)")
+        console.print(styled("product / bare sustained rate: ") + styled(f"{ratio:.2f}×", colour)
+                      + styled(" (target ≥ 0.80×)"))
     if accounting:
         console.print(f"accounted for: {accounting['accounted_pct']}% of {accounting['offered']} "
                       f"({', '.join(f'{k} {v}' for k, v in sorted(accounting['outcomes'].items()))}); "
@@ -67,24 +68,27 @@ def load(rate: float = typer.Option(10.0, "--rate", help="events offered per sec
          tenant: str = typer.Option("acme", "--tenant", help="tenant the events are sent for"),
          bare: bool = typer.Option(True, "--bare/--no-bare", help="also drive the bare-moto reference pipeline"),
          drain_timeout: float = typer.Option(300.0, "--drain-timeout", help="seconds to wait for the backlog"),
-         output_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
          heat: bool = typer.Option(False, "--heat", help="measure the product alone: requests, DynamoDB write "
                                    "units and writes per (table, index, key) per second, scaled to --target-rate"),
          target_rate: float = typer.Option(2000.0, "--target-rate", help="events/s of one tenant the heat is "
                                            "scaled to"),
          out: Path = typer.Option(None, "--out", help="with --heat: write the profile (JSON) here, for "
-                                  "`powerx-agent cost --profile`")) -> None:
+                                  "`powerx-agent cost --profile`"),
+         fmt: str = FormatOpt, query: str = QueryOpt,
+         output_json: bool = typer.Option(False, "--json", hidden=True)) -> None:
     """Offer RATE events/s for DURATION s; report sustained rate and generation / end-to-end latency."""
     from powerx_agent import loadtest as lib
 
+    output = Output("json" if output_json else fmt, query)
     _check(rate, duration)
+    console = err()
     if heat:
         if stack:
             raise typer.BadParameter("needs the embedded runtime: on AWS, read the hot keys from CloudWatch "
                                      "Contributor Insights for DynamoDB (docs/capacity.md)", param_hint="--heat")
         if not 0 < target_rate <= 1_000_000:
             raise typer.BadParameter("must be in (0, 1000000] events/s", param_hint="--target-rate")
-        raise typer.Exit(_heat(rate, duration, tenant, drain_timeout, target_rate, out, output_json))
+        raise typer.Exit(_heat(rate, duration, tenant, drain_timeout, target_rate, out, output, console))
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, transient=True)
     tasks: dict[str, Any] = {}
@@ -124,11 +128,8 @@ def load(rate: float = typer.Option(10.0, "--rate", help="events offered per sec
         finally:
             lib.teardown_bare(runtime)
             runtime.stop()
-    if output_json:
-        console.print_json(json.dumps({"results": [r.to_dict() for r in results], "accounting": accounting},
-                                      default=str))
-    else:
-        render(results, accounting)
+    output.emit({"results": [r.to_dict() for r in results], "accounting": accounting},
+                lambda console: render(results, accounting, console))
     unfinished = any(not r.drained for r in results) or (accounting and accounting["unaccounted_count"])
     raise typer.Exit(1 if unfinished else 0)
 
@@ -139,7 +140,7 @@ WCU a partition serves (docs/capacity.md)."""
 
 
 def _heat(rate: float, duration: float, tenant: str, drain_timeout: float, target_rate: float, out: Path | None,
-          output_json: bool) -> int:
+          output: Output, console: Console) -> int:
     from powerx_agent.audit.shards import shard_family
     from powerx_agent.loadtest.profile import measure
     from powerx_agent.local.runtime import LocalRuntime
@@ -155,14 +156,11 @@ def _heat(rate: float, duration: float, tenant: str, drain_timeout: float, targe
     if out:
         out.write_text(json.dumps(profile, indent=2, default=str))
     hot = [r for r in profile["heat"] if r["at_target"] > HOT_KEY_LIMIT]
-    if output_json:
-        console.print_json(json.dumps(profile, default=str))
-    else:
-        render_heat(profile, target_rate)
+    output.emit(profile, lambda stdout: render_heat(profile, target_rate, stdout))
     return 1 if hot or not profile["run"]["drained"] else 0
 
 
-def render_heat(profile: dict[str, Any], target_rate: float) -> None:
+def render_heat(profile: dict[str, Any], target_rate: float, console: Console) -> None:
     run = profile["run"]
     console.print(f"{run['events']} C-1 events at {run['rate']:g}/s (tenant {run['tenant']}); per accepted event: "
                   f"{profile['requests_total']} AWS requests, {profile['dynamodb_write_requests']} DynamoDB write "
@@ -175,12 +173,12 @@ def render_heat(profile: dict[str, Any], target_rate: float) -> None:
         table.add_column(column)
     for row in profile["heat"][:15]:
         colour = "red" if row["at_target"] > HOT_KEY_LIMIT else "green"
-        table.add_row(row["table"], row["index"] or "—", row["key"][:60], row["kind"], f"{row['per_event']:g}",
-                      str(row["peak_measured"]), f"[{colour}]{row['at_target']:,.0f}[/]")
+        table.add_row(row["table"], row["index"] or "—", styled(row["key"]), row["kind"],
+                      f"{row['per_event']:g}", str(row["peak_measured"]), styled(f"{row['at_target']:,.0f}", colour))
     console.print(table)
     hot = [r for r in profile["heat"] if r["at_target"] > HOT_KEY_LIMIT]
-    console.print(f"keys above {HOT_KEY_LIMIT:g} WCU/s at {target_rate:,.0f}/s: "
-                  + (f"[red]{len(hot)}[/]" if hot else "[green]none[/]"))
+    console.print(styled(f"keys above {HOT_KEY_LIMIT:g} WCU/s at {target_rate:,.0f}/s: ")
+                  + (styled(str(len(hot)), "red") if hot else styled("none", "green")))
 
 
 def register(local_app: typer.Typer) -> None:

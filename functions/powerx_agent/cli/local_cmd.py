@@ -11,20 +11,20 @@ from rich.panel import Panel
 from rich.table import Table
 
 from powerx_agent.cli import sandbox_cmd, serve_cmd
+from powerx_agent.cli._common import FormatOpt, Output, QueryOpt, err, out, status_text, styled, table
 
 app = typer.Typer(help="Embedded local runtime: moto server + sandbox services, no AWS account.",
                   no_args_is_help=True)
-console = Console()
 
 
 def _ms(value: Any) -> str:
     return f"{float(value):.0f} ms" if isinstance(value, int | float) else "—"
 
 
-def render_report(results: list[Any]) -> None:
+def render_report(results: list[Any], console: Console) -> None:
     for result in results:
         colour = "green" if result.ok else "red"
-        console.rule(f"[bold]{result.name}[/bold] {result.title}  [{colour}]{'PASS' if result.ok else 'FAIL'}[/]")
+        console.print(styled(f"── {result.name} {result.title}  ", "bold") + styled("PASS" if result.ok else "FAIL", colour))
         wf = result.workflow or {}
         facts = Table.grid(padding=(0, 2))
         facts.add_column(style="bold")
@@ -44,62 +44,62 @@ def render_report(results: list[Any]) -> None:
         facts.add_row("took", f"{result.seconds:.2f} s")
         console.print(facts)
         if wf.get("nodes"):
-            nodes = Table(title="nodes", title_justify="left", show_edge=False)
-            for column in ("node", "kind", "status", "attempts", "duration", "detail"):
-                nodes.add_column(column)
             ordered = sorted(wf["nodes"].items(),
                              key=lambda kv: kv[1].get("last_attempt_at") or kv[1].get("updated_at") or 0)
-            for node_id, node in ordered:
-                status = node.get("status", "")
-                style = {"SUCCEEDED": "green", "FAILED": "red", "ESCALATED": "yellow", "SKIPPED": "dim"}.get(status, "")
-                detail = node.get("reason") or (node.get("error") or {}).get("message") or ""
-                nodes.add_row(node_id, node.get("kind", "—"), f"[{style}]{status}[/]" if style else status,
-                              str(node.get("attempts", 0)), _ms(node.get("duration")), str(detail)[:60])
-            console.print(nodes)
+            console.print(table("node", "kind", "status", "attempts", "duration", "detail", ids=("node",),
+                                title="nodes", rows=[
+                                    (node_id, node.get("kind", "—"), status_text(node.get("status", "")),
+                                     node.get("attempts", 0), _ms(node.get("duration")),
+                                     node.get("reason") or (node.get("error") or {}).get("message") or "")
+                                    for node_id, node in ordered]))
         calls = Table(title="downstream calls", title_justify="left", show_edge=False)
         for column in ("call", "status", "key headers / body"):
-            calls.add_column(column)
+            calls.add_column(column, overflow="fold")
         for call in result.downstream:
             headers = call["headers"]
             body = call["body"] or {}
             summary = (f"Idempotency-Key={headers.get('Idempotency-Key')} traceparent={headers.get('traceparent')}"
                        if call["path"].startswith("/plugin") else
                        json.dumps({k: body.get(k) for k in ("type", "reason", "queue", "to") if k in body}))
-            calls.add_row(f"POST {call['path']}", str(call["status"]), summary[:110])
+            calls.add_row(f"POST {call['path']}", str(call["status"]), summary)
         console.print(calls)
         console.print(f"audit trail: {len(result.audit)} records, chain WF#{result.workflow_id}: "
                       + ", ".join(r["kind"] for r in result.audit))
         for what, holds in result.expectations:
-            console.print(f"  {'[green]✓[/]' if holds else '[red]✗[/]'} {what}")
+            console.print(styled("  ") + (styled("✓", "green") if holds else styled("✗", "red")) + styled(f" {what}"))
         console.print()
 
 
 @app.command("demo")
-def demo(output_json: bool = typer.Option(False, "--json", help="print the results as JSON")) -> None:
+def demo(fmt: str = FormatOpt, query: str = QueryOpt,
+         output_json: bool = typer.Option(False, "--json", hidden=True)) -> None:
     """Start the embedded runtime, run scenarios C-1 and C-2, print a report; exit 1 if one misbehaves."""
     from powerx_agent.local.demo import run_all
     from powerx_agent.local.runtime import LocalRuntime
 
-    with console.status("starting the embedded runtime (moto server, sandbox services, resources)..."):
+    output = Output("json" if output_json else fmt, query)
+    console = out()
+    with err().status("starting the embedded runtime (moto server, sandbox services, resources)..."):
         runtime = LocalRuntime.start()
     try:
-        console.print(Panel.fit(
-            f"moto server  http://127.0.0.1:{runtime.port}   (Step Functions executor on)\n"
-            f"sandbox      {runtime.sandbox.url}   (plugin runtime, notifications, ops)\n"
-            f"internal API {runtime.api.url if runtime.api else '-'}   (replay, callbacks; signed)",
-            title="PowerX Agent Taskflow: embedded runtime"))
-        with console.status("running scenarios C-1 and C-2..."):
+        if output.text:
+            console.print(Panel.fit(
+                f"moto server  http://127.0.0.1:{runtime.port}   (Step Functions executor on)\n"
+                f"sandbox      {runtime.sandbox.url}   (plugin runtime, notifications, ops)\n"
+                f"internal API {runtime.api.url if runtime.api else '-'}   (replay, callbacks; signed)",
+                title="PowerX Agent Taskflow: embedded runtime"))
+        with err().status("running scenarios C-1 and C-2..."):
             results = run_all(runtime)
     finally:
         runtime.stop()
-    if output_json:
-        console.print_json(json.dumps([{"name": r.name, "ok": r.ok, "workflow_id": r.workflow_id,
-                                         "execution_status": r.execution_status,
-                                         "expectations": r.expectations} for r in results], default=str))
-    else:
-        render_report(results)
     passed = sum(r.ok for r in results)
-    console.print(f"[bold]{passed}/{len(results)} scenarios behaved as expected[/bold]")
+
+    def text(console: Console) -> None:
+        render_report(results, console)
+        console.print(styled(f"{passed}/{len(results)} scenarios behaved as expected", "bold"))
+
+    output.emit([{"name": r.name, "ok": r.ok, "workflow_id": r.workflow_id, "execution_status": r.execution_status,
+                  "expectations": r.expectations} for r in results], text)
     raise typer.Exit(0 if passed == len(results) else 1)
 
 

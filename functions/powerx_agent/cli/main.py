@@ -10,13 +10,13 @@ import sys
 from typing import Any
 
 import typer
-from rich.console import Console
 
 from powerx_agent import telemetry
 from powerx_agent.cli import (
     audit_cmd,
     console_cmd,
     cost_cmd,
+    events_cmd,
     flags_cmd,
     keys_cmd,
     load_cmd,
@@ -32,12 +32,16 @@ from powerx_agent.cli import (
     view_cmd,
     workflow_cmd,
 )
+from powerx_agent.cli._common import FormatOpt, Output, QueryOpt
 from powerx_agent.cli.connect import Target, set_target
 from powerx_agent.cli.failures import FailureAnsweringGroup
 from powerx_agent.settings import Env
 
-app = typer.Typer(name="powerx-agent", help="PowerX Agent Taskflow: event-driven automation on AWS.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+PROG = "powerx-agent"
+SHELLS = ("bash", "zsh", "fish", "powershell")
+
+app = typer.Typer(name=PROG, help="PowerX Agent Taskflow: event-driven automation on AWS.",
+                  no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
                   cls=FailureAnsweringGroup)
 app.add_typer(local_cmd.app, name="local")
 app.add_typer(strategy_cmd.app, name="strategy")
@@ -66,10 +70,8 @@ class _Stderr:
         sys.stderr.flush()
 
 
-console = Console()
-
 # each command group lives in its own module; this is the one index of them
-for _sub, _name in ((review_cmd, "review"), (workflow_cmd, "workflow"), (audit_cmd, "audit"),
+for _sub, _name in ((review_cmd, "review"), (workflow_cmd, "workflow"), (events_cmd, "events"), (audit_cmd, "audit"),
                     (replay_cmd, "replay"), (flags_cmd, "flags"), (release_cmd, "release"),
                     (tenants_cmd, "tenants"), (keys_cmd, "keys")):
     app.add_typer(_sub.app, name=_name)
@@ -83,12 +85,29 @@ smoke_cmd.register(app)  # powerx-agent smoke [--tenant T]: the first command af
 
 
 @app.command("version")
-def version() -> None:
+def version(fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """Print the version."""
     from powerx_agent import __version__
 
-    console.print(f"powerx-agent {__version__}")
+    Output(fmt, query).emit({"name": PROG, "version": __version__},
+                            lambda console: console.print(f"{PROG} {__version__}"))
 
+
+@app.command("completion")
+def completion(shell: str = typer.Argument(..., help=" | ".join(SHELLS), autocompletion=lambda: list(SHELLS)),
+               fmt: str = FormatOpt, query: str = QueryOpt) -> None:
+    """Print the shell completion script: e.g. `source <(powerx-agent completion bash)` in ~/.bashrc,
+    `powerx-agent completion zsh > "${fpath[1]}/_powerx-agent"`, or
+    `powerx-agent completion fish > ~/.config/fish/completions/powerx-agent.fish`."""
+    from typer._completion_shared import get_completion_script
+
+    output = Output(fmt, query)
+    if shell not in SHELLS:
+        raise typer.BadParameter(f"must be {', '.join(SHELLS)}, not {shell!r}", param_hint="SHELL")
+    complete_var = "_{}_COMPLETE".format(PROG.replace("-", "_").upper())
+    script = get_completion_script(prog_name=PROG, complete_var=complete_var, shell=shell)
+    output.emit({"shell": shell, "complete_var": complete_var, "script": script},
+                lambda console: sys.stdout.write(script + "\n"))
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -6,33 +6,28 @@ cross-checked with the EMF totals.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from powerx_agent.cli.audit_cmd import check_format
-
-console = Console(highlight=False, soft_wrap=True)
+from powerx_agent.cli._common import FormatOpt, Output, QueryOpt, styled
 
 
-def metrics_cmd(fmt: str = typer.Option("text", "--format", help="text | json"),
-                emf_log_group: str = typer.Option(None, "--emf-log-group",
+def metrics_cmd(emf_log_group: str = typer.Option(None, "--emf-log-group",
                                                   help="EMF log group to cross-check (default: METRICS_LOG_GROUP)"),
-                ) -> None:
+                fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """The spec's metrics computed from the audit trail, cross-checked with the EMF totals.
 
     Exit 1 when an EMF total disagrees with the audit trail."""
     from powerx_agent.cli.connect import connect
     from powerx_agent.ops.metrics import compute
 
-    check_format(fmt)
+    output = Output(fmt, query)
     figures = compute(connect(), emf_log_group)
-    if fmt == "json":
-        typer.echo(json.dumps(figures.to_dict(), indent=2))
-    else:
+
+    def text(console: Console) -> None:
         table = Table(title="Agent automation (from the audit trail)")
         for column in ("figure", "metric", "audit trail", "EMF"):
             table.add_column(column)
@@ -54,7 +49,10 @@ def metrics_cmd(fmt: str = typer.Option("text", "--format", help="text | json"),
         if figures.emf is None:
             console.print("EMF cross-check skipped: the metrics log group does not exist here")
         for m in figures.mismatches:
-            console.print(f"[red]MISMATCH[/red] {m['metric']}: audit trail {m['audit']} vs EMF {m['emf']:g}")
+            console.print(styled("MISMATCH", "red") + styled(f" {m['metric']}: audit trail {m['audit']} vs EMF "
+                                                             f"{m['emf']:g}"))
+
+    output.emit(figures.to_dict(), text)
     if figures.mismatches:
         raise typer.Exit(1)
 

@@ -11,8 +11,6 @@ draws the progress bar and prints the summary. Exit codes: 0 everything sent or 
 
 from __future__ import annotations
 
-import getpass
-import json
 import os
 import socket
 from datetime import datetime
@@ -22,15 +20,24 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from powerx_agent import spec
+from powerx_agent.cli._common import (
+    ByAliasOpt,
+    ByOpt,
+    FormatOpt,
+    Output,
+    QueryOpt,
+    actor,
+    err,
+    fail,
+    styled,
+    table,
+)
 from powerx_agent.settings import Env
 
 app = typer.Typer(help="Replay events from a JSONL file, through the signed API, or from the bus archive.",
                   invoke_without_command=True, subcommand_metavar="")
-console = Console()
-err = Console(stderr=True)
 
 
 def _time(value: str | None, option: str) -> datetime | None:
@@ -45,12 +52,8 @@ def _time(value: str | None, option: str) -> datetime | None:
     return parsed
 
 
-def _caller() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"powerx-agent replay ({user}@{socket.gethostname()})"
+def _caller(who: str) -> str:
+    return f"powerx-agent replay ({who}@{socket.gethostname()})"
 
 
 def _poster() -> Any:
@@ -91,22 +94,23 @@ def replay(
                                         "keys and tenants in the replay secret)"),
     rule: str = typer.Option(spec.INGEST_RULE_NAME, "--rule", help="rule the archive replay is delivered to"),
     max_attempts: int = typer.Option(5, "--max-attempts", min=1, max=20, help="PutEvents attempts per entry"),
-    fmt: str = typer.Option("text", "--format", help="text | json"),
+    by: str = ByOpt, by_alias: str = ByAliasOpt,
+    fmt: str = FormatOpt, query: str = QueryOpt,
 ) -> None:
     """Replay events. Validates every line first; sends nothing if any line is bad (unless --skip-invalid)."""
     if ctx.invoked_subcommand is not None:
         return
     from powerx_agent.ops import replay as rt
 
-    if fmt not in ("text", "json"):
-        raise typer.BadParameter(f"--format must be text or json, not {fmt!r}", param_hint="--format")
+    output = Output(fmt, query)
+    who = actor(by, by_alias)
     if via not in ("events", "api"):
         raise typer.BadParameter(f"--via must be events or api, not {via!r}", param_hint="--via")
     if (file is None) == (archive is None):
         raise typer.BadParameter("give exactly one of --file or --archive", param_hint="--file/--archive")
     if archive is not None:
         _archive(archive, _time(start, "--start"), _time(end, "--end"), rule, tenant, event_type, via, new_key,
-                 dry_run, fmt)
+                 dry_run, output)
         return
     if start or end:
         raise typer.BadParameter("--start/--end go with --archive", param_hint="--start/--end")
@@ -117,12 +121,12 @@ def replay(
         items, problems = rt.read_file(file)
     except rt.ReplayUsageError as exc:
         raise typer.BadParameter(str(exc), param_hint="--file") from None
-    caller = _caller()
+    caller = _caller(who)
     chosen, report = rt.prepare(items, problems=problems, skip_invalid=skip_invalid, tenants=tenant or (),
                                 event_types=event_type or (), new_key=new_key, generation=generation,
                                 caller=caller if via == "events" else None)
     if problems and not skip_invalid:
-        _print(report, fmt, note="nothing was sent: fix these lines or pass --skip-invalid")
+        _print(report, output, note="nothing was sent: fix these lines or pass --skip-invalid")
         raise typer.Exit(1)
     url = api_url or os.environ.get(Env.POWERX_API_URL)
     if via == "api" and not url:
@@ -132,10 +136,10 @@ def replay(
             rt.replay_via_api(_poster(), str(url), "", chosen, report, caller=api_caller, actor=caller, dry_run=True)
         else:
             rt.replay_to_bus(None, chosen, report, lookup=None, dry_run=True)
-        _print(report, fmt)
+        _print(report, output)
         raise typer.Exit(0 if report.ok else 1)
     deps = connect()
-    with _progress(len(chosen), fmt == "text") as advance:
+    with _progress(len(chosen), output.text) as advance:
         if via == "api":
             found = deps.secrets.replay_callers(deps.settings.replay_secret).get(api_caller)
             if found is None:
@@ -147,7 +151,7 @@ def replay(
             rt.replay_to_bus(deps.bus, chosen, report,
                              lookup=deps.events.get, backoff=rt.Backoff(max_attempts=max_attempts),
                              on_progress=advance)
-    _print(report, fmt)
+    _print(report, output)
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -160,7 +164,7 @@ class _progress:
         if not self.show or not self.total:
             return lambda n: None
         self.bar = Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            console=err, transient=True)
+                            console=err(), transient=True)
         self.bar.start()
         task = self.bar.add_task("replay", total=self.total)
         bar = self.bar
@@ -172,7 +176,7 @@ class _progress:
 
 
 def _archive(archive: str, start: datetime | None, end: datetime | None, rule: str, tenant: list[str] | None,
-             event_type: list[str] | None, via: str, new_key: bool, dry_run: bool, fmt: str) -> None:
+             event_type: list[str] | None, via: str, new_key: bool, dry_run: bool, output: Output) -> None:
     from powerx_agent.cli.connect import connect
     from powerx_agent.ops import replay as rt
 
@@ -194,44 +198,47 @@ def _archive(archive: str, start: datetime | None, end: datetime | None, rule: s
         except rt.ReplayUsageError as exc:
             raise typer.BadParameter(str(exc), param_hint="--start/--end") from None
         except Exception as exc:  # noqa: BLE001 - an AWS refusal (unknown archive, bad window) is the user's answer
-            err.print(f"[red]replay not started: {exc}[/red]")
-            raise typer.Exit(1) from None
-    if fmt == "json":
-        console.print_json(json.dumps(out, default=str))
-    else:
+            raise fail(f"replay not started: {exc}") from None
+
+    def text(console: Console) -> None:
         for k, v in out.items():
             console.print(f"{k:12} {v}")
+
+    output.emit(out, text)
     if not dry_run and out.get("state") != "COMPLETED":
         raise typer.Exit(1)
 
 
-def _print(report: Any, fmt: str, note: str | None = None) -> None:
-    if fmt == "json":
-        data = report.to_dict()
-        if note:
-            data["note"] = note
-        console.print_json(json.dumps(data, default=str))
-        return
-    if report.invalid:
-        err.print(f"[red]{len(report.invalid)} invalid line(s):[/red]")
-        for p in report.invalid:
-            where = f" at {p.where}" if p.where else ""
-            err.print(f"  line {p.line}: {p.code}{where}: {p.message}")
+def _print(report: Any, output: Output, note: str | None = None) -> None:
+    data = report.to_dict()
     if note:
-        err.print(note)
-        return
-    if report.outcomes:
-        table = Table("line", "tenant", "event type", "idempotency key", "result", "workflow / reason")
-        for o in report.outcomes:
-            colour = {"failed": "red", "duplicate": "yellow"}.get(o.status, "green")
-            table.add_row(str(o.line), o.tenant_id, o.event_type, o.idempotency_key, f"[{colour}]{o.status}[/]"
-                          + (f" {o.http_status}" if o.http_status else ""),
-                          o.workflow_id or f"{o.code or ''} {o.message or ''}".strip())
-        console.print(table)
-    s = report.summary()
-    prefix = "dry run: would send" if report.dry_run else "sent"
-    console.print(f"{prefix} {s['would_send'] if report.dry_run else s['sent']}, duplicates {s['duplicates']}, "
-                  f"failed {s['failed']}, invalid {s['invalid']}, filtered out {s['filtered_out']}"
-                  + (f", would skip {s['would_skip']}" if report.dry_run else ""))
-    for f in s["failures"]:
-        console.print(f"  failed line {f['line']} ({f['event_id']}): {f['code']}: {f['message']}")
+        data["note"] = note
+
+    def text(console: Console) -> None:
+        if report.invalid:
+            problems = err()
+            problems.print(styled(f"{len(report.invalid)} invalid line(s):", "red"))
+            for p in report.invalid:
+                where = f" at {p.where}" if p.where else ""
+                problems.print(f"  line {p.line}: {p.code}{where}: {p.message}")
+        if note:
+            err().print(note)
+            return
+        if report.outcomes:
+            rows = []
+            for o in report.outcomes:
+                colour = {"failed": "red", "duplicate": "yellow"}.get(o.status, "green")
+                rows.append((o.line, o.tenant_id, o.event_type, o.idempotency_key,
+                             styled(o.status + (f" {o.http_status}" if o.http_status else ""), colour),
+                             o.workflow_id or f"{o.code or ''} {o.message or ''}".strip()))
+            console.print(table("line", "tenant", "event type", "idempotency key", "result", "workflow / reason",
+                                ids=("idempotency key",), rows=rows))
+        s = report.summary()
+        prefix = "dry run: would send" if report.dry_run else "sent"
+        console.print(f"{prefix} {s['would_send'] if report.dry_run else s['sent']}, duplicates {s['duplicates']}, "
+                      f"failed {s['failed']}, invalid {s['invalid']}, filtered out {s['filtered_out']}"
+                      + (f", would skip {s['would_skip']}" if report.dry_run else ""))
+        for f in s["failures"]:
+            console.print(f"  failed line {f['line']} ({f['event_id']}): {f['code']}: {f['message']}")
+
+    output.emit(data, text)

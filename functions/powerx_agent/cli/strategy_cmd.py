@@ -7,26 +7,61 @@ and ``list --published`` reach the deployment (root options ``--endpoint-url``/`
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from powerx_agent import spec
+from powerx_agent.cli._common import (
+    ByAliasOpt,
+    ByOpt,
+    FormatOpt,
+    ListFormatOpt,
+    Output,
+    QueryOpt,
+    actor,
+    err,
+    fail,
+    run_logic,
+    styled,
+    table,
+    with_timestamps,
+)
 from powerx_agent.json_limits import MAX_DEPTH, JsonLimitError
 from powerx_agent.json_limits import loads as loads_bounded
 
 MAX_EVENT_FILE_BYTES = 1024 * 1024
 
 app = typer.Typer(help="Lint, test and inspect the strategy library.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
 
 StrategiesOpt = typer.Option(Path("strategies"), "--strategies", help="strategy library directory")
-FormatOpt = typer.Option("text", "--format", help="text | json")
+TenantsOpt = typer.Option(None, "--tenants", metavar="FILE|deployed",
+                          help="the tenant registry to check against: a file (config/tenants.yaml), or 'deployed' "
+                               "for the target's agent_tenants (--stack / --endpoint-url before the command)")
+
+
+def _tenants(source: str | None, whole: bool = False) -> Any:
+    """The tenant registry ``--tenants`` names (None: no tenant checks)."""
+    from powerx_agent.ops.strategy_tests import DEPLOYED, DeployedTenants, load_registry
+
+    if source is None:
+        return None
+    if source == DEPLOYED:
+        if whole:
+            raise typer.BadParameter("lint checks every tenant: give the registry file (the one `tenants apply` "
+                                     "takes)", param_hint="--tenants")
+        from powerx_agent.cli.connect import connect
+
+        return DeployedTenants(connect().tenants.get)
+    path = Path(source)
+    if not path.is_file():
+        raise typer.BadParameter(f"{source} is neither a tenant registry file nor '{DEPLOYED}'",
+                                 param_hint="--tenants")
+    return run_logic(lambda: load_registry(path))
 
 
 def placeholder_arns() -> Any:
@@ -39,11 +74,6 @@ def placeholder_arns() -> Any:
                         workflow=arn("workflow"))
 
 
-def _check_format(fmt: str) -> None:
-    if fmt not in ("text", "json"):
-        raise typer.BadParameter(f"--format must be text or json, not {fmt!r}", param_hint="--format")
-
-
 def _load_library(directory: Path) -> Any:
     from powerx_agent.strategy.library import LibraryLoadError, library_from_directory
 
@@ -52,9 +82,11 @@ def _load_library(directory: Path) -> Any:
     try:
         return library_from_directory(directory)
     except LibraryLoadError as exc:
-        err.print(f"[red]the library in {directory} has errors; run `powerx-agent strategy lint {directory}`[/red]")
+        console = err()
+        console.print(styled(f"error: the library in {directory} has errors; run `powerx-agent strategy lint "
+                             f"{directory}`", "red"))
         for finding in exc.findings:
-            err.print(f"  {finding}")
+            console.print(f"  {finding}")
         raise typer.Exit(1) from None
 
 
@@ -75,24 +107,28 @@ def _contracts(directory: Path | None) -> dict[str, Any]:
 
 
 @app.command("lint")
-def lint(directory: Path = typer.Argument(Path("strategies"), help="directory of *.yaml strategies"),
-         fmt: str = FormatOpt, contracts: Path | None = ContractsOpt) -> None:
-    """Report every problem as file:line:col: CODE message; exit 1 on any error."""
+def lint(directory: Path = typer.Argument(Path("strategies"), metavar="PATH",
+                                          help="a strategy file, or a directory of *.yaml strategies"),
+         tenants: str = TenantsOpt, contracts: Path | None = ContractsOpt, fmt: str = ListFormatOpt,
+         query: str = QueryOpt) -> None:
+    """Report every problem as file:line:col: CODE message, one line each; exit 1 on any error. With
+    --tenants, also warn of strategies no tenant can use (event type or plugin not allowed)."""
     from powerx_agent.strategy.lint import has_errors, lint_directory
 
-    _check_format(fmt)
-    if not directory.is_dir():
-        raise typer.BadParameter(f"{directory} is not a directory", param_hint="DIRECTORY")
-    findings = lint_directory(directory, _contracts(contracts))
-    if fmt == "json":
-        sys.stdout.write(json.dumps([f.to_dict() for f in findings], indent=2) + "\n")
-    else:
+    output = Output(fmt, query, ("text", "json", "jsonl"))
+    if not directory.is_dir() and not directory.is_file():
+        raise typer.BadParameter(f"{directory} is neither a strategy file nor a directory", param_hint="PATH")
+    findings = lint_directory(directory, _contracts(contracts), _tenants(tenants, whole=True))
+
+    def text(console: Console) -> None:
         for finding in findings:
             colour = "red" if finding.severity == "error" else "yellow"
-            console.print(f"{finding.source}:{finding.line}:{finding.col}: [{colour}]{finding.code}[/] "
-                          f"{finding.message}", highlight=False, markup=True)
+            console.print(styled(f"{finding.source}:{finding.line}:{finding.col}: ")
+                          + styled(finding.code, colour) + styled(f" {finding.message}"))
         errors = sum(f.severity == "error" for f in findings)
         console.print(f"{errors} error(s), {len(findings) - errors} warning(s)")
+
+    output.emit([f.to_dict() for f in findings], text)
     raise typer.Exit(1 if has_errors(findings) else 0)
 
 
@@ -117,31 +153,51 @@ def read_event_file(path: Path) -> dict[str, Any]:
 
 
 @app.command("test")
-def test(event_file: Path = typer.Option(..., "--event", help="EventBridge event JSON file"),
-         strategies: Path = StrategiesOpt, fmt: str = FormatOpt,
+def test(event_file: Path = typer.Option(None, "--event", help="EventBridge event JSON file"),
+         expect: str = typer.Option(None, "--expect", metavar="STRATEGY_ID|none",
+                                    help="exit 1 unless this strategy (or none) is selected"),
+         suite: bool = typer.Option(False, "--suite", help="run every fixture: the strategies' own tests: and "
+                                                           "the files under <library>/tests/"),
+         junit: Path = typer.Option(None, "--junit", help="with --suite: write a JUnit XML report here"),
+         strategies: Path = StrategiesOpt, tenants: str = TenantsOpt,
          asl: bool = typer.Option(False, "--asl", help="include the compiled ASL definition"),
-         contracts: Path | None = ContractsOpt) -> None:
+         contracts: Path | None = ContractsOpt, fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """Show the decision, rendered variables and taskflow for one event (offline); exit 1 when ingest would
-    reject the event (envelope or payload contract)."""
+    reject the event (envelope or payload contract); --expect makes it an assertion; --suite runs every
+    fixture of the library (exit 1 on any failure)."""
     from powerx_agent.errors import AgentError
+    from powerx_agent.ops.strategy import event_facts
+    from powerx_agent.ops.strategy_tests import NONE, refused_plugins, screen, tenant_of
+    from powerx_agent.strategy.dsl import ID_RE
     from powerx_agent.strategy.evaluate import evaluate
     from powerx_agent.taskflow.asl import compile_express_head, compile_flow, flow_for_event
 
-    _check_format(fmt)
+    output = Output(fmt, query)
+    if suite == (event_file is not None):
+        raise typer.BadParameter("give --event FILE or --suite", param_hint="--event / --suite")
+    if junit is not None and not suite:
+        raise typer.BadParameter("goes with --suite", param_hint="--junit")
+    if expect is not None and (suite or not (expect == NONE or re.match(ID_RE, expect))):
+        raise typer.BadParameter(f"a strategy id or {NONE}, with --event", param_hint="--expect")
+    registry = _tenants(tenants)
+    library = _load_library(strategies)
+    if suite:
+        _suite(library, strategies, registry, junit, output)
+        return
     event = read_event_file(event_file)
     try:
-        facts = _facts(event)
+        facts = event_facts(event)
     except AgentError as exc:
-        err.print(f"[red]{event_file}: {exc}[/red]")
-        raise typer.Exit(1) from None
-    _refuse_like_ingest(facts.event_type, (event.get("detail") or {}).get("payload"), contracts, fmt)
-    library = _load_library(strategies)
-    # the matcher's own evaluation; offline, the tenant registry is not read: ${owner} is a placeholder
-    found = evaluate(library, facts, {"owner": "<tenant owner>"})
+        raise fail(f"{event_file}: {exc}") from None
+    _refuse_like_ingest(facts.event_type, (event.get("detail") or {}).get("payload"), contracts, output)
+    rejected = screen(registry)(facts)
+    tenant = tenant_of(registry, facts.tenant_id)
+    found = evaluate(library, facts, tenant)
     decision, selected = found.decision, found.selected
-    out: dict[str, Any] = {"decision": decision.to_dict(), "variables": {}, "taskflow": None}
+    out: dict[str, Any] = {"decision": decision.to_dict(), "variables": {}, "taskflow": None, "rejected": rejected}
     if selected is not None:
         out["variables"] = found.variables
+        out["plugins_not_allowed"] = refused_plugins(found, tenant, registry)
         full = compile_flow(selected.strategy, placeholder_arns())
         when = found.when
         # what the matcher would start for this event: the Express head when nobody is awaited
@@ -152,165 +208,226 @@ def test(event_file: Path = typer.Option(..., "--event", help="EventBridge event
                                       "runs": when.get(n.id, True)} for n in selected.strategy.flow.nodes]}
         if asl:
             out["definition"] = flow.definition
-    if fmt == "json":
-        sys.stdout.write(json.dumps(out, indent=2, default=str) + "\n")
-        return
-    console.print(f"[bold]event[/bold] {facts.event_type} tenant={facts.tenant_id} id={facts.event_id}  "
-                  f"library {library.revision}")
-    table = Table("candidate", "version", "weight", "matched", "first failing condition")
-    for candidate in decision.candidates:
-        failed = candidate.failed.to_dict() if candidate.failed else None
-        table.add_row(candidate.strategy_id, str(candidate.version), str(candidate.weight),
-                      "[green]yes[/]" if candidate.matched else "[red]no[/]",
-                      f"{failed['path']} {failed['op']} {failed['expected']!r} (actual {failed['actual']!r})"
-                      if failed else "")
-    console.print(table)
-    console.print(f"[bold]decision[/bold] {decision.reason()}")
-    if out["taskflow"]:
-        console.print(f"[bold]variables[/bold] {json.dumps(out['variables'], default=str)}")
-        tf = out["taskflow"]
-        console.print(f"[bold]taskflow[/bold] {tf['state_machine_name']} [{tf['type']}] {tf['type_reason']}")
-        for node in tf["nodes"]:
-            after = f" after {', '.join(node['after'])}" if node["after"] else ""
-            console.print(f"  {node['id']} ({node['kind']}){after}{'' if node['runs'] else '  [dim]skipped[/]'}")
-        if asl:
-            console.print_json(json.dumps(out["definition"]))
+    mismatch = None
+    if expect is not None:
+        got = selected.id if selected else NONE
+        if rejected:
+            mismatch = f"expected {expect}, but ingest rejects the event ({rejected})"
+        elif got != expect:
+            mismatch = f"expected {expect}, got {got} ({decision.reason()})"
+        out["expect"] = {"strategy": expect, "passed": mismatch is None, "message": mismatch}
+
+    def text(console: Console) -> None:
+        console.print(styled("event", "bold") + styled(f" {facts.event_type} tenant={facts.tenant_id} "
+                                                       f"id={facts.event_id}  library {library.revision}"))
+        if rejected:
+            console.print(styled("rejected", "red") + styled(f" ingest rejects this event: {rejected}"))
+        rows = []
+        for candidate in decision.candidates:
+            failed = candidate.failed.to_dict() if candidate.failed else None
+            rows.append((candidate.strategy_id, candidate.version, candidate.weight,
+                         styled("yes", "green") if candidate.matched else styled("no", "red"),
+                         f"{failed['path']} {failed['op']} {failed['expected']!r} (actual {failed['actual']!r})"
+                         if failed else ""))
+        console.print(table("candidate", "version", "weight", "matched", "first failing condition",
+                            ids=("candidate",), rows=rows))
+        console.print(styled("decision", "bold") + styled(f" {decision.reason()}"))
+        if out["taskflow"]:
+            console.print(styled("variables", "bold")
+                          + styled(f" {json.dumps(out['variables'], default=str, ensure_ascii=False)}"))
+            if out.get("plugins_not_allowed"):
+                console.print(styled("plugins", "red") + styled(
+                    f" the tenant may not use {', '.join(out['plugins_not_allowed'])}: the matcher escalates"))
+            tf = out["taskflow"]
+            console.print(styled("taskflow", "bold")
+                          + styled(f" {tf['state_machine_name']} [{tf['type']}] {tf['type_reason']}"))
+            for node in tf["nodes"]:
+                after = f" after {', '.join(node['after'])}" if node["after"] else ""
+                line = styled(f"  {node['id']} ({node['kind']}){after}")
+                console.print(line if node["runs"] else line + styled("  skipped", "dim"))
+            if asl:
+                console.print(json.dumps(out["definition"], indent=2))
+        if expect is not None:
+            console.print(styled("PASS", "green") + styled(f" expected {expect}") if mismatch is None
+                          else styled("FAIL", "red") + styled(f" {mismatch}"))
+
+    output.emit(out, text)
+    if mismatch is not None:
+        raise typer.Exit(1)
+
+
+def _suite(library: Any, directory: Path, registry: Any, junit: Path | None, output: Output) -> None:
+    from powerx_agent.ops.strategy_tests import junit_xml, run_suite
+
+    results, problems = run_suite(library, directory, registry)
+    if junit is not None:
+        try:
+            junit.write_text(junit_xml(results, problems), encoding="utf-8")
+        except OSError as exc:
+            raise fail(f"cannot write {junit}: {exc.strerror or exc}") from None
+    failed = [r for r in results if not r.passed]
+
+    def text(console: Console) -> None:
+        for result in results:
+            mark = styled("SKIP", "yellow") if result.skipped else \
+                styled("PASS", "green") if result.passed else styled("FAIL", "red")
+            console.print(mark + styled(f" {result.source}: {result.name}")
+                          + (styled(f" ({result.skipped})") if result.skipped else ""))
+            for failure in result.failures:
+                console.print(styled(f"    {failure}"))
+        for problem in problems:
+            console.print(styled("ERROR", "red") + styled(f" {problem}"))
+        console.print(f"{len(results)} test(s), {len(failed)} failed, "
+                      f"{sum(1 for r in results if r.skipped)} skipped, {len(problems)} fixture file error(s)"
+                      + (f"; JUnit report {junit}" if junit else ""))
+
+    output.emit({"passed": not failed and not problems, "tests": len(results), "failed": len(failed),
+                 "errors": problems, "results": [r.to_dict() for r in results]}, text)
+    if failed or problems or not results:
+        if not results and not problems:
+            err().print(f"error: no strategy tests in {directory} (tests: in a strategy, or files under "
+                        f"{directory / 'tests'})")
+        raise typer.Exit(1)
 
 
 @app.command("graph")
 def graph(strategy_id: str = typer.Argument(..., help="strategy id"), strategies: Path = StrategiesOpt,
-          fmt: str = typer.Option("asl", "--format", help="asl | dot | svg"),
+          fmt: str = typer.Option("asl", "--format", help="asl (= json: the ASL definition) | dot | svg",
+                                  autocompletion=lambda: ["asl", "json", "dot", "svg"]),
+          query: str = QueryOpt,
           out: Path | None = typer.Option(None, "--out", help="write to this file instead of stdout")) -> None:
     """The compiled state machine of one strategy as ASL JSON, Graphviz DOT or SVG."""
     from powerx_agent.taskflow.asl import compile_flow
     from powerx_agent.taskflow.graph import to_dot, to_svg
 
-    if fmt not in ("asl", "dot", "svg"):
-        raise typer.BadParameter(f"--format must be asl, dot or svg, not {fmt!r}", param_hint="--format")
+    if fmt not in ("asl", "json", "dot", "svg"):
+        raise typer.BadParameter(f"must be asl, json, dot or svg, not {fmt!r}", param_hint="--format")
+    if query and fmt in ("dot", "svg"):
+        raise typer.BadParameter("--query reads the ASL definition: use it with --format asl or json",
+                                 param_hint="--query")
     library = _load_library(strategies)
     compiled = library.get(strategy_id)
     if compiled is None:
         known = ", ".join(sorted(c.strategy.id for c in library.strategies))
-        err.print(f"[red]no strategy {strategy_id!r} in {strategies} (known: {known})[/red]")
-        raise typer.Exit(1)
+        raise fail(f"no strategy {strategy_id!r} in {strategies} (known: {known})")
     flow = compile_flow(compiled.strategy, placeholder_arns())
-    text = (json.dumps(flow.definition, indent=2) if fmt == "asl" else to_dot(flow) if fmt == "dot" else to_svg(flow))
+    if query:
+        import jmespath
+
+        text = json.dumps(jmespath.search(query, flow.definition), indent=2)
+    else:
+        text = (json.dumps(flow.definition, indent=2) if fmt in ("asl", "json") else to_dot(flow) if fmt == "dot"
+                else to_svg(flow))
     if out:
         out.write_text(text + ("\n" if not text.endswith("\n") else ""))
-        console.print(f"wrote {out}")
+        err().print(f"wrote {out}")
     else:
         sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))
 
 
 @app.command("list")
-def list_strategies(strategies: Path = StrategiesOpt, fmt: str = FormatOpt,
+def list_strategies(strategies: Path = StrategiesOpt,
                     published: bool = typer.Option(False, "--published",
                                                    help="published versions and active pointers of the deployment"),
                     strategy_ids: list[str] = typer.Option([], "--id", help="also list this strategy id (drafts)"),
-                    ) -> None:
+                    fmt: str = ListFormatOpt, query: str = QueryOpt) -> None:
     """The strategies of a library directory, or with --published those of the deployment."""
-    _check_format(fmt)
+    output = Output(fmt, query, ("text", "json", "jsonl"))
     if published:
-        rows = _ops("list", lambda ops, deps: ops.published(deps, strategy_ids))
-        if fmt == "json":
-            sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
-            return
-        table = Table("id", "version", "active", "approval", "author", "approved by", "reason")
-        for row in rows:
-            table.add_row(row["strategy_id"], str(row["version"]), "[green]*[/]" if row["active"] else "",
-                          str(row["approval"]), str(row["author"]), str(row["approved_by"] or ""),
-                          str(row["approval_reason"] or ""))
-        console.print(table)
-        if rows:
-            console.print(f"library revision {rows[0]['library_revision']}")
+        rows = with_timestamps(_ops(lambda ops, deps: ops.published(deps, strategy_ids)))
+
+        def published_text(console: Console) -> None:
+            console.print(table("id", "version", "active", "approval", "author", "approved by", "reason",
+                                ids=("id",), rows=[
+                                    (r["strategy_id"], r["version"], styled("*", "green") if r["active"] else "",
+                                     r["approval"], r["author"], r["approved_by"] or "", r["approval_reason"] or "")
+                                    for r in rows]))
+            if rows:
+                console.print(f"library revision {rows[0]['library_revision']}")
+
+        output.emit(rows, published_text)
         return
     library = _load_library(strategies)
     rows = [{"id": c.strategy.id, "version": c.strategy.version, "status": c.strategy.status,
              "events": list(c.strategy.on.event), "tenants": list(c.strategy.tenants), "weight": c.strategy.weight,
              "nodes": len(c.strategy.flow.nodes), "source": c.source} for c in library.strategies]
-    if fmt == "json":
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
-        return
-    table = Table("id", "version", "status", "events", "tenants", "weight", "nodes")
-    for row in rows:
-        table.add_row(row["id"], str(row["version"]), row["status"], ", ".join(row["events"]),
-                      ", ".join(row["tenants"]), str(row["weight"]), str(row["nodes"]))
-    console.print(table)
+    output.emit(rows, lambda console: console.print(table(
+        "id", "version", "status", "events", "tenants", "weight", "nodes", ids=("id",), rows=[
+            (r["id"], r["version"], r["status"], ", ".join(r["events"]), ", ".join(r["tenants"]), r["weight"],
+             r["nodes"]) for r in rows])))
 
 
 # -- the deployment: publish / approve / rollback / diff ------------------------------------------
 
 
-def _ops(what: str, action: Any) -> Any:
+def _ops(action: Any) -> Any:
     """Run ``action(ops.strategy, deps)``; an AgentError is reported and exits 1."""
     from powerx_agent.cli.connect import connect
-    from powerx_agent.errors import AgentError
     from powerx_agent.ops import strategy as lifecycle
 
-    try:
-        return action(lifecycle, connect())
-    except AgentError as exc:
-        err.print(f"[red]{what}: {exc}[/red]", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-
-
-def _emit(fmt: str, payload: Any, text: str) -> None:
-    if fmt == "json":
-        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
-    else:
-        console.print(text, highlight=False)
+    return run_logic(lambda: action(lifecycle, connect()))
 
 
 @app.command("publish")
 def publish(path: Path = typer.Argument(Path("strategies"), help="a strategy file or a directory of them"),
-            author: str = typer.Option(..., "--author", help="who publishes (recorded and audited)"),
-            fmt: str = FormatOpt) -> None:
+            by: str = ByOpt, by_alias: str = ByAliasOpt, fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """Upload strategy versions as drafts (approval PENDING); audited as strategy.published."""
-    _check_format(fmt)
+    output = Output(fmt, query)
     if not path.exists():
         raise typer.BadParameter(f"{path} does not exist", param_hint="PATH")
-    results = _ops("publish", lambda ops, deps: ops.publish(deps, path, author))
+    who = actor(by, by_alias)
+    results = _ops(lambda ops, deps: ops.publish(deps, path, who))
     lines = [f"{r.strategy_id} v{r.version} {'already published (same content)' if r.already else 'published'}"
              for r in results]
-    _emit(fmt, [r.to_dict() for r in results], "\n".join(lines) or "nothing to publish")
+    output.emit([r.to_dict() for r in results], lambda console: console.print("\n".join(lines) or "nothing to publish"))
 
 
 @app.command("approve")
 def approve(strategy_id: str = typer.Argument(...), version: int = typer.Option(..., "--version"),
-            approver: str = typer.Option(..., "--approver"), reason: str = typer.Option(..., "--reason"),
-            fmt: str = FormatOpt) -> None:
+            by: str = ByOpt, by_alias: str = ByAliasOpt, reason: str = typer.Option(..., "--reason"),
+            fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """Approve a published version and make it active (REQUIRE_OTHER_APPROVER: not by its author)."""
-    _check_format(fmt)
-    result = _ops("approve", lambda ops, deps: ops.approve(deps, strategy_id, version, approver, reason))
-    _emit(fmt, result, f"{strategy_id} v{version} approved by {approver} and active "
-                       f"(was v{result.get('previous')}); library revision {result.get('revision')}")
+    output = Output(fmt, query)
+    who = actor(by, by_alias)
+    result = _ops(lambda ops, deps: ops.approve(deps, strategy_id, version, who, reason))
+    output.emit(result, lambda console: console.print(
+        f"{strategy_id} v{version} approved by {who} and active (was v{result.get('previous')}); "
+        f"library revision {result.get('revision')}"))
 
 
 @app.command("rollback")
 def rollback(strategy_id: str = typer.Argument(...),
              to: int | None = typer.Option(None, "--to", help="version to go back to (default: the previous)"),
-             actor: str = typer.Option("cli", "--actor", help="who rolls back (audited)"), fmt: str = FormatOpt) -> None:
+             by: str = ByOpt, by_alias: str = ByAliasOpt, fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """Move the active pointer back to the previous approved version (or --to N), and the alias."""
-    _check_format(fmt)
-    result = _ops("rollback", lambda ops, deps: ops.rollback(deps, strategy_id, actor, to))
+    output = Output(fmt, query)
+    who = actor(by, by_alias)
+    result = _ops(lambda ops, deps: ops.rollback(deps, strategy_id, who, to))
     alias = result.get("alias") or {}
     where = f"alias {alias['alias_arn']}" if alias.get("pointed") else f"alias not moved: {alias.get('why')}"
-    _emit(fmt, result, f"{strategy_id}: active v{result['version']} (was v{result.get('previous')}); {where}")
+    output.emit(result, lambda console: console.print(
+        f"{strategy_id}: active v{result['version']} (was v{result.get('previous')}); {where}"))
 
 
 @app.command("diff")
 def diff(strategy_id: str = typer.Argument(...), from_version: int = typer.Option(..., "--from"),
-         to_version: int = typer.Option(..., "--to")) -> None:
+         to_version: int = typer.Option(..., "--to"), fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """Unified diff of the YAML of two published versions (exit 1 when they differ, like diff)."""
-    text = _ops("diff", lambda ops, deps: ops.diff(deps, strategy_id, from_version, to_version))
-    sys.stdout.write(text)
+    output = Output(fmt, query)
+    text = _ops(lambda ops, deps: ops.diff(deps, strategy_id, from_version, to_version))
+    output.emit({"strategy_id": strategy_id, "from": from_version, "to": to_version, "differs": bool(text),
+                 "diff": text}, lambda console: sys.stdout.write(text))
     raise typer.Exit(1 if text else 0)
 
 
 # -- simulate: a backtest of a library over recorded events ------------------------------------
 
 
-def _refuse_like_ingest(event_type: str, payload: Any, directory: Path | None, fmt: str) -> None:
+def _examples(items: list[dict[str, Any]]) -> str:
+    return ", ".join(f"line {i['line']} ({i['event_type']} {i['tenant_id']} {i['event_id']})" for i in items)
+
+
+def _refuse_like_ingest(event_type: str, payload: Any, directory: Path | None, output: Output) -> None:
     """Ingest rejects a payload that breaks its event type's contract (payload.schema_violation): so does
     ``strategy test``, with the same code and field, and exit 1."""
     contract = _contracts(directory).get(event_type)
@@ -320,17 +437,18 @@ def _refuse_like_ingest(event_type: str, payload: Any, directory: Path | None, f
     rejected = {"code": "payload.schema_violation", "where": violations[0].where,
                 "message": f"the payload breaks the {event_type} contract: {violations[0]}",
                 "violations": [str(v) for v in violations], "contract": contract.source}
-    if fmt == "json":
-        sys.stdout.write(json.dumps({"rejected": rejected}, indent=2) + "\n")
-    else:
-        err.print(f"[red]rejected at ingest: payload.schema_violation[/red] ({contract.source})")
+
+    def text(console: Console) -> None:
+        problems = err()
+        problems.print(styled("rejected at ingest: payload.schema_violation", "red") + styled(f" ({contract.source})"))
         for v in violations:
-            err.print(f"  {v}")
+            problems.print(styled(f"  {v}"))
+
+    output.emit({"rejected": rejected}, text)
     raise typer.Exit(1)
 
 
 def _facts(event: dict[str, Any]) -> Any:
-    """An EventBridge event → the facts the matcher evaluates, through the envelope ingest applies."""
     from powerx_agent.ops.strategy import event_facts
 
     return event_facts(event)
@@ -340,25 +458,30 @@ def _facts(event: dict[str, Any]) -> Any:
 def simulate(events: Path = typer.Option(..., "--events", help="JSON Lines file, one EventBridge event a line"),
              strategies: Path = StrategiesOpt,
              baseline: Path | None = typer.Option(None, "--baseline", help="library to compare with (backtest)"),
-             fmt: str = FormatOpt) -> None:
-    """Hit rate, matches per strategy, unmatched events; with --baseline, every differing decision."""
+             tenants: str = TenantsOpt, fmt: str = FormatOpt, query: str = QueryOpt) -> None:
+    """Hit rate, matches per strategy, unmatched events grouped by why; with --tenants, the events ingest
+    would reject; with --baseline, the old -> new matrix of decisions with examples."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from powerx_agent.errors import AgentError
     from powerx_agent.strategy.backtest import Backtest
 
-    _check_format(fmt)
+    output = Output(fmt, query)
     if not events.is_file():
         raise typer.BadParameter(f"{events} does not exist", param_hint="--events")
+    from powerx_agent.ops.strategy_tests import screen, tenant_of
+
+    registry = _tenants(tenants)
     library = _load_library(strategies)
     base = _load_library(baseline) if baseline is not None else None
     try:
         lines = events.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:
         raise typer.BadParameter(f"{events} is not UTF-8", param_hint="--events") from None
-    run = Backtest(library, base)
+    run = Backtest(library, base, screen=screen(registry) if registry is not None else None,
+                   tenant_of=lambda tenant_id: tenant_of(registry, tenant_id))
     progress = Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=err, transient=True, disable=fmt == "json" or len(lines) < 200)
+                        console=err(), transient=True, disable=not output.text or len(lines) < 200)
     with progress:
         task = progress.add_task("events", total=len(lines))
         for number, raw in enumerate(lines, start=1):
@@ -375,29 +498,35 @@ def simulate(events: Path = typer.Option(..., "--events", help="JSON Lines file,
     report = run.report()
     decided, matched, unmatched = report["events"], report["matched"], report["unmatched"]
     differences, bad = report.get("differences", []), report["bad_lines"]
-    if fmt == "json":
-        sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
-    else:
+
+    def text(console: Console) -> None:
         rate = f"{report['hit_rate']:.1%}" if decided else "n/a"
-        console.print(f"[bold]{decided}[/bold] events, {matched} matched, hit rate {rate}"
-                      f" ({library.revision})")
-        table = Table("strategy", "matches")
-        for name, count in report["per_strategy"].items():
-            table.add_row(name, str(count))
-        console.print(table)
-        for item in unmatched[:50]:
-            console.print(f"  unmatched line {item['line']}: {item['event_type']} {item['tenant_id']} "
-                          f"{item['event_id']}", highlight=False)
-        if len(unmatched) > 50:
-            console.print(f"  ... and {len(unmatched) - 50} more unmatched")
+        rejected = f", {report['rejected']} rejected by ingest (tenant registry)" if registry is not None else ""
+        console.print(f"{decided} events, {matched} matched, hit rate {rate} ({library.revision}){rejected}")
+        console.print(table("strategy", "matches", ids=("strategy",), rows=report["per_strategy"].items()))
+        if unmatched:
+            console.print(styled(f"{len(unmatched)} unmatched, by reason:", "bold"))
+            for group in report["unmatched_by_reason"]:
+                console.print(styled(f"  {group['count']:>6}  {group['reason']}"))
+                console.print(styled("          e.g. " + _examples(group["examples"]), "dim"))
+        if report["rejected"]:
+            console.print(styled(f"{report['rejected']} rejected by ingest, by code:", "bold"))
+        for group in report["rejected_by_code"]:
+            console.print(styled(f"  {group['count']:>6}  {group['code']}", "red"))
+            console.print(styled("          e.g. " + _examples(group["examples"]), "dim"))
         if base is not None:
-            console.print(f"[bold]{len(differences)}[/bold] decision(s) differ from the baseline ({base.revision})")
-            for item in differences:
-                before = item["baseline"] or {}
-                after = item["candidate"] or {}
-                console.print(f"  line {item['line']} {item['event_id']}: "
-                              f"{before.get('strategy_id', 'none')} v{before.get('version', '-')} -> "
-                              f"{after.get('strategy_id', 'none')} v{after.get('version', '-')}", highlight=False)
+            console.print(f"{len(differences)} decision(s) differ from the baseline ({base.revision}):")
+            olds = sorted({c["from"] for c in report["matrix"]})
+            news = sorted({c["to"] for c in report["matrix"]})
+            counts = {(c["from"], c["to"]): c["count"] for c in report["matrix"]}
+            console.print(table("baseline \u2192 candidate", *news, ids=("baseline \u2192 candidate", *news),
+                                rows=[(old, *(counts.get((old, new), "") for new in news)) for old in olds]))
+            for cell in report["matrix"]:
+                if cell["changed"]:
+                    console.print(styled(f"  {cell['from']} \u2192 {cell['to']}: {cell['count']}, e.g. "
+                                         + _examples(cell["examples"])))
         for item in bad:
-            err.print(f"[red]{events}:{item['line']}: {item['error']}[/red]", highlight=False)
+            err().print(styled(f"{events}:{item['line']}: {item['error']}", "red"))
+
+    output.emit(report, text)
     raise typer.Exit(1 if bad else 0)

@@ -8,26 +8,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-console = Console(highlight=False, soft_wrap=True)
+from powerx_agent.cli._common import FormatOpt, Output, QueryOpt, run_logic
 
 
 def view_cmd(workflow_id: str = typer.Argument(..., help="workflow id (wf-...)"),
-             out: Path = typer.Option(Path("view.html"), "--out", help="where to write the HTML page")) -> None:
+             out: Path = typer.Option(Path("view.html"), "--out", help="where to write the HTML page"),
+             fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """One self-contained HTML page: graph by status, nodes, decision, event (redacted), timeline."""
     from powerx_agent.cli.connect import connect
-    from powerx_agent.errors import AgentError
     from powerx_agent.ops.view import render_view
 
-    try:
-        html = render_view(connect(), workflow_id)
-    except AgentError as exc:
-        console.print(f"[red]error[/red] {escape(str(exc))}")
-        raise typer.Exit(1) from None
+    output = Output(fmt, query)
+    html = run_logic(lambda: render_view(connect(), workflow_id))
     out.write_text(html, encoding="utf-8")
-    console.print(f"wrote {out} ({len(html.encode()):,} bytes)")
+    size = len(html.encode())
+    output.emit({"workflow_id": workflow_id, "out": str(out), "bytes": size},
+                lambda console: console.print(f"wrote {out} ({size:,} bytes)"))
 
 
 def register(workflow_app: typer.Typer) -> None:

@@ -162,10 +162,12 @@ class Ingestor:
         context = build_context(incoming, tenant, workflow_id)
         telemetry.bind(traceparent=context.trace.traceparent)
         if not orchestrator_on:
-            self.deps.events.finish(env.tenant_id, env.key, status="DEFERRED", outcome="deferred")
-            self.deps.audit.append(AuditEntry(AuditKind.EVENT_DEFERRED, workflow_chain(workflow_id), status="DEFERRED",
+            self.deps.events.finish(env.tenant_id, env.key, status="DEFERRED", outcome="deferred",
+                                    event_json=kept_event(event, incoming))
+            self.deps.audit.append(AuditEntry("event.deferred", workflow_chain(workflow_id), status="DEFERRED",
                                               data={"reason": "feature flag agent-orchestrator is off",
-                                                    "event_type": incoming.event_type}, **common))
+                                                    "event_type": incoming.event_type, "idempotency_key": env.key,
+                                                    "bus_event_id": incoming.bus_event_id}, **common))
             return IngestResult("deferred", workflow_id=workflow_id)
         lineage = {"replay_of": env.replay_of, "replayed_by": env.replayed_by, "bus_event_id": incoming.bus_event_id}
         if claim.kind == "new":
@@ -227,8 +229,12 @@ class Ingestor:
         fingerprint = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
         chain = chain or (workflow_chain(workflow_id) if workflow_id else f"REJ#{fingerprint}")
         self.deps.queues.send(self.settings.ingest_dlq_url, _dlq_body(exc, text), {"code": exc.code})
-        self.deps.audit.append(AuditEntry(AuditKind.EVENT_REJECTED, chain, tenant_id=tenant_id, event_id=event_id,
-                                          workflow_id=workflow_id, status="REJECTED", data=exc.to_dict()))
+        found = {k: v for k, v in (("idempotency_key", _peek(event, "idempotency_key")),
+                                   ("bus_event_id", _top(event, "id")), ("event_type", _top(event, "detail-type")))
+                 if v}  # what `events show` finds a rejected event by
+        self.deps.audit.append(AuditEntry("event.rejected", chain, tenant_id=tenant_id, event_id=event_id,
+                                          workflow_id=workflow_id, status="REJECTED",
+                                          data={**exc.to_dict(), **found}))
         self.metrics.add(spec.METRICS["rejected"], 1, tenant=tenant_id if registered else UNREGISTERED_TENANT,
                          code=exc.code)
         return IngestResult("rejected", workflow_id=None, code=exc.code, message=exc.message, where=exc.where)
@@ -251,6 +257,19 @@ def _xray() -> dict[str, str]:
     """The X-Ray trace that accepted the event (on AWS), kept in its audit record."""
     trace_id = telemetry.xray_trace_id()
     return {"xray_trace_id": trace_id} if trace_id else {}
+
+
+def kept_event(event: dict[str, Any], incoming: IncomingEvent) -> str:
+    """The event as ``replay --file`` reads it back (EventBridge's ``id``, ``time``, ``source``,
+    ``detail-type`` and ``detail``), compact JSON."""
+    kept = {"id": incoming.bus_event_id, "time": event.get("time"), "source": incoming.source,
+            "detail-type": incoming.event_type, "detail": event.get("detail")}
+    return dumps_any({k: v for k, v in kept.items() if v is not None})
+
+
+def _top(event: Any, field: str) -> str | None:
+    value = event.get(field) if isinstance(event, dict) else None
+    return value if isinstance(value, str) and len(value) <= 256 else None
 
 
 def _peek(event: Any, field: str) -> str | None:

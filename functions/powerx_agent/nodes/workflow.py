@@ -163,9 +163,13 @@ class WorkflowActions:
                     self.metrics.add(spec.METRICS["node_failure"], 1, tenant=wf["tenant_id"],
                                      strategy=wf.get("strategy_id"))
                     self._audit("node.failed", wf, node_id=node_id, status="FAILED", data=summary)
+        # every node settled here is audited too (a complete chain names every node's outcome); a sibling
+        # stopped by the failure is node.stopped, not a failure of its own
         for node_id in running:  # parallel siblings stopped by the failure
-            self.deps.workflows.transition_node(workflow_id, node_id, "FAILED", stopped_by_failure=True,
-                                                error={"message": "stopped: another node failed"})
+            if self.deps.workflows.transition_node(workflow_id, node_id, "FAILED", stopped_by_failure=True,
+                                                   error={"message": "stopped: another node failed"}):
+                self._audit("node.stopped", wf, node_id=node_id, status="FAILED",
+                            data={"reason": "another node failed"})
         for node_id, item in nodes.items():
             # audited like a node skipped by its `when`: otherwise `repair` finds the milestone missing
             if item["status"] == "PENDING" and self.deps.workflows.transition_node(

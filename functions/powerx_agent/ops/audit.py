@@ -1,22 +1,15 @@
-"""``powerx-agent audit verify``: prove the audit trail is complete and unaltered .
+"""``powerx-agent audit verify``: prove the audit trail is complete and unaltered; ``audit show``.
 
 What is checked (docs/operations.md, "Audit verify and repair"):
 
-1. **Integrity** of every chain in scope: sequence 1..n without holes, each ``prev_hash`` equal to
-   the hash of the record before, each record's hash equal to the hash of its body. A hole is
-   accepted only when a later ``chain.rebased`` record of the same chain (written by ``repair
-   --apply``) names exactly those sequence numbers and pins the ``prev_hash`` of the record after
-   the hole; such holes are listed as *rebased*, never hidden. Altered records are never accepted.
-2. **Completeness** of every event: an accepted event (``event.accepted``) has a ``decision``;
-   a decision has a terminal outcome (``workflow.succeeded`` / ``workflow.escalated`` /
-   ``workflow.failed`` / ``workflow.stopped`` / ``escalation.opened``); ``event.deferred``,
-   ``event.duplicate`` and ``event.rejected`` are terminal themselves. A record
-   ``audit.repaired`` that reconstructs a kind (``data.reconstructs``) counts as that kind.
-3. **Cross-checks**: every ``agent_events`` record has its chain (and a decision once COMPLETED,
-   ``event.deferred`` once DEFERRED); every workflow in ``agent_workflows`` has ``workflow.started``
-   and, once finished, the terminal record that matches its status; every node the chain mentions
-   has its status item, and its status agrees with the chain; a finished workflow has no node
-   that is not terminal (an orphan).
+1. **Integrity** of every chain in scope (:func:`powerx_agent.audit.chain.check_chain`): sequence 1..n
+   without holes, each ``prev_hash`` equal to the hash of the record before, each record's hash equal to
+   the hash of its body; a hole is accepted only when a ``chain.rebased`` record written by ``repair
+   --apply`` names exactly it (listed as *rebased*, never hidden); altered records never are.
+2. **Completeness** of every workflow (chain, ``agent_events`` record, ``agent_workflows`` items,
+   execution): :func:`powerx_agent.audit.completeness.check_workflow`, the one definition ``repair``
+   fixes against too. ``event.deferred``, ``event.duplicate`` and ``event.rejected`` are terminal themselves;
+   an ``agent_events`` record without any chain is a gap.
 
 Work still running is *in flight*, not a gap: a workflow whose META is PENDING/RUNNING while its
 execution runs, or an event still IN_PROGRESS within ``stale_after`` seconds of being first seen.
@@ -30,25 +23,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from powerx_agent.audit.chain import Gap, check_chain, effective_kinds, node_states
-from powerx_agent.audit.kinds import WORKFLOW_OUTCOMES, AuditKind
-from powerx_agent.status import NODE_TERMINAL, WORKFLOW_ACTIVE, WORKFLOW_TERMINAL, NodeStatus, WorkflowStatus
+from powerx_agent.audit.chain import Gap, check_chain
+from powerx_agent.audit.completeness import (
+    NO_EXECUTION,
+    NODE_TERMINAL,
+    TERMINAL,
+    WF_ACTIVE,
+    WF_TERMINAL_FOR_STATUS,
+    check_workflow,
+)
+from powerx_agent.errors import AgentError
 
 if TYPE_CHECKING:
     from powerx_agent.deps import Deps
 
-ACCEPTANCE = {AuditKind.EVENT_ACCEPTED, AuditKind.EVENT_DEFERRED}
-SELF_TERMINAL = {AuditKind.EVENT_DEFERRED, AuditKind.EVENT_DUPLICATE, AuditKind.EVENT_REJECTED}
-WF_TERMINAL_FOR_STATUS = {
-    WorkflowStatus.SUCCEEDED: {AuditKind.WORKFLOW_SUCCEEDED},
-    WorkflowStatus.ESCALATED: {AuditKind.WORKFLOW_ESCALATED, AuditKind.ESCALATION_OPENED},
-    WorkflowStatus.FAILED: {AuditKind.WORKFLOW_FAILED, AuditKind.WORKFLOW_ESCALATED},
-    WorkflowStatus.STOPPED: {AuditKind.WORKFLOW_STOPPED},
-}
-# what a node item may say once the chain says X (escalation moves FAILED nodes on to ESCALATED
-# without an audit record of its own)
-NODE_COMPATIBLE = {NodeStatus.SUCCEEDED: {NodeStatus.SUCCEEDED}, NodeStatus.SKIPPED: {NodeStatus.SKIPPED},
-                   NodeStatus.FAILED: {NodeStatus.FAILED, NodeStatus.ESCALATED}}
+__all__ = ["NODE_TERMINAL", "TERMINAL", "WF_ACTIVE", "WF_TERMINAL_FOR_STATUS", "VerifyReport", "gather", "verify"]
 
 
 @dataclass
@@ -155,6 +144,15 @@ def execution_status(deps: Deps, execution_arn: str | None, started_after: float
 
 # -- the check -----------------------------------------------------------------------------------
 
+def workflow_execution_status(deps: Deps, meta: dict[str, Any] | None) -> str | None:
+    """What :func:`check_workflow` needs to know of the execution: asked only for an active workflow."""
+    if meta is None or meta.get("status") not in WF_ACTIVE:
+        return NO_EXECUTION if meta is None or not meta.get("execution_arn") else "ENDED"
+    if not meta.get("execution_arn"):
+        return NO_EXECUTION
+    return execution_status(deps, meta["execution_arn"], meta.get("created_at"))
+
+
 def verify(deps: Deps, tenant: str | None = None, since: str | None = None,
            stale_after: float = 900.0, now: float | None = None) -> VerifyReport:
     now = now if now is not None else deps.clock.time()
@@ -171,120 +169,63 @@ def verify(deps: Deps, tenant: str | None = None, since: str | None = None,
         report.rebased += rebased
 
     events_by_wf = {e.get("workflow_id"): e for e in scope.events if e.get("workflow_id")}
-
-    def event_in_flight(event: dict[str, Any] | None) -> bool:
-        if not event or event.get("status") != "IN_PROGRESS":
-            return False
-        return (float(event.get("lease_until") or 0) > now
-                or now - float(event.get("first_seen") or 0) < stale_after)
-
-    for chain, records in scope.chains.items():
-        if not chain.startswith("WF#"):
-            continue
-        workflow_id = chain[3:]
-        kinds = effective_kinds(records)
-        meta = scope.workflows.get(workflow_id)
-        event = events_by_wf.get(workflow_id)
-        running = bool(meta and meta.get("status") in WORKFLOW_ACTIVE
-                       and execution_status(deps, meta.get("execution_arn"), meta.get("created_at"))
-                       in ("RUNNING", "UNKNOWN"))
-        has = set(kinds)
-        if AuditKind.DECISION in has:
-            if not has & ACCEPTANCE:
-                unit_gaps[chain].append(Gap(chain, "event.no_acceptance",
-                                            "a decision without the event's acceptance record", None, workflow_id))
-            if not has & WORKFLOW_OUTCOMES:
-                if running or event_in_flight(event) or (meta and meta.get("status") in WORKFLOW_ACTIVE
-                                                        and not meta.get("execution_arn")):
-                    in_flight[chain] = {"unit": chain, "workflow_id": workflow_id,
-                                        "status": (meta or {}).get("status") or (event or {}).get("status")}
-                else:
-                    unit_gaps[chain].append(Gap(chain, "event.no_outcome",
-                                                "decision recorded but no terminal outcome", None, workflow_id))
-        elif AuditKind.EVENT_ACCEPTED in has:
-            if event_in_flight(event):
-                in_flight[chain] = {"unit": chain, "workflow_id": workflow_id, "status": "IN_PROGRESS"}
-            else:
-                unit_gaps[chain].append(Gap(chain, "event.no_decision", "accepted event has no decision record",
-                                            None, workflow_id))
-        elif not has & SELF_TERMINAL and not has & WORKFLOW_OUTCOMES:
-            unit_gaps[chain].append(Gap(chain, "event.no_acceptance",
-                                        f"chain holds {sorted(has)} but no acceptance, decision or outcome",
-                                        None, workflow_id))
-
-    # agent_events: every record has its chain
     for event in scope.events:
-        workflow_id = event.get("workflow_id")
-        chain = f"WF#{workflow_id}"
-        kinds = set(effective_kinds(scope.chains.get(chain, [])))
-        if not kinds:
+        chain = f"WF#{event.get('workflow_id')}"
+        if not scope.chains.get(chain) and event.get("workflow_id") not in scope.workflows:
             unit = f"EVENT#{event['pk']}"
             units.add(unit)
-            if event_in_flight(event):
-                in_flight[unit] = {"unit": unit, "workflow_id": workflow_id, "status": "IN_PROGRESS"}
+            check = check_workflow(str(event.get("workflow_id")), [], None, event, NO_EXECUTION, now=now,
+                                   stale_after=stale_after)
+            if check.in_flight:
+                in_flight[unit] = {"unit": unit, "workflow_id": event.get("workflow_id"), "status": "IN_PROGRESS"}
             else:
                 unit_gaps[unit].append(Gap(unit, "event.no_chain", f"agent_events record ({event.get('status')}) "
-                                           f"has no audit chain {chain}", None, workflow_id))
-            continue
-        units.add(chain)
-        if event.get("status") == "COMPLETED" and AuditKind.DECISION not in kinds:
-            unit_gaps[chain].append(Gap(chain, "event.no_decision", "agent_events says COMPLETED but the chain "
-                                        "has no decision", None, workflow_id))
-        if event.get("status") == "DEFERRED" and AuditKind.EVENT_DEFERRED not in kinds:
-            unit_gaps[chain].append(Gap(chain, "event.no_deferral", "agent_events says DEFERRED but the chain "
-                                        "has no event.deferred", None, workflow_id))
-
-    # agent_workflows: META and nodes agree with the chain
-    for workflow_id, meta in scope.workflows.items():
+                                           f"has no audit chain {chain}", None, event.get("workflow_id")))
+    workflow_ids = {c[3:] for c in scope.chains if c.startswith("WF#")} | set(scope.workflows)
+    for workflow_id in sorted(workflow_ids):
         chain = f"WF#{workflow_id}"
         units.add(chain)
-        records = scope.chains.get(chain, [])
-        kinds = set(effective_kinds(records))
-        status = meta.get("status")
-        # a workflow stopped before its execution started (a lost Express start) ended without one
-        never_started = status == "STOPPED" and not meta.get("execution_arn")
-        if AuditKind.WORKFLOW_STARTED not in kinds and status not in WORKFLOW_ACTIVE | {None} and not never_started:
-            unit_gaps[chain].append(Gap(chain, "workflow.no_start", f"workflow is {status} in agent_workflows "
-                                        "but the chain has no workflow.started", None, workflow_id))
-        wanted = WF_TERMINAL_FOR_STATUS.get(str(status))
-        if wanted and not kinds & wanted:
-            unit_gaps[chain].append(Gap(chain, "workflow.no_terminal", f"workflow is {status} in agent_workflows "
-                                        f"but the chain has none of {sorted(wanted)}", None, workflow_id))
-        if status in WORKFLOW_ACTIVE:
-            exec_status = execution_status(deps, meta.get("execution_arn"), meta.get("created_at")) \
-                if meta.get("execution_arn") else "NONE"
-            if exec_status in ("RUNNING", "UNKNOWN") or (exec_status == "NONE" and now - float(meta.get("created_at") or 0)
-                                                        < stale_after):
-                in_flight.setdefault(chain, {"unit": chain, "workflow_id": workflow_id, "status": status})
-            elif exec_status is None:
-                unit_gaps[chain].append(Gap(chain, "workflow.execution_gone", f"workflow is {status} but its "
-                                            "execution does not exist", None, workflow_id))
-            else:
-                unit_gaps[chain].append(Gap(chain, "workflow.not_terminal", f"workflow is {status} but its "
-                                            f"execution is {exec_status}", None, workflow_id))
-        nodes = meta.get("nodes") or {}
-        for node_id, audited in sorted(node_states(records).items()):
-            item = nodes.get(node_id)
-            if item is None or not item.get("status"):
-                what = "no status item" if item is None else "a status item without a status"
-                unit_gaps[chain].append(Gap(chain, "node.status_missing", f"node {node_id}: the chain says "
-                                            f"{audited}, agent_workflows has {what}", None, workflow_id, node_id))
-            elif item["status"] not in NODE_COMPATIBLE[audited]:
-                unit_gaps[chain].append(Gap(chain, "node.status_mismatch", f"node {node_id}: the chain says "
-                                            f"{audited}, agent_workflows says {item['status']}", None, workflow_id,
-                                            node_id))
-        if status in WORKFLOW_TERMINAL:
-            for node_id, item in sorted(nodes.items()):
-                if item.get("status") and item["status"] not in NODE_TERMINAL:
-                    unit_gaps[chain].append(Gap(chain, "node.orphaned", f"node {node_id} is {item['status']} "
-                                                f"but the workflow ended {status}", None, workflow_id, node_id))
+        meta = scope.workflows.get(workflow_id)
+        check = check_workflow(workflow_id, scope.chains.get(chain, []), meta, events_by_wf.get(workflow_id),
+                               workflow_execution_status(deps, meta), now=now, stale_after=stale_after)
+        unit_gaps[chain] += check.gaps
+        if check.in_flight:
+            in_flight[chain] = {"unit": chain, "workflow_id": workflow_id,
+                                "status": (meta or {}).get("status") or (events_by_wf.get(workflow_id) or {})
+                                .get("status")}
 
-    for unit in sorted(units):
-        if unit in in_flight and not unit_gaps.get(unit):
-            continue
-        in_flight.pop(unit, None)
+    for unit in list(in_flight):
+        if unit_gaps.get(unit):
+            in_flight.pop(unit)
     report.in_flight = sorted(in_flight.values(), key=lambda i: i["unit"])
     report.units = len(units)
     report.gaps = [g for unit in sorted(unit_gaps) for g in unit_gaps[unit]]
     report.complete = sum(1 for unit in units if not unit_gaps.get(unit) and unit not in in_flight)
     return report
+
+
+# -- one chain -------------------------------------------------------------------------------------
+
+CHAIN_PREFIXES = ("WF#", "STRAT#", "OPS#", "REJ#", "CONFLICT#")
+
+
+def chain_name(ref: str) -> str:
+    """``WF#wf-…`` / ``STRAT#id`` / ``OPS#…`` as given; a bare workflow id becomes its chain."""
+    ref = ref.strip()
+    if ref.startswith(CHAIN_PREFIXES):
+        return ref
+    if ref.startswith("wf-"):
+        return f"WF#{ref}"
+    raise AgentError(f"{ref!r} is not a chain name (WF#<workflow id>, STRAT#<strategy>, OPS#flags, OPS#repair, "
+                     "OPS#release, REJ#…) nor a workflow id (wf-…)", code="audit.bad_chain")
+
+
+def show_chain(deps: Deps, ref: str) -> dict[str, Any]:
+    """Every record of one chain in order, its integrity and the holes a ``chain.rebased`` accounts for."""
+    chain = chain_name(ref)
+    records = sorted(deps.audit.chain(chain), key=lambda r: int(r["seq"]))
+    if not records:
+        raise AgentError(f"no audit chain {chain!r}", code="audit.no_chain")
+    gaps, rebased = check_chain(chain, records)
+    return {"chain": chain, "ok": not gaps, "records": records, "gaps": [g.to_dict() for g in gaps],
+            "rebased": rebased}

@@ -1,6 +1,7 @@
 """Showing and changing feature flags (``powerx-agent flags show|set``), audited.
 
-Every change appends ``flag.changed`` to the chain ``OPS#flags`` (who, from, to, which store).
+Every change appends ``flag.changed`` to the chain ``OPS#flags`` (who, from, to, which store); when that
+record cannot be written the flags are written back as they were (``flag.change_failed``).
 The store is the one the functions read: the ``FLAGS / CURRENT`` item of ``agent_strategies`` on
 the embedded runtime, AppConfig (a new hosted configuration version + a deployment) on AWS.
 """
@@ -11,9 +12,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from powerx_agent import spec
-from powerx_agent.audit.kinds import AuditKind
 from powerx_agent.audit.records import AuditEntry
 from powerx_agent.errors import AgentError
+from powerx_agent.ops.change import Change
 
 if TYPE_CHECKING:
     from powerx_agent.deps import Deps
@@ -75,9 +76,13 @@ def set_flag(deps: Deps, name: str, on: bool, by: str, store: Any = None) -> Fla
     updated["default"] = on
     flags = {**current, name: updated}
     description = f"{name} {'on' if on else 'off'} by {by}"
-    result = store.write(flags, description)
-    record = deps.audit.append(AuditEntry(
-        AuditKind.FLAG_CHANGED, FLAGS_CHAIN, status="ON" if on else "OFF",
-        data={"flag": name, "from": "on" if before else "off", "to": "on" if on else "off", "by": by, **result}))
+    change_data = {"flag": name, "from": "on" if before else "off", "to": "on" if on else "off", "by": by}
+    with Change(f"set {name} {'on' if on else 'off'}", "flags.set_failed",
+                on_failure=lambda d: deps.audit.append(AuditEntry("flag.change_failed", FLAGS_CHAIN, status="FAILED",
+                                                                  data={**change_data, **d}))) as change:
+        result = change.step("write", lambda: store.write(flags, description),
+                             lambda _: store.write(current, f"{name} put back: the change by {by} failed"))
+        record = change.step("audit", lambda: deps.audit.append(AuditEntry(
+            "flag.changed", FLAGS_CHAIN, status="ON" if on else "OFF", data={**change_data, **result})))
     deps.flags.invalidate()
     return FlagChange(name, before, on, by, result, int(record["seq"]))

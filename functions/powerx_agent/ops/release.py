@@ -11,7 +11,8 @@ again.
 checks everything first (the live release is one release on every function, the target has a version
 of every function) and changes nothing when a check fails; if moving an alias fails midway, the aliases
 already moved are moved back, so the service is never left half on one release. The move is audited as
-``release.rolled_back`` in the chain ``OPS#release`` (a failed move as ``release.rollback_failed``).
+``release.rolled_back`` in the chain ``OPS#release`` (a failed move as ``release.rollback_failed``); should
+that audit record fail to be written, the aliases go back too (:class:`powerx_agent.ops.change.Change`).
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from powerx_agent import spec
-from powerx_agent.adapters.releases import LambdaReleases
-from powerx_agent.audit.kinds import AuditKind
 from powerx_agent.audit.records import AuditEntry
 from powerx_agent.errors import AgentError
+from powerx_agent.ops.change import Change
 
 if TYPE_CHECKING:
     from powerx_agent.deps import Deps
@@ -137,34 +137,21 @@ def rollback(deps: Deps, by: str, reason: str, to: str | None = None, dry_run: b
     if dry_run:
         return result
     store = deps.releases
-    moved: list[str] = []
-    try:
+
+    def failed(details: dict[str, Any]) -> None:
+        deps.audit.append(AuditEntry("release.rollback_failed", CHAIN, status="FAILED", data={
+            **result, "error": details["error"], "failed_step": details["failed_step"],
+            "restored": [step.removeprefix("move ") for step in details["undone"] if step.startswith("move ")],
+            "not_restored": [s["step"].removeprefix("move ") for s in details["not_undone"]]}))
+
+    with Change(f"rollback to release {target.release_id}", "release.rollback_failed", on_failure=failed) as change:
         for key, move in moves.items():
             if move["from"] != move["to"]:
-                store.point_alias(function_name(deps.settings, key), spec.LIVE_ALIAS, move["to"],
-                                  spec.release_description(target.release_id))
-                moved.append(key)
-    except Exception as exc:  # noqa: BLE001 - put back what moved, then report
-        restored, stuck = _restore(store, deps.settings, moves, moved, found)
-        deps.audit.append(AuditEntry(AuditKind.RELEASE_ROLLBACK_FAILED, CHAIN, status="FAILED", data={
-            **result, "error": str(exc)[:1000], "restored": restored, "not_restored": stuck}))
-        raise AgentError(f"moving the aliases to release {target.release_id} failed ({exc}); "
-                         + (f"moved back: {', '.join(restored)}" if restored else "nothing had moved")
-                         + (f"; still on {target.release_id}, move them by hand: {', '.join(stuck)}" if stuck else ""),
-                         code="release.rollback_failed", details={"restored": restored, "not_restored": stuck}) from None
-    record = deps.audit.append(AuditEntry(AuditKind.RELEASE_ROLLED_BACK, CHAIN, status="ROLLED_BACK", data=result))
+                name = function_name(deps.settings, key)
+                change.step(f"move {key}", lambda n=name, m=move: store.point_alias(
+                    n, spec.LIVE_ALIAS, m["to"], spec.release_description(target.release_id)),
+                    lambda _, n=name, k=key, m=move: store.point_alias(
+                        n, spec.LIVE_ALIAS, int(m["from"]), spec.release_description(found.alias_release[k] or "unknown")))
+        record = change.step("audit", lambda: deps.audit.append(
+            AuditEntry("release.rolled_back", CHAIN, status="ROLLED_BACK", data=result)))
     return {**result, "audit": f"{CHAIN}#{record['seq']}"}
-
-
-def _restore(store: LambdaReleases, settings: Any, moves: dict[str, dict[str, Any]], moved: list[str],
-             found: Inventory) -> tuple[list[str], list[str]]:
-    restored, stuck = [], []
-    for key in moved:
-        previous = moves[key]["from"]
-        try:
-            store.point_alias(function_name(settings, key), spec.LIVE_ALIAS, int(previous),
-                              spec.release_description(found.alias_release[key] or "unknown"))
-            restored.append(key)
-        except Exception:  # noqa: BLE001 - reported to the operator by name
-            stuck.append(key)
-    return restored, stuck

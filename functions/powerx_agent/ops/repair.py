@@ -22,8 +22,8 @@ Findings and their fixes:
   recreate it with the status the chain records (else the execution history's).
 - ``audit.missing``: a milestone record is missing from a workflow's chain (acceptance, decision,
   workflow.started, a node's outcome, the workflow's outcome) → append ``audit.repaired`` with
-  ``data.reconstructs = <kind>`` and what it was reconstructed from. In a running workflow, a status
-  younger than ``SETTLE_SECONDS`` is left alone: its writer may be between the status and its record.
+  ``data.reconstructs = <kind>`` and what it was reconstructed from. A running workflow's node
+  outcomes are not owed yet (audit.completeness): their writer may be between the status and its record.
 - ``chain.missing``: records are missing in the middle of a chain (the hash chain is broken for
   ever) → after the reconstructions, append ``chain.rebased`` naming the lost sequence numbers and
   pinning the ``prev_hash`` of the record after each hole, so ``audit verify`` accepts exactly that
@@ -37,21 +37,26 @@ fixes and records each one as ``repair.applied`` in the chain ``OPS#repair``.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from powerx_agent.audit.chain import check_chain, effective_kinds, node_states
-from powerx_agent.audit.kinds import WORKFLOW_OUTCOMES, AuditKind
-from powerx_agent.audit.records import AuditEntry, workflow_chain
-from powerx_agent.ops.audit import (
+from powerx_agent.audit.completeness import (
+    GAP_FOR_KIND,
+    NO_EXECUTION,
+    WF_KIND,
     WF_TERMINAL_FOR_STATUS,
-    _epoch,
-    execution_status,
-    gather,
-    normalise_since,
+    Milestone,
+    check_workflow,
+    missing_milestones,
 )
+from powerx_agent.audit.kinds import AuditKind
+from powerx_agent.audit.records import AuditEntry, workflow_chain
+from powerx_agent.errors import AgentError
+from powerx_agent.ops.audit import _epoch, gather, normalise_since, workflow_execution_status
 from powerx_agent.ops.history import EXEC_TO_WF, History, load_history, node_ids_from_definition
 from powerx_agent.status import NODE_TERMINAL, WORKFLOW_ACTIVE, WORKFLOW_TERMINAL
 
@@ -59,16 +64,23 @@ if TYPE_CHECKING:
     from powerx_agent.deps import Deps
 
 OPS_CHAIN = "OPS#repair"
-WF_KIND = {"SUCCEEDED": AuditKind.WORKFLOW_SUCCEEDED, "FAILED": AuditKind.WORKFLOW_FAILED, "STOPPED": AuditKind.WORKFLOW_STOPPED,
-           "ESCALATED": AuditKind.WORKFLOW_ESCALATED}
-NODE_KIND = {"SUCCEEDED": AuditKind.NODE_SUCCEEDED, "FAILED": AuditKind.NODE_FAILED, "SKIPPED": AuditKind.NODE_SKIPPED,
-             "ESCALATED": AuditKind.NODE_FAILED}
-METERED = {AuditKind.WORKFLOW_STARTED: "generated", AuditKind.NODE_SUCCEEDED: "node_success", AuditKind.NODE_FAILED: "node_failure"}
+NODE_KIND = {"SUCCEEDED": "node.succeeded", "FAILED": "node.failed", "SKIPPED": "node.skipped",
+             "ESCALATED": "node.failed"}
+RETRY_NAME = re.compile(r"^(?P<workflow>wf-.+)-r(?P<n>[0-9]{1,6})$")
+"""``<workflow id>-r<n>``: the execution of a retry's generation n + 1 (ops/workflow.py)."""
+METERED = {"workflow.started": "generated", "node.succeeded": "node_success", "node.failed": "node_failure"}
 EXECUTION_RETENTION_DAYS = 90  # Step Functions keeps closed standard executions this long
-# The engine writes a status first and its audit record right after (two writes, no transaction): in a
-# running workflow, a status younger than this may be between the two, so its record is not missing yet
-# (an operator's repair during live traffic would otherwise reconstruct what the writer is about to append).
-SETTLE_SECONDS = 60.0
+
+
+LOOK = "none automatic: look at it with powerx-agent audit show and workflow show"
+UNFIXABLE = {
+    "node.status_mismatch": "none automatic: the chain and the item disagree on what happened; look at "
+                            "powerx-agent workflow show and audit show, then workflow fill or retry",
+    "event.no_outcome": "none automatic: the decision has no outcome; look at powerx-agent audit show",
+    "event.no_acceptance": LOOK,
+    "event.no_chain": "none automatic: the event was recorded but nothing of it was audited; replay it from the "
+                      "bus archive (powerx-agent replay --archive) so it runs and is audited",
+}
 
 
 @dataclass
@@ -90,8 +102,9 @@ class Finding:
 # -- the planner ---------------------------------------------------------------------------------
 
 class Repair:
-    def __init__(self, deps: Deps, by: str = "repair", tenant: str | None = None) -> None:
+    def __init__(self, deps: Deps, by: str = "repair", tenant: str | None = None, stale_after: float = 900.0) -> None:
         self.deps = deps
+        self.stale_after = stale_after
         self.by = by
         self.tenant = tenant
         self.run_id = f"repair-{uuid.uuid4().hex[:12]}"
@@ -145,37 +158,50 @@ class Repair:
         return bool(strategy) and "@" not in strategy and "powerx:definition-sha256" not in tags
 
     def plan_orphan_executions(self, known: set[str], since_epoch: float | None = None) -> None:
-        machines = self.deps.state_machines.machines(self.deps.settings.state_machine_prefix)
-        for machine in machines:
+        """Executions of no recorded workflow. A retry's execution ``<workflow id>-r<n>`` belongs to its
+        workflow; when the workflow record is gone, one finding per workflow recreates it from its newest
+        execution."""
+        orphans: dict[str, tuple[int, dict[str, Any]]] = {}
+        for machine in self.deps.state_machines.machines(self.deps.settings.state_machine_prefix):
             if self._is_alias_machine(machine):
                 continue
             for execution in self.deps.state_machines.executions(machine["stateMachineArn"]):
-                if execution["name"] in known:
+                name = execution["name"]
+                retry = RETRY_NAME.match(name)
+                workflow_id, generation = (retry["workflow"], int(retry["n"]) + 1) if retry else (name, 1)
+                if workflow_id in known:
                     continue
                 started = execution.get("startDate")
                 if since_epoch is not None and hasattr(started, "timestamp") and started.timestamp() < since_epoch:
                     continue
-                if self.tenant and not execution["name"].startswith(f"wf-{self.tenant[:20]}-"):
+                if self.tenant and not workflow_id.startswith(f"wf-{self.tenant[:20]}-"):
                     continue
-                if self.deps.workflows.get(execution["name"]) is not None:
+                if self.deps.workflows.get(workflow_id) is not None:
+                    known.add(workflow_id)
                     continue
-                arn = execution["executionArn"]
-                self.add(Finding("execution.orphan", execution["name"],
-                                 f"execution {arn} ({execution['status']}) has no workflow record",
-                                 "recreate the workflow record (from the execution input and status) and a "
-                                 "node item per run task of the definition (status from the execution "
-                                 "history), then append audit.repaired records for what was recreated",
-                                 action=lambda arn=arn: self._recreate(arn)))
+                if workflow_id not in orphans or orphans[workflow_id][0] < generation:
+                    orphans[workflow_id] = (generation, execution)
+        for workflow_id, (generation, execution) in sorted(orphans.items()):
+            arn = execution["executionArn"]
+            self.add(Finding("execution.orphan", workflow_id,
+                             f"execution {arn} ({execution['status']}"
+                             + (f", generation {generation}" if generation > 1 else "") + ") has no workflow record",
+                             "recreate the workflow record (from the execution input and status) and a "
+                             "node item per run task of the definition (status from the execution "
+                             "history), then append audit.repaired records for what was recreated",
+                             action=lambda arn=arn, g=generation: self._recreate(arn, g)))
 
-    def _recreate(self, execution_arn: str) -> None:
+    def _recreate(self, execution_arn: str, generation: int = 1) -> None:
         history = self.history(execution_arn)
         if history is None:
-            raise RuntimeError(f"execution {execution_arn} disappeared")
+            raise AgentError(f"execution {execution_arn} disappeared", code="repair.execution_gone")
         wf = history.input.get("workflow") or {}
-        workflow_id = wf.get("workflow_id") or execution_arn.rsplit(":", 1)[-1]
-        if workflow_id != execution_arn.rsplit(":", 1)[-1]:
-            raise RuntimeError(f"execution {execution_arn} carries workflow id {workflow_id!r} in its input, "
-                               "not its own name: not recreated (investigate by hand)")
+        name = execution_arn.rsplit(":", 1)[-1]
+        workflow_id = wf.get("workflow_id") or name
+        if name not in (workflow_id, f"{workflow_id}-r{generation - 1}"):
+            raise AgentError(f"execution {execution_arn} carries workflow id {workflow_id!r} in its input, which "
+                             "its name does not match: not recreated (investigate by hand)",
+                             code="repair.foreign_execution")
         sm_arn = history.state_machine_arn or execution_arn.replace(":execution:", ":stateMachine:").rsplit(":", 1)[0]
         tenant_id = wf.get("tenant_id") or "unknown"
         event = (self.deps.events.get(tenant_id, wf["idempotency_key"])
@@ -183,17 +209,19 @@ class Repair:
         if event is not None and event.get("workflow_id") not in (None, workflow_id):
             event = None
         status = history.workflow_status()
+        nodes = node_ids_from_definition(history.definition)
         meta = {"workflow_id": workflow_id, "tenant_id": tenant_id,
                 "event_id": wf.get("event_id"), "idempotency_key": wf.get("idempotency_key"),
                 "event_type": wf.get("event_type"), "strategy_id": wf.get("strategy_id"),
                 "strategy_version": wf.get("strategy_version"), "state_machine_arn": sm_arn,
                 "execution_arn": execution_arn, "traceparent": wf.get("traceparent"),
+                "generation": generation if generation > 1 else None, "node_ids": nodes,
                 "recreated_by": self.run_id, "recreated_from": "execution input + history",
                 "started_at": history.started_at()}
         meta = {k: v for k, v in meta.items() if v is not None}
-        nodes = node_ids_from_definition(history.definition)
         if not self.deps.workflows.create(meta, nodes):
-            raise RuntimeError(f"workflow {workflow_id} was created meanwhile: nothing recreated")
+            raise AgentError(f"workflow {workflow_id} was created meanwhile: nothing recreated",
+                             code="repair.conflict")
         node_status: dict[str, str] = {}
         for node_id in nodes:
             found = history.node_status(node_id)
@@ -213,14 +241,14 @@ class Repair:
         self._repaired(workflow_id, meta, None, "execution input + history",
                        status=status, data={"action": "workflow_record_recreated", "execution_arn": execution_arn,
                                             "execution_status": history.status, "nodes": node_status,
-                                            "event_record": bool(event)})
+                                            "generation": generation, "event_record": bool(event)})
         # the milestones the chain lacks, reconstructed right away from what was just recreated
         fresh = self.deps.workflows.get(workflow_id) or meta
         records = self.deps.audit.chain(workflow_chain(workflow_id))
-        wanted = self._wanted_milestones(fresh, records, event, history)
-        for kind, spec in wanted:
-            self._append_milestone(workflow_id, fresh, kind, spec)
-        self._meter(fresh, [kind for kind, _ in wanted])
+        wanted = [m for m in missing_milestones(fresh, records, event) if m.source]
+        for milestone in wanted:
+            self._append_milestone(workflow_id, fresh, milestone, history)
+        self._meter(fresh, [m.kind for m in wanted])
 
     def _settle_node(self, workflow_id: str, node_id: str, current: str, history: History | None) -> str:
         outcome = history.node_outcome(node_id) if history else None
@@ -234,30 +262,41 @@ class Repair:
         return outcome
 
     # -- phase 2: workflows, nodes, chains ---------------------------------------------------
-    def plan_workflow(self, workflow_id: str, meta: dict[str, Any], records: list[dict[str, Any]],
-                      event: dict[str, Any] | None) -> None:
+    def plan_workflow(self, workflow_id: str, meta: dict[str, Any] | None, records: list[dict[str, Any]],
+                      event: dict[str, Any] | None, now: float | None = None) -> None:
+        """A finding for every gap of :func:`check_workflow` (what ``audit verify`` reports), with the
+        fix when there is one."""
+        now = now if now is not None else time.time()
+        check = check_workflow(workflow_id, records, meta, event, workflow_execution_status(self.deps, meta),
+                               now=now, stale_after=self.stale_after)
+        chain = workflow_chain(workflow_id)
+        gaps = {g.code: g for g in check.gaps}
+        milestone_codes = {self._gap_code(m) for m in check.missing}
+        for gap in check.gaps:
+            if gap.code not in milestone_codes and (meta is None or gap.code in UNFIXABLE):
+                self.add(Finding(gap.code, f"{workflow_id}/{gap.node_id}" if gap.node_id else chain, gap.message,
+                                 UNFIXABLE.get(gap.code, LOOK), fixable=False))
+        if meta is None:
+            self._plan_milestones(workflow_id, {"workflow_id": workflow_id, **(event or {})}, check.missing, None)
+            return
         status = str(meta.get("status"))
         arn = meta.get("execution_arn")
-        if status in WORKFLOW_ACTIVE and arn:
-            exec_status = execution_status(self.deps, arn, meta.get("created_at"))
-            if exec_status == "UNKNOWN":
-                return  # an Express execution no log record speaks of (yet): nothing to conclude
-            if exec_status is None:
-                self.add(Finding("workflow.execution_gone", workflow_id,
-                                 f"workflow is {status} but execution {arn} does not exist",
+        for code in ("workflow.execution_gone", "workflow.not_started"):
+            if code in gaps:
+                self.add(Finding(code, workflow_id, gaps[code].message,
                                  "open an escalation (reason execution_missing) so a person takes it over, settle "
                                  "its nodes, mark the workflow ESCALATED, close reviews whose task token died "
                                  "with the execution, audit it",
                                  action=lambda: self._execution_missing(workflow_id, meta)))
                 return
-            if exec_status != "RUNNING":
-                target = EXEC_TO_WF.get(exec_status, "FAILED")
-                self.add(Finding("workflow.not_terminal", workflow_id,
-                                 f"workflow is {status} but its execution ended {exec_status}",
-                                 f"mark the workflow {target}, settle its nodes, audit it",
-                                 action=lambda t=target, e=exec_status: self._end(workflow_id, meta, t,
-                                                                                   f"execution_{e.lower()}")))
-                return
+        if "workflow.not_terminal" in gaps:
+            exec_status = str(workflow_execution_status(self.deps, meta))
+            target = EXEC_TO_WF.get(exec_status, "FAILED")
+            self.add(Finding("workflow.not_terminal", workflow_id, gaps["workflow.not_terminal"].message,
+                             f"mark the workflow {target}, settle its nodes, audit it",
+                             action=lambda t=target, e=exec_status: self._end(workflow_id, meta, t,
+                                                                               f"execution_{e.lower()}")))
+            return
         nodes = meta.get("nodes") or {}
         audited = node_states(records)
         history = self.history(arn, meta.get("created_at")) if arn and (status not in WORKFLOW_ACTIVE or audited) else None
@@ -268,10 +307,12 @@ class Repair:
                              "none to the workflow (it had ended): note the missing execution on META and in "
                              "the chain so it is not reported again; its history cannot be recovered",
                              action=lambda: self._note_execution_missing(workflow_id, meta)))
-        expected_nodes = set(audited)
-        if history is not None:
-            expected_nodes |= set(node_ids_from_definition(history.definition))
-        for node_id in sorted(expected_nodes - set(nodes)):
+        # node items the chain, the META or (for workflows recorded before META named its nodes) the
+        # execution's definition names
+        expected_nodes = {g.node_id for g in check.gaps if g.code == "node.status_missing" and g.node_id}
+        if history is not None and not meta.get("node_ids"):
+            expected_nodes |= set(node_ids_from_definition(history.definition)) - set(nodes)
+        for node_id in sorted(expected_nodes):
             target = audited.get(node_id) or (history.node_outcome(node_id) if history else None)
             if status in WORKFLOW_ACTIVE and target is None:
                 target = "PENDING"
@@ -280,16 +321,32 @@ class Repair:
                              f"node {node_id} has no status item (chain says {audited.get(node_id) or '-'})",
                              f"recreate the node item with status {target}",
                              action=lambda n=node_id, t=target: self._restore_node(workflow_id, meta, n, t, records)))
-        if status in WORKFLOW_TERMINAL:
-            for node_id, item in sorted(nodes.items()):
-                if item.get("status") and item["status"] not in NODE_TERMINAL:
-                    self.add(Finding("node.orphaned", f"{workflow_id}/{node_id}",
-                                     f"node {node_id} is {item['status']} but the workflow ended {status}",
-                                     "settle the node from the execution history (exited → SUCCEEDED, "
-                                     "else FAILED; never started → SKIPPED)",
-                                     action=lambda n=node_id, s=item["status"]: self._orphan(
-                                         workflow_id, meta, n, s, audited.get(n))))
-        self.plan_milestones(workflow_id, meta, records, event, history)
+        for gap in check.gaps:
+            if gap.code == "node.orphaned" and gap.node_id:
+                current = str(nodes[gap.node_id].get("status"))
+                self.add(Finding("node.orphaned", f"{workflow_id}/{gap.node_id}", gap.message,
+                                 "settle the node from the execution history (exited → SUCCEEDED, "
+                                 "else FAILED; never started → SKIPPED)",
+                                 action=lambda n=gap.node_id, c=current: self._orphan(
+                                     workflow_id, meta, n, c, audited.get(n))))
+        self._plan_milestones(workflow_id, meta, check.missing, history)
+
+    @staticmethod
+    def _gap_code(milestone: Milestone) -> str:
+        return GAP_FOR_KIND.get(milestone.kind, "node.no_outcome")
+
+    def _plan_milestones(self, workflow_id: str, meta: dict[str, Any], missing: list[Milestone],
+                         history: History | None) -> None:
+        chain = workflow_chain(workflow_id)
+        for milestone in missing:
+            if not milestone.source:
+                self.add(Finding("audit.missing", chain, f"{milestone.describe()} ({self._gap_code(milestone)})",
+                                 "none: nothing is left to rebuild it from; the event can be replayed "
+                                 "(powerx-agent replay) from the bus archive", fixable=False))
+                continue
+            self.add(Finding("audit.missing", chain, f"{milestone.describe()} ({self._gap_code(milestone)})",
+                             f"append audit.repaired reconstructing {milestone.kind} from {milestone.source}",
+                             action=lambda m=milestone: self._append_milestone(workflow_id, meta, m, history)))
 
     def _restore_node(self, workflow_id: str, meta: dict[str, Any], node_id: str, status: str,
                       records: list[dict[str, Any]]) -> None:
@@ -399,59 +456,13 @@ class Repair:
         self._repaired(workflow_id, meta, WF_KIND[status], "execution status", status=status,
                        data={"action": "workflow_settled", "reason": reason})
 
-    def plan_milestones(self, workflow_id: str, meta: dict[str, Any], records: list[dict[str, Any]],
-                        event: dict[str, Any] | None, history: History | None) -> None:
-        chain = workflow_chain(workflow_id)
-        for kind, spec in self._wanted_milestones(meta, records, event, history):
-            self.add(Finding("audit.missing", chain, f"no {kind} record{' for node ' + spec['node_id'] if spec.get('node_id') else ''}",
-                             f"append audit.repaired reconstructing {kind} from {spec['source']}",
-                             action=lambda k=kind, s=spec: self._append_milestone(workflow_id, meta, k, s)))
-
-    def _append_milestone(self, workflow_id: str, meta: dict[str, Any], kind: str, spec: dict[str, Any]) -> None:
-        self._repaired(workflow_id, meta, kind, spec["source"], status=spec.get("status"), node_id=spec.get("node_id"),
-                       data={k: v for k, v in (spec.get("data") or {}).items() if v is not None})
-
-    def _wanted_milestones(self, meta: dict[str, Any], records: list[dict[str, Any]], event: dict[str, Any] | None,
-                           history: History | None) -> list[tuple[str, dict[str, Any]]]:
-        kinds = set(effective_kinds(records))
-        wanted: list[tuple[str, dict[str, Any]]] = []
-        now = time.time()
-        active = meta.get("status") in WORKFLOW_ACTIVE
-
-        def settling(item: dict[str, Any]) -> bool:
-            return active and now - float(item.get("updated_at") or item.get("created_at") or 0) < SETTLE_SECONDS
-
-        # a META recreated from an execution proves no acceptance: only agent_events can
-        recreated_alone = bool(meta.get("recreated_by")) and event is None
-        if not kinds & {AuditKind.EVENT_ACCEPTED, AuditKind.EVENT_DEFERRED} and (event or meta) and not recreated_alone:
-            src = event or meta
-            wanted.append((AuditKind.EVENT_ACCEPTED, {"status": "ACCEPTED", "source": "agent_events" if event else
-                                              "agent_workflows",
-                                              "data": {k: src.get(k) for k in ("event_type", "idempotency_key",
-                                                                               "payload_hash") if src.get(k)}}))
-        if AuditKind.DECISION not in kinds and meta.get("decision") and not settling(meta):
-            wanted.append((AuditKind.DECISION, {"status": "MATCHED", "source": "agent_workflows META.decision",
-                                        "data": {"decision": meta["decision"]}}))
-        if AuditKind.WORKFLOW_STARTED not in kinds and meta.get("execution_arn") and not settling(meta):
-            wanted.append((AuditKind.WORKFLOW_STARTED, {"status": "RUNNING", "source": "agent_workflows + execution history",
-                                                "data": {"execution_arn": meta["execution_arn"],
-                                                         "strategy_version": meta.get("strategy_version"),
-                                                         "started_at": history.started_at() if history else None}}))
-        audited = node_states(records)
-        for node_id, item in sorted((meta.get("nodes") or {}).items()):
-            status = item.get("status")
-            if status in ("SUCCEEDED", "SKIPPED", "FAILED") and node_id not in audited and not settling(item):
-                wanted.append((NODE_KIND[status], {"status": status, "node_id": node_id,
-                                                   "source": "agent_workflows node item",
-                                                   "data": {"attempts": item.get("attempts"),
-                                                            "duration": item.get("duration")}}))
-        status = str(meta.get("status"))
-        terminal = WF_TERMINAL_FOR_STATUS.get(status)
-        if terminal and not kinds & terminal and not (status == "ESCALATED" and kinds & WORKFLOW_OUTCOMES):
-            wanted.append((WF_KIND[status], {"status": status, "source": "agent_workflows META",
-                                             "data": {"duration": meta.get("duration"),
-                                                      "escalation_reason": meta.get("escalation_reason")}}))
-        return wanted
+    def _append_milestone(self, workflow_id: str, meta: dict[str, Any], milestone: Milestone,
+                          history: History | None = None) -> None:
+        data = dict(milestone.data)
+        if milestone.kind == "workflow.started" and history is not None:
+            data["started_at"] = history.started_at()
+        self._repaired(workflow_id, meta, milestone.kind, milestone.source, status=milestone.status,
+                       node_id=milestone.node_id, data={k: v for k, v in data.items() if v is not None})
 
     def plan_chain(self, chain: str, records: list[dict[str, Any]]) -> None:
         gaps, _ = check_chain(chain, records)
@@ -518,9 +529,21 @@ class Repair:
         since_iso = normalise_since(since)
         self.plan_orphan_executions(set(scope.workflows), _epoch(since_iso) if since_iso else None)
         events_by_wf = {e.get("workflow_id"): e for e in scope.events if e.get("workflow_id")}
-        for workflow_id, meta in sorted(scope.workflows.items()):
-            self.plan_workflow(workflow_id, meta, scope.chains.get(workflow_chain(workflow_id), []),
-                               events_by_wf.get(workflow_id))
+        now = time.time()
+        for event in scope.events:
+            if not scope.chains.get(workflow_chain(str(event.get("workflow_id")))) and \
+                    event.get("workflow_id") not in scope.workflows:
+                check = check_workflow(str(event.get("workflow_id")), [], None, event, NO_EXECUTION, now=now,
+                                       stale_after=self.stale_after)
+                if not check.in_flight:
+                    self.add(Finding("event.no_chain", f"EVENT#{event['pk']}", f"agent_events record "
+                                     f"({event.get('status')}) has no audit chain", UNFIXABLE["event.no_chain"],
+                                     fixable=False))
+        recreated = {f.subject for f in self.findings if f.code == "execution.orphan"}  # their fix covers the chain
+        workflow_ids = ({c[3:] for c in scope.chains if c.startswith("WF#")} | set(scope.workflows)) - recreated
+        for workflow_id in sorted(workflow_ids):
+            self.plan_workflow(workflow_id, scope.workflows.get(workflow_id),
+                               scope.chains.get(workflow_chain(workflow_id), []), events_by_wf.get(workflow_id), now)
         for chain, records in sorted(scope.chains.items()):
             self.plan_chain(chain, records)
         self.plan_escalations(_epoch(since_iso) if since_iso else None)

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from powerx_agent.audit.kinds import AuditKind
+from powerx_agent.adapters.strategies_store import sha256_of
 from powerx_agent.audit.records import AuditEntry
 from powerx_agent.errors import AgentError
+from powerx_agent.ops.change import Change
 from powerx_agent.strategy.loader import load_strategy_text, strategy_files
 
 if TYPE_CHECKING:
@@ -66,24 +67,46 @@ def publish(deps: Deps, path: Path, author: str) -> list[Published]:
     if problems:
         raise AgentError("not published, fix these first: " + "; ".join(problems[:10]), code="strategy.invalid",
                          details={"problems": problems})
-    results = []
+    conflicts = []
     for file, text, compiled in loaded:
         strategy = compiled.strategy
-        before = deps.strategies.version(strategy.id, strategy.version)
-        item = deps.strategies.publish(strategy.id, strategy.version, text, author)
-        already = before is not None
-        if not already:
-            deps.audit.append(AuditEntry(AuditKind.STRATEGY_PUBLISHED, chain(strategy.id), strategy_id=strategy.id,
-                                         status="PENDING", data={"version": strategy.version, "author": author,
-                                                                 "sha256": item["sha256"], "source": file.name}))
-        results.append(Published(strategy.id, strategy.version, str(file), item["sha256"], already))
+        existing = deps.strategies.version(strategy.id, strategy.version)
+        if existing is not None and existing["sha256"] != sha256_of(text):
+            conflicts.append(f"{file}: {strategy.id} v{strategy.version} is already published with different "
+                             "content; increase the version")
+    if conflicts:
+        raise AgentError("not published: " + "; ".join(conflicts[:10]), code="strategy.version_exists",
+                         details={"problems": conflicts})
+    results: list[Published] = []
+    with Change(f"publish {path}", "strategy.publish_failed",
+                on_failure=lambda d: _audit_failure(deps, "strategy.publish_failed", [c.strategy.id for *_, c in loaded],
+                                                    {**d, "author": author})) as change:
+        fresh: list[tuple[Path, Any, dict[str, Any]]] = []
+        for file, text, compiled in loaded:
+            strategy = compiled.strategy
+            already = deps.strategies.version(strategy.id, strategy.version) is not None
+            item = change.step(f"publish {strategy.id} v{strategy.version}",
+                               lambda s=strategy, t=text: deps.strategies.publish(s.id, s.version, t, author),
+                               None if already else
+                               lambda _item, s=strategy: deps.strategies.unpublish(s.id, s.version))
+            results.append(Published(strategy.id, strategy.version, str(file), item["sha256"], already))
+            if not already:
+                fresh.append((file, strategy, item))
+        for file, strategy, item in fresh:
+            change.step(f"audit {strategy.id} v{strategy.version}", lambda f=file, s=strategy, i=item: deps.audit.append(
+                AuditEntry("strategy.published", chain(s.id), strategy_id=s.id, status="PENDING",
+                           data={"version": s.version, "author": author, "sha256": i["sha256"], "source": f.name})))
     return results
 
 
 def approve(deps: Deps, strategy_id: str, version: int, approver: str, reason: str,
             require_other_approver: bool | None = None) -> dict[str, Any]:
     """Approve a published version and make it the active one (the matcher picks it up within
-    ``LIBRARY_REFRESH_SECONDS``). With ``REQUIRE_OTHER_APPROVER`` the author cannot approve."""
+    ``LIBRARY_REFRESH_SECONDS``). With ``REQUIRE_OTHER_APPROVER`` the author cannot approve.
+
+    Checks first (published, loads, approver rules, the state machines can be named); then, as one
+    :class:`Change`: approval + active pointer + library revision (one transaction), the alias, the
+    audit record. A failed step undoes the earlier ones."""
     if not approver.strip() or not reason.strip():
         raise AgentError("approve needs an approver and a reason", code="strategy.approval_incomplete")
     item = deps.strategies.version(strategy_id, version)
@@ -91,25 +114,58 @@ def approve(deps: Deps, strategy_id: str, version: int, approver: str, reason: s
         raise AgentError(f"{strategy_id} v{version} is not published", code="strategy.not_found")
     _check_loads(strategy_id, version, item["yaml"])
     required = deps.settings.require_other_approver if require_other_approver is None else require_other_approver
-    result = deps.strategies.approve(strategy_id, version, approver, reason, require_other_approver=required)
-    alias = deps.state_machines.point_alias(strategy_id, version)
-    deps.audit.append(AuditEntry(AuditKind.STRATEGY_APPROVED, chain(strategy_id), strategy_id=strategy_id, status="ACTIVE",
-                                 data={"version": version, "approver": approver, "reason": reason,
-                                       "author": item.get("author"), "previous": result.get("previous"),
-                                       "revision": result.get("revision"), "alias": alias}))
+    if required and item.get("author") == approver:
+        raise AgentError(f"{approver} published {strategy_id} v{version} and cannot also approve it",
+                         code="strategy.self_approval")
+    before = deps.strategies.snapshot(strategy_id, version)
+    alias_before = deps.state_machines.alias_target(strategy_id)  # also names the ARNs: fails before any change
+    with Change(f"approve {strategy_id} v{version}", "strategy.approve_failed",
+                on_failure=lambda d: _audit_failure(deps, "strategy.approve_failed", [strategy_id],
+                                                    {**d, "version": version, "approver": approver})) as change:
+        result = change.step("activate", lambda: deps.strategies.approve(
+            strategy_id, version, approver, reason, require_other_approver=required),
+            lambda _: deps.strategies.restore(strategy_id, before, version))
+        alias = change.step("alias", lambda: deps.state_machines.point_alias(strategy_id, version),
+                            lambda moved: _alias_back(deps, strategy_id, moved, alias_before))
+        change.step("audit", lambda: deps.audit.append(AuditEntry(
+            "strategy.approved", chain(strategy_id), strategy_id=strategy_id, status="ACTIVE",
+            data={"version": version, "approver": approver, "reason": reason, "author": item.get("author"),
+                  "previous": result.get("previous"), "revision": result.get("revision"), "alias": alias})))
     return {**result, "alias": alias}
 
 
 def rollback(deps: Deps, strategy_id: str, actor: str, to_version: int | None = None) -> dict[str, Any]:
     """Move the active pointer back to the previous approved version (or ``to_version``) and point
-    the strategy's state-machine alias back when that version's state machine exists."""
-    result = deps.strategies.rollback(strategy_id, actor, to_version)
-    alias = deps.state_machines.point_alias(strategy_id, int(result["version"]))
-    deps.audit.append(AuditEntry(AuditKind.STRATEGY_ROLLED_BACK, chain(strategy_id), strategy_id=strategy_id,
-                                 status="ACTIVE", data={"version": result["version"], "from": result.get("previous"),
-                                                        "actor": actor, "revision": result.get("revision"),
-                                                        "alias": alias}))
+    the strategy's state-machine alias back when that version's state machine exists. Checks first;
+    a failed step undoes the earlier ones (see :func:`approve`)."""
+    if not actor.strip():
+        raise AgentError("rollback needs an actor", code="strategy.no_actor")
+    target = deps.strategies.rollback_target(strategy_id, to_version)
+    before = deps.strategies.snapshot(strategy_id)
+    alias_before = deps.state_machines.alias_target(strategy_id)
+    with Change(f"rollback {strategy_id} to v{target}", "strategy.rollback_failed",
+                on_failure=lambda d: _audit_failure(deps, "strategy.rollback_failed", [strategy_id],
+                                                    {**d, "to": target, "actor": actor})) as change:
+        result = change.step("activate", lambda: deps.strategies.rollback(strategy_id, actor, target),
+                             lambda _: deps.strategies.restore(strategy_id, before, target))
+        alias = change.step("alias", lambda: deps.state_machines.point_alias(strategy_id, target),
+                            lambda moved: _alias_back(deps, strategy_id, moved, alias_before))
+        change.step("audit", lambda: deps.audit.append(AuditEntry(
+            "strategy.rolled_back", chain(strategy_id), strategy_id=strategy_id, status="ACTIVE",
+            data={"version": result["version"], "from": result.get("previous"), "actor": actor,
+                  "revision": result.get("revision"), "alias": alias})))
     return {**result, "alias": alias}
+
+
+def _alias_back(deps: Any, strategy_id: str, moved: dict[str, Any], before: dict[str, Any] | None) -> None:
+    previous = moved.get("previous_version_arn") or (before or {}).get("version_arn")
+    if moved.get("pointed") and previous and previous != moved.get("version_arn"):
+        deps.state_machines.route_alias(strategy_id, previous)
+
+
+def _audit_failure(deps: Any, kind: str, strategy_ids: list[str], data: dict[str, Any]) -> None:
+    for strategy_id in dict.fromkeys(strategy_ids):
+        deps.audit.append(AuditEntry(kind, chain(strategy_id), strategy_id=strategy_id, status="FAILED", data=data))
 
 
 def _check_loads(strategy_id: str, version: int, text: str) -> None:

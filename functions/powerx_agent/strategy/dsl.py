@@ -28,6 +28,34 @@ class Trigger(StrictModel):
         return (value,) if isinstance(value, str) else value
 
 
+class Expectation(StrictModel):
+    """What a strategy test expects of one event: the strategy selected (``none``: no strategy), its
+    version, rendered variables (those named), each named node's ``when`` outcome (true: the node runs),
+    or the ingest rejection (its code) the tenant registry makes of the event."""
+
+    strategy: str | None = Field(default=None, max_length=80)
+    version: int | None = Field(default=None, ge=1)
+    variables: dict[str, Any] = Field(default_factory=dict)
+    when: dict[str, bool] = Field(default_factory=dict)
+    rejected: str | None = Field(default=None, max_length=80)
+
+
+class StrategyTest(StrictModel):
+    """One fixture: an event (an EventBridge event: ``source``, ``detail-type``, ``detail``), inline or
+    as ``event_file`` (relative to the file holding the test), and what to expect."""
+
+    name: str = Field(min_length=1, max_length=200)
+    event: dict[str, Any] | None = None
+    event_file: str | None = Field(default=None, max_length=1024)
+    expect: Expectation
+
+    @model_validator(mode="after")
+    def _one_event(self) -> StrategyTest:
+        if (self.event is None) == (self.event_file is None):
+            raise ValueError("give either 'event' or 'event_file'")
+        return self
+
+
 class Strategy(StrictModel):
     id: str = Field(pattern=ID_RE)
     version: int = Field(ge=1)
@@ -41,6 +69,8 @@ class Strategy(StrictModel):
     weight: int = Field(default=0, ge=0, le=1_000_000)
     variables: dict[str, Any] = Field(default_factory=dict)
     flow: FlowSpec
+    tests: tuple[StrategyTest, ...] = Field(default=(), max_length=200)
+    """Fixtures ``strategy test --suite`` runs (an expectation without ``strategy`` expects this one)."""
 
     @model_validator(mode="after")
     def _when_or_pattern(self) -> Strategy:

@@ -71,11 +71,14 @@ class Evaluation:
 def evaluate(library: Library, event: EventFacts, tenant: Mapping[str, Any], *,
              explain_all: bool = True) -> Evaluation:
     """Decide which strategy of ``library`` serves ``event`` for ``tenant`` (its registry record:
-    ``owner`` feeds the ``${owner}`` builtin), and what it would run."""
+    its ``owner`` is the ``${tenant_owner}`` builtin, alias ``${owner}``; the selected strategy's own
+    ``owner`` key is ``${strategy_owner}``), and what it would run."""
     doc = event.doc()
     decision, selected = library.index.decide(event_type=event.event_type, tenant_id=event.tenant_id,
                                               event_id=event.event_id, doc=doc, bus_event=event.bus_event(),
                                               explain_all=explain_all)
-    builtins = {"tenant": event.tenant_id, "event_id": event.event_id, "owner": str(tenant.get("owner") or ""),
+    tenant_owner = str(tenant.get("owner") or "")
+    builtins = {"tenant": event.tenant_id, "event_id": event.event_id, "tenant_owner": tenant_owner,
+                "strategy_owner": selected.strategy.owner if selected else "", "owner": tenant_owner,
                 "event_type": event.event_type, "idempotency_key": event.idempotency_key}
     return Evaluation(event, decision, selected, doc, builtins)

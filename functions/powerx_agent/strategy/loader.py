@@ -37,6 +37,8 @@ from powerx_agent.taskflow.builder import flow_problems
 
 Severity = Literal["error", "warning"]
 STRATEGY_SUFFIXES = (".yaml", ".yml")
+TESTS_FOLDER = "tests"
+"""``<library>/tests/``: strategy test fixtures (``tests:`` lists), run by ``strategy test --suite``."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,8 @@ def load_strategy_text(text: str | bytes, source: str) -> tuple[CompiledStrategy
                 out.error(exc, ("flow", "nodes", index, "when"))
 
     _flow_findings(out, strategy)
+    if variables is not None:
+        _owner_findings(out, strategy, variables, node_inputs, notify_targets)
 
     if out.has_errors or variables is None:
         return None, out.findings
@@ -198,6 +202,22 @@ def _compile_variables(out: _Collector, raw: dict) -> tuple[Variables | None, fr
         names = frozenset(k for k in raw if isinstance(k, str))
         return None, BUILTINS | names
     return variables, BUILTINS | frozenset(variables.names)
+
+
+def _owner_findings(out: _Collector, strategy: Strategy, variables: Variables, node_inputs: dict[str, Template],
+                    notify_targets: dict[str, Template]) -> None:
+    """``${owner}`` (no variable of that name) is the tenant's owner, which authors have taken for the
+    strategy's ``owner``: a warning at each use, naming the two unambiguous builtins."""
+    uses: list[tuple] = [("variables", name) for name in variables.names if "owner" in variables.dependencies(name)]
+    for index, node in enumerate(strategy.flow.nodes):
+        if node.id in node_inputs and "owner" in node_inputs[node.id].names:
+            uses.append(("flow", "nodes", index, "input"))
+        if node.id in notify_targets and "owner" in notify_targets[node.id].names:
+            uses.append(("flow", "nodes", index, "notify", "to"))
+    for path in uses:
+        out.at(path, "template.ambiguous_owner", "${owner} is the tenant's owner (tenant registry), not this "
+               f"strategy's owner ({strategy.owner}): write ${{tenant_owner}} for the tenant's owner or "
+               "${strategy_owner} for the strategy's", "warning")
 
 
 def _compile_pattern(out: _Collector, raw: dict) -> Any:
@@ -337,7 +357,8 @@ def strategy_files(path: str | Path) -> list[Path]:
     code asset and the matcher all list it here): ``path`` itself if it is a file; else every
     ``*.yaml`` / ``*.yml`` file under it, subfolders included (``team-a/x.yaml``), whatever else its
     name says (``x.draft.yaml`` too: a draft is a ``status``, not a file name), except hidden files
-    and folders (a name starting with ``.``), sorted by relative path."""
+    and folders (a name starting with ``.``) and the :data:`TESTS_FOLDER` at its top (strategy test
+    fixtures, not strategies), sorted by relative path."""
     root = Path(path)
     if root.is_file():
         return [root]
@@ -346,7 +367,8 @@ def strategy_files(path: str | Path) -> list[Path]:
                             where=str(root))
     files = [p for p in root.rglob("*")
              if p.suffix in STRATEGY_SUFFIXES and p.is_file()
-             and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+             and not any(part.startswith(".") for part in p.relative_to(root).parts)
+             and p.relative_to(root).parts[0] != TESTS_FOLDER]
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 

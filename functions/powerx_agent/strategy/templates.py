@@ -34,7 +34,10 @@ from typing import Any
 from powerx_agent.errors import StrategyError
 from powerx_agent.strategy.paths import MISSING, CompiledPath, compile_path
 
-BUILTINS = frozenset({"tenant", "event_id", "owner", "event_type", "idempotency_key"})
+BUILTINS = frozenset({"tenant", "event_id", "tenant_owner", "strategy_owner", "owner", "event_type",
+                      "idempotency_key"})
+"""``tenant_owner``: the tenant's owner (tenant registry); ``strategy_owner``: the strategy's ``owner``
+key; ``owner``: kept as an alias of ``tenant_owner`` (lint warns: ``template.ambiguous_owner``)."""
 """Names every template may use besides the strategy's variables."""
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -255,7 +255,21 @@ def _yaml_error(source: str, exc: yaml.MarkedYAMLError, stream: str) -> Strategy
     if "expected a single document" in (exc.context or "") or "single document" in problem:
         return _error(source, mark, "yaml.multiple_documents",
                       "a strategy file holds exactly one YAML document (remove the extra '---')")
+    if _unquoted_path(stream, exc):
+        return _error(source, mark, "yaml.syntax",
+                      f"{problem}{context}: a JSONPath with [*] (or one starting with *) inside [ ] or {{ }} is read "
+                      "as YAML syntax (an alias); quote it: path: \"$.items[*].id\"")
     return _error(source, mark, "yaml.syntax", f"{problem}{context}")
+
+
+def _unquoted_path(stream: str, exc: yaml.MarkedYAMLError) -> bool:
+    """The scanner met a JSONPath's ``[*]`` or a leading ``*`` (an alias to YAML) in a plain scalar."""
+    if exc.context == "while scanning an alias":
+        return True
+    mark = exc.problem_mark
+    lines = stream.split("\n")
+    line = lines[mark.line] if mark is not None and 0 <= mark.line < len(lines) else ""
+    return "[*]" in line and "flow" in (exc.context or "")
 
 
 def _construct(node: Node, path: KeyPath, positions: dict[tuple, tuple[int, int]], source: str) -> Any:

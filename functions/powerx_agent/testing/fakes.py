@@ -83,7 +83,7 @@ class FakeEventsStore:
             return Claim("takeover", dict(existing))
 
     def finish(self, tenant_id: str, idempotency_key: str, *, status: str, outcome: str,
-               strategy_id: str | None = None) -> None:
+               strategy_id: str | None = None, event_json: str | None = None) -> None:
         with self._lock:
             item = self.items.get(event_pk(tenant_id, idempotency_key))
             if item is None or item.get("status") != "IN_PROGRESS":
@@ -92,6 +92,8 @@ class FakeEventsStore:
             item.pop("lease_until", None)
             if strategy_id:
                 item["strategy_id"] = strategy_id
+            if event_json is not None:
+                item["event_json"] = event_json
 
     def reopen(self, tenant_id: str, idempotency_key: str) -> None:
         with self._lock:
@@ -169,9 +171,11 @@ class FakeWorkflowsStore:
         out["nodes"] = {i["node_id"]: dict(i) for (p, s), i in self.items.items() if p == pk and s.startswith("NODE#")}
         return out
 
-    def list_workflows(self, tenant_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def list_workflows(self, tenant_id: str | None = None, limit: int = 100,
+                       since: float | None = None) -> list[dict[str, Any]]:
         metas = [dict(i) for (p, s), i in self.items.items() if s == "META" and p.startswith("WF#")
-                 and (tenant_id is None or i.get("tenant_id") == tenant_id)]
+                 and (tenant_id is None or i.get("tenant_id") == tenant_id)
+                 and (since is None or float(i.get("created_at") or 0) >= since)]
         return sorted(metas, key=lambda i: i.get("created_at", 0), reverse=True)[:limit]
 
     def put_callback(self, callback_id: str, *, task_token: str, workflow_id: str, node_id: str,
