@@ -11,6 +11,7 @@ import threading
 import typer
 
 from powerx_agent.cli import connect
+from powerx_agent.cli._common import FormatOpt, Output, QueryOpt
 from powerx_agent.settings import Env
 
 
@@ -29,8 +30,10 @@ def describe_target() -> str:
 def console(endpoint_url: str = typer.Option(None, "--endpoint-url", help="AWS endpoint (the embedded runtime)"),
             stack: str = typer.Option(None, "--stack", help="a deployed stack whose outputs name the resources"),
             port: int = typer.Option(8787, "--port", min=0, max=65535, help="port on 127.0.0.1 (0: a free one)"),
-            by: str = typer.Option(None, "--by", help="who acts (audited); default $POWERX_ACTOR or $USER")) -> None:
+            by: str = typer.Option(None, "--by", help="who acts (audited); default $POWERX_ACTOR or $USER"),
+            fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """Serve the operations console on 127.0.0.1 until Ctrl-C; whatever your IAM permits, it permits."""
+    output = Output(fmt, query)
     from powerx_agent.console.app import ConsoleContext
     from powerx_agent.console.server import ConsoleServer
 
@@ -53,8 +56,11 @@ def console(endpoint_url: str = typer.Option(None, "--endpoint-url", help="AWS e
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server.start()
-    sys.stdout.write(f"console       {server.url}   ({describe_target()}, acting as {actor})\nCtrl-C stops it.\n")
-    sys.stdout.flush()
+    if output.text:
+        sys.stdout.write(f"console       {server.url}   ({describe_target()}, acting as {actor})\nCtrl-C stops it.\n")
+        sys.stdout.flush()
+    else:
+        output.emit({"console_url": server.url, "target": describe_target(), "actor": actor})
     try:
         stop.wait()
     finally:

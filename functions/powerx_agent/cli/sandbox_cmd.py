@@ -8,7 +8,6 @@ The sandbox is found at ``--sandbox-url`` / ``$POWERX_SANDBOX_URL`` (``local ser
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -18,6 +17,7 @@ from urllib.parse import urlparse
 import typer
 
 from powerx_agent.cli import connect
+from powerx_agent.cli._common import FormatOpt, Output, QueryOpt
 from powerx_agent.settings import Env
 from powerx_agent.taskflow.model import PLUGIN_ID_RE
 
@@ -26,7 +26,6 @@ app = typer.Typer(help="Fault injection in the sandbox services of `local serve`
 _url: dict[str, str | None] = {"value": None}
 _PLUGIN = re.compile(PLUGIN_ID_RE)
 SERVICES = ("notifications", "ops")
-FormatOpt = typer.Option("text", "--format", help="text | json")
 
 
 @app.callback()
@@ -59,12 +58,6 @@ def _plugin(plugin: str) -> str:
     return plugin
 
 
-def _format(fmt: str) -> str:
-    if fmt not in ("text", "json"):
-        raise typer.BadParameter(f"--format must be text or json, not {fmt!r}", param_hint="--format")
-    return fmt
-
-
 def _describe(state: dict[str, Any]) -> str:
     lines = []
     for plugin, b in state.get("plugins", {}).items():
@@ -82,10 +75,10 @@ def _describe(state: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _run(fmt: str, call: Any) -> None:
+def _run(fmt: str, query: str | None, call: Any) -> None:
     from powerx_agent.local.sandbox_control import SandboxClient, SandboxUnreachable
 
-    _format(fmt)
+    output = Output(fmt, query)
     try:
         status, answer = call(SandboxClient(sandbox_url()))
     except SandboxUnreachable as exc:
@@ -94,8 +87,8 @@ def _run(fmt: str, call: Any) -> None:
     if status != 200:
         sys.stderr.write(f"{answer.get('code', status)}: {answer.get('message', answer)}\n")
         raise typer.Exit(1)
-    if fmt == "json":
-        sys.stdout.write(json.dumps(answer, indent=2) + "\n")
+    if not output.text:
+        output.emit(answer)
     elif "calls" in answer and isinstance(answer["calls"], list):
         for c in answer["calls"]:
             sys.stdout.write(f"{c['status']}  POST {c['path']}  Idempotency-Key={c.get('idempotency_key') or '-'}\n")
@@ -104,27 +97,27 @@ def _run(fmt: str, call: Any) -> None:
 
 
 @app.command("status")
-def status_cmd(fmt: str = FormatOpt) -> None:
+def status_cmd(fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """The faults in force."""
-    _run(fmt, lambda c: c.state())
+    _run(fmt, query, lambda c: c.state())
 
 
 @app.command("calls")
-def calls_cmd(limit: int = typer.Option(20, "--limit", min=1, max=500), fmt: str = FormatOpt) -> None:
+def calls_cmd(limit: int = typer.Option(20, "--limit", min=1, max=500), fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """The last downstream calls the sandbox answered (path, status, Idempotency-Key)."""
-    _run(fmt, lambda c: c.calls(limit))
+    _run(fmt, query, lambda c: c.calls(limit))
 
 
 @app.command("reset")
-def reset_cmd(fmt: str = FormatOpt) -> None:
+def reset_cmd(fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """Every plugin and service answers normally again."""
-    _run(fmt, lambda c: c.reset())
+    _run(fmt, query, lambda c: c.reset())
 
 
 @app.command("succeed")
-def succeed_cmd(plugin: str = typer.Argument(..., help="plugin id"), fmt: str = FormatOpt) -> None:
+def succeed_cmd(plugin: str = typer.Argument(..., help="plugin id"), fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """The plugin answers 200 again."""
-    _run(fmt, lambda c: c.plugin(_plugin(plugin), {"mode": "succeed"}))
+    _run(fmt, query, lambda c: c.plugin(_plugin(plugin), {"mode": "succeed"}))
 
 
 @app.command("fail")
@@ -133,15 +126,15 @@ def fail_cmd(plugin: str = typer.Argument(..., help="plugin id, or notifications
              always: bool = typer.Option(False, "--always", help="fail every call"),
              status: int = typer.Option(500, "--status", min=400, max=599,
                                         help="5xx is retried by the engine, 4xx is not"),
-             fmt: str = FormatOpt) -> None:
+             fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """Fail N times (then succeed) or always, with an HTTP status. notifications and ops answer 503."""
     if (times is None) == (not always):
         raise typer.BadParameter("give --times N or --always", param_hint="--times / --always")
     if plugin in SERVICES:
         body = {"state": "down"} if always else {"fail_times": times}
-        _run(fmt, lambda c: c.service(plugin, body))
+        _run(fmt, query, lambda c: c.service(plugin, body))
         return
-    _run(fmt, lambda c: c.plugin(_plugin(plugin), {"mode": "fail", "times": -1 if always else times,
+    _run(fmt, query, lambda c: c.plugin(_plugin(plugin), {"mode": "fail", "times": -1 if always else times,
                                                    "status": status}))
 
 
@@ -149,9 +142,9 @@ def fail_cmd(plugin: str = typer.Argument(..., help="plugin id, or notifications
 def flaky_cmd(plugin: str = typer.Argument(..., help="plugin id"),
               rate: float = typer.Option(..., "--rate", min=0.0, max=1.0, help="probability of a failure per call"),
               seed: int = typer.Option(0, "--seed", min=0, max=2**31 - 1, help="same seed, same answers"),
-              status: int = typer.Option(503, "--status", min=400, max=599), fmt: str = FormatOpt) -> None:
+              status: int = typer.Option(503, "--status", min=400, max=599), fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """Fail each call with a probability (reproducible for a seed)."""
-    _run(fmt, lambda c: c.plugin(_plugin(plugin), {"mode": "flaky", "rate": rate, "seed": seed, "status": status}))
+    _run(fmt, query, lambda c: c.plugin(_plugin(plugin), {"mode": "flaky", "rate": rate, "seed": seed, "status": status}))
 
 
 @app.command("slow")
@@ -159,9 +152,9 @@ def slow_cmd(plugin: str = typer.Argument(..., help="plugin id"),
              seconds: float = typer.Option(..., "--seconds", min=0.0, max=120.0,
                                            help="answer after this delay (the engine's read timeout is 2 s locally)"),
              times: int = typer.Option(None, "--times", min=1, max=10_000, help="only the next N calls"),
-             fmt: str = FormatOpt) -> None:
+             fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """Answer late: the engine's read timeout fires and it retries."""
-    _run(fmt, lambda c: c.plugin(_plugin(plugin), {"mode": "slow", "seconds": seconds,
+    _run(fmt, query, lambda c: c.plugin(_plugin(plugin), {"mode": "slow", "seconds": seconds,
                                                    "times": -1 if times is None else times}))
 
 
@@ -169,31 +162,31 @@ def slow_cmd(plugin: str = typer.Argument(..., help="plugin id"),
 def async_cmd(plugin: str = typer.Argument(..., help="plugin id"),
               delay: float = typer.Option(1.0, "--delay", min=0.0, max=3600.0, help="seconds before the callback"),
               outcome: str = typer.Option("succeeded", "--outcome", help="succeeded | failed"),
-              fmt: str = FormatOpt) -> None:
+              fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """Answer 202 and call back later with the outcome (a callback node waits for it)."""
     if outcome not in ("succeeded", "failed"):
         raise typer.BadParameter("must be succeeded or failed", param_hint="--outcome")
-    _run(fmt, lambda c: c.plugin(_plugin(plugin), {"mode": "async", "delay": delay, "outcome": outcome}))
+    _run(fmt, query, lambda c: c.plugin(_plugin(plugin), {"mode": "async", "delay": delay, "outcome": outcome}))
 
 
 @app.command("down")
 def down_cmd(target: str = typer.Argument(..., help="notifications | ops | a plugin id"),
-             fmt: str = FormatOpt) -> None:
+             fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """Every call answers 503 until `up`."""
     if target in SERVICES:
-        _run(fmt, lambda c: c.service(target, {"state": "down"}))
+        _run(fmt, query, lambda c: c.service(target, {"state": "down"}))
     else:
-        _run(fmt, lambda c: c.plugin(_plugin(target), {"mode": "down"}))
+        _run(fmt, query, lambda c: c.plugin(_plugin(target), {"mode": "down"}))
 
 
 @app.command("up")
 def up_cmd(target: str = typer.Argument(..., help="notifications | ops | a plugin id"),
-           fmt: str = FormatOpt) -> None:
+           fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """Back to normal after `down`."""
     if target in SERVICES:
-        _run(fmt, lambda c: c.service(target, {"state": "up"}))
+        _run(fmt, query, lambda c: c.service(target, {"state": "up"}))
     else:
-        _run(fmt, lambda c: c.plugin(_plugin(target), {"mode": "succeed"}))
+        _run(fmt, query, lambda c: c.plugin(_plugin(target), {"mode": "succeed"}))
 
 
 def register(local_app: typer.Typer) -> None:

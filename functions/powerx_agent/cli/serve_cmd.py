@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from powerx_agent.cli._common import FormatOpt, Output, QueryOpt
 from powerx_agent.local.ports import SPAN
 from powerx_agent.settings import Env
 
@@ -53,8 +54,10 @@ def serve(port: int = typer.Option(0, "--port", min=0, max=65535 - SPAN,
           logs: bool = typer.Option(False, "--logs", help="stream function invocations and logs as they happen"),
           console: bool = typer.Option(True, "--console/--no-console", help="serve the operations console too"),
           by: str = typer.Option(None, "--by", help="who acts in the console (audited); default $USER"),
-          ) -> None:
-    """Keep the embedded runtime up until Ctrl-C; prints the endpoints and the variables the AWS CLI needs."""
+          fmt: str = FormatOpt, query: str = QueryOpt) -> None:
+    """Keep the embedded runtime up until Ctrl-C; prints the endpoints and the variables the AWS CLI needs
+    (--format json: one JSON object, for a script that starts it)."""
+    output = Output(fmt, query)
     from powerx_agent.local import motopatch
     from powerx_agent.local.ports import busy, service_ports
     from powerx_agent.local.runtime import LocalRuntime
@@ -91,6 +94,26 @@ def serve(port: int = typer.Option(0, "--port", min=0, max=65535 - SPAN,
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     endpoint = f"http://127.0.0.1:{runtime.port}"
     variables = exports(endpoint, runtime.sandbox.url)
+    if not output.text:
+        output.emit({"endpoint_url": endpoint, "sandbox_url": runtime.sandbox.url,
+                     "api_url": runtime.api.url if runtime.api else None, "console_url": server.url if server else None,
+                     "state_dir": str(state_dir) if state_dir else None, "environment": variables})
+    else:
+        _banner(endpoint, runtime, server, state, state_dir, saved, logs, variables)
+    try:
+        stop.wait()
+    finally:
+        if remove:
+            remove()
+        if server:
+            server.stop()
+        runtime.stop()
+        if state:
+            _say(f"state saved to {state.file}")
+
+
+def _banner(endpoint: str, runtime: Any, server: Any, state: Any, state_dir: Path | None, saved: Any, logs: bool,
+            variables: dict[str, str]) -> None:
     _say("PowerX Agent Taskflow: embedded runtime")
     _say(f"AWS endpoint  {endpoint}   (moto, Step Functions executor on)")
     _say(f"sandbox       {runtime.sandbox.url}   (plugin runtime, notifications, ops: `local sandbox --help`)")
@@ -105,16 +128,6 @@ def serve(port: int = typer.Option(0, "--port", min=0, max=65535 - SPAN,
     _say("# for the AWS CLI and powerx-agent:")
     _say("export " + " ".join(f"{k}={v}" for k, v in variables.items()))
     _say("Ctrl-C stops it.")
-    try:
-        stop.wait()
-    finally:
-        if remove:
-            remove()
-        if server:
-            server.stop()
-        runtime.stop()
-        if state:
-            _say(f"state saved to {state.file}")
 
 
 def _console(runtime: Any, port: int, by: str | None) -> Any:

@@ -7,9 +7,7 @@ stays whole.
 
 from __future__ import annotations
 
-import getpass
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +16,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from powerx_agent.cli._common import ByAliasOpt, ByOpt, FormatOpt, Output, QueryOpt, actor, jsonable
+
 app = typer.Typer(help="Tenant registry: apply a file (diff first), list, show, disable.", no_args_is_help=True)
 console = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-FormatOpt = typer.Option("text", "--format", help="text | json")
-ByOpt = typer.Option(None, "--by", help="who makes the change (audited; default: $USER)")
-
-
-def _format(fmt: str) -> None:
-    if fmt not in ("text", "json"):
-        raise typer.BadParameter(f"--format must be text or json, not {fmt!r}", param_hint="--format")
-
-
-def _json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def _value(value: Any) -> str:
@@ -42,17 +31,18 @@ def _value(value: Any) -> str:
 @app.command("apply")
 def apply_cmd(file: Path = typer.Argument(..., help="a registry file like config/tenants.yaml"),
               dry_run: bool = typer.Option(False, "--dry-run", help="show the diff, write nothing"),
-              by: str = ByOpt, fmt: str = FormatOpt) -> None:
+              by: str = ByOpt, by_alias: str = ByAliasOpt, fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """Create or change the tenants of FILE. Validates the whole file and shows the diff first;
     tenants the registry holds but FILE does not name are kept (disable them with `tenants disable`)."""
     from powerx_agent.cli.connect import connect
     from powerx_agent.ops.tenants import apply, plan
 
-    _format(fmt)
+    output = Output(fmt, query)
+    who = actor(by, by_alias)
     deps = connect()
     the_plan = plan(deps, file)
     counts = the_plan.counts()
-    if fmt == "text":
+    if output.text:
         for change in the_plan.changes:
             if change.action == "create":
                 after = change.after
@@ -73,14 +63,14 @@ def apply_cmd(file: Path = typer.Argument(..., help="a registry file like config
                                            "fields": {k: list(v) for k, v in c.fields.items()}}
                                           for c in the_plan.changes], "dry_run": dry_run}
     if dry_run or not the_plan.writes:
-        if fmt == "json":
-            _json({**result, "written": []})
+        if not output.text:
+            output.emit({**result, "written": []})
         else:
             console.print("dry run: nothing written" if dry_run else "nothing to change")
         return
-    applied = apply(deps, the_plan, by or getpass.getuser())
-    if fmt == "json":
-        _json({**result, "written": applied.written, "audit": applied.audit})
+    applied = apply(deps, the_plan, who)
+    if not output.text:
+        output.emit({**result, "written": applied.written, "audit": applied.audit})
         return
     audited = applied.audit[0] if len(applied.audit) == 1 else \
         f"{applied.audit[0]}..{applied.audit[-1].rsplit('#', 1)[1]}"
@@ -89,15 +79,15 @@ def apply_cmd(file: Path = typer.Argument(..., help="a registry file like config
 
 
 @app.command("list")
-def list_cmd(fmt: str = FormatOpt) -> None:
+def list_cmd(fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """Every registered tenant."""
     from powerx_agent.cli.connect import connect
     from powerx_agent.ops.tenants import list_tenants
 
-    _format(fmt)
+    output = Output(fmt, query)
     tenants = list_tenants(connect())
-    if fmt == "json":
-        _json(tenants)
+    if not output.text:
+        output.emit(jsonable(tenants))
         return
     table = Table(show_edge=False)
     for column in ("tenant", "status", "name", "owner", "event types", "plugins", "rev", "updated by"):
@@ -111,15 +101,16 @@ def list_cmd(fmt: str = FormatOpt) -> None:
 
 
 @app.command("show")
-def show_cmd(tenant_id: str = typer.Argument(..., help="tenant id"), fmt: str = FormatOpt) -> None:
+def show_cmd(tenant_id: str = typer.Argument(..., help="tenant id"), fmt: str = FormatOpt,
+             query: str = QueryOpt) -> None:
     """One tenant and its last changes (from the audit trail)."""
     from powerx_agent.cli.connect import connect
     from powerx_agent.ops.tenants import show
 
-    _format(fmt)
+    output = Output(fmt, query)
     tenant = show(connect(), tenant_id)
-    if fmt == "json":
-        _json(tenant)
+    if not output.text:
+        output.emit(jsonable(tenant))
         return
     history = tenant.pop("history")
     for key in sorted(tenant):
@@ -130,15 +121,16 @@ def show_cmd(tenant_id: str = typer.Argument(..., help="tenant id"), fmt: str = 
 
 @app.command("disable")
 def disable_cmd(tenant_id: str = typer.Argument(..., help="tenant id"), by: str = ByOpt,
-                reason: str = typer.Option("", "--reason", help="why (audited)"), fmt: str = FormatOpt) -> None:
+                by_alias: str = ByAliasOpt, reason: str = typer.Option("", "--reason", help="why (audited)"),
+                fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """Set a tenant's status to disabled: its events are refused (tenant.suspended) from then on."""
     from powerx_agent.cli.connect import connect
     from powerx_agent.ops.tenants import disable
 
-    _format(fmt)
-    result = disable(connect(), tenant_id, by or getpass.getuser(), reason)
-    if fmt == "json":
-        _json(result)
+    output = Output(fmt, query)
+    result = disable(connect(), tenant_id, actor(by, by_alias), reason)
+    if not output.text:
+        output.emit(jsonable(result))
     elif result["changed"]:
         console.print(f"{tenant_id}: {result['was']} → disabled (audited as {result['audit']}); "
                       "functions refuse its events within 30 s")
