@@ -24,7 +24,8 @@ UNREACHABLE = "http://127.0.0.1:9"
 OWN_RUNTIME = {"local demo", "local serve", "local load", "cost"}
 # it serves until Ctrl-C once its target answers: checked here with a target that cannot be used only
 SERVES = {"console"}
-OFFLINE = {"version", "strategy lint", "strategy test", "strategy graph", "strategy simulate", "strategy list"}
+OFFLINE = {"version", "completion", "strategy lint", "strategy test", "strategy graph", "strategy simulate",
+           "strategy list"}
 TRACE_MARKERS = ("Traceback", 'File "')
 
 
@@ -71,6 +72,7 @@ def args_for(name: str, tmp: Path) -> list[str]:
         "flags set": ["audit-streaming", "on", "--by", "tests"],
         "tenants apply": [str(REPO / "config" / "tenants.yaml"), "--by", "tests"],
         "tenants show": ["acme"], "tenants disable": ["acme", "--by", "tests"],
+        "completion": ["bash"], "audit show": ["WF#wf-x"], "events show": ["evt-x"],
         "keys rotate": ["callback", "--by", "tests"],
     }
     if name in known:
