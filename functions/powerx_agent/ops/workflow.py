@@ -177,9 +177,10 @@ def retry_workflow(deps: Deps, metrics: Any, workflow_id: str, by: str,
         raise TakeoverError(f"the execution of {workflow_id} is gone; its input cannot be reused",
                             code="takeover.execution_missing")
     if execution["status"] in ("RUNNING", "UNKNOWN"):
-        raise TakeoverError(f"execution {execution['executionArn']} is {execution['status']} although the workflow "
-                            f"is {meta.get('status')} (an Express execution is UNKNOWN until its log records arrive); "
-                            f"stop it first (powerx-agent workflow stop {workflow_id}) or wait",
+        state = "still RUNNING" if execution["status"] == "RUNNING" else \
+            "UNKNOWN (an Express execution is UNKNOWN until its log records arrive)"
+        raise TakeoverError(f"execution {execution['executionArn']} is {state} although the workflow is "
+                            f"{meta.get('status')}; stop it first (powerx-agent workflow stop {workflow_id}) or wait",
                             code="takeover.not_finished")
     if execution.get("source") == "logs" and "workflow" not in json.loads(execution.get("input") or "{}"):
         raise TakeoverError(f"the input of Express execution {execution['executionArn']} is not in its log records "
