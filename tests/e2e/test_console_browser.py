@@ -18,7 +18,8 @@ import pytest
 from powerx_agent.console.app import ConsoleContext
 from powerx_agent.console.server import ConsoleServer
 from powerx_agent.deps import get_deps
-from powerx_agent.local.demo import run_c1
+from powerx_agent.ingest.service import workflow_id_for
+from powerx_agent.local.demo import c1_event, run_c1
 from powerx_agent.ops.review import decide_review
 from tests.integration.helpers import waiting_review
 
@@ -87,20 +88,22 @@ def screenshot(browser, shots: Path, name: str) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
 
 
-def shown(browser, element_id: str, timeout: float = 60):
-    """The element a form submission leads to, once the answer page has loaded (a loaded machine is slow)."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(browser, timeout).until(expected_conditions.presence_of_element_located((By.ID, element_id)),
-                                                 f"#{element_id} never appeared")
-
-
 def css(browser, selector: str):
     from selenium.webdriver.common.by import By
 
     return browser.find_elements(By.CSS_SELECTOR, selector)
+
+
+def element(browser, by: str, value: str):
+    """The element once the page that holds it has loaded (a form post answers with a new page; a loaded
+    machine is slow)."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(browser, 60).until(lambda b: b.find_element(by, value))
+    except TimeoutException:
+        raise AssertionError(f"no {by}={value!r} on {browser.current_url}:\n{browser.page_source[:3000]}") from None
 
 
 def test_given_c1_when_listed_and_opened_then_every_node_succeeded_with_its_output(runtime, console, browser, shots):
@@ -136,10 +139,10 @@ def test_given_a_waiting_review_when_approved_in_the_console_then_the_workflow_f
     screenshot(browser, shots, "reviews")
     css(browser, f'tr[data-review="{review_id}"] a.approve')[0].click()
     screenshot(browser, shots, "approve")
-    browser.find_element(By.NAME, "reason").send_keys("checked the large report")
-    browser.find_element(By.NAME, "confirm").click()
-    browser.find_element(By.CSS_SELECTOR, "#decide button[type=submit]").click()
-    assert "approved" in shown(browser, "done").text
+    element(browser, By.NAME, "reason").send_keys("checked the large report")
+    element(browser, By.NAME, "confirm").click()
+    element(browser, By.CSS_SELECTOR, "#decide button[type=submit]").click()
+    assert "approved" in element(browser, By.ID, "done").text
     assert runtime.wait_idle(timeout=60)
     browser.get(console.url + f"workflows/{workflow_id}")
     assert css(browser, "#wf-status .badge")[0].text == "SUCCEEDED"
@@ -158,10 +161,10 @@ def test_given_a_review_closed_meanwhile_when_approved_then_the_servers_refusal_
     # someone else approves it first (approving keeps the trail complete for the docs harness's repair run)
     assert decide_review(deps, metrics, review_id, "approved", "someone-else", "closed first").status == 200
     metrics.flush()
-    browser.find_element(By.NAME, "reason").send_keys("too late")
-    browser.find_element(By.NAME, "confirm").click()
-    browser.find_element(By.CSS_SELECTOR, "#decide button[type=submit]").click()
-    error = shown(browser, "error").text
+    element(browser, By.NAME, "reason").send_keys("too late")
+    element(browser, By.NAME, "confirm").click()
+    element(browser, By.CSS_SELECTOR, "#decide button[type=submit]").click()
+    error = element(browser, By.ID, "error").text
     assert "already closed" in error and "Traceback" not in browser.page_source
     assert runtime.wait_idle(timeout=60)
 
@@ -173,10 +176,40 @@ def test_given_the_other_pages_when_opened_then_they_render_and_are_captured(run
     assert css(browser, 'tr[data-strategy="report-on-job-completed"]')
     screenshot(browser, shots, "strategies")
     browser.get(console.url + "strategies/test")
-    browser.find_element(By.NAME, "event").send_keys((REPO / "tests/events/c1-plugin-job-completed.json").read_text())
-    browser.find_element(By.CSS_SELECTOR, "#strategy-test button").click()
-    assert "report-on-job-completed" in shown(browser, "decision-reason").text
+    element(browser, By.NAME, "event").send_keys((REPO / "tests/events/c1-plugin-job-completed.json").read_text())
+    element(browser, By.CSS_SELECTOR, "#strategy-test button").click()
+    assert "report-on-job-completed" in element(browser, By.ID, "decision-reason").text
     screenshot(browser, shots, "strategy-test")
     browser.get(console.url + "health?verify=1h")
     assert len(css(browser, "#metrics tr[data-metric]")) == 5 and "completeness" in css(browser, "#audit-verify")[0].text
     screenshot(browser, shots, "health")
+
+
+def test_given_a_deferred_event_when_replayed_from_the_events_page_then_its_workflow_runs(runtime, console, browser,
+                                                                                        shots, uid):
+    from selenium.webdriver.common.by import By
+
+    from powerx_agent.ops.flags import set_flag
+
+    deps = get_deps()
+    set_flag(deps, "agent-orchestrator", False, ACTOR)
+    try:
+        detail = c1_event(f"-deferred-browser-{uid}")
+        runtime.put_event("plugin.job.completed", detail)
+        assert runtime.wait_idle(timeout=60)
+    finally:
+        set_flag(deps, "agent-orchestrator", True, ACTOR)
+    browser.get(console.url + "events?status=DEFERRED&since=1h")
+    row = css(browser, f'tr[data-event="{detail["event_id"]}"]')
+    assert row and row[0].get_attribute("data-status") == "DEFERRED"
+    screenshot(browser, shots, "events")
+    row[0].find_element(By.CSS_SELECTOR, "a.replay").click()
+    assert "would send 1" in element(browser, By.ID, "dry-run").text
+    screenshot(browser, shots, "replay")
+    element(browser, By.NAME, "confirm").click()
+    element(browser, By.CSS_SELECTOR, "#replay button[type=submit]").click()
+    assert "Replayed" in element(browser, By.ID, "done").text
+    assert runtime.wait_idle(timeout=60)
+    workflow_id = workflow_id_for("acme", detail["idempotency_key"])
+    browser.get(console.url + f"workflows/{workflow_id}")
+    assert css(browser, "#wf-status .badge")[0].text == "SUCCEEDED"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -234,3 +235,59 @@ def test_given_both_targets_when_the_console_starts_then_a_usage_error():
 
     done = CliRunner().invoke(app, ["console", "--endpoint-url", "http://127.0.0.1:1", "--stack", "s"])
     assert done.exit_code == 2 and "not both" in done.output
+
+
+def deferred_event(rt, uid: str) -> dict[str, Any]:
+    """An event recorded DEFERRED while the orchestrator was off (then switched on again)."""
+    from powerx_agent.ops.flags import set_flag
+
+    deps = get_deps()
+    set_flag(deps, "agent-orchestrator", False, "console-tests")
+    try:
+        detail = c1_event(f"-deferred-{uid}")
+        rt.put_event("plugin.job.completed", detail)
+        assert rt.wait_idle(timeout=60)
+    finally:
+        set_flag(deps, "agent-orchestrator", True, "console-tests")
+    return detail
+
+
+def test_given_a_deferred_event_when_listed_dry_run_and_replayed_then_it_runs(client, context, runtime, uid):
+    detail = deferred_event(runtime, uid)
+    listed = get(client, "/api/events?status=DEFERRED&tenant=acme&since=1h").get_json()
+    row = next(e for e in listed["items"] if e["event_id"] == detail["event_id"])
+    assert row["status"] == "DEFERRED" and row["replayable"] is True
+    route = f"/api/events/{quote(row['chain'], safe='')}/replay"  # WF#...: '#' is encoded in a path
+    dry = post(client, context, route, {"dry_run": True}).get_json()
+    assert dry["summary"]["would_send"] == 1 and dry["summary"]["dry_run"] is True
+    unconfirmed = post(client, context, route, {})
+    assert unconfirmed.status_code == 400 and unconfirmed.get_json()["code"] == "console.not_confirmed"
+    sent = post(client, context, route, {"confirm": True}).get_json()
+    assert sent["summary"]["sent"] == 1 and sent["by"] == ACTOR
+    assert runtime.wait_idle(timeout=60)
+    workflow = get_deps().workflows.get(workflow_id_for("acme", detail["idempotency_key"]))
+    assert workflow is not None and workflow["status"] == "SUCCEEDED"
+
+
+def test_given_an_event_that_was_not_kept_when_replayed_then_409_with_the_reason(client, context, c1):
+    answer = post(client, context, f"/api/events/{c1.event_id}/replay", {"dry_run": True})
+    assert answer.status_code == 409 and answer.get_json()["code"] == "replay.not_kept"
+
+
+def test_given_a_rejected_event_when_listed_then_its_code(client, runtime, uid):
+    bad = c1_event(f"-rejected-{uid}")
+    bad["tenant_id"] = "nobody-here"
+    runtime.put_event("plugin.job.completed", bad)
+    assert runtime.wait_idle(timeout=60)
+    rows = get(client, "/api/events?status=REJECTED&since=1h&size=100").get_json()["items"]
+    row = next(e for e in rows if e["event_id"] == bad["event_id"])
+    assert row["rejection"]["code"].startswith("tenant.")
+
+
+def test_given_the_eventbridge_event_id_when_searched_then_its_workflow(client, runtime, uid):
+    detail = c1_event(f"-busid-{uid}")
+    out = runtime.put_event("plugin.job.completed", detail)
+    assert runtime.wait_idle(timeout=60)
+    bus_id = out["Entries"][0]["EventId"]
+    found = get(client, f"/api/workflows?q={bus_id}").get_json()
+    assert [w["workflow_id"] for w in found["items"]] == [workflow_id_for("acme", detail["idempotency_key"])]

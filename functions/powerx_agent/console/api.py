@@ -27,6 +27,7 @@ PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 MAX_ITEMS = 10_000
 WORKFLOW_STATUSES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "ESCALATED", "STOPPED")
+EVENT_STATUSES = ("REJECTED", "DEFERRED", "ESCALATED", "IN_PROGRESS", "COMPLETED")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._#~/@+=-]{0,255}$")
 _WINDOW = re.compile(r"^(\d{1,4}[mhd]|\d{4}-\d{2}-\d{2}(T[0-9:.]{2,15}(Z|[+-]\d{2}:\d{2})?)?)$")
@@ -93,11 +94,10 @@ def _summary(item: dict[str, Any]) -> dict[str, Any]:
 
 def workflows(deps: Deps, params: Mapping[str, Any]) -> dict[str, Any]:
     """Workflows newest first, filtered by tenant, strategy, status and window (``since``: 2h, 3d or an ISO
-    time); ``q`` finds those of one event by event id, idempotency key or workflow id. Counts per status
-    cover every filter but the status."""
-    from datetime import datetime
-
-    from powerx_agent.ops.audit import normalise_since
+    time), as ``workflow list`` filters them; ``q`` finds those of one event by event id, idempotency key,
+    EventBridge EventId or workflow id (as ``events show`` finds an event). Counts per status cover every
+    filter but the status."""
+    from powerx_agent.ops.events import show_event
     from powerx_agent.ops.workflow import list_workflows
 
     tenant = _one(params, "tenant", _NAME)
@@ -106,14 +106,17 @@ def workflows(deps: Deps, params: Mapping[str, Any]) -> dict[str, Any]:
     since = _one(params, "since", _WINDOW, max_len=40)
     query = _one(params, "q", _ID)
     try:
-        start = datetime.fromisoformat(str(normalise_since(since)).replace("Z", "+00:00")).timestamp() \
-            if since else None
-    except ValueError as exc:
-        raise ApiError(400, "console.bad_parameter", str(exc)) from None
-    rows = [r for r in list_workflows(deps, tenant, None, MAX_ITEMS)
-            if (strategy is None or r.get("strategy_id") == strategy)
-            and (start is None or float(r.get("created_at") or 0) >= start)
-            and (query is None or query in (r.get("event_id"), r.get("idempotency_key"), r.get("workflow_id")))]
+        rows = list_workflows(deps, tenant, None, MAX_ITEMS, strategy=strategy, since=since, event=query)
+        if query and not rows:  # an EventBridge EventId: the event's records name its workflow
+            try:
+                found = show_event(deps, query, tenant=tenant, since="30d")
+            except AgentError:
+                found = None
+            if found is not None and found.workflow_id:
+                rows = list_workflows(deps, tenant, None, MAX_ITEMS, strategy=strategy, since=since,
+                                      event=found.workflow_id)
+    except AgentError as exc:
+        raise _refused(exc) from None
     counts = Counter(str(r.get("status")) for r in rows)
     chosen = [_summary(r) for r in rows if status is None or r.get("status") == status]
     return {"filters": {"tenant": tenant, "strategy": strategy, "status": status, "since": since, "q": query},
@@ -290,6 +293,56 @@ def retry(deps: Deps, workflow_id: str, by: str, from_node: str | None) -> dict[
         raise _refused(exc, 409) from None
     finally:
         metrics.flush()
+
+
+# -- events ------------------------------------------------------------------------------------
+def events(deps: Deps, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Rejected, deferred and escalated events (or any status) of a window, with their codes."""
+    from powerx_agent.ops.events import list_events
+
+    tenant = _one(params, "tenant", _NAME)
+    status = _one(params, "status", choices=EVENT_STATUSES)
+    since = _one(params, "since", _WINDOW, max_len=40) or "24h"
+    wanted = {"ESCALATED": ["COMPLETED"], None: ["REJECTED", "DEFERRED", "COMPLETED"]}.get(status, [status or ""])
+    try:
+        views = list_events(deps, tenant, wanted, None, since, None, MAX_ITEMS)
+    except AgentError as exc:
+        raise _refused(exc) from None
+    rows = []
+    for view in views:
+        row = view.to_dict()
+        escalated = view.status == "COMPLETED" and view.outcome == "escalated"
+        if view.status == "COMPLETED" and not escalated:
+            continue
+        row["status"] = "ESCALATED" if escalated else view.status
+        row["replayable"] = view.replayable is not None
+        rows.append(redact(row))
+    counts = Counter(r["status"] for r in rows)
+    return {"filters": {"tenant": tenant, "status": status, "since": since}, "counts": dict(counts),
+            **paged(rows, params)}
+
+
+def replay(deps: Deps, event_ref: str, by: str, dry_run: bool) -> dict[str, Any]:
+    """Send a kept (deferred) event again through the bus, as ``replay --file`` does; dry run first."""
+    from powerx_agent.ops import replay as rp
+    from powerx_agent.ops.events import show_event
+
+    if not _ID.fullmatch(event_ref):
+        raise ApiError(400, "console.bad_parameter", f"{event_ref[:80]!r} is not an event reference")
+    try:
+        view = show_event(deps, event_ref, since="30d")
+    except AgentError as exc:
+        raise _refused(exc) from None
+    if view.replayable is None:
+        raise ApiError(409, "replay.not_kept", f"event {event_ref} is {view.status}: the engine kept no copy to "
+                                               "replay (rejected events are in the ingest DLQ, accepted ones in "
+                                               "the bus archive: use `powerx-agent replay`)")
+    items, problems = rp.read_lines([json.dumps(view.replayable)])
+    chosen, report = rp.prepare(items, problems=problems, skip_invalid=False, caller=by)
+    if problems:
+        raise ApiError(422, "replay.invalid", "; ".join(p.message for p in problems)[:500])
+    rp.replay_to_bus(deps.bus, chosen, report, lookup=deps.events.get, dry_run=dry_run)
+    return {"event": event_ref, "by": by, **report.to_dict()}
 
 
 # -- strategies --------------------------------------------------------------------------------

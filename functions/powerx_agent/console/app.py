@@ -160,6 +160,17 @@ def create_app(context: ConsoleContext) -> Flask:
         confirmed()
         return jsonify(api.decide(deps(), review_id, outcome, context.actor, field("reason")))
 
+    @app.get("/api/events")
+    def api_events() -> Any:
+        return jsonify(api.events(deps(), request.args))
+
+    @app.post("/api/events/<path:event_ref>/replay")
+    def api_replay(event_ref: str) -> Any:
+        dry_run = str(field("dry_run")).lower() in ("true", "yes", "1")
+        if not dry_run:
+            confirmed()
+        return jsonify(api.replay(deps(), event_ref, context.actor, dry_run))
+
     @app.get("/api/strategies")
     def api_strategies() -> Any:
         return jsonify(api.strategies(deps(), request.args))
@@ -221,6 +232,19 @@ def create_app(context: ConsoleContext) -> Flask:
         return page("done.html", title=f"Review {review_id} {outcome}", result=result,
                     back=url_for("workflow_page", workflow_id=result.get("workflow_id"))
                     if str(result.get("workflow_id", "")).startswith("wf-") else url_for("reviews_page"))
+
+    @app.get("/events")
+    def events_page() -> Any:
+        return page("events.html", data=api.events(deps(), request.args))
+
+    @app.route("/events/<path:event_ref>/replay", methods=["GET", "POST"])
+    def replay_page(event_ref: str) -> Any:
+        if request.method == "GET":  # the dry run comes first, always
+            return page("confirm_replay.html", event_ref=event_ref,
+                        dry=api.replay(deps(), event_ref, context.actor, dry_run=True))
+        confirmed()
+        result = api.replay(deps(), event_ref, context.actor, dry_run=False)
+        return page("done.html", title=f"Replayed {event_ref}", result=result, back=url_for("events_page"))
 
     @app.get("/strategies")
     def strategies_page() -> Any:
