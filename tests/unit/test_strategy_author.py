@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fakes import FakeDeps, bus_event, fake_http
 from typer.testing import CliRunner
 
 from powerx_agent.cli.main import app
 from powerx_agent.strategy.evaluate import EventFacts, evaluate
 from powerx_agent.strategy.library import library_from_directory
+from powerx_agent.testing.fakes import FakeDeps, bus_event, fake_http
 
 REPO = Path(__file__).resolve().parents[2]
 cli = CliRunner()

@@ -28,6 +28,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from powerx_agent.settings import Env
+
 WIDE = 1 << 16
 """Console width when stdout is not a terminal: wide enough that nothing wraps or is cut."""
 
@@ -208,8 +210,8 @@ def write_jsonl(items: Iterable[Any]) -> None:
 
 
 def default_actor() -> str:
-    if os.environ.get("POWERX_ACTOR"):
-        return os.environ["POWERX_ACTOR"]
+    if os.environ.get(Env.POWERX_ACTOR):
+        return os.environ[Env.POWERX_ACTOR]
     try:
         return getpass.getuser()
     except (KeyError, OSError):

@@ -11,12 +11,8 @@ import threading
 import typer
 
 from powerx_agent.cli import connect
-from powerx_agent.cli._common import FormatOpt, Output, QueryOpt
+from powerx_agent.cli._common import FormatOpt, Output, QueryOpt, default_actor
 from powerx_agent.settings import Env
-
-
-def default_actor() -> str:
-    return os.environ.get(Env.POWERX_ACTOR) or os.environ.get("USER") or "operator"
 
 
 def describe_target() -> str:

@@ -131,7 +131,7 @@ def _banner(endpoint: str, runtime: Any, server: Any, state: Any, state_dir: Pat
 
 
 def _console(runtime: Any, port: int, by: str | None) -> Any:
-    from powerx_agent.cli.console_cmd import default_actor
+    from powerx_agent.cli._common import default_actor
     from powerx_agent.console.app import ConsoleContext
     from powerx_agent.console.server import ConsoleServer
     from powerx_agent.deps import get_deps
