@@ -9,6 +9,9 @@
 4. ``bench/product_cost.py``: ingest + match + build + compile per event with AWS answered in memory.
 5. ``bench/cost.py``: $ per million C-1 events per service beside the hand-wired anchor, the write path's
    counts per event and the hottest DynamoDB keys at 2,000 events/s, from a run on the embedded runtime.
+6. ``bench/library.py``: a 10,000-strategy library on the embedded runtime: ``strategy lint``,
+   ``strategy publish``, ``strategy approve --dir``, and a cold matcher's time to a ready index from
+   the compiled artifact against today's path (one read per version, every YAML compiled).
 
 ``make bench`` runs this (``make bench-quick``) and then the load runs on the embedded runtime
 (``make bench-load``, ``bench/load.py``), which take tens of minutes.
@@ -28,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import compile as compile_bench  # noqa: E402 - bench/compile.py, next to this file
+import library as library_bench  # noqa: E402 - bench/library.py
 import matcher as matcher_bench  # noqa: E402 - bench/matcher.py
 
 
@@ -35,8 +39,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     matcher = matcher_bench.run()
     flows = compile_bench.run()
+    lib = library_bench.run()
     extra: list[str] = []  # sections of other benchmarks that follow the run(rows) convention
     try:
         import ingest as ingest_bench  # bench/ingest.py
@@ -69,6 +75,15 @@ def main() -> None:
         ("cost per event at 10,000 ≤ 2× the cost at 100 (selection + full decision record)",
          f"{m100['ours_record'] / m10k['ours_record']:.2f}×", m100["ours_record"] / m10k["ours_record"] <= 2),
         ("50-node flow: match + build + compile p99 ≤ 10 ms", f"{f50['p99_ms']:.2f} ms", f50["p99_ms"] <= 10),
+        (f"cold matcher: library ready ≤ 0.3 s at {lib['strategies']:,} strategies, reads included (artifact)",
+         f"{lib['cold_artifact']['ready_s']:.3f} s, CPU {lib['cold_artifact']['ready_cpu_s']:.3f} s "
+         f"({lib['cold_artifact']['requests']} requests; today's path "
+         f"{lib['cold_today']['ready_s']:.1f} s, {lib['cold_today']['requests']:,} requests)",
+         lib["cold_artifact"]["ready_s"] <= 0.3),
+        (f"`strategy publish` of {lib['strategies']:,} files < 60 s", f"{lib['publish_s']:.1f} s",
+         lib["publish_s"] < 60),
+        (f"`strategy lint` of {lib['strategies']:,} files ≤ 5 s",
+         f"{lib['lint_s']:.1f} s (CPU {lib['cpu']['lint']:.1f} s over its processes)", lib["lint_s"] <= 5),
     ]
     target_rows = "\n".join(f"| {name} | {value} | {'met' if ok else '**not met**'} |" for name, value, ok in targets)
     text = f"""# Benchmarks
@@ -76,7 +91,8 @@ def main() -> None:
 Measured by `make bench-quick`, the first half of `make bench` (`.venv/bin/python bench/run_all.py --out docs/benchmarks.md`).
 
 - date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}
-- machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}
+- machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()};
+  load average (1 min) {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (other work on the machine)
 - numbers are wall-clock on a shared machine; compare rows within one run, not across runs
 
 ## Targets
@@ -122,7 +138,8 @@ Parallel states of the fan-outs (the flows have one per three nodes).
 
 The product spec allows 10 s for generation; the matcher caches compiled flows per strategy version,
 so these costs are paid once per version per process, not per event.
-""" + ("\n" + "\n".join(extra) + "\n" if extra else "")
+
+{library_bench.markdown(lib)}""" + ("\n" + "\n".join(extra) + "\n" if extra else "")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(f"wrote {args.out}", file=sys.stderr)

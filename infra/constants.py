@@ -80,7 +80,8 @@ TABLE_ACCESS: dict[str, dict[str, tuple[str, ...]]] = {
     "matcher": {
         spec.EVENTS_TABLE.name: (_GET, _UPDATE),  # EventsStore.get (already done?), .finish
         spec.WORKFLOWS_TABLE.name: (_GET, _PUT, _UPDATE),  # create/update_meta/transition; escalate(): review item
-        spec.STRATEGIES_TABLE.name: (_GET,),  # StrategiesStore.revision / .documents -> .version
+        # StrategiesStore.revision_head / .documents -> .version (GetItem); .artifact: the revision's chunks (Query)
+        spec.STRATEGIES_TABLE.name: (_GET, _QUERY),
         spec.AUDIT_TABLE.name: AUDIT_APPEND,
     },
     "node_plugin": {
@@ -105,10 +106,14 @@ TABLE_ACCESS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "audit_stream": {  # besides the stream (event source mapping)
         # StreamCursor (FLAGS / AUDIT_CURSOR item): hold = conditional update, take = a read (is there a
-        # cursor?) then a conditional delete
+        # cursor?) then a conditional delete; match/canary.py tally: revision head + canary run (get),
+        # tallies (conditional update), an automatic abort (end_canary: one TransactWriteItems of two
+        # updates, the run and the revision item; IAM authorizes a transaction by its items' actions)
         spec.STRATEGIES_TABLE.name: (_GET, "dynamodb:DeleteItem", _UPDATE),
-        # catch-up after the flag audit-streaming was off: AuditStore.since queries the by_time index
-        # (listed in INDEX_QUERIES); no action on the table itself
+        # canary tally: the arm of a workflow decided in another process (Query of its chain) and the
+        # audit record of an automatic abort (strategy.canary_aborted); catch-up after the flag
+        # audit-streaming was off queries the by_time index (listed in INDEX_QUERIES)
+        spec.AUDIT_TABLE.name: AUDIT_APPEND,
     },
     "callbacks_api": {
         # get_callback/get_review, close_*, transition_node, WorkflowsStore.get (Query) for the audit fields
@@ -160,7 +165,7 @@ STATES_ACCESS: dict[str, tuple[str, ...]] = {
 # agent-orchestrator (ingest; replay_api: resume DEFERRED) / agent-strategy-library (matcher) / audit-streaming
 USES_APPCONFIG = ("ingest", "matcher", "audit_stream", "replay_api")
 # adapters/downstream.py Downstream._headers reads the downstream secret for every HTTP call
-USES_DOWNSTREAM_SECRET = ("matcher", "node_plugin", "node_notify", "node_review", "workflow")
+USES_DOWNSTREAM_SECRET = ("matcher", "node_plugin", "node_notify", "node_review", "workflow", "audit_stream")
 # handlers/_api.py replay_caller: each replay caller's keys and tenants
 USES_REPLAY_SECRET = ("replay_api",)
 # handlers/_api.py callback_grant verifies callback URLs; nodes/calls.py Downstream.callback_url signs them
@@ -173,6 +178,7 @@ DOWNSTREAM_URLS: dict[str, tuple[str, ...]] = {
     "node_notify": (Env.NOTIFICATIONS_URL,),
     "node_review": (Env.NOTIFICATIONS_URL, Env.OPS_URL),  # escalate(): ops work order + notification
     "workflow": (Env.NOTIFICATIONS_URL, Env.OPS_URL),  # escalation after retries are exhausted
+    "audit_stream": (Env.NOTIFICATIONS_URL,),  # match/canary.py: an automatic canary abort notifies the owner
 }
 # Functions whose handler builds a MetricsRecorder (deps.metrics()); EMF goes to stdout on Lambda.
 RECORDS_METRICS = ("ingest", "matcher", "node_plugin", "node_notify", "node_review", "workflow", "audit_stream",

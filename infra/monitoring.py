@@ -141,6 +141,11 @@ ALARMS: tuple[AlarmDef, ...] = (
              "the last known flags (docs/operations.md: feature flags)", "operators: feature flags readable",
              Line("flag read failures", "errors", (Stat("errors", "flag_store_errors", "Sum"),)), PERIOD,
              "GreaterThanThreshold", 0, "notBreaching", "the metric is only emitted when a flag read fails"),
+    AlarmDef("canary-aborted", f"A strategy canary was aborted ({M['canary_aborted']}), by the audit stream's "
+             "verdict or by an operator: the active version decides every event again (docs/runbook.md: a canary "
+             "was aborted)", "operators: a new strategy version earns its traffic (canary rollout)",
+             Line("canaries aborted", "aborted", (Stat("aborted", "canary_aborted", "Sum"),)), PERIOD,
+             "GreaterThanThreshold", 0, "notBreaching", "the metric is only emitted when a canary is aborted"),
     AlarmDef("manual-review-backlog", f"More than 20 manual review items open ({M['review_backlog']}, "
              "emitted every minute)", "manual backlog > 20 items", BACKLOG, PERIOD, "GreaterThanThreshold", 20,
              "ignore", "the gauge is emitted every minute: a gap is the schedule failing, not the backlog "

@@ -260,6 +260,7 @@ METRICS = {
     "workflow_automated": "agent.workflow.automated_success_total",
     "audit_completeness": "agent.audit.completeness",
     "callback_refused": "agent.callback.refused_total",
+    "canary_aborted": "agent.strategy.canary_aborted_total",
 }
 
 FEATURE_FLAGS = ("agent-orchestrator", "agent-strategy-library", "audit-streaming")

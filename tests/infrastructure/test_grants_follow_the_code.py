@@ -45,9 +45,16 @@ OPERATOR_ONLY: dict[tuple[str, str], str] = {
     ("adapters/metrics.py", "logs:DescribeLogGroups"): "read_emf_totals: CLI metrics",
     ("adapters/strategies_store.py", "dynamodb:PutItem"): "publish/approve/rollback/put_flags: CLI",
     ("adapters/strategies_store.py", "dynamodb:Query"): "StrategiesStore.versions: CLI strategy list/diff",
-    ("adapters/strategies_store.py", "dynamodb:TransactWriteItems"): "approve/rollback and their undo in one "
-                                                                     "transaction: CLI",
     ("adapters/strategies_store.py", "dynamodb:DeleteItem"): "StrategiesStore.unpublish (undoing a publish): CLI",
+    ("adapters/strategies_store.py", "dynamodb:UpdateItem"): "StrategiesStore.attach_artifact/mark_canary: CLI",
+    ("adapters/strategies_store.py", "dynamodb:BatchGetItem"): "StrategiesStore.version_items: building a library "
+                                                               "artifact (CLI approve/rollback/library rebuild)",
+    ("adapters/strategies_store.py", "dynamodb:BatchWriteItem"): "StrategiesStore.put_artifact/delete_artifact: "
+                                                                 "CLI approve/rollback/library rebuild",
+    ("adapters/strategies_store.py", "dynamodb:TransactWriteItems"): "no such IAM action: a transaction is "
+                                                                     "authorized by its items' actions (approve/"
+                                                                     "rollback/restore/publish_new: CLI; end_canary: "
+                                                                     "UpdateItem, granted)",
     ("adapters/tenants_store.py", "dynamodb:PutItem"): "TenantsStore.put: seeding (local runtime / operators)",
     ("adapters/tenants_store.py", "dynamodb:Scan"): "TenantsStore.scan: tenants apply/list (CLI)",
     ("adapters/tenants_store.py", "dynamodb:TransactWriteItems"): "TenantsStore.transact: tenants apply/disable (CLI)",

@@ -65,7 +65,7 @@ EXPECTED: dict[str, set[tuple]] = {
         own_logs("matcher"), XRAY, KMS_WRITE, AUDIT, CALLBACK_KEY, FLAGS, DOWNSTREAM,
         table("agent_events", GET, UPDATE),
         table("agent_workflows", GET, PUT, UPDATE),
-        table("agent_strategies", GET),
+        table("agent_strategies", GET, QUERY),
         GSI1,
         stmt(
             ["states:DescribeStateMachine", "states:CreateStateMachine", "states:UpdateStateMachine",
@@ -106,7 +106,7 @@ EXPECTED: dict[str, set[tuple]] = {
         stmt(["states:StartExecution"], [STATE_MACHINES]),  # an Express head's hand-off to its Standard machine
     },
     "audit_stream": {
-        own_logs("audit-stream"), XRAY, FLAGS, KMS_READ, KMS_WRITE,
+        own_logs("audit-stream"), XRAY, FLAGS, KMS_READ, KMS_WRITE, AUDIT, DOWNSTREAM,
         table("agent_strategies", GET, "dynamodb:DeleteItem", UPDATE),
         stmt([QUERY], ["arn(table:agent_audit)/index/by_time"]),
         stmt(["logs:CreateLogStream", "logs:PutLogEvents"], ["arn(loggroup:/powerx/agent/audit)"]),

@@ -112,7 +112,8 @@ EXPECTED_ENV = {
                     "DOWNSTREAM_SECRET_ARN", "METRICS_SINK", *CALLBACK_URLS},
     "workflow": {"WORKFLOWS_TABLE", "TENANTS_TABLE", "AUDIT_TABLE", "NOTIFICATIONS_URL", "OPS_URL",
                  "DOWNSTREAM_SECRET_ARN", "METRICS_SINK", *CALLBACK_URLS},
-    "audit_stream": {"AUDIT_LOG_GROUP", "METRICS_SINK", "STRATEGIES_TABLE", "AUDIT_TABLE", *APPCONFIG},
+    "audit_stream": {"AUDIT_LOG_GROUP", "METRICS_SINK", "STRATEGIES_TABLE", "AUDIT_TABLE", "NOTIFICATIONS_URL",
+                     "DOWNSTREAM_SECRET_ARN", *APPCONFIG},
     "callbacks_api": {"WORKFLOWS_TABLE", "AUDIT_TABLE", "CALLBACK_SECRET_ARN", "METRICS_SINK"},
     "replay_api": {"EVENTS_TABLE", "TENANTS_TABLE", "AUDIT_TABLE", "REPLAY_SECRET_ARN", "EVENT_BUS_NAME",
                    "METRICS_SINK", *APPCONFIG},
@@ -330,6 +331,14 @@ def test_every_dlq_has_a_depth_alarm_to_the_topic(synth):
 def test_flag_store_errors_alarm_on_any_unreadable_flag_read(synth):
     alarm = _alarm(synth, "flag-store-errors")
     assert alarm["MetricName"] == spec.METRICS["flag_store_errors"]
+    assert alarm["Namespace"] == spec.NAMESPACE and alarm["Statistic"] == "Sum" and alarm["Period"] == 300
+    assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["AlarmActions"] == [{"Ref": _topic_id(synth)}]
+
+
+def test_canary_aborted_alarm_on_any_aborted_canary(synth):
+    alarm = _alarm(synth, "canary-aborted")
+    assert alarm["MetricName"] == spec.METRICS["canary_aborted"]
     assert alarm["Namespace"] == spec.NAMESPACE and alarm["Statistic"] == "Sum" and alarm["Period"] == 300
     assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
     assert alarm["AlarmActions"] == [{"Ref": _topic_id(synth)}]

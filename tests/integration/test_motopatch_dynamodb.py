@@ -165,3 +165,34 @@ def test_given_many_threads_putting_one_item_conditionally_when_raced_then_exact
         with ThreadPoolExecutor(max_workers=16) as pool:
             won = list(pool.map(put, range(16)))
         assert won.count(True) == 1
+
+
+def test_given_a_transaction_whose_last_condition_fails_when_written_then_nothing_changed(rt, uid):
+    ddb, table = get_deps().ddb, get_deps().settings.workflows_table
+    pk = f"TEST#tx-{uid}"
+    ddb.put_item(TableName=table, Item={"pk": {"S": pk}, "sk": {"S": "A"}, "v": {"N": "1"}})
+    ddb.put_item(TableName=table, Item={"pk": {"S": pk}, "sk": {"S": "C"}, "v": {"N": "1"}})
+    items = [
+        {"Update": {"TableName": table, "Key": {"pk": {"S": pk}, "sk": {"S": "A"}},
+                    "UpdateExpression": "SET v = :two", "ExpressionAttributeValues": {":two": {"N": "2"}}}},
+        {"Put": {"TableName": table, "Item": {"pk": {"S": pk}, "sk": {"S": "B"}, "v": {"N": "1"}}}},
+        {"Put": {"TableName": table, "Item": {"pk": {"S": pk}, "sk": {"S": "C"}, "v": {"N": "9"}},
+                 "ConditionExpression": "attribute_not_exists(pk)"}},
+    ]
+    try:
+        ddb.transact_write_items(TransactItems=items)
+    except ddb.exceptions.TransactionCanceledException as exc:
+        codes = [r.get("Code") for r in exc.response["CancellationReasons"]]
+    else:
+        raise AssertionError("the transaction should have been cancelled")
+    assert codes == ["None", "None", "ConditionalCheckFailed"]
+    rows = {i["sk"]["S"]: i["v"]["N"] for i in ddb.query(
+        TableName=table, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": pk}},
+        ConsistentRead=True)["Items"]}
+    assert rows == {"A": "1", "C": "1"}  # the update undone, the new item gone, the old one untouched
+    items[2]["Put"]["Item"]["sk"] = {"S": "D"}
+    ddb.transact_write_items(TransactItems=items)
+    rows = {i["sk"]["S"]: i["v"]["N"] for i in ddb.query(
+        TableName=table, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": pk}},
+        ConsistentRead=True)["Items"]}
+    assert rows == {"A": "2", "B": "1", "C": "1", "D": "9"}

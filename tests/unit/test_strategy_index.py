@@ -17,9 +17,21 @@ TENANTS = ["acme", "globex"]
 
 @dataclass(frozen=True)
 class FakeCompiled:
+    """A compiled strategy as the index reads one (a :class:`~powerx_agent.strategy.index.Member`)."""
+
     strategy: Strategy
     condition: object
     pattern: object = None
+
+    id = property(lambda self: self.strategy.id)
+    version = property(lambda self: self.strategy.version)
+    weight = property(lambda self: self.strategy.weight)
+    status = property(lambda self: self.strategy.status)
+    tenants = property(lambda self: self.strategy.tenants)
+    event_types = property(lambda self: self.strategy.on.event)
+
+    def full(self) -> FakeCompiled:
+        return self
 
 
 def make(i: int, event_type: str, tenant: str, weight: int, threshold: int) -> FakeCompiled:

@@ -98,6 +98,16 @@ class AuditStore:
     def committed(self, records: list[dict[str, Any]]) -> None:
         for record in records:
             self._remember(record["pk"], int(record["seq"]), str(record["hash"]))
+    def first_record(self, entry: AuditEntry) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The first record of a chain that has none yet, as a ``TransactWriteItems`` Put that fails
+        when the chain has a record (then append with :meth:`append`), and the record itself
+        (:meth:`written` once the transaction succeeded)."""
+        record = seal(entry, 1, GENESIS)
+        return {"Put": {"TableName": self._table, "Item": to_item(record),
+                        "ConditionExpression": "attribute_not_exists(pk)"}}, record
+
+    def written(self, record: dict[str, Any]) -> None:
+        self._remember(record["pk"], record["seq"], record["hash"])
 
     def _remember(self, chain: str, seq: int, digest: str) -> None:
         with self._lock:

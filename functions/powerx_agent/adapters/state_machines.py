@@ -307,9 +307,10 @@ class StateMachines:
         name = f"{self._settings.state_machine_prefix}{strategy_id}"
         return name, self.arn(name)
 
-    def ensure(self, flow: Flow) -> dict[str, Any]:
+    def ensure(self, flow: Flow, point_alias: bool = True) -> dict[str, Any]:
         """Create the flow's immutable, hash-named state machine when missing (published as version 1)
-        and publish the flow as a version of the strategy's alias machine with ``live`` pointing at it.
+        and publish the flow as a version of the strategy's alias machine with ``live`` pointing at it
+        (not with ``point_alias=False``: a canary's flow leaves ``live`` on the active version).
 
         Returns ``{"state_machine_arn", "state_machine_version_arn", "strategy_state_machine_arn",
         "strategy_alias_arn", "strategy_state_machine_version_arn"}``; idempotent."""
@@ -347,7 +348,7 @@ class StateMachines:
                     raise
         out = {"state_machine_arn": arn, "state_machine_version_arn": version_arn}
         if flow.strategy_id and not flow.continuation:  # the alias routes to the full flow, never to a head
-            out.update(self._publish_strategy_version(flow, description))
+            out.update(self._publish_strategy_version(flow, description, point_alias))
         return out
 
     def arn_of(self, compiled_name: str) -> str:
@@ -355,7 +356,7 @@ class StateMachines:
         return state_machine_arn(self._settings, self._settings.state_machine_prefix
                                  + compiled_name.removeprefix(spec.STATE_MACHINE_PREFIX))
 
-    def _publish_strategy_version(self, flow: Flow, description: str) -> dict[str, Any]:
+    def _publish_strategy_version(self, flow: Flow, description: str, point_alias: bool = True) -> dict[str, Any]:
         sfn = self._sfn
         name, arn = self._strategy_machine(flow.strategy_id)
         tag = f"{VERSION_TAG}{flow.strategy_version}"
@@ -369,7 +370,7 @@ class StateMachines:
             except Exception as create_exc:  # noqa: BLE001
                 if error_code(create_exc) != "StateMachineAlreadyExists":
                     raise
-                return self._publish_strategy_version(flow, description)  # created concurrently
+                return self._publish_strategy_version(flow, description, point_alias)  # created concurrently
             sfn.tag_resource(resourceArn=arn, tags=[{"key": tag, "value": version_arn}])
         else:
             version_arn = tags.get(tag, "")
@@ -380,7 +381,8 @@ class StateMachines:
                     publish=True, versionDescription=description,
                     **observability(self._settings))["stateMachineVersionArn"]
                 self._retag(arn, tags, tag, version_arn)
-        alias_arn = self._route_alias(arn, version_arn, f"{flow.strategy_id} v{flow.strategy_version}")
+        alias_arn = (self._route_alias(arn, version_arn, f"{flow.strategy_id} v{flow.strategy_version}")
+                     if point_alias else f"{arn}:{ALIAS_NAME}")
         return {"strategy_state_machine_arn": arn, "strategy_state_machine_version_arn": version_arn,
                 "strategy_alias_arn": alias_arn}
 

@@ -1,4 +1,5 @@
-"""``powerx-agent strategy lint | test | simulate | graph | list | diff | publish | approve | rollback``.
+"""``powerx-agent strategy lint | test | simulate | graph | list | diff | publish | approve | rollback | canary |
+library``.
 
 lint/test/simulate/graph/list work offline on a library directory; publish/approve/rollback/diff
 and ``list --published`` reach the deployment (root options ``--endpoint-url``/``--stack``) through
@@ -27,6 +28,7 @@ from powerx_agent.cli._common import (
     err,
     fail,
     run_logic,
+    session,
     styled,
     table,
     with_timestamps,
@@ -110,7 +112,10 @@ def _contracts(directory: Path | None) -> dict[str, Any]:
 def lint(directory: Path = typer.Argument(Path("strategies"), metavar="PATH",
                                           help="a strategy file, or a directory of *.yaml strategies"),
          tenants: str = TenantsOpt, contracts: Path | None = ContractsOpt, fmt: str = ListFormatOpt,
-         query: str = QueryOpt) -> None:
+         query: str = QueryOpt,
+         jobs: int | None = typer.Option(None, "--jobs", min=1, max=64,
+                                         help="processes that load the files (default: one per CPU from 400 files)"),
+         ) -> None:
     """Report every problem as file:line:col: CODE message, one line each; exit 1 on any error. With
     --tenants, also warn of strategies no tenant can use (event type or plugin not allowed)."""
     from powerx_agent.strategy.lint import has_errors, lint_directory
@@ -118,7 +123,7 @@ def lint(directory: Path = typer.Argument(Path("strategies"), metavar="PATH",
     output = Output(fmt, query, ("text", "json", "jsonl"))
     if not directory.is_dir() and not directory.is_file():
         raise typer.BadParameter(f"{directory} is neither a strategy file nor a directory", param_hint="PATH")
-    findings = lint_directory(directory, _contracts(contracts), _tenants(tenants, whole=True))
+    findings = lint_directory(directory, _contracts(contracts), _tenants(tenants, whole=True), jobs)
 
     def text(console: Console) -> None:
         for finding in findings:
@@ -368,27 +373,103 @@ def _ops(action: Any) -> Any:
     return run_logic(lambda: action(lifecycle, connect()))
 
 
+class _Stages:
+    """A progress bar per stage of a long command (on stderr, only on a terminal and in text mode)."""
+
+    LABELS = {"lint": "linting", "publish": "publishing", "compile": "compiling the artifact", "audit": "auditing"}
+
+    def __init__(self, text: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=err(), disable=not text)
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _Stages:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)  # type: ignore[arg-type]
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(self.LABELS.get(stage, stage), total=total)
+        self.progress.update(self.tasks[stage], completed=done, total=total)
+
+
 @app.command("publish")
 def publish(path: Path = typer.Argument(Path("strategies"), help="a strategy file or a directory of them"),
-            by: str = ByOpt, by_alias: str = ByAliasOpt, fmt: str = FormatOpt, query: str = QueryOpt) -> None:
+            by: str = ByOpt, by_alias: str = ByAliasOpt, fmt: str = FormatOpt, query: str = QueryOpt,
+            jobs: int | None = typer.Option(None, "--jobs", min=1, max=64,
+                                            help="processes that lint the files (default: one per CPU)")) -> None:
     """Upload strategy versions as drafts (approval PENDING); audited as strategy.published."""
     output = Output(fmt, query)
     if not path.exists():
         raise typer.BadParameter(f"{path} does not exist", param_hint="PATH")
     who = actor(by, by_alias)
-    results = _ops(lambda ops, deps: ops.publish(deps, path, who))
+    with _Stages(output.text) as stages:
+        results = _ops(lambda ops, deps: ops.publish(deps, path, who, progress=stages, jobs=jobs))
+    new = sum(not r.already for r in results)
     lines = [f"{r.strategy_id} v{r.version} {'already published (same content)' if r.already else 'published'}"
-             for r in results]
-    output.emit([r.to_dict() for r in results], lambda console: console.print("\n".join(lines) or "nothing to publish"))
+             for r in results] if len(results) <= 50 else []
+    lines.append(f"{new} published, {len(results) - new} already published (same content)")
+    output.emit([r.to_dict() for r in results],
+                lambda console: console.print("\n".join(lines) if results else "nothing to publish"))
 
 
 @app.command("approve")
-def approve(strategy_id: str = typer.Argument(...), version: int = typer.Option(..., "--version"),
+def approve(strategy_id: str | None = typer.Argument(None, help="the strategy (or --dir for a whole library)"),
+            version: int | None = typer.Option(None, "--version"),
             by: str = ByOpt, by_alias: str = ByAliasOpt, reason: str = typer.Option(..., "--reason"),
+            directory: Path | None = typer.Option(None, "--dir", help="approve every strategy of this library "
+                                                  "directory, as published, in one library revision"),
+            share: str | None = typer.Option(None, "--canary", help="only this share of the events (e.g. 10%): "
+                                             "a canary against the active version, see `strategy canary`"),
+            margin: float | None = typer.Option(None, "--abort-margin", help="canary: abort by itself when its "
+                                                "failure or escalation rate exceeds the baseline's by more than this "
+                                                "rate (default 0.05) with 95% confidence"),
+            min_events: int | None = typer.Option(None, "--min-events", help="canary: observations each arm needs "
+                                                  "before an automatic abort (default 50)"),
             fmt: str = FormatOpt, query: str = QueryOpt) -> None:
-    """Approve a published version and make it active (REQUIRE_OTHER_APPROVER: not by its author)."""
+    """Approve a published version and make it active (REQUIRE_OTHER_APPROVER: not by its author);
+    with --canary, make it decide only a share of the events first."""
     output = Output(fmt, query)
     who = actor(by, by_alias)
+    if share is None and (margin is not None or min_events is not None):
+        raise typer.BadParameter("--abort-margin and --min-events go with --canary", param_hint="--canary")
+    if share is not None:
+        from powerx_agent.strategy.canary import parse_share
+
+        if directory is not None or strategy_id is None or version is None:
+            raise typer.BadParameter("--canary goes with ID --version N", param_hint="--canary")
+        try:
+            parse_share(share)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--canary") from None
+        if margin is not None and not 0 <= margin < 1:
+            raise typer.BadParameter("a rate in [0, 1), e.g. 0.05", param_hint="--abort-margin")
+        if min_events is not None and not 1 <= min_events <= 1_000_000:
+            raise typer.BadParameter("at least 1 (and at most 1,000,000)", param_hint="--min-events")
+        started = _ops(lambda ops, deps: ops.approve_canary(deps, strategy_id, version, share, who, reason,
+                                                            margin=margin, min_events=min_events))
+        output.emit(started, lambda console: console.print(
+            f"{strategy_id} v{version} is a canary deciding {started['percent']:g}% of the events of "
+            f"{', '.join(started['event_types'])}; v{started['baseline']} decides the rest. "
+            f"Follow it with `powerx-agent strategy canary status {strategy_id}`"))
+        return
+    if directory is not None:
+        if strategy_id is not None or version is not None:
+            raise typer.BadParameter("give either ID --version N or --dir DIR", param_hint="--dir")
+        if not directory.exists():
+            raise typer.BadParameter(f"{directory} does not exist", param_hint="--dir")
+        with _Stages(output.text) as stages:
+            done = _ops(lambda ops, deps: ops.approve_published(deps, directory, who, reason, progress=stages))
+        output.emit(done, lambda console: console.print(
+            f"{done['approved']} strategies approved by {who} and active; library revision {done['revision']}"))
+        return
+    if strategy_id is None or version is None:
+        raise typer.BadParameter("give ID --version N (or --dir DIR)", param_hint="ID")
     result = _ops(lambda ops, deps: ops.approve(deps, strategy_id, version, who, reason))
     output.emit(result, lambda console: console.print(
         f"{strategy_id} v{version} approved by {who} and active (was v{result.get('previous')}); "
@@ -418,6 +499,126 @@ def diff(strategy_id: str = typer.Argument(...), from_version: int = typer.Optio
     output.emit({"strategy_id": strategy_id, "from": from_version, "to": to_version, "differs": bool(text),
                  "diff": text}, lambda console: sys.stdout.write(text))
     raise typer.Exit(1 if text else 0)
+
+
+# -- canary rollout -------------------------------------------------------------------------------------
+
+canary_app = typer.Typer(help="A version deciding a share of the events: status, promote, abort.",
+                         no_args_is_help=True)
+app.add_typer(canary_app, name="canary")
+
+
+def _rate(rate: dict[str, Any]) -> str:
+    if not rate["of"]:
+        return "-"
+    low, high = rate["ci95"]
+    return f"{rate['rate']:.1%} [{low:.1%}, {high:.1%}] ({rate['count']}/{rate['of']})"
+
+
+def _latency(found: dict[str, Any]) -> str:
+    if not found["count"]:
+        return "-"
+    p95 = found["p95_at_most"]
+    shown = f"≤ {p95:g}" if p95 is not None else f"> {found['beyond']:g}"
+    return f"mean {found['mean']:.1f} ms, p95 {shown} ms ({found['count']})"
+
+
+def _canary_table(found: dict[str, Any], console: Console) -> None:
+    c = found["comparison"]
+    console.print(f"{found['strategy_id']}: canary v{found['version']} ({found['percent']:g}%) against v"
+                  f"{found['baseline']}, {found['status']}, started {found['started_at']} by {found.get('started_by')}"
+                  + (f"; ended {found['ended_at']} by {found.get('ended_by')}: {found.get('end_reason')}"
+                     if found.get("ended_at") else ""), highlight=False)
+    from rich.table import Table
+
+    table = Table("measure (95% CI)", "canary", "baseline", "canary − baseline")
+    for name, label in (("hit_rate", "hit rate"), ("success_rate", "workflow success rate"),
+                        ("failure_rate", "workflow failure rate"), ("escalation_rate", "escalation rate")):
+        diff = c["difference"][name]
+        table.add_row(label, _rate(c["canary"][name]), _rate(c["baseline"][name]),
+                      f"{diff['value']:+.1%} [{diff['ci95'][0]:+.1%}, {diff['ci95'][1]:+.1%}]" if diff else "-")
+    table.add_row("generation latency", _latency(c["canary"]["latency_ms"]), _latency(c["baseline"]["latency_ms"]), "")
+    console.print(table)
+    verdict = found["verdict"]
+    console.print(("[red]abort: " if verdict["abort"] else "no abort: ") + verdict["why"] +
+                  ("[/red]" if verdict["abort"] else ""), highlight=False)
+
+
+@canary_app.command("status")
+def canary_status(strategy_id: str = typer.Argument(..., help="the strategy"), fmt: str = FormatOpt,
+                  query: str = QueryOpt) -> None:
+    """The running canary (or the last one) with both arms compared, with counts and 95% intervals."""
+    from powerx_agent.match import canary
+
+    output = Output(fmt, query)
+    found = _ops(lambda ops, deps: canary.status(deps, strategy_id))
+    output.emit(found, lambda console: _canary_table(found, console))
+
+
+@canary_app.command("promote")
+def canary_promote(strategy_id: str = typer.Argument(..., help="the strategy"),
+                   by: str = ByOpt, by_alias: str = ByAliasOpt, reason: str = typer.Option(..., "--reason"),
+                   fmt: str = FormatOpt, query: str = QueryOpt) -> None:
+    """The canary version decides every event (an approval, audited as one)."""
+    output = Output(fmt, query)
+    who = actor(by, by_alias)
+    done = _ops(lambda ops, deps: ops.promote_canary(deps, strategy_id, who, reason))
+    output.emit(done, lambda console: console.print(
+        f"{strategy_id} v{done['version']} promoted by {who} and active for every event "
+        f"(was v{done.get('previous')}); library revision {done.get('revision')}"))
+
+
+@canary_app.command("abort")
+def canary_abort(strategy_id: str = typer.Argument(..., help="the strategy"),
+                 by: str = ByOpt, by_alias: str = ByAliasOpt, reason: str = typer.Option(..., "--reason"),
+                 fmt: str = FormatOpt, query: str = QueryOpt) -> None:
+    """The active version decides every event again (audited, counted, notified)."""
+    output = Output(fmt, query)
+    who = actor(by, by_alias)
+    with session() as (_deps, metrics):
+        done = _ops(lambda ops, deps: ops.abort_canary(deps, metrics, strategy_id, who, reason))
+    output.emit(done, lambda console: console.print(
+        f"{strategy_id}'s canary v{done['version']} aborted by {who}; v{done['baseline']} decides every event again"))
+
+
+# -- the compiled library artifact of the deployment ------------------------------------------------
+
+library_app = typer.Typer(help="The compiled artifact of the deployment's library revision.", no_args_is_help=True)
+app.add_typer(library_app, name="library")
+
+
+@library_app.command("status")
+def library_status(deep: bool = typer.Option(False, "--deep", help="also check it was built from every "
+                                             "active version's current YAML (reads every version)"),
+                   fmt: str = FormatOpt, query: str = QueryOpt) -> None:
+    """Whether the current revision's artifact is what the matchers serve (exit 1 when not)."""
+    from powerx_agent.ops import library
+
+    output = Output(fmt, query)
+    found = _ops(lambda ops, deps: library.status(deps, deep))
+    pointer = found.artifact or {}
+    text = (f"library revision {found.revision}: {found.active} active strategies; artifact "
+            f"{str(pointer.get('sha256', ''))[:12] or '-'} ({pointer.get('bytes', 0):,} bytes in "
+            f"{pointer.get('chunks', 0)} chunks) ")
+    output.emit(found.to_dict(), lambda console: console.print(
+        styled(text) + (styled("ok", "green") if found.ok else styled(str(found.problem), "red"))))
+    raise typer.Exit(0 if found.ok else 1)
+
+
+@library_app.command("rebuild")
+def library_rebuild(by: str = ByOpt, by_alias: str = ByAliasOpt, fmt: str = FormatOpt,
+                    query: str = QueryOpt) -> None:
+    """Compile every active version from its YAML into a new artifact for the current revision."""
+    from powerx_agent.ops import library
+
+    output = Output(fmt, query)
+    who = actor(by, by_alias)
+    with _Stages(output.text) as stages:
+        done = _ops(lambda ops, deps: library.rebuild(deps, who, progress=lambda d, t: stages("compile", d, t)))
+    pointer = done["artifact"]
+    output.emit(done, lambda console: console.print(
+        f"library revision {done['revision']}: artifact {pointer['sha256'][:12]} rebuilt "
+        f"({pointer['strategies']} strategies, {pointer['bytes']:,} bytes)"))
 
 
 # -- simulate: a backtest of a library over recorded events ------------------------------------

@@ -262,7 +262,9 @@ def seed_tenants(ddb: Any, tenants_file: Path) -> list[dict[str, Any]]:
 
 
 def publish_directory(store: StrategiesStore, directory: Path, actor: str = "local-runtime") -> list[dict[str, Any]]:
-    """Publish and approve every strategy file whose YAML says ``status: approved`` (local seeding)."""
+    """Publish and approve every strategy file whose YAML says ``status: approved`` (local seeding),
+    each approval publishing the library revision with its compiled artifact."""
+    from powerx_agent.ops.library import builder
     from powerx_agent.strategy.loader import load_strategy_text, strategy_files
 
     results = []
@@ -275,5 +277,6 @@ def publish_directory(store: StrategiesStore, directory: Path, actor: str = "loc
         strategy = compiled.strategy
         store.publish(strategy.id, strategy.version, text, actor)
         if strategy.status == "approved":
-            results.append(store.approve(strategy.id, strategy.version, actor, "seeded by the local runtime"))
+            results.append(store.approve(strategy.id, strategy.version, actor, "seeded by the local runtime",
+                                         build=builder(store)))
     return results

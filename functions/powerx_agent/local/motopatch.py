@@ -73,6 +73,12 @@ Checked against moto 5.2.5 (the version pinned by ``pyproject.toml``: ``moto[ser
     ``HeartbeatSeconds``, only looks at it after the next heartbeat: the task waits until the
     heartbeat times out and fails. The patch returns an outcome that is already there before waiting.
     Test: ``tests/integration/test_callback_contract.py`` (a callback plugin answering 200 at once).
+13. ``DynamoDBBackend.transact_write_items``: to be able to roll back, moto deep-copies *every table*
+    a transaction touches before running it, so one TransactWriteItems costs O(table size) (``strategy
+    publish`` writes each new version with the first record of its audit chain in one transaction:
+    publishing 10,000 strategies copied the growing audit table 200 times). The patch snapshots only
+    the items the transaction names, lets moto run it with the tables "copied" by reference, and on any
+    failure puts those items back as they were: the same all-or-nothing outcome, O(items).
 """
 
 from __future__ import annotations
@@ -192,6 +198,7 @@ def apply(rule_lambda_target: Callable[[dict[str, Any], dict[str, Any]], None]) 
         _patch_backend_for_host()
         _patch_jsonpath_parse_cache()
         _patch_sqs_attributes()
+        _patch_transaction_rollback()
         _patch_atomic_writes()
         _patch_sfn_early_outcome()
         _state["applied"] = True
@@ -675,3 +682,67 @@ def _patch_atomic_writes() -> None:
 
     for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
         setattr(DynamoDBBackend, name, held(getattr(DynamoDBBackend, name)))
+
+
+# -- 13. transactions roll back the items they name, not a copy of whole tables --------------------
+def _patch_transaction_rollback() -> None:
+    from moto.dynamodb import models as ddb_models
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    real_copy = ddb_models.copy
+
+    class _TablesByReference:
+        """moto's ``copy`` module in ``moto.dynamodb.models``, except that a Table deep-copies as itself."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real_copy, name)
+
+        @staticmethod
+        def deepcopy(obj: Any, memo: Any = None) -> Any:
+            return obj if isinstance(obj, Table) else real_copy.deepcopy(obj, memo)
+
+    def snapshot(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, Any, Any, Any]]:
+        saved = []
+        for entry in transact_items:
+            op = next(iter(entry.values()), None) if isinstance(entry, dict) else None
+            table = backend.tables.get(op.get("TableName")) if isinstance(op, dict) else None
+            attrs = (op.get("Item") if "Item" in op else op.get("Key")) if table is not None else None
+            if not attrs or table.hash_key_attr not in attrs:
+                continue  # moto rejects the transaction before writing anything
+            hash_key = DynamoType(attrs[table.hash_key_attr])
+            range_key = (DynamoType(attrs[table.range_key_attr])
+                         if table.range_key_attr and table.range_key_attr in attrs else None)
+            if table.range_key_attr and range_key is None:
+                continue
+            current = table.items.get(hash_key, {}).get(range_key) if range_key is not None \
+                else table.items.get(hash_key)
+            saved.append((table, hash_key, range_key, real_copy.deepcopy(current)))
+        return saved
+
+    def restore(saved: list[tuple[Any, Any, Any, Any]]) -> None:
+        for table, hash_key, range_key, item in reversed(saved):
+            if range_key is not None:
+                partition = table.items[hash_key]
+                if item is None:
+                    partition.pop(range_key, None)
+                else:
+                    partition[range_key] = item
+            elif item is None:
+                table.items.pop(hash_key, None)
+            else:
+                table.items[hash_key] = item
+
+    original = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved = snapshot(self, transact_items)
+        try:
+            original(self, transact_items)
+        except Exception:
+            restore(saved)
+            raise
+
+    ddb_models.copy = _TablesByReference()
+    DynamoDBBackend.transact_write_items = transact_write_items

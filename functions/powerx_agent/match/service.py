@@ -17,11 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 from powerx_agent import spec, telemetry
 from powerx_agent.audit.records import AuditEntry, workflow_chain
-from powerx_agent.errors import RetryableError, StrategyError, TaskflowError
+from powerx_agent.errors import AgentError, RetryableError, StrategyError, TaskflowError
 from powerx_agent.escalation.service import escalate
+from powerx_agent.strategy import artifact
+from powerx_agent.strategy.canary import CanaryPlan
 from powerx_agent.strategy.evaluate import Evaluation, EventFacts, evaluate
-from powerx_agent.strategy.library import Library, LibraryCache, build_library, library_from_directory
-from powerx_agent.strategy.loader import CompiledStrategy
+from powerx_agent.strategy.library import (
+    Library,
+    LibraryCache,
+    LibraryLoadError,
+    build_library,
+    library_from_artifact,
+    library_from_directory,
+)
+from powerx_agent.strategy.loader import CompiledStrategy, load_strategy_text
 from powerx_agent.taskflow.asl import (
     CompiledFlow,
     FunctionArns,
@@ -60,16 +69,54 @@ class Matcher:
         cache_key = "library:table" if use_published else "library:dir"
         cache = self.state.setdefault(cache_key, LibraryCache(self.settings.library_refresh_seconds,
                                                                 self.deps.clock.monotonic))
+        fallback = None
         if use_published:
-            seen: dict[str, Any] = {}
+            head: dict[str, Any] = {}
 
             def current() -> str:
-                # one read of LIBRARY/REVISION: its label and its active map belong together
-                seen.update(self.deps.strategies.revision())
-                return f"r{seen['revision']}"
+                # one small read: the revision number, its artifact pointer and the running canaries
+                # (not the active map); a canary change is a new library without a new artifact
+                head.clear()
+                head.update(self.deps.strategies.revision_head())
+                return f"r{head['revision']}" + (f"+c{int(head['canary_seq'])}" if head.get("canaries") else "")
+
+            def base(number: int) -> Library:
+                cached = self.state.get("library:base")
+                if cached is not None and cached[0] == number:
+                    return cached[1]
+                if number == 0:
+                    library = build_library([], "r0")
+                else:
+                    try:
+                        found = artifact.read(self.deps.strategies.artifact, head.get("artifact"), number)
+                        library = library_from_artifact(found, f"r{number}")
+                    except AgentError as exc:  # missing, corrupt, stale: counted, then compiled from the YAML
+                        self._library_error(exc, "library artifact not served; compiling the revision's YAML")
+                        item = self.deps.strategies.revision()
+                        library = build_library(self.deps.strategies.documents(item.get("active", {})),
+                                                f"r{item['revision']}")
+                self.state["library:base"] = (number, library)
+                return library
 
             def load(revision: str) -> Library:
-                return build_library(self.deps.strategies.documents(seen.get("active", {})), revision)
+                library = base(int(head["revision"]))
+                canaries = dict(head.get("canaries") or {})
+                if not canaries and revision == library.revision:
+                    return library
+                return library.with_canaries(revision, [self._canary(sid, entry) for sid, entry in sorted(canaries.items())])
+
+            def fallback() -> Library | None:
+                """A cold process whose current revision cannot be loaded serves the newest earlier
+                revision whose artifact verifies (the warm ones keep serving theirs)."""
+                for pointer in head.get("artifacts", []):
+                    if pointer.get("revision") == head.get("revision"):
+                        continue
+                    try:
+                        found = artifact.read(self.deps.strategies.artifact, pointer, pointer.get("revision"))
+                        return library_from_artifact(found, f"r{pointer['revision']}")
+                    except AgentError as exc:
+                        self._library_error(exc, "earlier library artifact not served either")
+                return None
         else:
             def current() -> str:
                 return f"dir:{self.settings.strategies_dir}"
@@ -78,11 +125,24 @@ class Matcher:
                 return library_from_directory(self.settings.strategies_dir, revision)
 
         def on_error(exc: Exception) -> None:
-            self.metrics.add(spec.METRICS["library_errors"], 1)
-            telemetry.logger.error("strategy library not loaded; serving the last good one",
-                                   extra={"error": str(exc)[:2000]})
+            self._library_error(exc, "strategy library not loaded; serving the last good one")
 
-        return cache.get(current, load, on_error)
+        return cache.get(current, load, on_error, fallback)
+
+    def _canary(self, strategy_id: str, entry: dict[str, Any]) -> tuple[CanaryPlan, CompiledStrategy]:
+        """A running canary's plan and its version, compiled (one read: the version item)."""
+        plan = CanaryPlan.from_item(strategy_id, entry)
+        item = self.deps.strategies.version(strategy_id, plan.version)
+        if item is None:
+            raise AgentError(f"canary version {strategy_id} v{plan.version} is missing", code="strategy.missing_version")
+        compiled, findings = load_strategy_text(item["yaml"], f"{strategy_id}@v{plan.version}")
+        if compiled is None or any(f.severity == "error" for f in findings):
+            raise LibraryLoadError(f"{strategy_id}@v{plan.version}", [f for f in findings if f.severity == "error"])
+        return plan, compiled
+
+    def _library_error(self, exc: Exception, message: str) -> None:
+        self.metrics.add(spec.METRICS["library_errors"], 1)
+        telemetry.logger.error(message, extra={"error": str(exc)[:2000]})
 
     # -- the step ----------------------------------------------------------------------------
     def handle(self, context: dict[str, Any]) -> dict[str, Any]:
@@ -168,9 +228,11 @@ class Matcher:
             # this event and this strategy can never make an execution (template.too_large,
             # limit.payload_size): a person decides; retrying would fail the same way
             return self._refuse(context, strategy.id, "input_too_large", {"code": exc.code, "message": exc.message})
-        state_machine_arn = self._ensure_state_machine(full)  # the strategy version's alias follows it
+        # a canary's flows leave the strategy's alias on the active version until a promotion
+        point_alias = (found.decision.arm or {}).get("arm") != "canary"
+        state_machine_arn = self._ensure_state_machine(full, point_alias)  # the strategy version's alias follows it
         if flow is not full:
-            state_machine_arn = self._ensure_state_machine(flow)
+            state_machine_arn = self._ensure_state_machine(flow, point_alias)
         skipped = dict.fromkeys(flow.skipped_nodes, SKIPPED_AT_MATCH)
         created = self.deps.workflows.create(
             {"workflow_id": workflow_id, "tenant_id": tenant_id, "event_id": event["event_id"],
@@ -250,7 +312,8 @@ class Matcher:
         cache_key = (compiled.strategy.key, compiled.strategy.model_dump_json(), arns)
         flow = cache.get(cache_key)
         if flow is None:
-            flow = compile_flow(compiled.strategy, arns)
+            template = compiled.flow_template  # compiled when the library artifact was built
+            flow = template.instantiate(arns) if template is not None else compile_flow(compiled.strategy, arns)
             cache[cache_key] = flow
         return flow
 
@@ -263,14 +326,15 @@ class Matcher:
         head: CompiledFlow | None = cache[full.sha256]
         return head
 
-    def _ensure_state_machine(self, flow: CompiledFlow) -> str:
+    def _ensure_state_machine(self, flow: CompiledFlow, point_alias: bool = True) -> str:
         """The ARN to start executions on. Creates the flow's hash-named state machine (published as
         version 1, never updated) and publishes the flow as a version of the strategy's alias
-        machine, pointing its ``live`` alias there (see :mod:`powerx_agent.adapters.state_machines`)."""
+        machine, pointing its ``live`` alias there (see :mod:`powerx_agent.adapters.state_machines`),
+        unless the flow is a canary's: ``live`` stays on the active version until a promotion."""
         known = self.state.setdefault("state_machines", {})
         name = self.deps.state_machines.machine_name(flow)
         if name not in known:
-            known[name] = self.deps.state_machines.ensure(flow)
+            known[name] = self.deps.state_machines.ensure(flow, point_alias=point_alias)
         return known[name]["state_machine_arn"]
 
     def _state_machine_meta(self, flow: CompiledFlow) -> dict[str, Any]:

@@ -42,6 +42,14 @@ class Change:
             self._undo.append((name, lambda: undo(result)))
         return result
 
+    def many_writes(self, name: str, do: Callable[[], T], undo: Callable[[], Any]) -> T:
+        """Make one step of many writes that can fail half-way (e.g. batches): ``undo()`` puts back
+        whatever part of it was made, whether this step or a later one fails."""
+        self.step_name = name
+        self._made += 1
+        self._undo.append((name, undo))
+        return do()
+
     def settled(self, hint: str) -> None:
         """The point of no return (e.g. an execution started): the steps made so far stay; a later failure
         is reported with ``hint``, how to finish the change."""

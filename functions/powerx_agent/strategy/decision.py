@@ -58,7 +58,8 @@ class Decision:
     indexed matcher selects without explaining every candidate and explains them when the record is
     read (the record is the same either way; see :mod:`powerx_agent.strategy.index`)."""
 
-    __slots__ = ("event_id", "tenant_id", "event_type", "library_revision", "selected", "_candidates", "_resolve")
+    __slots__ = ("event_id", "tenant_id", "event_type", "library_revision", "selected", "_candidates", "_resolve",
+                 "arm")
 
     def __init__(self, *, event_id: str, tenant_id: str, event_type: str, library_revision: str,
                  selected: dict[str, Any] | None, candidates: tuple[Candidate, ...] | None = None,
@@ -72,6 +73,9 @@ class Decision:
         self.selected = selected
         self._candidates = candidates
         self._resolve = resolve
+        self.arm: dict[str, Any] | None = None
+        """When a canary covers the event type: which arm decided and why
+        (:func:`powerx_agent.strategy.canary.arm_of`)."""
 
     @property
     def candidates(self) -> tuple[Candidate, ...]:
@@ -94,16 +98,20 @@ class Decision:
         return self.selected is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"event_id": self.event_id, "tenant_id": self.tenant_id, "event_type": self.event_type,
-                "library_revision": self.library_revision, "selected": self.selected,
-                "candidates": [c.to_dict() for c in self.candidates]}
+        record = {"event_id": self.event_id, "tenant_id": self.tenant_id, "event_type": self.event_type,
+                  "library_revision": self.library_revision, "selected": self.selected,
+                  "candidates": [c.to_dict() for c in self.candidates]}
+        if self.arm is not None:
+            record["arm"] = self.arm
+        return record
 
     def reason(self) -> str:
         if self.selected:
             others = sum(1 for c in self.candidates if c.matched) - 1
             extra = f"; {others} other matching candidate(s) had lower weight or a higher id" if others > 0 else ""
+            arm = f" ({self.arm['arm']} arm of {self.arm['strategy_id']}'s canary)" if self.arm else ""
             return (f"{self.selected['strategy_id']} v{self.selected['version']} matched with weight "
-                    f"{self.selected['weight']}{extra}")
+                    f"{self.selected['weight']}{extra}{arm}")
         if not self.candidates:
             return f"no approved strategy handles {self.event_type} for tenant {self.tenant_id}"
         fails = "; ".join(f"{c.strategy_id}: {c.failed.path} {c.failed.op} {c.failed.expected!r}"

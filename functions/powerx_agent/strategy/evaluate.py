@@ -74,9 +74,13 @@ def evaluate(library: Library, event: EventFacts, tenant: Mapping[str, Any], *,
     its ``owner`` is the ``${tenant_owner}`` builtin, alias ``${owner}``; the selected strategy's own
     ``owner`` key is ``${strategy_owner}``), and what it would run."""
     doc = event.doc()
-    decision, selected = library.index.decide(event_type=event.event_type, tenant_id=event.tenant_id,
-                                              event_id=event.event_id, doc=doc, bus_event=event.bus_event(),
-                                              explain_all=explain_all)
+    index, arm = library.route(event.event_type, event.idempotency_key)
+    decision, selected = index.decide(event_type=event.event_type, tenant_id=event.tenant_id,
+                                      event_id=event.event_id, doc=doc, bus_event=event.bus_event(),
+                                      explain_all=explain_all)
+    decision.library_revision = library.revision  # with running canaries: r<revision>+c<canary change>
+    if arm is not None:  # a canary covers the event type: the record says which arm decided and why
+        decision.arm = arm
     tenant_owner = str(tenant.get("owner") or "")
     builtins = {"tenant": event.tenant_id, "event_id": event.event_id, "tenant_owner": tenant_owner,
                 "strategy_owner": selected.strategy.owner if selected else "", "owner": tenant_owner,

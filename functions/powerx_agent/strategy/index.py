@@ -27,9 +27,9 @@ import bisect
 import heapq
 import math
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from powerx_agent.strategy.conditions import All, Leaf, is_number, type_key
 from powerx_agent.strategy.decision import Candidate, Decision, FailedCondition
@@ -37,9 +37,41 @@ from powerx_agent.strategy.loader import CompiledStrategy
 from powerx_agent.strategy.paths import MISSING
 
 
+class Member(Protocol):
+    """A strategy as the index sees it. A :class:`CompiledStrategy` is one; a library artifact's
+    members answer the identity fields at once, compile ``condition``/``pattern`` when their event
+    type is first seen, and the whole strategy (:meth:`full`) when they are first selected."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def weight(self) -> int: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def tenants(self) -> tuple[str, ...]: ...
+
+    @property
+    def event_types(self) -> tuple[str, ...]: ...
+
+    @property
+    def condition(self) -> Any: ...
+
+    @property
+    def pattern(self) -> Any: ...
+
+    def full(self) -> CompiledStrategy: ...
+
+
 @dataclass(frozen=True)
 class _Entry:
-    compiled: CompiledStrategy
+    member: Member
     wildcard_tenant: bool
     tenants: frozenset[str]
     key_leaf: Leaf | None      # the equality conjunct the index uses, if any
@@ -52,7 +84,7 @@ class _Entry:
 NUMERIC_OPS = ("gt", "gte", "lt", "lte")
 
 
-def _range_leaf(compiled: CompiledStrategy, key_leaf: Leaf | None) -> Leaf | None:
+def _range_leaf(compiled: Member, key_leaf: Leaf | None) -> Leaf | None:
     condition = compiled.condition
     if (compiled.pattern is not None or key_leaf is None or not isinstance(condition, All)
             or len(condition.children) != 2 or condition.children[0] is not key_leaf):
@@ -99,7 +131,7 @@ def _always(doc: dict, bus_event: dict) -> bool:
     return True
 
 
-def _hot_test(compiled: CompiledStrategy, key_leaf: Leaf | None) -> Callable[[dict, dict], bool]:
+def _hot_test(compiled: Member, key_leaf: Leaf | None) -> Callable[[dict, dict], bool]:
     """A boolean test for the hot path. The record is explained later by :func:`evaluate`; a
     strategy reached through the index already has its key conjunct holding, so when that key is
     the first child of a top-level ``all`` only the other children are tested."""
@@ -124,7 +156,7 @@ def _hot_test(compiled: CompiledStrategy, key_leaf: Leaf | None) -> Callable[[di
     return lambda doc, bus_event: matches(doc)
 
 
-def _key_for(compiled: CompiledStrategy) -> tuple[Leaf | None, bool, frozenset]:
+def _key_for(compiled: Member) -> tuple[Leaf | None, bool, frozenset]:
     if compiled.pattern is not None or compiled.condition is None:
         return None, False, frozenset()
     condition = compiled.condition
@@ -181,38 +213,53 @@ def _build_view(entries: tuple[_Entry, ...]) -> _View:
 
 
 class StrategyIndex:
-    def __init__(self, strategies: list[CompiledStrategy], revision: str, only_approved: bool = True) -> None:
+    def __init__(self, strategies: Sequence[Member], revision: str, only_approved: bool = True,
+                 order: Mapping[str, Sequence[int]] | None = None) -> None:
         """``only_approved=False`` when the approval lives outside the YAML (published versions whose
-        approval is recorded in ``agent_strategies``)."""
+        approval is recorded in ``agent_strategies``). ``order``: for each event type, the positions
+        in ``strategies`` of its members in selection order, when already known (a library
+        artifact holds it); computed otherwise. Nothing is compiled here: a member's conditions
+        are read when its event type is first looked up."""
         self.revision = revision
-        by_type: dict[str, list[_Entry]] = defaultdict(list)
-        for compiled in strategies:
-            strategy = compiled.strategy
-            if strategy.status == "retired" or (only_approved and strategy.status != "approved"):
-                continue
-            key_leaf, leading, keys = _key_for(compiled)
-            entry = _Entry(compiled, "*" in strategy.tenants, frozenset(strategy.tenants), key_leaf, leading, keys,
-                           _hot_test(compiled, key_leaf), _range_leaf(compiled, key_leaf))
-            for event_type in strategy.on.event:
-                by_type[event_type].append(entry)
-        # highest weight first, then lowest id: the first match in this order is the selection
-        self._by_type = {t: tuple(sorted(es, key=lambda e: (-e.compiled.strategy.weight, e.compiled.strategy.id)))
-                         for t, es in by_type.items()}
+        self._members = strategies
+        self._entries: list[_Entry | None] = [None] * len(strategies)
+        if order is None:
+            by_type: dict[str, list[int]] = defaultdict(list)
+            for pos, member in enumerate(strategies):
+                for event_type in member.event_types:
+                    by_type[event_type].append(pos)
+            # highest weight first, then lowest id: the first match in this order is the selection
+            order = {t: sorted(ps, key=lambda p: (-strategies[p].weight, strategies[p].id))
+                     for t, ps in by_type.items()}
+        self._by_type = {t: tuple(p for p in ps if strategies[p].status != "retired"
+                                  and (not only_approved or strategies[p].status == "approved"))
+                         for t, ps in order.items()}
         self._views: dict[tuple[str, str], _View] = {}
         self.size = len(strategies)
+
+    def _entry(self, pos: int) -> _Entry:
+        entry = self._entries[pos]
+        if entry is None:
+            member = self._members[pos]
+            key_leaf, leading, keys = _key_for(member)
+            entry = _Entry(member, "*" in member.tenants, frozenset(member.tenants), key_leaf, leading, keys,
+                           _hot_test(member, key_leaf), _range_leaf(member, key_leaf))
+            self._entries[pos] = entry
+        return entry
 
     def _view(self, event_type: str, tenant_id: str) -> _View:
         view = self._views.get((event_type, tenant_id))
         if view is None:
-            entries = tuple(e for e in self._by_type.get(event_type, ())
-                            if e.wildcard_tenant or tenant_id in e.tenants)
+            members = self._members
+            entries = tuple(self._entry(p) for p in self._by_type.get(event_type, ())
+                            if "*" in members[p].tenants or tenant_id in members[p].tenants)
             view = _build_view(entries)
             if len(self._views) < 100_000:  # bounded: (event type, tenant) pairs actually seen
                 self._views[(event_type, tenant_id)] = view
         return view
 
     def candidates(self, event_type: str, tenant_id: str) -> list[CompiledStrategy]:
-        return [e.compiled for e in self._view(event_type, tenant_id).entries]
+        return [e.member.full() for e in self._view(event_type, tenant_id).entries]
 
     def decide(self, *, event_type: str, tenant_id: str, event_id: str, doc: dict[str, Any],
                bus_event: dict[str, Any], explain_all: bool = True) -> tuple[Decision, CompiledStrategy | None]:
@@ -244,7 +291,7 @@ class StrategyIndex:
                 if entries[pos].holds(doc, bus_event):
                     selected_pos = pos
                     break
-        selected = entries[selected_pos].compiled if selected_pos >= 0 else None
+        selected = entries[selected_pos].member.full() if selected_pos >= 0 else None
         shown = len(entries) if explain_all or selected_pos < 0 else selected_pos + 1
 
         def resolve() -> tuple[Candidate, ...]:
@@ -260,9 +307,9 @@ class StrategyIndex:
                     failure: FailedCondition | None = FailedCondition(found.path, found.op, found.expected,
                                                                       found.actual)
                 else:
-                    failure = evaluate(entry.compiled, doc, bus_event)
-                strategy = entry.compiled.strategy
-                out.append(Candidate(strategy.id, strategy.version, strategy.weight, failure is None, failure))
+                    failure = evaluate(entry.member, doc, bus_event)
+                member = entry.member
+                out.append(Candidate(member.id, member.version, member.weight, failure is None, failure))
             return tuple(out)
 
         decision = Decision(
@@ -275,7 +322,7 @@ class StrategyIndex:
         return decision, selected
 
 
-def evaluate(compiled: CompiledStrategy, doc: dict[str, Any], bus_event: dict[str, Any]) -> FailedCondition | None:
+def evaluate(compiled: Member, doc: dict[str, Any], bus_event: dict[str, Any]) -> FailedCondition | None:
     if compiled.pattern is not None:
         failed = compiled.pattern.explain(bus_event)
         if failed is None:

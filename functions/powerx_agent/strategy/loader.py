@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -78,6 +78,13 @@ class CompiledStrategy:
     notify_targets: dict[str, Template]
     key_positions: Mapping[str, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
     """(line, col) of each top-level key in the source file (for cross-file findings)."""
+    flow_template: Any | None = field(default=None, repr=False, compare=False)
+    """The flow compiled once when a library artifact was built (a :class:`~powerx_agent.taskflow.asl.
+    FlowTemplate`), or None: the matcher then compiles the flow itself."""
+
+    def full(self) -> CompiledStrategy:
+        """This strategy, compiled (a library artifact's members compile on first use)."""
+        return self
 
     @property
     def id(self) -> str:
@@ -94,6 +101,14 @@ class CompiledStrategy:
     @property
     def event_types(self) -> tuple[str, ...]:
         return self.strategy.on.event
+
+    @property
+    def status(self) -> str:
+        return self.strategy.status
+
+    @property
+    def tenants(self) -> tuple[str, ...]:
+        return self.strategy.tenants
 
     @property
     def key(self) -> str:
@@ -149,18 +164,51 @@ def load_strategy_text(text: str | bytes, source: str) -> tuple[CompiledStrategy
         _compile_parts_from_raw(out, data)
         return None, out.findings
 
-    condition = None
-    if strategy.when is not None:
+    parts = _compile_parts(strategy, out.error)
+    _flow_findings(out, strategy)
+    if parts is not None:
+        _owner_findings(out, strategy, parts["variables"], parts["node_inputs"], parts["notify_targets"])
+
+    if out.has_errors or parts is None:
+        return None, out.findings
+    top = {key: loaded.positions[(key,)] for key in data if (key,) in loaded.positions}
+    return CompiledStrategy(strategy=strategy, source=source, **parts, key_positions=top), out.findings
+
+
+def compile_checked(strategy: Strategy, source: str, condition: Condition | None = None,
+                    pattern: Any | None = None) -> CompiledStrategy:
+    """Compile a strategy that was checked before (a library artifact's model, validated again):
+    raises the first :class:`StrategyError` instead of collecting findings. ``condition`` and
+    ``pattern``, when given, were compiled from this strategy's ``when``/``pattern`` already."""
+
+    def fail(exc: StrategyError, fallback: tuple) -> None:
+        raise exc
+
+    parts = _compile_parts(strategy, fail, condition=condition, pattern=pattern)
+    assert parts is not None  # any problem raised
+    return CompiledStrategy(strategy=strategy, source=source, **parts)
+
+
+def _compile_parts(strategy: Strategy, on_error: Callable[[StrategyError, tuple], None], *,
+                   condition: Condition | None = None, pattern: Any | None = None) -> dict[str, Any] | None:
+    """Conditions, pattern, variables and templates of a validated strategy; every problem goes to
+    ``on_error(exc, location)``. None when the variables do not compile."""
+    if condition is None and strategy.when is not None:
         try:
             condition = compile_condition(strategy.when, "when")
         except StrategyError as exc:
-            out.error(exc, ("when",))
-
-    pattern = None
-    if strategy.pattern is not None:
-        pattern = _compile_pattern(out, strategy.pattern)
-
-    variables, known = _compile_variables(out, strategy.variables)
+            on_error(exc, ("when",))
+    if pattern is None and strategy.pattern is not None:
+        try:
+            pattern = compile_pattern(strategy.pattern, "pattern")
+        except StrategyError as exc:
+            on_error(exc, ("pattern",))
+    try:
+        variables = compile_variables(strategy.variables, BUILTINS, "variables")
+        known = BUILTINS | frozenset(variables.names)
+    except StrategyError as exc:
+        on_error(exc, ("variables",))
+        variables, known = None, BUILTINS | frozenset(k for k in strategy.variables if isinstance(k, str))
     node_inputs: dict[str, Template] = {}
     notify_targets: dict[str, Template] = {}
     node_whens: dict[str, Condition] = {}
@@ -169,39 +217,21 @@ def load_strategy_text(text: str | bytes, source: str) -> tuple[CompiledStrategy
         try:
             node_inputs[node.id] = compile_template(node.input, f"{base}.input", known)
         except StrategyError as exc:
-            out.error(exc, ("flow", "nodes", index, "input"))
+            on_error(exc, ("flow", "nodes", index, "input"))
         if node.notify is not None:
             try:
                 notify_targets[node.id] = compile_template(node.notify.to, f"{base}.notify.to", known)
             except StrategyError as exc:
-                out.error(exc, ("flow", "nodes", index, "notify", "to"))
+                on_error(exc, ("flow", "nodes", index, "notify", "to"))
         if node.when is not None:
             try:
                 node_whens[node.id] = compile_condition(node.when, f"{base}.when")
             except StrategyError as exc:
-                out.error(exc, ("flow", "nodes", index, "when"))
-
-    _flow_findings(out, strategy)
-    if variables is not None:
-        _owner_findings(out, strategy, variables, node_inputs, notify_targets)
-
-    if out.has_errors or variables is None:
-        return None, out.findings
-    top = {key: loaded.positions[(key,)] for key in data if (key,) in loaded.positions}
-    compiled = CompiledStrategy(strategy=strategy, source=source, condition=condition, pattern=pattern,
-                                variables=variables, node_inputs=node_inputs, node_whens=node_whens,
-                                notify_targets=notify_targets, key_positions=top)
-    return compiled, out.findings
-
-
-def _compile_variables(out: _Collector, raw: dict) -> tuple[Variables | None, frozenset[str]]:
-    try:
-        variables = compile_variables(raw, BUILTINS, "variables")
-    except StrategyError as exc:
-        out.error(exc, ("variables",))
-        names = frozenset(k for k in raw if isinstance(k, str))
-        return None, BUILTINS | names
-    return variables, BUILTINS | frozenset(variables.names)
+                on_error(exc, ("flow", "nodes", index, "when"))
+    if variables is None:
+        return None
+    return {"condition": condition, "pattern": pattern, "variables": variables, "node_inputs": node_inputs,
+            "node_whens": node_whens, "notify_targets": notify_targets}
 
 
 def _owner_findings(out: _Collector, strategy: Strategy, variables: Variables, node_inputs: dict[str, Template],
@@ -218,14 +248,6 @@ def _owner_findings(out: _Collector, strategy: Strategy, variables: Variables, n
         out.at(path, "template.ambiguous_owner", "${owner} is the tenant's owner (tenant registry), not this "
                f"strategy's owner ({strategy.owner}): write ${{tenant_owner}} for the tenant's owner or "
                "${strategy_owner} for the strategy's", "warning")
-
-
-def _compile_pattern(out: _Collector, raw: dict) -> Any:
-    try:
-        return compile_pattern(raw, "pattern")
-    except StrategyError as exc:
-        out.error(exc, ("pattern",))
-        return None
 
 
 def _compile_parts_from_raw(out: _Collector, data: dict) -> None:
@@ -401,7 +423,7 @@ def load_directory(path: str | Path) -> tuple[list[CompiledStrategy], list[Findi
     return kept, findings
 
 
-def _position(strategy: CompiledStrategy, key: str) -> tuple[int, int]:
+def _position(strategy: Placed, key: str) -> tuple[int, int]:
     return strategy.key_positions.get(key, strategy.key_positions.get("id", (1, 1)))
 
 
@@ -409,11 +431,64 @@ def _overlap(left: tuple[str, ...], right: tuple[str, ...]) -> bool:
     return "*" in left or "*" in right or bool(set(left) & set(right))
 
 
-def cross_file_findings(strategies: list[CompiledStrategy]) -> tuple[list[CompiledStrategy], list[Finding]]:
+class Placed(Protocol):
+    """What the cross-file checks read of a strategy: a :class:`CompiledStrategy` or a :class:`Summary`."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def key_positions(self) -> Mapping[str, tuple[int, int]]: ...
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def weight(self) -> int: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def event_types(self) -> tuple[str, ...]: ...
+
+    @property
+    def tenants(self) -> tuple[str, ...]: ...
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A loaded strategy reduced to what the cross-file checks read (sent back by a lint worker)."""
+
+    source: str
+    id: str
+    version: int
+    weight: int
+    status: str
+    event_types: tuple[str, ...]
+    tenants: tuple[str, ...]
+    key_positions: Mapping[str, tuple[int, int]]
+    plugins: tuple[str, ...] = ()
+    """The plugins its flow calls (for the tenant checks of ``strategy lint --tenants``)."""
+
+    @classmethod
+    def of(cls, compiled: CompiledStrategy) -> Summary:
+        return cls(compiled.source, compiled.id, compiled.version, compiled.weight, compiled.status,
+                   tuple(compiled.event_types), tuple(compiled.tenants), dict(compiled.key_positions),
+                   tuple(sorted({n.plugin for n in compiled.strategy.flow.nodes if n.plugin})))
+
+
+P = TypeVar("P", bound=Placed)
+
+
+def cross_file_findings(strategies: list[P]) -> tuple[list[P], list[Finding]]:
     """Duplicate ``(id, version)`` → error (the later copies are dropped); weight ties → warning."""
     findings: list[Finding] = []
-    seen: dict[tuple[str, int], CompiledStrategy] = {}
-    kept: list[CompiledStrategy] = []
+    seen: dict[tuple[str, int], P] = {}
+    kept: list[P] = []
     for item in strategies:
         key = (item.id, item.version)
         if key in seen:
@@ -427,23 +502,26 @@ def cross_file_findings(strategies: list[CompiledStrategy]) -> tuple[list[Compil
         seen[key] = item
         kept.append(item)
 
-    by_weight: dict[int, list[CompiledStrategy]] = {}
-    for item in kept:
-        if item.strategy.status == "approved":
-            by_weight.setdefault(item.weight, []).append(item)
-    for weight, group in by_weight.items():
-        for j, later in enumerate(group):
-            for earlier in group[:j]:
-                if earlier.id == later.id:
-                    continue
-                common = set(earlier.event_types) & set(later.event_types)
-                if not common or not _overlap(earlier.strategy.tenants, later.strategy.tenants):
-                    continue
-                winner = min(earlier.id, later.id)
-                line, col = _position(later, "weight")
-                findings.append(Finding(
-                    later.source, line, col, "strategy.weight_tie",
-                    f"weight {weight} ties with '{earlier.id}' ({earlier.source}) for event "
-                    f"{', '.join(sorted(common))}: when both match, the lowest id ('{winner}') wins;"
-                    " give them different weights", "warning"))
+    # weight ties: only strategies of the same weight sharing an event type can tie, so pairs are
+    # looked up per (weight, event type) instead of comparing every pair of a weight
+    seen_at: dict[tuple[int, str], list[int]] = {}
+    approved = [item for item in kept if item.status == "approved"]
+    for j, later in enumerate(approved):
+        earlier_positions: set[int] = set()
+        for event_type in later.event_types:
+            bucket = seen_at.setdefault((later.weight, event_type), [])
+            earlier_positions.update(bucket)
+            bucket.append(j)
+        for i in sorted(earlier_positions):
+            earlier = approved[i]
+            if earlier.id == later.id or not _overlap(earlier.tenants, later.tenants):
+                continue
+            common = set(earlier.event_types) & set(later.event_types)
+            winner = min(earlier.id, later.id)
+            line, col = _position(later, "weight")
+            findings.append(Finding(
+                later.source, line, col, "strategy.weight_tie",
+                f"weight {later.weight} ties with '{earlier.id}' ({earlier.source}) for event "
+                f"{', '.join(sorted(common))}: when both match, the lowest id ('{winner}') wins;"
+                " give them different weights", "warning"))
     return kept, findings

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from yaml.composer import Composer
-from yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+import yaml.composer
+from yaml.events import AliasEvent, CollectionEndEvent, MappingStartEvent, ScalarEvent, StreamEndEvent
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from yaml.parser import Parser
 from yaml.reader import Reader
 from yaml.resolver import BaseResolver
@@ -82,62 +82,25 @@ _KIND = {bool: "a boolean", int: "an integer", float: "a number", type(None): "n
 _TRUE = frozenset({"true", "True", "TRUE"})
 
 
-class _Checks:
-    """Refuse aliases, anchors, huge scalars and deep nesting before the composer recurses."""
-
-    _source: str
-    _depth: int
-
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
-        event = self.peek_event()  # type: ignore[attr-defined]
-        mark = event.start_mark
-        if isinstance(event, AliasEvent):
-            raise _error(self._source, mark, "yaml.alias",
-                         f"alias '*{event.anchor}' refused: anchors and aliases are not allowed in strategies")
-        anchor = getattr(event, "anchor", None)
-        if anchor is not None:
-            raise _error(self._source, mark, "yaml.anchor",
-                         f"anchor '&{anchor}' refused: anchors and aliases are not allowed in strategies")
-        if isinstance(event, ScalarEvent) and len(event.value) > MAX_SCALAR_CHARS:
-            raise _error(self._source, mark, "yaml.too_large",
-                         f"a scalar of {len(event.value)} characters exceeds the limit of {MAX_SCALAR_CHARS}")
-        if isinstance(event, CollectionStartEvent):
-            self._depth += 1
-            if self._depth > MAX_DEPTH:
-                raise _error(self._source, mark, "yaml.too_deep",
-                             f"nesting deeper than {MAX_DEPTH} levels")
-            try:
-                return Composer.compose_node(self, parent, index)  # type: ignore[arg-type]
-            finally:
-                self._depth -= 1
-        return Composer.compose_node(self, parent, index)  # type: ignore[arg-type]
-
-
-class _PyLoader(_Checks, Composer, Reader, Scanner, Parser, _Core12Resolver):
+class _PyLoader(Reader, Scanner, Parser, _Core12Resolver):
     """Pure-Python scanner and parser (fallback when PyYAML has no libyaml binding)."""
 
     def __init__(self, stream: str, source: str) -> None:
         Reader.__init__(self, stream)
         Scanner.__init__(self)
         Parser.__init__(self)
-        Composer.__init__(self)
         _Core12Resolver.__init__(self)
-        self._source = source
-        self._depth = 0
 
 
 if _CParser is not None:
 
-    class _CLoader(_Checks, Composer, _CParser, _Core12Resolver):  # type: ignore[misc, valid-type]
-        """libyaml scans and parses (fast, not recursive); the Python composer (first in the MRO,
-        so libyaml's own composer is never used) builds the nodes with the checks above."""
+    class _CLoader(_CParser, _Core12Resolver):  # type: ignore[misc, valid-type]
+        """libyaml scans and parses (fast, not recursive); :func:`_build` makes the data from its
+        events (libyaml's own composer, which recurses, is never used)."""
 
         def __init__(self, stream: str, source: str) -> None:
             _CParser.__init__(self, stream)
-            Composer.__init__(self)
             _Core12Resolver.__init__(self)
-            self._source = source
-            self._depth = 0
 
     _Loader: Any = _CLoader
 else:  # pragma: no cover - PyYAML built without libyaml
@@ -203,7 +166,7 @@ def load_yaml(text: str | bytes, source: str) -> Loaded:
     loader: Any = None
     try:
         loader = _Loader(stream, source)
-        node = loader.get_single_node()
+        data, positions = _build(loader, source)
     except StrategyError:
         raise
     except yaml.MarkedYAMLError as exc:
@@ -219,11 +182,6 @@ def load_yaml(text: str | bytes, source: str) -> Loaded:
     finally:
         if loader is not None:
             loader.dispose()
-    positions: dict[tuple, tuple[int, int]] = {}
-    if node is None:
-        return Loaded(None, {(): (1, 1)})
-    positions[()] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    data = _construct(node, (), positions, source)
     return Loaded(data, positions)
 
 
@@ -272,59 +230,143 @@ def _unquoted_path(stream: str, exc: yaml.MarkedYAMLError) -> bool:
     return "[*]" in line and "flow" in (exc.context or "")
 
 
-def _construct(node: Node, path: KeyPath, positions: dict[tuple, tuple[int, int]], source: str) -> Any:
-    if isinstance(node, ScalarNode):
-        return _scalar(node, source)
-    if isinstance(node, SequenceNode):
-        if node.tag != _SEQ:
-            raise _error(source, node.start_mark, "yaml.tag", f"tag '{node.tag}' is not allowed")
-        items = []
-        for index, child in enumerate(node.value):
-            child_path = (*path, index)
-            positions[child_path] = (child.start_mark.line + 1, child.start_mark.column + 1)
-            items.append(_construct(child, child_path, positions, source))
-        return items
-    if isinstance(node, MappingNode):
-        if node.tag != _MAP:
-            raise _error(source, node.start_mark, "yaml.tag", f"tag '{node.tag}' is not allowed")
-        mapping: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, ScalarNode):
-                raise _error(source, key_node.start_mark, "yaml.non_string_key",
-                             "a mapping key must be a plain string, not a mapping or a list")
-            key = _scalar(key_node, source)
-            if not isinstance(key, str):
-                shown = key_node.value
-                raise _error(source, key_node.start_mark, "yaml.non_string_key",
-                             f"key '{shown}' is read as {_KIND.get(type(key), 'a non-string')}, keys must be strings"
-                             f" (quote it: \"{shown}\")")
-            if key in mapping:
-                first = positions.get((*path, key), (0, 0))
-                raise _error(source, key_node.start_mark, "yaml.duplicate_key",
-                             f"key '{key}' appears twice in the same mapping (first at line {first[0]})")
-            child_path = (*path, key)
-            positions[child_path] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            mapping[key] = _construct(value_node, child_path, positions, source)
-        return mapping
-    raise _error(source, node.start_mark, "yaml.syntax", "unexpected YAML node")  # pragma: no cover
+class _Frame:
+    """An open mapping or sequence while its events are read."""
+
+    __slots__ = ("key", "key_mark", "path", "value")
+
+    def __init__(self, value: Any, path: KeyPath) -> None:
+        self.value = value
+        self.path = path
+        self.key: Any = _NO_KEY  # a mapping waiting for its next key
+        self.key_mark: Any = None
 
 
-def _scalar(node: ScalarNode, source: str) -> Any:
-    tag, value = node.tag, node.value
+_NO_KEY = object()
+
+
+def _build(loader: Any, source: str) -> tuple[Any, dict[tuple, tuple[int, int]]]:
+    """The data of the one document of ``loader``'s event stream and the position of every part,
+    in one pass without recursion. Checked as events arrive: anchors, aliases, scalar size and
+    nesting depth; then tags, keys and values. The first problem of the second kind is raised
+    only once the document was read without one of the first (nor a second document), so a file
+    is refused for the same reason whichever problem comes first in it."""
+    positions: dict[tuple, tuple[int, int]] = {}
+    deferred: list[StrategyError] = []
+    loader.get_event()  # stream start
+    if loader.check_event(StreamEndEvent):
+        return None, {(): (1, 1)}
+    document = loader.get_event()  # document start
+    root: Any = None
+    stack: list[_Frame] = []
+    while True:
+        event = loader.get_event()
+        if isinstance(event, CollectionEndEvent):
+            stack.pop()
+            if not stack:
+                break
+            continue
+        mark = event.start_mark
+        if isinstance(event, AliasEvent):
+            raise _error(source, mark, "yaml.alias",
+                         f"alias '*{event.anchor}' refused: anchors and aliases are not allowed in strategies")
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            raise _error(source, mark, "yaml.anchor",
+                         f"anchor '&{anchor}' refused: anchors and aliases are not allowed in strategies")
+        parent = stack[-1] if stack else None
+        if isinstance(event, ScalarEvent):
+            if len(event.value) > MAX_SCALAR_CHARS:
+                raise _error(source, mark, "yaml.too_large",
+                             f"a scalar of {len(event.value)} characters exceeds the limit of {MAX_SCALAR_CHARS}")
+            tag = event.tag if event.tag not in (None, "!") else loader.resolve(ScalarNode, event.value, event.implicit)
+            try:
+                value: Any = _scalar(tag, event.value, mark, source)
+            except StrategyError as exc:
+                deferred.append(exc)
+                value = None
+            if parent is not None and isinstance(parent.value, dict) and parent.key is _NO_KEY:
+                if not deferred:
+                    _key(parent, value, event.value, mark, source, positions, deferred)
+                parent.key, parent.key_mark = value, mark
+                continue
+            frame = None
+        else:  # a mapping or a sequence starts
+            if len(stack) + 1 > MAX_DEPTH:
+                raise _error(source, mark, "yaml.too_deep", f"nesting deeper than {MAX_DEPTH} levels")
+            is_map = isinstance(event, MappingStartEvent)
+            expected = _MAP if is_map else _SEQ
+            tag = event.tag if event.tag not in (None, "!") else loader.resolve(
+                MappingNode if is_map else SequenceNode, None, event.implicit)
+            if tag != expected:
+                deferred.append(_error(source, mark, "yaml.tag", f"tag '{tag}' is not allowed"))
+            value = {} if is_map else []
+            frame = _Frame(value, ())
+            if parent is not None and isinstance(parent.value, dict) and parent.key is _NO_KEY:
+                deferred.append(_error(source, mark, "yaml.non_string_key",
+                                       "a mapping key must be a plain string, not a mapping or a list"))
+                parent.key, parent.key_mark = frame, mark  # read and dropped: the error is raised
+                stack.append(frame)
+                continue
+        path: KeyPath
+        if parent is None:
+            root, path = value, ()
+            positions[()] = (mark.line + 1, mark.column + 1)
+        elif isinstance(parent.value, list):
+            path = (*parent.path, len(parent.value))
+            positions[path] = (mark.line + 1, mark.column + 1)
+            parent.value.append(value)
+        else:
+            path = (*parent.path, parent.key) if not isinstance(parent.key, _Frame) else parent.path
+            if isinstance(parent.key, str):
+                parent.value[parent.key] = value
+            parent.key = _NO_KEY
+        if frame is None:
+            if parent is None:
+                break
+            continue
+        frame.path = path
+        stack.append(frame)
+    loader.get_event()  # document end
+    if not loader.check_event(StreamEndEvent):
+        raise yaml.composer.ComposerError("expected a single document in the stream", document.start_mark,
+                                          "but found another document", loader.get_event().start_mark)
+    if deferred:
+        raise deferred[0]
+    return root, positions
+
+
+def _key(frame: _Frame, key: Any, text: str, mark: Any, source: str, positions: dict[tuple, tuple[int, int]],
+         deferred: list[StrategyError]) -> None:
+    """Check the key just read for ``frame`` (a mapping) and record its position."""
+    if not isinstance(key, str):
+        deferred.append(_error(source, mark, "yaml.non_string_key",
+                               f"key '{text}' is read as {_KIND.get(type(key), 'a non-string')}, keys must be strings"
+                               f" (quote it: \"{text}\")"))
+        return
+    if key in frame.value:
+        first = positions.get((*frame.path, key), (0, 0))
+        deferred.append(_error(source, mark, "yaml.duplicate_key",
+                               f"key '{key}' appears twice in the same mapping (first at line {first[0]})"))
+        return
+    positions[(*frame.path, key)] = (mark.line + 1, mark.column + 1)
+
+
+def _scalar(tag: str, value: str, mark: Any, source: str) -> Any:
     if tag not in _SCALAR_TAGS:
-        raise _error(source, node.start_mark, "yaml.tag", f"tag '{tag}' is not allowed")
+        raise _error(source, mark, "yaml.tag", f"tag '{tag}' is not allowed")
     if tag == _STR:
         return value
     if tag == _NULL:
         if value not in ("", "~", "null", "Null", "NULL"):
-            raise _error(source, node.start_mark, "yaml.invalid_scalar", f"'{value}' is not null")
+            raise _error(source, mark, "yaml.invalid_scalar", f"'{value}' is not null")
         return None
     if tag == _BOOL:
         if value in _TRUE:
             return True
         if value in ("false", "False", "FALSE"):
             return False
-        raise _error(source, node.start_mark, "yaml.invalid_scalar",
+        raise _error(source, mark, "yaml.invalid_scalar",
                      f"'{value}' is not a boolean (YAML 1.2: only true or false)")
     if tag == _INT:
         try:
@@ -334,7 +376,7 @@ def _scalar(node: ScalarNode, source: str) -> Any:
                 return int(value[2:], 16)
             return int(value, 10)
         except ValueError:
-            raise _error(source, node.start_mark, "yaml.invalid_scalar",
+            raise _error(source, mark, "yaml.invalid_scalar",
                          f"'{value[:40]}' is not an integer (or has too many digits)") from None
     # float
     try:
@@ -345,5 +387,5 @@ def _scalar(node: ScalarNode, source: str) -> Any:
             return math.nan
         return float(value)
     except ValueError:
-        raise _error(source, node.start_mark, "yaml.invalid_scalar",
+        raise _error(source, mark, "yaml.invalid_scalar",
                      f"'{value[:40]}' is not a number") from None

@@ -40,9 +40,11 @@ __all__ = [
     "RETRYABLE_ERRORS",
     "CompiledFlow",
     "FunctionArns",
+    "FlowTemplate",
     "compile_express_head",
     "compile_flow",
     "flow_for_event",
+    "flow_template",
     "node_worst_case_seconds",
     "when_key",
 ]
@@ -454,8 +456,8 @@ def _choose_type(strategy: FlowSource, dag: Dag, tree: SpTree) -> tuple[Literal[
             f"({_fmt_seconds(flow.timeout)}) fit the {limit} s Express limit.", worst)
 
 
-def _state_machine_name(strategy: FlowSource, hash8: str) -> str:
-    prefix = f"agent-{strategy.id}-v{strategy.version}"
+def _state_machine_name(strategy_id: str, version: int, hash8: str) -> str:
+    prefix = f"agent-{strategy_id}-v{version}"
     room = 80 - len(hash8) - 1
     if len(prefix) > room:
         prefix = prefix[:room].rstrip("-")
@@ -611,7 +613,7 @@ def _assemble(strategy: FlowSource, arns: FunctionArns, dag: Dag, tree: SpTree, 
         definition_json=definition_json,
         sha256=sha,
         hash8=sha[:8],
-        state_machine_name=_state_machine_name(strategy, sha[:8]),
+        state_machine_name=_state_machine_name(strategy.id, strategy.version, sha[:8]),
         type=kind,
         type_reason=reason,
         when_keys={n: when_key(n) for n in dag.order if dag.nodes[n].when is not None},
@@ -624,3 +626,67 @@ def _assemble(strategy: FlowSource, arns: FunctionArns, dag: Dag, tree: SpTree, 
         skipped_nodes=tuple(sorted(head.skipped)) if head is not None else (),
         continuation=continuation,
     )
+
+
+# ------------------------------------------------------------------------------ flow templates
+
+_TEMPLATE_FIELDS = ("plugin", "notify", "review", "workflow")
+TEMPLATE_ARNS = FunctionArns(*(f"arn:aws:lambda:powerx-template:000000000000:function:powerx-template-{name}"
+                               for name in _TEMPLATE_FIELDS))
+"""Placeholder function ARNs a flow template is compiled with (replaced by the deployment's)."""
+
+
+@dataclass(frozen=True)
+class FlowTemplate:
+    """A flow compiled once with :data:`TEMPLATE_ARNS`, stored in a library artifact; the matcher
+    gives it the deployment's ARNs. :meth:`instantiate` returns exactly what ``compile_flow(strategy,
+    arns)`` returns (same definition bytes, hash and state machine name) without compiling again."""
+
+    strategy_id: str
+    strategy_version: int
+    definition_json: str
+    type: Literal["STANDARD", "EXPRESS"]
+    type_reason: str
+    when_keys: dict[str, str]
+    worst_case_seconds: float
+    history_events: int
+    state_count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"definition_json": self.definition_json, "type": self.type, "type_reason": self.type_reason,
+                "when_keys": self.when_keys, "worst_case_seconds": self.worst_case_seconds,
+                "history_events": self.history_events, "state_count": self.state_count}
+
+    @classmethod
+    def from_dict(cls, strategy_id: str, strategy_version: int, data: dict[str, Any]) -> FlowTemplate:
+        if data.get("type") not in ("STANDARD", "EXPRESS") or not isinstance(data.get("definition_json"), str):
+            raise TaskflowError("not a flow template", code="flow.template_invalid")
+        return cls(strategy_id, strategy_version, data["definition_json"], data["type"], str(data["type_reason"]),
+                   {str(k): str(v) for k, v in dict(data["when_keys"]).items()},
+                   float(data["worst_case_seconds"]), int(data["history_events"]), int(data["state_count"]))
+
+    def instantiate(self, arns: FunctionArns) -> CompiledFlow:
+        text = self.definition_json
+        for name in _TEMPLATE_FIELDS:
+            text = text.replace(json.dumps(getattr(TEMPLATE_ARNS, name)),
+                                json.dumps(getattr(arns, name), ensure_ascii=False))
+        where = f"strategy {self.strategy_id}@v{self.strategy_version}"
+        size = limits.check_definition_size(text, where=where)
+        sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return CompiledFlow(
+            definition=json.loads(text), definition_json=text, sha256=sha, hash8=sha[:8],
+            state_machine_name=_state_machine_name(self.strategy_id, self.strategy_version, sha[:8]),
+            type=self.type, type_reason=self.type_reason, when_keys=dict(self.when_keys),
+            worst_case_seconds=self.worst_case_seconds, history_events=self.history_events,
+            state_count=self.state_count, definition_bytes=size, strategy_id=self.strategy_id,
+            strategy_version=self.strategy_version)
+
+
+def flow_template(strategy: FlowSource, model_json: str) -> FlowTemplate | None:
+    """The strategy's flow as a template, or None when its own text (``model_json``) holds a
+    placeholder ARN (substituting would then change the strategy's content: compile it instead)."""
+    if any(getattr(TEMPLATE_ARNS, name) in model_json for name in _TEMPLATE_FIELDS):
+        return None
+    flow = compile_flow(strategy, TEMPLATE_ARNS)
+    return FlowTemplate(strategy.id, strategy.version, flow.definition_json, flow.type, flow.type_reason,
+                        flow.when_keys, flow.worst_case_seconds, flow.history_events, flow.state_count)

@@ -285,6 +285,7 @@ class FakeStrategiesStore:
         self.active_: dict[str, dict[str, Any]] = {}
         self.library: dict[str, Any] = {"revision": 0, "active": {}}
         self.flags_: dict[str, Any] | None = None
+        self.artifacts: dict[str, bytes] = {}  # sha256 -> payload
 
     def publish(self, strategy_id: str, version: int, text: str, author: str) -> dict[str, Any]:
         digest = hashlib.sha256(text.encode()).hexdigest()
@@ -311,8 +312,24 @@ class FakeStrategiesStore:
     def revision(self) -> dict[str, Any]:
         return self.library
 
+    def revision_head(self) -> dict[str, Any]:
+        return {k: v for k, v in self.library.items() if k != "active"}
+
+    def artifact(self, pointer: dict[str, Any]) -> bytes:
+        if pointer.get("sha256") not in self.artifacts:
+            raise AgentError("the revision names no artifact", code="artifact.missing")
+        return self.artifacts[pointer["sha256"]]
+
+    def version_items(self, wanted: list[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any]]:
+        return {k: self.versions_[k] for k in wanted if k in self.versions_}
+
+    def publish_new(self, drafts: list[dict[str, Any]], audit: Any, entries: list[Any]) -> list[bool]:
+        """No transactions here: every draft is left to the caller's one-by-one path (publish, then
+        append), as the real store leaves those whose chain has records already."""
+        return [False] * len(drafts)
+
     def approve(self, strategy_id: str, version: int, approver: str, reason: str,
-                require_other_approver: bool = False) -> dict[str, Any]:
+                require_other_approver: bool = False, build: Any = None, end_canary: bool = False) -> dict[str, Any]:
         item = self.version(strategy_id, version)
         if item is None:
             raise AgentError(f"{strategy_id} v{version} is not published", code="strategy.not_found")
@@ -320,8 +337,12 @@ class FakeStrategiesStore:
         previous = self.active_.get(strategy_id)
         history = [*(previous or {}).get("history", []), version]
         self.active_[strategy_id] = {"strategy_id": strategy_id, "version": version, "history": history}
-        self.library = {"revision": int(self.library["revision"]) + 1,
-                        "active": {**self.library["active"], strategy_id: version}}
+        number, active = int(self.library["revision"]) + 1, {**self.library["active"], strategy_id: version}
+        current, self.library = self.library, {"revision": number, "active": active}
+        if build is not None:  # the real store stores the artifact, then points the revision at it
+            built = build(current, active, number)
+            self.artifacts[built.sha256] = built.payload
+            self.library["artifact"] = {"sha256": built.sha256, "chunks": 1, "revision": number}
         return {"strategy_id": strategy_id, "version": version,
                 "previous": previous["version"] if previous else None, "revision": self.library["revision"]}
 
@@ -398,7 +419,7 @@ class FakeStateMachines:
         return state_machine_arn(self.settings, self.settings.state_machine_prefix
                                  + compiled_name.removeprefix(spec.STATE_MACHINE_PREFIX))
 
-    def ensure(self, flow: Any) -> dict[str, Any]:
+    def ensure(self, flow: Any, point_alias: bool = True) -> dict[str, Any]:
         json.loads(flow.definition_json)  # a definition that is not JSON is refused, as by the service
         arn = state_machine_arn(self.settings, self.machine_name(flow))
         with self._lock:
