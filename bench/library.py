@@ -125,6 +125,7 @@ def _cold(env: dict[str, str], path: str, runs_wanted: int = COLD_RUNS) -> dict[
 def run(n: int = 10_000, today_runs: int = COLD_RUNS) -> dict[str, Any]:
     """``today_runs``: fresh processes for today's path (minutes each at 10,000 on a busy machine)."""
     from powerx_agent.local.runtime import LocalRuntime
+    from powerx_agent.settings import Env
 
     results: dict[str, Any] = {"strategies": n}
     with tempfile.TemporaryDirectory(prefix="powerx-library-") as tmp:
@@ -138,11 +139,11 @@ def run(n: int = 10_000, today_runs: int = COLD_RUNS) -> dict[str, Any]:
         rt = LocalRuntime.start()
         try:
             env = {**env, **rt.environment}
-            endpoint = rt.environment["AWS_ENDPOINT_URL"]
+            endpoint = rt.environment[Env.AWS_ENDPOINT_URL]
             results["publish_s"], _ = _run([CLI, "--endpoint-url", endpoint, "strategy", "publish", str(library),
-                                            "--author", "alice", "--format", "json"], env, "publish")
+                                            "--by", "alice", "--format", "json"], env, "publish")
             results["approve_dir_s"], out = _run([CLI, "--endpoint-url", endpoint, "strategy", "approve", "--dir",
-                                                  str(library), "--approver", "bob", "--reason", "bench",
+                                                  str(library), "--by", "bob", "--reason", "bench",
                                                   "--format", "json"], env, "approve --dir")
             results["artifact"] = json.loads(out)["artifact"]
             print(f"library n={n}: publish {results['publish_s']:.1f} s, approve --dir {results['approve_dir_s']:.1f} s",

@@ -71,3 +71,17 @@ def test_given_same_payload_different_ids_and_trace_when_hashed_then_equal():
     c = parse_event(event(payload={"a": 2}))
     assert payload_hash(a.event_type, a.envelope) == payload_hash(b.event_type, b.envelope)
     assert payload_hash(a.event_type, a.envelope) != payload_hash(c.event_type, c.envelope)
+
+
+@pytest.mark.parametrize(("field", "where"), [("tenant_id", "detail.tenant_id"), ("event_id", "detail.event_id"),
+                                             ("idempotency_key", "detail.idempotency_key"), ("id", "id")])
+def test_given_a_lone_surrogate_in_an_identifier_when_ingested_then_rejected_with_its_code_and_audited(field, where):
+    from powerx_agent.ingest.service import Ingestor
+    from powerx_agent.testing.fakes import FakeDeps
+
+    deps = FakeDeps.create()
+    bad = event() | {"id": "bus-\ud800"} if field == "id" else event(**{field: "\ud800"})
+    result = Ingestor(deps, deps.metrics()).handle(bad).to_dict()
+    assert (result["outcome"], result["code"], result["where"]) == ("rejected", "envelope.invalid_string", where)
+    rejected = [r for r in deps.audit.scan_all() if r["kind"] == "event.rejected"]
+    assert len(rejected) == 1 and "\ud800" not in str(rejected[0])

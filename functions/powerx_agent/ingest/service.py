@@ -269,10 +269,22 @@ def kept_event(event: dict[str, Any], incoming: IncomingEvent) -> str:
 
 def _top(event: Any, field: str) -> str | None:
     value = event.get(field) if isinstance(event, dict) else None
-    return value if isinstance(value, str) and len(value) <= 256 else None
+    return _text(value, 256)
 
 
 def _peek(event: Any, field: str) -> str | None:
     detail = event.get("detail") if isinstance(event, dict) else None
     value = detail.get(field) if isinstance(detail, dict) else None
-    return value if isinstance(value, str) and len(value) <= 128 else None
+    return _text(value, 128)
+
+
+def _text(value: Any, limit: int) -> str | None:
+    """``value`` when it is a short string that can be written as UTF-8 (a lone surrogate cannot: it
+    would fail the audit record's hash and its DynamoDB write), else None."""
+    if not isinstance(value, str) or len(value) > limit:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
