@@ -49,7 +49,7 @@ def cold_matcher() -> tuple[Matcher, Counting, dict[str, int]]:
     ddb.meta.events.register("before-call.dynamodb.*", lambda **kw: calls.__setitem__("n", calls["n"] + 1))
     from powerx_agent.adapters.strategies_store import StrategiesStore
 
-    fresh = SimpleNamespace(settings=deps.settings, flags=deps.flags, process_state={},
+    fresh = SimpleNamespace(settings=deps.settings, flags=deps.flags, process_state={}, clock=deps.clock,
                             strategies=StrategiesStore(ddb, deps.settings.strategies_table))
     metrics = Counting()
     return Matcher(fresh, metrics), metrics, calls

@@ -381,8 +381,9 @@ class _Stages:
     def __init__(self, text: bool) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        console = err()
         self.progress = Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=err(), disable=not text)
+                                 TimeElapsedColumn(), console=console, disable=not text or not console.is_terminal)
         self.tasks: dict[str, Any] = {}
 
     def __enter__(self) -> _Stages:
