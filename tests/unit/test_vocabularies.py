@@ -56,3 +56,11 @@ def test_given_a_kind_member_or_its_string_when_sealed_then_the_record_and_its_h
 def test_given_the_outcome_kinds_when_listed_then_each_ends_a_workflow_or_hands_it_to_people():
     assert {k.value.split(".")[0] for k in WORKFLOW_OUTCOMES} == {"workflow", "escalation"}
     assert AuditKind.WORKFLOW_STARTED not in WORKFLOW_OUTCOMES
+
+
+def test_given_every_audit_kind_when_the_operations_guide_is_read_then_its_chain_table_names_each_one():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    table = text[text.index("| chain | holds |"):text.index("### Streaming to CloudWatch Logs")]
+    assert [kind.value for kind in AuditKind if f"`{kind.value}`" not in table] == []
