@@ -160,13 +160,17 @@ def test_given_the_second_file_fails_when_a_library_is_published_then_the_first_
     other = lab.dir / "v1" / f"{lab.strategy_id}-b.yaml"
     other.write_text(lab.write(1).read_text().replace(f"id: {lab.strategy_id}", f"id: {lab.strategy_id}-b"))
     deps = get_deps()
-    break_method(monkeypatch, deps.strategies, "publish", when=lambda sid, *a: sid.endswith("-b"))
+    monkeypatch.setattr(lifecycle, "CHUNK", 1)  # one draft per request: the first is written before the second fails
+    break_method(monkeypatch, deps.strategies, "publish_new",
+                 when=lambda drafts, *a: drafts[0]["strategy_id"].endswith("-b"))
     failed = run("strategy", "publish", str(lab.dir / "v1"), "--by", "alice")
     assert failed.exit_code == 1
-    assert "strategy.publish_failed" in error_line(failed)
+    line = error_line(failed)
+    assert "strategy.publish_failed" in line and "undone: publish 2 new versions" in line
     assert deps.strategies.version(lab.strategy_id, 1) is None
     assert deps.strategies.version(f"{lab.strategy_id}-b", 1) is None
-    assert "strategy.published" not in lab.audit_kinds()
+    # the chain is append-only: the draft's publication stays recorded, followed by the failure that removed it
+    assert lab.audit_kinds() == ["strategy.published", "strategy.publish_failed"]
 
 
 # -- workflow retry / fill / stop ------------------------------------------------------------------------
