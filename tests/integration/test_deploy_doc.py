@@ -22,6 +22,7 @@ from powerx_agent.cli.main import app
 from powerx_agent.deps import get_deps
 from powerx_agent.ingest.service import workflow_id_for
 from powerx_agent.local.deployer import publish_release
+from powerx_agent.ops.release import list_releases
 from tests.conftest import REPO
 
 DOC = REPO / "docs" / "deploy.md"
@@ -171,14 +172,19 @@ def second_release(rt, uid) -> Any:
     before = {f.name: lam.get_alias(FunctionName=f.name, Name=spec.LIVE_ALIAS)["FunctionVersion"]
               for f in spec.FUNCTIONS}
     publish_release(lam, rt.deployment, f"r-doc-{uid}")
-    yield f"r-doc-{uid}", before
+    # the rollback goes to the release published before this one (an earlier test may have published one
+    # that is not live any more: that one, not the live aliases of before, is where rollback goes)
+    releases = list_releases(get_deps())["releases"]  # newest first
+    ids = [r["release"] for r in releases]
+    previous = releases[ids.index(f"r-doc-{uid}") + 1]["versions"]
+    yield f"r-doc-{uid}", {f.name: str(previous[f.key]) for f in spec.FUNCTIONS}
     for name, version in before.items():
         lam.update_alias(FunctionName=name, Name=spec.LIVE_ALIAS, FunctionVersion=version)
 
 
 def test_given_the_deploy_guide_when_a_release_is_rolled_back_then_list_rollback_and_smoke_succeed(
         rt, stack, second_release):
-    release, before = second_release
+    release, previous = second_release
     steps = commands("### 4.4 Roll back")
     assert [s[2:4] for s in steps] == [["release", "list"], ["release", "rollback"], ["release", "rollback"],
                                        ["smoke", "--tenant"]]
@@ -192,9 +198,9 @@ def test_given_the_deploy_guide_when_a_release_is_rolled_back_then_list_rollback
         return {f.name: lam.get_alias(FunctionName=f.name, Name=spec.LIVE_ALIAS)["FunctionVersion"]
                 for f in spec.FUNCTIONS}
 
-    assert live() != before  # the dry run moved nothing
+    assert live() != previous  # the dry run moved nothing
     assert release in run(rt, rollback).output
-    assert live() == before  # every function back on the release before
+    assert live() == previous  # every function back on the release before
     assert "14/14 checks passed" in run(rt, smoke).output
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from powerx_agent.adapters.dynamo import to_item
+from powerx_agent.audit.kinds import AuditKind
 from powerx_agent.audit.records import AuditEntry, now_iso, record_hash, seal
 from powerx_agent.audit.shards import TENANT_SHARDS, tenant_key
 from powerx_agent.deps import get_deps
@@ -38,11 +39,11 @@ def test_given_audit_records_of_both_layouts_when_read_since_then_both_are_found
     deps = get_deps()
     since = now_iso()
     # the earlier layout: the time index key was the day itself
-    old = seal(AuditEntry("ops.note", f"OPS#test-{uid}", data={"n": 1}), 1, "0" * 64)
+    old = seal(AuditEntry(AuditKind.FLAG_CHANGED, f"OPS#test-{uid}", data={"n": 1}), 1, "0" * 64)
     old["day"] = old["ts"][:10]
     old["hash"] = record_hash(old)
     rt.client("dynamodb").put_item(TableName=deps.settings.audit_table, Item=to_item(old))
-    new = deps.audit.append(AuditEntry("ops.note", f"OPS#test-{uid}", data={"n": 2}))
+    new = deps.audit.append(AuditEntry(AuditKind.FLAG_CHANGED, f"OPS#test-{uid}", data={"n": 2}))
     assert new["day"].startswith(f"D#{new['ts'][:10]}#") and new["seq"] == 2
 
     found = [r for r in deps.audit.since(since) if r["pk"] == f"OPS#test-{uid}"]
