@@ -33,32 +33,14 @@ from typing import Any, Protocol
 
 from powerx_agent.strategy.conditions import All, Leaf, is_number, type_key
 from powerx_agent.strategy.decision import Candidate, Decision, FailedCondition
-from powerx_agent.strategy.loader import CompiledStrategy
+from powerx_agent.strategy.loader import CompiledStrategy, Identity
 from powerx_agent.strategy.paths import MISSING
 
 
-class Member(Protocol):
+class Member(Identity, Protocol):
     """A strategy as the index sees it. A :class:`CompiledStrategy` is one; a library artifact's
     members answer the identity fields at once, compile ``condition``/``pattern`` when their event
     type is first seen, and the whole strategy (:meth:`full`) when they are first selected."""
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def version(self) -> int: ...
-
-    @property
-    def weight(self) -> int: ...
-
-    @property
-    def status(self) -> str: ...
-
-    @property
-    def tenants(self) -> tuple[str, ...]: ...
-
-    @property
-    def event_types(self) -> tuple[str, ...]: ...
 
     @property
     def condition(self) -> Any: ...

@@ -431,14 +431,8 @@ def _overlap(left: tuple[str, ...], right: tuple[str, ...]) -> bool:
     return "*" in left or "*" in right or bool(set(left) & set(right))
 
 
-class Placed(Protocol):
-    """What the cross-file checks read of a strategy: a :class:`CompiledStrategy` or a :class:`Summary`."""
-
-    @property
-    def source(self) -> str: ...
-
-    @property
-    def key_positions(self) -> Mapping[str, tuple[int, int]]: ...
+class Identity(Protocol):
+    """Who a strategy is and where it applies: what the index and the cross-file checks both read."""
 
     @property
     def id(self) -> str: ...
@@ -457,6 +451,16 @@ class Placed(Protocol):
 
     @property
     def tenants(self) -> tuple[str, ...]: ...
+
+
+class Placed(Identity, Protocol):
+    """What the cross-file checks read of a strategy: a :class:`CompiledStrategy` or a :class:`Summary`."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def key_positions(self) -> Mapping[str, tuple[int, int]]: ...
 
 
 @dataclass(frozen=True)
