@@ -30,6 +30,10 @@ WORKFLOW_STATUSES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "ESCALATED", "
 EVENT_STATUSES = ("REJECTED", "DEFERRED", "ESCALATED", "IN_PROGRESS", "COMPLETED")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._#~/@+=-]{0,255}$")
+# PutEvents answers each entry with an EventId, a UUID (AWS EventBridge API reference, PutEventsResultEntry)
+_BUS_EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+EVENT_ID_WINDOW = "7d"
+"""How far back a search by EventBridge EventId looks (as ``events show`` does by default)."""
 _WINDOW = re.compile(r"^(\d{1,4}[mhd]|\d{4}-\d{2}-\d{2}(T[0-9:.]{2,15}(Z|[+-]\d{2}:\d{2})?)?)$")
 _REVIEW = re.compile(r"^rv-[0-9a-f]{20}$")
 _WORKFLOW = re.compile(r"^wf-[a-z0-9-]{1,100}$")
@@ -107,9 +111,12 @@ def workflows(deps: Deps, params: Mapping[str, Any]) -> dict[str, Any]:
     query = _one(params, "q", _ID)
     try:
         rows = list_workflows(deps, tenant, None, MAX_ITEMS, strategy=strategy, since=since, event=query)
-        if query and not rows:  # an EventBridge EventId: the event's records name its workflow
+        if query and not rows and _BUS_EVENT_ID.fullmatch(query):
+            # an EventBridge EventId (a UUID): only the event's audit records name it, so the records of the
+            # window are searched; any other search was answered by the workflows themselves, and an unknown
+            # text never costs a read of the audit trail
             try:
-                found = show_event(deps, query, tenant=tenant, since="30d")
+                found = show_event(deps, query, tenant=tenant, since=EVENT_ID_WINDOW)
             except AgentError:
                 found = None
             if found is not None and found.workflow_id:
