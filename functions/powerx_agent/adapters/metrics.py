@@ -103,11 +103,20 @@ class LogShipper:
             return shipper
 
     @classmethod
-    def flush_all(cls) -> None:
+    def flush_all(cls, reading: Any = None) -> None:
+        """Ship what every shipper holds. With ``reading`` (the logs client about to be read), a shipper
+        of another client that cannot ship (its endpoint gone: an earlier command's) is logged and kept
+        pending; it does not fail the read of this one."""
         with cls._registry_lock:
-            shippers = list(cls._shippers.values())
-        for shipper in shippers:
-            shipper.flush()
+            shippers = list(cls._shippers.items())
+        for (logs_id, group), shipper in shippers:
+            try:
+                shipper.flush()
+            except Exception as exc:
+                if reading is None or logs_id == id(reading):
+                    raise
+                telemetry.logger.warning("EMF lines of another endpoint not shipped",
+                                         extra={"group": group, "error": str(exc)[:500]})
 
     @classmethod
     def close_all(cls) -> None:
@@ -164,7 +173,7 @@ class LogShipper:
 
 def read_emf_totals(logs: Any, log_group: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Sum every EMF document in a log group by (metric, dimensions): the embedded runtime's view."""
-    LogShipper.flush_all()
+    LogShipper.flush_all(reading=logs)
     totals: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
     paginator = logs.get_paginator("filter_log_events")
     for page in paginator.paginate(logGroupName=log_group):
