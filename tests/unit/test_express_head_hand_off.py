@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
+from powerx_agent.errors import AttemptsExhausted
 from powerx_agent.ingest.service import Ingestor
 from powerx_agent.local.demo import c1_event
 from powerx_agent.match.service import Matcher
+from powerx_agent.nodes.runner import NodeRunner
 from powerx_agent.nodes.workflow import WorkflowActions
 from powerx_agent.testing.fakes import FakeDeps, bus_event
 
@@ -65,3 +69,75 @@ def test_given_a_workflow_already_finished_when_a_late_hand_off_comes_then_nothi
     assert meta["status"] == "ESCALATED" and "handed_off_at" not in meta
     assert head_input["continuation"] not in [machine for machine, _ in deps.state_machines.start_calls]
     assert "workflow.handed_off" not in [r["kind"] for r in deps.audit.chain(f"WF#{workflow_id}")]
+
+
+class _Downstream:
+    """Records any downstream call: the continuation must make none for a node whose attempts are spent."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def notify(self, body: dict, headers: dict) -> None:
+        self.calls.append(headers["Idempotency-Key"])
+
+
+def _continuation_of_a_spent_node(deps: FakeDeps, timeout: float) -> tuple[str, dict]:
+    """tell-owner (one attempt, no retry) is still running in the Express head when its parallel sibling
+    hands the workflow off: the continuation reaches it with that one attempt already made."""
+    started, head_input = _started_on_head(deps)
+    workflow_id = started["workflow_id"]
+    deps.workflows.transition_node(workflow_id, "tell-owner", "RUNNING", attempts=1)
+    payload = {"workflow": {**head_input["workflow"], "attempts_before": {"tell-owner": 1}},
+               "variables": head_input["variables"],
+               "node": {"id": "tell-owner", "kind": "notify", "timeout": timeout, "input": {},
+                        "notify": {"to": "owner@acme.example", "template": "report-ready"}}}
+    return workflow_id, payload
+
+
+def _settle_later(deps: FakeDeps, workflow_id: str, status: str, **fields: object) -> threading.Thread:
+    def head() -> None:
+        time.sleep(0.2)
+        deps.workflows.transition_node(workflow_id, "tell-owner", status, **fields)
+
+    thread = threading.Thread(target=head)
+    thread.start()
+    return thread
+
+
+def test_given_a_spent_node_still_running_in_the_head_when_the_head_attempt_fails_then_the_continuation_escalates_without_calling_again(
+        deps: FakeDeps) -> None:
+    workflow_id, payload = _continuation_of_a_spent_node(deps, timeout=30)
+    runner = NodeRunner(deps, deps.metrics())
+    runner.downstream = _Downstream()  # type: ignore[assignment]
+    head = _settle_later(deps, workflow_id, "FAILED", error={"code": "notify.failed"})
+    with pytest.raises(AttemptsExhausted) as caught:
+        runner.run(payload, expected_kind="notify")
+    head.join()
+    assert "made in the Express head, failed" in caught.value.message
+    assert runner.downstream.calls == []  # type: ignore[attr-defined]
+    assert deps.workflows.get_node(workflow_id, "tell-owner")["error"] == {"code": "notify.failed"}
+
+
+def test_given_a_spent_node_still_running_in_the_head_when_the_head_attempt_succeeds_then_the_continuation_reuses_it(
+        deps: FakeDeps) -> None:
+    workflow_id, payload = _continuation_of_a_spent_node(deps, timeout=30)
+    runner = NodeRunner(deps, deps.metrics())
+    runner.downstream = _Downstream()  # type: ignore[assignment]
+    head = _settle_later(deps, workflow_id, "SUCCEEDED", output={"sent": 1})
+    result = runner.run(payload, expected_kind="notify")
+    head.join()
+    assert result == {"node_id": "tell-owner", "status": "SUCCEEDED", "reused": True}
+    assert runner.downstream.calls == []  # type: ignore[attr-defined]
+
+
+def test_given_a_spent_node_whose_head_attempt_never_settles_when_its_timeout_passes_then_it_is_failed_and_audited(
+        deps: FakeDeps) -> None:
+    workflow_id, payload = _continuation_of_a_spent_node(deps, timeout=0.3)
+    runner = NodeRunner(deps, deps.metrics())
+    runner.downstream = _Downstream()  # type: ignore[assignment]
+    with pytest.raises(AttemptsExhausted) as caught:
+        runner.run(payload, expected_kind="notify")
+    assert "did not settle" in caught.value.message and runner.downstream.calls == []  # type: ignore[attr-defined]
+    assert deps.workflows.get_node(workflow_id, "tell-owner")["status"] == "FAILED"
+    failed = [r for r in deps.audit.chain(f"WF#{workflow_id}") if r["kind"] == "node.failed"]
+    assert [r["node_id"] for r in failed] == ["tell-owner"]

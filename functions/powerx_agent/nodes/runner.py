@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from powerx_agent.deps import Deps
 
 MAX_OUTPUT_BYTES = 8 * 1024
+HEAD_ATTEMPT_WAIT_SECONDS = 60.0  # a node's default timeout
 CALLBACK_URL_GRACE_SECONDS = 3600
 _templates: dict[str, Template] = {}
 
@@ -120,8 +121,13 @@ class NodeRunner:
                                     details={"node_id": node_id})
         tries = int(payload.get("retry_count") or 0) + 1  # this execution's attempt (its Retry counts these)
         # attempts an Express head made before it handed the workflow off here (numbering goes on)
-        attempt = tries + int((wf.get("attempts_before") or {}).get(node_id) or 0)
+        before = int((wf.get("attempts_before") or {}).get(node_id) or 0)
+        attempt = tries + before
         max_attempts = int((node.get("retry") or {}).get("attempts", 1))
+        if before >= max_attempts:
+            # the head's last attempt was still running when a parallel sibling handed the workflow off:
+            # its outcome is the node's, it is not called once more
+            return self._head_outcome(payload, wf, node)
         started = time.monotonic()
         generation = generation_of(wf)
         moved = self.deps.workflows.transition_node(workflow_id, node_id, "RUNNING", attempts=attempt,
@@ -153,6 +159,27 @@ class NodeRunner:
                 raise AttemptsExhausted(f"node {node_id}: attempt {attempt} of {max_attempts} failed, the last "
                                         f"({exc.code}: {exc.message})", details=error) from exc
             raise
+
+    def _head_outcome(self, payload: dict[str, Any], wf: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+        """Waits (at most the node's timeout) for the Express head's last attempt to settle: SUCCEEDED is
+        reused, anything else ends the node (not retried, the workflow escalates)."""
+        workflow_id, node_id = wf["workflow_id"], node["id"]
+        deadline = time.monotonic() + float(node.get("timeout") or HEAD_ATTEMPT_WAIT_SECONDS)
+        pause = 0.05
+        item = self.deps.workflows.get_node(workflow_id, node_id) or {}
+        while item.get("status") == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+            item = self.deps.workflows.get_node(workflow_id, node_id) or {}
+        if item.get("status") == "SUCCEEDED":
+            return self._reuse(payload, wf, node_id, item, generation_of(wf))
+        error = {"code": AttemptsExhausted.code, "node_id": node_id,
+                 "message": "the last attempt, made in the Express head, " +
+                            ("failed" if item.get("status") == "FAILED" else "did not settle in the node's timeout")}
+        if self.deps.workflows.transition_node(workflow_id, node_id, "FAILED", error=error):
+            self.metrics.add(spec.METRICS["node_failure"], 1, tenant=wf["tenant_id"], strategy=wf["strategy_id"])
+            self._audit("node.failed", wf, node_id, "FAILED", data=error)
+        raise AttemptsExhausted(f"node {node_id}: {error['message']}", details=error)
 
     def _run_and_record(self, payload: dict[str, Any], node: dict[str, Any], wf: dict[str, Any], attempt: int,
                         started: float) -> dict[str, Any]:
