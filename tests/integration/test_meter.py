@@ -58,6 +58,45 @@ def test_given_writes_to_an_indexed_table_when_metered_then_units_and_index_writ
     assert ("by_g", "a") in keys and ("by_g", "b") in keys and ("", uid) in keys
 
 
+
+def _echo(event: Any, context: Any) -> dict[str, Any]:
+    return {"echo": event}
+
+
+def test_given_a_function_run_in_process_when_invoked_directly_and_by_its_stream_then_the_meter_times_both(
+        runtime: Any, uid: str) -> None:
+    from types import SimpleNamespace
+
+    from powerx_agent.local import motopatch
+
+    name = f"meter-probe-fn-{uid}"
+    motopatch.register_handler(name, f"{__name__}._echo")
+    lam = runtime.client("lambda")
+    arn = lam.create_function(FunctionName=name, Runtime="python3.11", Role=runtime.deployment.lambda_role_arn,
+                              Handler="x.handler", Code={"ZipFile": _zip()})["FunctionArn"]
+    esm = SimpleNamespace(batch_size=10, max_retry_attempts=0, bisect_on_error=False, event_source_arn="stream",
+                          destination_config=None)
+    original = motopatch.lambdas.invoke_in_process
+    try:
+        with Meter() as meter:
+            answer = lam.invoke(FunctionName=name, Payload=b'{"a": 1}')
+            motopatch.streams._streams._deliver(arn, esm, [{"eventID": "1"}])
+    finally:
+        lam.delete_function(FunctionName=name)
+    assert json.loads(answer["Payload"].read()) == {"echo": {"a": 1}}
+    assert len(meter.lambdas[name]) == 2  # the Invoke and the stream batch both went through the dispatch
+    assert motopatch.lambdas.invoke_in_process is original  # put back on exit
+
+
+def _zip() -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "test function\n")
+    return buffer.getvalue()
+
 def test_given_a_profile_when_costing_then_the_product_and_the_anchor_are_printed_per_service(tmp_path: Path) -> None:
     profile = {"requests": {"sqs:SendMessage": 1.0}, "requests_total": 20.0, "wru": 10.0, "index_wru": 3.0,
                "rru": 0.1, "lambda": {"powerx-agent-ingest": {"invocations": 1.0}}, "log_bytes": 1000.0,

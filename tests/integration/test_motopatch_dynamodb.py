@@ -1,4 +1,4 @@
-"""The embedded runtime's DynamoDB patches (local/motopatch.py 6, 7 and 11): stream records reach their
+"""The embedded runtime's DynamoDB patches (local/motopatch/: streams 6, dynamodb 7 and 11): stream records reach their
 function in ordered batches off the write path, and a table query reads only its partition while
 answering exactly as a full-table query would (order, limit, pagination, both directions), and a
 conditional write is atomic."""
@@ -102,7 +102,7 @@ def test_given_a_batch_that_keeps_failing_when_retries_run_out_then_its_metadata
                           destination_config={"OnFailure": {"Destination": rt.deployment.queue_arns[dlq]}})
     records = [{"eventID": str(i), "eventName": "INSERT", "dynamodb": {"SequenceNumber": str(100 + i)}}
                for i in range(3)]
-    motopatch._streams._deliver(function_arn, esm, records)
+    motopatch.streams._streams._deliver(function_arn, esm, records)
     messages = rt.client("sqs").receive_message(QueueUrl=rt.deployment.queue_urls[dlq], MaxNumberOfMessages=10,
                                                 VisibilityTimeout=0).get("Messages", [])
     (sent,) = [json.loads(m["Body"]) for m in messages if function_arn in m["Body"]]

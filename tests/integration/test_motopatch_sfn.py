@@ -1,4 +1,4 @@
-"""The embedded runtime's Step Functions patches (local/motopatch.py): the ASL syntax tree cache must
+"""The embedded runtime's Step Functions patches (local/motopatch/stepfunctions.py): the ASL syntax tree cache must
 not share evaluation state between executions (Parallel and Map run concurrently and each returns
 its own result), and the in-flight execution counter returns to where it started."""
 

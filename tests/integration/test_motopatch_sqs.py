@@ -1,4 +1,4 @@
-"""The embedded runtime's SQS patch (local/motopatch.py 10): queue attributes are built once per call
+"""The embedded runtime's SQS patch (local/motopatch/sqs.py, patch 10): queue attributes are built once per call
 and without the message counts while sending; the answers stay exactly moto's."""
 
 from __future__ import annotations

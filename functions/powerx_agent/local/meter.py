@@ -139,11 +139,11 @@ class Meter:
     def __enter__(self) -> Meter:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
-        from powerx_agent.local import motopatch
+        from powerx_agent.local.motopatch import lambdas as dispatch
 
         meter = self
         original_call = DomainDispatcherApplication.__call__
-        original_invoke = motopatch.invoke_in_process
+        original_invoke = dispatch.invoke_in_process
         self._originals = {"call": original_call, "invoke": original_invoke}
 
         def counted(app: Any, environ: dict[str, Any], start_response: Any) -> Any:
@@ -159,17 +159,17 @@ class Meter:
                         (time.perf_counter() - started) * 1000)
 
         DomainDispatcherApplication.__call__ = counted
-        motopatch.invoke_in_process = timed_invoke
+        dispatch.invoke_in_process = timed_invoke  # every in-process invocation goes through it
         self.started = time.time()
         return self
 
     def __exit__(self, *exc: object) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
-        from powerx_agent.local import motopatch
+        from powerx_agent.local.motopatch import lambdas as dispatch
 
         DomainDispatcherApplication.__call__ = self._originals["call"]
-        motopatch.invoke_in_process = self._originals["invoke"]
+        dispatch.invoke_in_process = self._originals["invoke"]
         self.stopped = time.time()
 
     # -- one request -------------------------------------------------------------------------

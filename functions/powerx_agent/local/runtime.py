@@ -235,7 +235,7 @@ class LocalRuntime:
                 if attempt:
                     delay = self.async_retry_delays[attempt - 1]
                     time.sleep(delay + random.uniform(0, delay / 10))
-                result, errored, _ = motopatch.invoke_in_process(function, event)
+                result, errored, _ = motopatch.lambdas.invoke_in_process(function, event)
                 if not errored:
                     return
                 last = result
