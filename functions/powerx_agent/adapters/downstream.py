@@ -17,13 +17,14 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from powerx_agent.errors import DownstreamUnavailable, PluginRejected, PluginUnavailable
 from powerx_agent.json_limits import JsonLimitError, loads
+from powerx_agent.settings import Settings
 from powerx_agent.signing import callback_url
 from powerx_agent.taskflow.model import PLUGIN_ID_RE
 
@@ -99,8 +100,25 @@ def validate_plugin_id(plugin_id: object) -> str:
     return plugin_id
 
 
+class _TokenSecrets(Protocol):
+    def get_json(self, secret_id: str) -> dict[str, Any]: ...
+
+    def signing_keys(self, secret_id: str) -> list[str]: ...
+
+
+class DownstreamDeps(Protocol):
+    """What :class:`Downstream` reads of ``powerx_agent.deps.Deps`` (or ``testing.fakes.FakeDeps``):
+    deps/ sits above adapters/ in the floor plan, so an adapter names the part it uses, not Deps."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def secrets(self) -> _TokenSecrets: ...
+
+
 class Downstream:
-    def __init__(self, deps: Any) -> None:
+    def __init__(self, deps: DownstreamDeps) -> None:
         self.deps = deps
         self.settings = deps.settings
 

@@ -21,7 +21,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.feature_flags import AppConfigStore, FeatureFlags
 from aws_lambda_powertools.utilities.feature_flags.base import StoreProvider
@@ -31,7 +31,7 @@ from aws_lambda_powertools.utilities.feature_flags.schema import SchemaValidator
 from powerx_agent import spec, telemetry
 from powerx_agent.adapters.aws import error_code
 from powerx_agent.errors import AgentError, ConfigurationError
-from powerx_agent.settings import Env
+from powerx_agent.settings import Env, Settings
 
 DEFAULT_FLAGS: dict[str, Any] = spec.feature_flags_document()
 APPCONFIG_MAX_AGE = 30  # seconds between two GetLatestConfiguration polls of one function instance
@@ -215,6 +215,16 @@ class DynamoFlagWriter:
         return {"store": self.store}
 
 
+class ClientsDeps(Protocol):
+    """What :meth:`AppConfigFlagWriter.from_deps` reads of ``powerx_agent.deps.Deps``: deps/ sits above
+    adapters/ in the floor plan, so an adapter names the part it uses, not Deps."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    def client(self, service: str) -> Any: ...
+
+
 class AppConfigFlagWriter:
     """AWS: a new hosted configuration version of the stack's Freeform flag profile, deployed with
     ``StartDeployment`` and the stack's deployment strategy. Functions see it once the deployment
@@ -234,7 +244,7 @@ class AppConfigFlagWriter:
         self._base: int | None = None
 
     @classmethod
-    def from_deps(cls, deps: Any) -> AppConfigFlagWriter:
+    def from_deps(cls, deps: ClientsDeps) -> AppConfigFlagWriter:
         s = deps.settings
         missing = [n for n, v in ((Env.APPCONFIG_APPLICATION, s.appconfig_application),
                                   (Env.APPCONFIG_ENVIRONMENT, s.appconfig_environment),

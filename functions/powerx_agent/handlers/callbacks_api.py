@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from pydantic import ValidationError
 
 from powerx_agent import spec
-from powerx_agent.deps import get_deps
+from powerx_agent.deps import Deps, get_deps
 from powerx_agent.handlers._api import callback_grant, install_error_handler, json_response, read_body
 from powerx_agent.handlers._common import logger, tracer
 from powerx_agent.json_limits import JsonLimitError, loads
@@ -43,7 +43,7 @@ def callback() -> Response:
     return answer
 
 
-def _answer(deps: Any) -> Response:
+def _answer(deps: Deps) -> Response:
     raw = read_body(app)
     if isinstance(raw, Response):
         return raw

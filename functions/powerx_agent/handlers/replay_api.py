@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
 from powerx_agent import spec, telemetry
 from powerx_agent.audit.records import AuditEntry, workflow_chain
-from powerx_agent.deps import get_deps
+from powerx_agent.deps import Deps, get_deps
 from powerx_agent.errors import EventRejected
 from powerx_agent.handlers._api import install_error_handler, json_response, read_body, replay_caller
 from powerx_agent.handlers._common import logger, tracer
@@ -67,7 +67,7 @@ def replay() -> Response:
     return json_response(status, answer)
 
 
-def _refused(deps: Any, event: Any, caller: Caller, exc: EventRejected) -> Response:
+def _refused(deps: Deps, event: Any, caller: Caller, exc: EventRejected) -> Response:
     """Answer a refused event, audited and counted as ingest does (one fixed dimension value for a
     tenant that is not registered)."""
     detail = event.get("detail") if isinstance(event, dict) else None

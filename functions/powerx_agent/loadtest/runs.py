@@ -12,12 +12,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent import spec
 from powerx_agent.audit.chain import check_chain
 from powerx_agent.audit.records import workflow_chain
 from powerx_agent.ingest.service import workflow_id_for
+
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
 MAX_RATE = 1000.0
 MAX_DURATION = 600.0
@@ -232,7 +235,7 @@ def run_product(rt: Any, rate: float, duration: float, *, drain_timeout: float =
 
 
 # ---------------------------------------------------------------------------------- deployed stack
-def run_stack(deps: Any, rate: float, duration: float, *, tenant: str, drain_timeout: float = 300.0,
+def run_stack(deps: Deps, rate: float, duration: float, *, tenant: str, drain_timeout: float = 300.0,
               progress: Progress | None = None) -> LoadResult:
     """The same producer against a deployed stack; completion read from its audit table.
 
@@ -270,7 +273,7 @@ def run_stack(deps: Any, rate: float, duration: float, *, tenant: str, drain_tim
 
 
 # ---------------------------------------------------------------------------------- accounting
-def account(deps: Any, produced: Produced, tenant: str = "acme") -> dict[str, Any]:
+def account(deps: Deps, produced: Produced, tenant: str = "acme") -> dict[str, Any]:
     """Every event offered, classified from agent_events + its audit chain; every chain verified."""
     outcomes: dict[str, int] = {}
     unaccounted: list[str] = []

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent.audit.records import AuditEntry
 from powerx_agent.errors import AgentError
 from powerx_agent.ingest.envelope import TENANT_RE
 from powerx_agent.signing import CALLER_RE
+
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
 KEYS_CHAIN = "OPS#keys"
 _TENANT = re.compile(TENANT_RE)
@@ -35,18 +38,18 @@ class KeyAdminError(AgentError):
     code = "keys.invalid"
 
 
-def _read(deps: Any, secret_id: str) -> dict[str, Any]:
+def _read(deps: Deps, secret_id: str) -> dict[str, Any]:
     try:
         return deps.secrets.read_fresh(secret_id)
     except ValueError as exc:
         raise KeyAdminError(str(exc), code="keys.bad_secret") from None
 
 
-def _write(deps: Any, secret_id: str, value: dict[str, Any]) -> None:
+def _write(deps: Deps, secret_id: str, value: dict[str, Any]) -> None:
     deps.secrets.put_json(secret_id, value)
 
 
-def _audit(deps: Any, kind: str, by: str, **data: Any) -> None:
+def _audit(deps: Deps, kind: str, by: str, **data: Any) -> None:
     deps.audit.append(AuditEntry(kind, KEYS_CHAIN, status="CHANGED", data={"by": by, **data}))
 
 
@@ -87,7 +90,7 @@ def _caller(value: dict[str, Any], caller: str) -> dict[str, Any]:
     return entry
 
 
-def list_keys(deps: Any) -> dict[str, Any]:
+def list_keys(deps: Deps) -> dict[str, Any]:
     """Callers, their tenants and key slots, and the callback key's slots; never a key."""
     replay = _read(deps, deps.settings.replay_secret)
     callback = _read(deps, deps.settings.callback_secret)
@@ -99,7 +102,7 @@ def list_keys(deps: Any) -> dict[str, Any]:
     }
 
 
-def add_caller(deps: Any, caller: str, tenants: list[str], by: str) -> str:
+def add_caller(deps: Deps, caller: str, tenants: list[str], by: str) -> str:
     """A new replay caller scoped to ``tenants``; returns its key (to hand to the caller once)."""
     if not CALLER_RE.fullmatch(caller):
         raise KeyAdminError(f"{caller!r} is not a caller name ([a-z0-9][a-z0-9._-]{{0,63}})", code="keys.bad_caller")
@@ -115,7 +118,7 @@ def add_caller(deps: Any, caller: str, tenants: list[str], by: str) -> str:
     return key
 
 
-def set_tenants(deps: Any, caller: str, tenants: list[str], by: str) -> None:
+def set_tenants(deps: Deps, caller: str, tenants: list[str], by: str) -> None:
     scope = _check_tenants(tenants)
     value = _read(deps, deps.settings.replay_secret)
     entry = _caller(value, caller)
@@ -125,7 +128,7 @@ def set_tenants(deps: Any, caller: str, tenants: list[str], by: str) -> None:
     _audit(deps, "keys.caller_scoped", by, caller=caller, tenants=scope, previous_tenants=before)
 
 
-def remove_caller(deps: Any, caller: str, by: str) -> None:
+def remove_caller(deps: Deps, caller: str, by: str) -> None:
     value = _read(deps, deps.settings.replay_secret)
     _caller(value, caller)
     del _callers(value)[caller]
@@ -133,7 +136,7 @@ def remove_caller(deps: Any, caller: str, by: str) -> None:
     _audit(deps, "keys.caller_removed", by, caller=caller)
 
 
-def rotate_caller(deps: Any, caller: str, by: str) -> str:
+def rotate_caller(deps: Deps, caller: str, by: str) -> str:
     """A fresh active key for ``caller``; its previous key keeps verifying. Returns the new key."""
     value = _read(deps, deps.settings.replay_secret)
     slot, key = _rotate_slot(_caller(value, caller))
@@ -142,7 +145,7 @@ def rotate_caller(deps: Any, caller: str, by: str) -> str:
     return key
 
 
-def retire_previous(deps: Any, caller: str, by: str) -> str:
+def retire_previous(deps: Deps, caller: str, by: str) -> str:
     """Remove the caller's key that is not active (after the caller switched to the new one)."""
     value = _read(deps, deps.settings.replay_secret)
     entry = _caller(value, caller)
@@ -156,7 +159,7 @@ def retire_previous(deps: Any, caller: str, by: str) -> str:
     return ",".join(old)
 
 
-def rotate_callback(deps: Any, by: str) -> str:
+def rotate_callback(deps: Deps, by: str) -> str:
     """A fresh active callback key; URLs signed with the previous one verify until the next rotation."""
     value = _read(deps, deps.settings.callback_secret)
     slot, _ = _rotate_slot(value)

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent.audit.records import AuditEntry
 from powerx_agent.errors import AgentError, StrategyError
 from powerx_agent.strategy.artifact import Built, Record, check_active, encode, inputs_sha256, read, record_of
+
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
 CHAIN = "OPS#library"
 
@@ -80,7 +83,7 @@ class Status:
                 "ok": self.ok, "problem": self.problem, "inputs_checked": self.inputs_checked}
 
 
-def status(deps: Any, deep: bool = False) -> Status:
+def status(deps: Deps, deep: bool = False) -> Status:
     """Whether the current revision's artifact is what a matcher would serve: present, intact, of
     this revision and holding exactly its active versions; with ``deep``, also built from the
     YAML each version holds now (its inputs digest against every version item)."""
@@ -102,7 +105,7 @@ def status(deps: Any, deep: bool = False) -> Status:
     return Status(number, len(active), pointer, True, None, deep)
 
 
-def rebuild(deps: Any, actor: str, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def rebuild(deps: Deps, actor: str, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Compile every active version from its YAML into a fresh artifact for the current revision
     (after an abort page for a corrupt or missing artifact); audited as ``library.rebuilt``."""
     if not actor.strip():

@@ -19,10 +19,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent.escalation.service import review_id_for
 from powerx_agent.ingest.service import workflow_id_for
+
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
 C1_STRATEGY = "report-on-job-completed"
 C1_NODES = {"render": "SUCCEEDED", "archive": "SUCCEEDED", "tell-owner": "SUCCEEDED", "approve": "SKIPPED"}
@@ -44,7 +47,7 @@ class Check:
 
 @dataclass
 class Smoke:
-    deps: Any
+    deps: Deps
     tenant_id: str
     timeout: float = 120.0
     poll: float = 1.0

@@ -319,13 +319,13 @@ def rollback(deps: Deps, strategy_id: str, actor: str, to_version: int | None = 
     return {**result, "alias": alias}
 
 
-def _alias_back(deps: Any, strategy_id: str, moved: dict[str, Any], before: dict[str, Any] | None) -> None:
+def _alias_back(deps: Deps, strategy_id: str, moved: dict[str, Any], before: dict[str, Any] | None) -> None:
     previous = moved.get("previous_version_arn") or (before or {}).get("version_arn")
     if moved.get("pointed") and previous and previous != moved.get("version_arn"):
         deps.state_machines.route_alias(strategy_id, previous)
 
 
-def _audit_failure(deps: Any, kind: str, strategy_ids: list[str], data: dict[str, Any]) -> None:
+def _audit_failure(deps: Deps, kind: str, strategy_ids: list[str], data: dict[str, Any]) -> None:
     for strategy_id in dict.fromkeys(strategy_ids):
         deps.audit.append(AuditEntry(kind, chain(strategy_id), strategy_id=strategy_id, status="FAILED", data=data))
 

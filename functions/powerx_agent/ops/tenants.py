@@ -15,11 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerx_agent.audit.records import AuditEntry, now_iso
 from powerx_agent.errors import AgentError
 from powerx_agent.tenant_registry import Change, diff, load_tenants
+
+if TYPE_CHECKING:
+    from powerx_agent.deps import Deps
 
 TENANTS_CHAIN = "OPS#tenants"
 TENANTS_PER_TRANSACTION = 50  # each tenant is two actions (item + audit record); DynamoDB allows 100
@@ -53,7 +56,7 @@ class Applied:
     transactions: int
 
 
-def plan(deps: Any, path: Path) -> Plan:
+def plan(deps: Deps, path: Path) -> Plan:
     """Validate the file and compare it with the registry; nothing is written."""
     try:
         raw = path.read_bytes()
@@ -76,7 +79,7 @@ def _entry(kind: str, tenant_id: str, item: dict[str, Any] | None, by: str, data
                       data={"by": by, "revision": (item or {}).get("revision"), **data})
 
 
-def _commit(deps: Any, writes: list[tuple[dict[str, Any], dict[str, Any] | None, AuditEntry, bool]]) -> list[dict]:
+def _commit(deps: Deps, writes: list[tuple[dict[str, Any], dict[str, Any] | None, AuditEntry, bool]]) -> list[dict]:
     """One transaction: each (item to write, item read, audit entry, delete?) with its audit record."""
     records, audit_actions = deps.audit.transact_puts([w[2] for w in writes])
     actions = [deps.tenants.delete_action(read) if delete else deps.tenants.put_action(item, read)
@@ -90,7 +93,7 @@ def _fields_text(fields: dict[str, tuple[Any, Any]]) -> dict[str, list[Any]]:
     return {k: [old, new] for k, (old, new) in fields.items()}
 
 
-def apply(deps: Any, plan: Plan, by: str) -> Applied:
+def apply(deps: Deps, plan: Plan, by: str) -> Applied:
     """Write every create and update of ``plan`` (see the module doc for how it stays whole)."""
     writes = plan.writes
     done: list[list[tuple[dict[str, Any], dict[str, Any] | None]]] = []  # per committed transaction
@@ -122,7 +125,7 @@ def apply(deps: Any, plan: Plan, by: str) -> Applied:
     return Applied([c.tenant_id for c in writes], audit, len(done))
 
 
-def _revert(deps: Any, done: list[list[tuple[dict[str, Any], dict[str, Any] | None]]], by: str
+def _revert(deps: Deps, done: list[list[tuple[dict[str, Any], dict[str, Any] | None]]], by: str
             ) -> tuple[list[str], list[str]]:
     """Put back what each committed transaction replaced, newest first; returns (reverted, left changed)."""
     reverted: list[str] = []
@@ -150,11 +153,11 @@ def _cause(exc: BaseException) -> str:
     return exc.message if isinstance(exc, AgentError) else f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
-def list_tenants(deps: Any) -> list[dict[str, Any]]:
+def list_tenants(deps: Deps) -> list[dict[str, Any]]:
     return sorted(deps.tenants.scan(), key=lambda t: t["tenant_id"])
 
 
-def show(deps: Any, tenant_id: str) -> dict[str, Any]:
+def show(deps: Deps, tenant_id: str) -> dict[str, Any]:
     item = deps.tenants.read(tenant_id)
     if item is None:
         raise TenantsError(f"tenant '{tenant_id}' is not registered", code="tenants.unknown")
@@ -163,7 +166,7 @@ def show(deps: Any, tenant_id: str) -> dict[str, Any]:
                                  "by": (r.get("data") or {}).get("by")} for r in history[-10:]]}
 
 
-def disable(deps: Any, tenant_id: str, by: str, reason: str = "") -> dict[str, Any]:
+def disable(deps: Deps, tenant_id: str, by: str, reason: str = "") -> dict[str, Any]:
     """Status ``disabled`` (ingest then rejects its events, ``tenant.suspended``), audited."""
     stored = deps.tenants.read(tenant_id)
     if stored is None:
