@@ -48,10 +48,14 @@ class WorkflowsStore:
                 "gsi1sk": f"{now:017.3f}#{meta['workflow_id']}", "node_ids": list(node_ids), **meta}
         for node_id in node_ids:
             self.ensure_node(meta["workflow_id"], node_id, skipped=(skipped or {}).get(node_id))
+        return self._put_new(item)
+
+    def _put_new(self, item: dict[str, Any]) -> bool:
+        """Put ``item`` unless its key is taken: False when it was (nothing is changed then)."""
         try:
             self._ddb.put_item(TableName=self._table, Item=to_item(item),
                                ConditionExpression="attribute_not_exists(pk)")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - only the condition failure is an answer
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
             return False
@@ -62,12 +66,7 @@ class WorkflowsStore:
                 "status": "PENDING", "attempts": 0}
         if skipped:
             item.update(status="SKIPPED", reason=skipped, updated_at=round(time.time(), 3))
-        try:
-            self._ddb.put_item(TableName=self._table, Item=to_item(item),
-                               ConditionExpression="attribute_not_exists(pk)")
-        except Exception as exc:  # noqa: BLE001
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
+        self._put_new(item)  # a node that exists already has moved on: left as it is
 
     def update_meta(self, workflow_id: str, unless: str | None = None, **fields: Any) -> None:
         """SET ``fields`` on META; with ``unless``, only while META has no attribute of that name."""
@@ -240,14 +239,7 @@ class WorkflowsStore:
         now = round(time.time(), 3)
         item = {"pk": f"REVIEW#{review['review_id']}", "sk": "META", "status": "OPEN", "created_at": now,
                 "gsi1pk": "REVIEW#OPEN", "gsi1sk": f"{now:017.3f}#{review['review_id']}", **review}
-        try:
-            self._ddb.put_item(TableName=self._table, Item=to_item(item),
-                               ConditionExpression="attribute_not_exists(pk)")
-            return True
-        except Exception as exc:  # noqa: BLE001
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
-            return False
+        return self._put_new(item)
 
     def get_review(self, review_id: str) -> dict[str, Any] | None:
         out = self._ddb.get_item(TableName=self._table, Key=key(pk=f"REVIEW#{review_id}", sk="META"),

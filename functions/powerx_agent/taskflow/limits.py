@@ -47,21 +47,22 @@ PARALLEL_EVENTS = 4  # ParallelStateEntered/Started/Succeeded/Exited
 FAIL_EVENTS = 1  # FailStateEntered
 
 
-def _over(limit: int, actual: int) -> str:
+def _exceeded(limit: int, actual: int, said: str, advice: str, *, code: str, where: str | None) -> TaskflowError:
+    """The error of every limit check: what was measured, by how much it is over, what to do."""
     pct = 100.0 * (actual - limit) / limit
-    return f"{actual:,} > {limit:,}, over by {actual - limit:,} ({pct:.1f}%)"
+    return TaskflowError(f"{said} ({actual:,} > {limit:,}, over by {actual - limit:,} ({pct:.1f}%)). {advice}",
+                         code=code, where=where, details={"limit": limit, "actual": actual, "over": actual - limit})
 
 
 def check_definition_size(definition_json: str, *, where: str | None = None) -> int:
     """Raise ``limit.definition_size`` when the definition exceeds 1 MiB; returns its size."""
     size = len(definition_json.encode("utf-8"))
     if size > MAX_DEFINITION_BYTES:
-        raise TaskflowError(
-            f"the state machine definition is {size:,} bytes; Step Functions accepts at most "
-            f"{MAX_DEFINITION_BYTES:,} bytes ({_over(MAX_DEFINITION_BYTES, size)}). Large node "
-            "'input' templates are the usual cause: move bulk data out of the strategy",
-            code="limit.definition_size", where=where,
-            details={"limit": MAX_DEFINITION_BYTES, "actual": size, "over": size - MAX_DEFINITION_BYTES})
+        raise _exceeded(MAX_DEFINITION_BYTES, size,
+                        f"the state machine definition is {size:,} bytes; Step Functions accepts at most "
+                        f"{MAX_DEFINITION_BYTES:,} bytes",
+                        "Large node 'input' templates are the usual cause: move bulk data out of the strategy",
+                        code="limit.definition_size", where=where)
     return size
 
 
@@ -69,12 +70,11 @@ def check_execution_input(payload_json: str, *, where: str | None = None) -> int
     """Raise ``limit.payload_size`` when an execution input exceeds 256 KiB; returns its size."""
     size = len(payload_json.encode("utf-8"))
     if size > MAX_PAYLOAD_BYTES:
-        raise TaskflowError(
-            f"the execution input is {size:,} bytes; Step Functions accepts at most "
-            f"{MAX_PAYLOAD_BYTES:,} bytes ({_over(MAX_PAYLOAD_BYTES, size)}). Keep rendered "
-            "variables small (pass references, not documents)",
-            code="limit.payload_size", where=where,
-            details={"limit": MAX_PAYLOAD_BYTES, "actual": size, "over": size - MAX_PAYLOAD_BYTES})
+        raise _exceeded(MAX_PAYLOAD_BYTES, size,
+                        f"the execution input is {size:,} bytes; Step Functions accepts at most "
+                        f"{MAX_PAYLOAD_BYTES:,} bytes",
+                        "Keep rendered variables small (pass references, not documents)",
+                        code="limit.payload_size", where=where)
     return size
 
 
@@ -90,11 +90,9 @@ def count_states(definition: dict[str, Any]) -> int:
 
 def check_state_count(count: int, *, where: str | None = None) -> int:
     if count > MAX_STATES:
-        raise TaskflowError(
-            f"the state machine would have {count:,} states; this engine allows at most "
-            f"{MAX_STATES:,} ({_over(MAX_STATES, count)}). Split the flow into several strategies",
-            code="limit.state_count", where=where,
-            details={"limit": MAX_STATES, "actual": count, "over": count - MAX_STATES})
+        raise _exceeded(MAX_STATES, count,
+                        f"the state machine would have {count:,} states; this engine allows at most {MAX_STATES:,}",
+                        "Split the flow into several strategies", code="limit.state_count", where=where)
     return count
 
 
@@ -171,10 +169,8 @@ def estimate_history_events(definition: dict[str, Any], *, escalate: str = "Esca
 
 def check_history_events(events: int, *, where: str | None = None) -> int:
     if events > MAX_HISTORY_EVENTS:
-        raise TaskflowError(
-            f"a worst-case execution would write about {events:,} history events; Step Functions "
-            f"keeps at most {MAX_HISTORY_EVENTS:,} per execution ({_over(MAX_HISTORY_EVENTS, events)}). "
-            "Reduce retry attempts or split the flow",
-            code="limit.history_events", where=where,
-            details={"limit": MAX_HISTORY_EVENTS, "actual": events, "over": events - MAX_HISTORY_EVENTS})
+        raise _exceeded(MAX_HISTORY_EVENTS, events,
+                        f"a worst-case execution would write about {events:,} history events; Step Functions "
+                        f"keeps at most {MAX_HISTORY_EVENTS:,} per execution",
+                        "Reduce retry attempts or split the flow", code="limit.history_events", where=where)
     return events
