@@ -21,7 +21,7 @@ from powerx_agent.deps import get_deps
 from powerx_agent.ingest.service import workflow_id_for
 from powerx_agent.local.demo import c1_event, run_c1
 from powerx_agent.ops.review import decide_review
-from tests.integration.helpers import waiting_review
+from tests.integration.helpers import running_canary, waiting_review
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -213,3 +213,35 @@ def test_given_a_deferred_event_when_replayed_from_the_events_page_then_its_work
     workflow_id = workflow_id_for("acme", detail["idempotency_key"])
     browser.get(console.url + f"workflows/{workflow_id}")
     assert css(browser, "#wf-status .badge")[0].text == "SUCCEEDED"
+
+
+def test_given_a_running_canary_when_aborted_from_the_strategies_page_then_the_baseline_decides_again(
+        runtime, console, browser, shots, uid, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    sid = running_canary(uid, tmp_path)
+    browser.get(console.url + f"strategies?strategy={sid}")
+    card = element(browser, By.ID, f"canary-{sid}")
+    assert card.get_attribute("data-status") == "RUNNING"
+    assert "canary v2 against baseline v1, deciding 10% of the events" in card.text and "by bob" in card.text
+    hit = css(browser, f'#canary-{sid} tr[data-measure="hit_rate"] td')
+    assert [c.text for c in hit[1:3]] == ["95.0% [83.5%, 98.6%] 38/40", "97.5% [95.3%, 98.7%] 351/360"]
+    assert css(browser, f"#canary-{sid} .verdict")[0].get_attribute("data-abort") == "false"
+    assert css(browser, f'tr[data-strategy="{sid}"][data-version="2"] a.canary-mark')
+    screenshot(browser, shots, "canary")
+    css(browser, f"#canary-{sid} a.reject")[0].click()
+    screenshot(browser, shots, "canary-abort")
+    element(browser, By.NAME, "reason").send_keys("failure rate climbing on the archive plugin")
+    element(browser, By.NAME, "confirm").click()
+    element(browser, By.CSS_SELECTOR, "#canary-action button[type=submit]").click()
+    assert "canary aborted" in element(browser, By.ID, "done").text
+    deps = get_deps()
+    last = sorted(deps.audit.chain(f"STRAT#{sid}"), key=lambda r: r["seq"])[-1]
+    assert last["kind"] == "strategy.canary_aborted" and last["data"]["actor"] == ACTOR
+    assert int(deps.strategies.active(sid)["version"]) == 1
+    browser.get(console.url + f"strategies?strategy={sid}")
+    assert element(browser, By.ID, f"canary-{sid}").get_attribute("data-status") == "ABORTED"
+    assert not css(browser, f"#canary-{sid} a.reject")
+    # the confirmation page of a canary that ended meanwhile refuses with the reason, not a trace
+    browser.get(console.url + f"strategies/{sid}/canary/promote")
+    assert "not running any more" in element(browser, By.ID, "error").text

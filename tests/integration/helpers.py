@@ -78,3 +78,32 @@ def waiting_review(rt: Any, suffix: str, rows: int = 250_000) -> tuple[str, str]
     review_id = wait_until(lambda: next((r["review_id"] for r in get_deps().workflows.open_reviews_for(workflow_id)
                                          if r.get("node_id") == "approve"), None))
     return workflow_id, review_id
+
+
+CANARY_COUNTS = {"canary_decisions": 40, "canary_matched": 38, "canary_started": 38, "canary_succeeded": 31,
+                 "canary_failed": 5, "canary_escalated": 5, "canary_latency_ms_sum": 4200.0, "canary_lat_4": 38,
+                 "baseline_decisions": 360, "baseline_matched": 351, "baseline_started": 351,
+                 "baseline_succeeded": 340, "baseline_failed": 6, "baseline_escalated": 6,
+                 "baseline_latency_ms_sum": 35100.0, "baseline_lat_4": 351}
+"""A canary's tallies as the audit stream adds them (``tally_canary``): worse than its baseline, not yet
+with enough settled workflows (50 each by default) for the automatic verdict."""
+
+
+def running_canary(uid: str, directory: Any, counts: dict[str, float] | None = None) -> str:
+    """A strategy of its own event type and tenant, v1 active and v2 a 10 % canary started by bob (published
+    by alice), its arms tallied with ``counts``; its id."""
+    from powerx_agent.ops import strategy as lifecycle
+
+    deps = get_deps()
+    sid, event_type = f"cn-{uid}", f"test.canary.{uid}"
+    for version, plugin in ((1, "report-renderer"), (2, "archiver")):
+        path = directory / f"v{version}" / f"{sid}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"id: {sid}\nversion: {version}\nstatus: approved\nowner: owner@canary.example\n"
+                        f"tenants: [cn-{uid}]\non: {{event: {event_type}}}\nwhen: {{path: $.payload.kind, equals: go}}\n"
+                        f"flow:\n  nodes:\n    - id: act\n      plugin: {plugin}\n      input: {{version: {version}}}\n")
+        lifecycle.publish(deps, path, "alice")
+    lifecycle.approve(deps, sid, 1, "bob", "first")
+    started = lifecycle.approve_canary(deps, sid, 2, "10%", "bob", "archive instead of render")
+    deps.strategies.tally_canary(sid, started["run"], dict(counts or CANARY_COUNTS))
+    return sid

@@ -18,7 +18,7 @@ from powerx_agent.console.app import CSP, ConsoleContext, create_app
 from powerx_agent.deps import get_deps
 from powerx_agent.ingest.service import workflow_id_for
 from powerx_agent.local.demo import c1_event, run_c1
-from tests.integration.helpers import waiting_review
+from tests.integration.helpers import running_canary, waiting_review
 
 ACTOR = "console-tests"
 HOST = "127.0.0.1:8787"
@@ -291,3 +291,66 @@ def test_given_the_eventbridge_event_id_when_searched_then_its_workflow(client, 
     bus_id = out["Entries"][0]["EventId"]
     found = get(client, f"/api/workflows?q={bus_id}").get_json()
     assert [w["workflow_id"] for w in found["items"]] == [workflow_id_for("acme", detail["idempotency_key"])]
+
+
+def test_given_a_running_canary_when_strategies_are_read_then_both_arms_with_intervals_and_the_verdict(client, uid,
+                                                                                                   tmp_path):
+    sid = running_canary(uid, tmp_path)
+    listed = get(client, f"/api/strategies?strategy={sid}").get_json()
+    assert [c["strategy_id"] for c in listed["canaries"]] == [sid]
+    found = listed["canaries"][0]
+    assert found == get(client, f"/api/strategies/{sid}/canary").get_json()
+    assert (found["version"], found["baseline"], found["percent"], found["status"], found["running"]) == (
+        2, 1, 10, "RUNNING", True)
+    assert found["started_by"] == "bob" and found["started_at"] and found["reason"] == "archive instead of render"
+    canary, baseline = found["comparison"]["canary"], found["comparison"]["baseline"]
+    assert (canary["hit_rate"]["count"], canary["hit_rate"]["of"]) == (38, 40)
+    assert (canary["failure_rate"]["count"], canary["failure_rate"]["of"]) == (5, 36)
+    assert (baseline["escalation_rate"]["count"], baseline["escalation_rate"]["of"]) == (6, 360)
+    low, high = canary["success_rate"]["ci95"]
+    assert low < canary["success_rate"]["rate"] < high
+    assert found["comparison"]["difference"]["failure_rate"]["value"] > 0
+    assert found["verdict"]["abort"] is False and "50 needed in each" in found["verdict"]["why"]
+    page = get(client, f"/strategies?strategy={sid}").get_data(as_text=True)
+    assert "canary v2 against baseline v1" in page and "no abort" in page and "Promote…" in page
+    assert get(client, f"/strategies/{sid}/canary/promote").status_code == 200
+    assert get(client, "/api/strategies/report-on-job-completed/canary").get_json()["code"] == "strategy.no_canary"
+    assert get(client, "/api/strategies/report-on-job-completed/canary").status_code == 404
+
+
+def test_given_running_canaries_when_promoted_and_aborted_then_the_cli_code_acts_audited_as_the_operator(
+        client, context, uid, tmp_path):
+    deps = get_deps()
+    promoted, aborted = running_canary(f"{uid}-p", tmp_path / "p"), running_canary(f"{uid}-a", tmp_path / "a")
+    route = f"/api/strategies/{promoted}/canary/promote"
+    no_token = post(client, context, route, {"reason": "x", "confirm": True}, token="")
+    assert no_token.status_code == 403 and no_token.get_json()["code"] == "console.csrf"
+    unconfirmed = post(client, context, route, {"reason": "x"})
+    assert unconfirmed.status_code == 400 and unconfirmed.get_json()["code"] == "console.not_confirmed"
+    no_reason = post(client, context, route, {"confirm": True, "reason": "  "})
+    assert no_reason.status_code == 400 and no_reason.get_json()["code"] == "strategy.approval_incomplete"
+    assert post(client, context, f"/api/strategies/{promoted}/canary/pause", {"confirm": True}).status_code == 404
+    assert post(client, context, "/api/strategies/Bad!/canary/abort", {"confirm": True}).status_code == 400
+    assert get(client, f"/api/strategies/{promoted}/canary").get_json()["status"] == "RUNNING"
+
+    done = post(client, context, route, {"reason": "archive is healthy", "confirm": True})
+    assert done.status_code == 200, done.get_json()
+    result = done.get_json()
+    assert result["by"] == ACTOR and result["canary"]["status"] == "PROMOTED" and result["canary"]["ended_by"] == ACTOR
+    assert int(deps.strategies.active(promoted)["version"]) == 2
+    records = sorted(deps.audit.chain(f"STRAT#{promoted}"), key=lambda r: r["seq"])
+    assert [r["kind"] for r in records][-2:] == ["strategy.approved", "strategy.canary_promoted"]
+    assert records[-1]["data"]["approver"] == ACTOR and records[-1]["data"]["reason"] == "archive is healthy"
+
+    stopped = post(client, context, f"/api/strategies/{aborted}/canary/abort", {"reason": "too many failures",
+                                                                                "confirm": True})
+    assert stopped.status_code == 200, stopped.get_json()
+    assert stopped.get_json()["canary"]["status"] == "ABORTED" and int(deps.strategies.active(aborted)["version"]) == 1
+    last = sorted(deps.audit.chain(f"STRAT#{aborted}"), key=lambda r: r["seq"])[-1]
+    assert last["kind"] == "strategy.canary_aborted" and last["data"]["actor"] == ACTOR
+    assert last["data"]["automatic"] is False
+    # acting on a canary that ended: the server's refusal, with its code
+    again = post(client, context, route, {"reason": "twice", "confirm": True})
+    assert again.status_code == 409 and again.get_json()["code"] == "strategy.no_canary"
+    ended = get(client, f"/api/strategies?strategy={aborted}").get_json()["canaries"]
+    assert [(c["status"], c["running"]) for c in ended] == [("ABORTED", False)]

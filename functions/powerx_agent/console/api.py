@@ -354,19 +354,90 @@ def replay(deps: Deps, event_ref: str, by: str, dry_run: bool) -> dict[str, Any]
 
 # -- strategies --------------------------------------------------------------------------------
 def strategies(deps: Deps, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Published versions, paged by strategy (``size`` strategies a page, each with all its versions and
+    the one before each, for the diff), and the canaries of the strategies shown."""
     from powerx_agent.ops.strategy import published
 
     wanted = _one(params, "strategy", _NAME)
-    rows = [r for r in published(deps) if wanted is None or r["strategy_id"] == wanted]
+    ids = [wanted] if wanted else sorted(deps.strategies.revision().get("active", {}))
+    page = paged([{"strategy_id": i} for i in ids], params)  # a page of strategies, each with every version
+    shown = [r["strategy_id"] for r in page["items"]]
+    rows = published(deps, shown, library=False)
     rows.sort(key=lambda r: (r["strategy_id"], -int(r["version"])))
-    return {"filters": {"strategy": wanted}, **paged(rows, params)}
+    for row, older in zip(rows, [*rows[1:], None], strict=True):
+        row["previous"] = older["version"] if older and older["strategy_id"] == row["strategy_id"] else None
+    return {"filters": {"strategy": wanted}, **page, "items": rows, "canaries": canaries(deps, shown, only=wanted)}
+
+
+CANARY_ACTIONS = ("promote", "abort")
+
+
+def canaries(deps: Deps, strategy_ids: list[str], only: str | None = None) -> list[dict[str, Any]]:
+    """Every running canary (``only``: of that strategy), and the last canary of each strategy in
+    ``strategy_ids`` (the page's), with both arms compared as ``strategy canary status`` compares them.
+    One read of the revision head and one query per strategy shown."""
+    from powerx_agent.match import canary
+
+    running = canary.running(deps)
+    wanted = dict.fromkeys([*(s for s in running if only is None or s == only), *strategy_ids])
+    out = []
+    for strategy_id in wanted:
+        entry = running.get(strategy_id)
+        runs = deps.strategies.canary_runs(strategy_id)
+        run = next((r for r in runs if entry is not None and r["sk"] == entry["run"]), None) or (
+            runs[-1] if runs else None)
+        if run is not None:
+            out.append({**canary.describe(run), "running": entry is not None and run["sk"] == entry["run"]})
+    return out
+
+
+def canary_status(deps: Deps, strategy_id: str) -> dict[str, Any]:
+    """The running canary (or the last one) of a strategy: ``strategy canary status ID``."""
+    from powerx_agent.match import canary
+
+    _strategy_id(strategy_id)
+    try:
+        found = canary.status(deps, strategy_id)
+    except AgentError as exc:
+        raise _refused(exc, 404) from None
+    return {**found, "running": found.get("status") == "RUNNING"}
+
+
+def canary_act(deps: Deps, strategy_id: str, action: str, by: str, reason: str | None) -> dict[str, Any]:
+    """promote / abort the running canary: exactly ``strategy canary promote|abort ID --by --reason``
+    (the same ops code: audited under ``by``; an abort is counted and notified)."""
+    from powerx_agent.ops.strategy import abort_canary, promote_canary
+
+    _strategy_id(strategy_id)
+    if action not in CANARY_ACTIONS:
+        raise ApiError(404, "console.not_found", f"a canary is promoted or aborted, not {action[:40]!r}")
+    reason = (reason or "").strip() or None
+    if reason is None:
+        raise ApiError(400, "strategy.approval_incomplete", f"say why (the {action} records a reason)")
+    if len(reason) > 1000:
+        raise ApiError(400, "console.bad_parameter", "the reason is longer than 1000 characters")
+    metrics = deps.metrics()
+    try:
+        if action == "promote":
+            result = promote_canary(deps, strategy_id, by, reason)
+        else:
+            result = {"canary": abort_canary(deps, metrics, strategy_id, by, reason)}
+    except AgentError as exc:
+        raise _refused(exc, 409) from None
+    finally:
+        metrics.flush()
+    return {"strategy_id": strategy_id, "action": action, "by": by, "reason": reason, **result}
+
+
+def _strategy_id(strategy_id: str) -> None:
+    if not _NAME.fullmatch(strategy_id):
+        raise ApiError(400, "console.bad_parameter", f"{strategy_id[:80]!r} is not a strategy id")
 
 
 def strategy_diff(deps: Deps, strategy_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
     from powerx_agent.ops.strategy import diff
 
-    if not _NAME.fullmatch(strategy_id):
-        raise ApiError(400, "console.bad_parameter", f"{strategy_id[:80]!r} is not a strategy id")
+    _strategy_id(strategy_id)
     versions = sorted(int(v["version"]) for v in deps.strategies.versions(strategy_id))
     if not versions:
         raise ApiError(404, "strategy.not_found", f"no published strategy {strategy_id}")
@@ -447,7 +518,8 @@ def health(deps: Deps, params: Mapping[str, Any], memo: dict[str, Any]) -> dict[
     for name, (op, target) in TARGETS.items():
         value = values.get(name)
         ok = None if value is None else {"<=": value <= target, ">=": value >= target, "<": value < target}[op]
-        metrics.append({"name": name, "value": value, "target": f"{op} {target:g}", "ok": ok})
+        metrics.append({"name": name, "value": value, "target": f"{op} {target:g}", "op": op, "threshold": target,
+                        "ok": ok})
     prefix = f"{deps.settings.resource_prefix}powerx-agent"
     alarms = [a.__dict__ for a in deps.alarms.states(prefix)]
     note = None if alarms else (f"no alarm named {prefix}* on this target (the embedded runtime creates none; "

@@ -179,6 +179,17 @@ def create_app(context: ConsoleContext) -> Flask:
     def api_diff(strategy_id: str) -> Any:
         return jsonify(api.strategy_diff(deps(), strategy_id, request.args))
 
+    @app.get("/api/strategies/<strategy_id>/canary")
+    def api_canary(strategy_id: str) -> Any:
+        return jsonify(api.canary_status(deps(), strategy_id))
+
+    @app.post("/api/strategies/<strategy_id>/canary/<action>")
+    def api_canary_act(strategy_id: str, action: str) -> Any:
+        if action not in api.CANARY_ACTIONS:
+            abort(404)
+        confirmed()
+        return jsonify(api.canary_act(deps(), strategy_id, action, context.actor, field("reason")))
+
     @app.post("/api/strategies/test")
     def api_strategy_test() -> Any:
         return jsonify(api.strategy_test(deps(), field("event") or ""))
@@ -254,6 +265,18 @@ def create_app(context: ConsoleContext) -> Flask:
     def diff_page(strategy_id: str) -> Any:
         data = api.strategy_diff(deps(), strategy_id, request.args)
         return page("diff.html", data=data, rows=_side_by_side(data["left"], data["right"]))
+
+    @app.route("/strategies/<strategy_id>/canary/<action>", methods=["GET", "POST"])
+    def canary_page(strategy_id: str, action: str) -> Any:
+        if action not in api.CANARY_ACTIONS:
+            abort(404)
+        if request.method == "GET":
+            return page("confirm_canary.html", canary=api.canary_status(deps(), strategy_id), action=action)
+        confirmed()
+        result = api.canary_act(deps(), strategy_id, action, context.actor, field("reason"))
+        done = "promoted" if action == "promote" else "aborted"
+        return page("done.html", title=f"{strategy_id}'s canary {done}", result=result,
+                    back=url_for("strategies_page", strategy=strategy_id))
 
     @app.route("/strategies/test", methods=["GET", "POST"])
     def test_page() -> Any:

@@ -343,11 +343,12 @@ def diff(deps: Deps, strategy_id: str, from_version: int, to_version: int) -> st
         fromfile=f"{strategy_id}@v{from_version}", tofile=f"{strategy_id}@v{to_version}"))
 
 
-def published(deps: Deps, strategy_ids: list[str] | None = None) -> list[dict[str, Any]]:
+def published(deps: Deps, strategy_ids: list[str] | None = None, *, library: bool = True) -> list[dict[str, Any]]:
     """Published versions and the active pointer of each strategy in the library revision (plus
-    ``strategy_ids``, e.g. drafts never approved)."""
+    ``strategy_ids``, e.g. drafts never approved; with ``library=False`` only those: one query per
+    strategy, so a page of a large library reads only its own)."""
     revision = deps.strategies.revision()
-    ids = sorted(set(revision.get("active", {})) | set(strategy_ids or []))
+    ids = sorted((set(revision.get("active", {})) if library else set()) | set(strategy_ids or []))
     rows = []
     for strategy_id in ids:
         active = deps.strategies.active(strategy_id)
