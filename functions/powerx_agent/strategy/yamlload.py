@@ -26,7 +26,14 @@ from typing import Any
 
 import yaml
 import yaml.composer
-from yaml.events import AliasEvent, CollectionEndEvent, MappingStartEvent, ScalarEvent, StreamEndEvent
+from yaml.events import (
+    AliasEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    StreamEndEvent,
+)
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from yaml.parser import Parser
 from yaml.reader import Reader
@@ -77,6 +84,36 @@ _Core12Resolver.add_implicit_resolver(
     re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
                r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
     list("-+.0123456789"))
+
+_PLAIN: dict[tuple[str, Any], Any] = {}
+_PLAIN_MAX = 65_536
+_PLAIN_MAX_CHARS = 128
+_MISSING = object()
+
+
+def _plain_scalar(loader: Any, text: str, implicit: Any, mark: Any, source: str,
+                  deferred: list[StrategyError]) -> Any:
+    """The value of an untagged scalar (tag resolved, then checked and converted), remembered for short
+    texts: the same keys and small values recur in every file of a library, and a lint of 10,000
+    files reads about a million of them. A refused value is not remembered (its error names the place)."""
+    value = _PLAIN.get((text, implicit), _MISSING)
+    if value is not _MISSING:
+        return value
+    value = _checked_scalar(str(loader.resolve(ScalarNode, text, implicit)), text, mark, source, deferred)
+    if not deferred and len(text) <= _PLAIN_MAX_CHARS:
+        if len(_PLAIN) >= _PLAIN_MAX:
+            _PLAIN.clear()
+        _PLAIN[(text, implicit)] = value
+    return value
+
+
+def _checked_scalar(tag: str, text: str, mark: Any, source: str, deferred: list[StrategyError]) -> Any:
+    try:
+        return _scalar(tag, text, mark, source)
+    except StrategyError as exc:
+        deferred.append(exc)
+        return None
+
 
 _KIND = {bool: "a boolean", int: "an integer", float: "a number", type(None): "null"}
 _TRUE = frozenset({"true", "True", "TRUE"})
@@ -233,13 +270,12 @@ def _unquoted_path(stream: str, exc: yaml.MarkedYAMLError) -> bool:
 class _Frame:
     """An open mapping or sequence while its events are read."""
 
-    __slots__ = ("key", "key_mark", "path", "value")
+    __slots__ = ("key", "path", "value")
 
     def __init__(self, value: Any, path: KeyPath) -> None:
         self.value = value
         self.path = path
         self.key: Any = _NO_KEY  # a mapping waiting for its next key
-        self.key_mark: Any = None
 
 
 _NO_KEY = object()
@@ -261,13 +297,14 @@ def _build(loader: Any, source: str) -> tuple[Any, dict[tuple, tuple[int, int]]]
     stack: list[_Frame] = []
     while True:
         event = loader.get_event()
-        if isinstance(event, CollectionEndEvent):
+        kind = type(event)  # the parser's own event classes: compared by identity (the hot path of a lint)
+        if kind is MappingEndEvent or kind is SequenceEndEvent:
             stack.pop()
             if not stack:
                 break
             continue
         mark = event.start_mark
-        if isinstance(event, AliasEvent):
+        if kind is AliasEvent:
             raise _error(source, mark, "yaml.alias",
                          f"alias '*{event.anchor}' refused: anchors and aliases are not allowed in strategies")
         anchor = getattr(event, "anchor", None)
@@ -275,26 +312,31 @@ def _build(loader: Any, source: str) -> tuple[Any, dict[tuple, tuple[int, int]]]
             raise _error(source, mark, "yaml.anchor",
                          f"anchor '&{anchor}' refused: anchors and aliases are not allowed in strategies")
         parent = stack[-1] if stack else None
-        if isinstance(event, ScalarEvent):
-            if len(event.value) > MAX_SCALAR_CHARS:
+        if kind is ScalarEvent:
+            text = event.value
+            if len(text) > MAX_SCALAR_CHARS:
                 raise _error(source, mark, "yaml.too_large",
-                             f"a scalar of {len(event.value)} characters exceeds the limit of {MAX_SCALAR_CHARS}")
-            tag = event.tag if event.tag not in (None, "!") else loader.resolve(ScalarNode, event.value, event.implicit)
-            try:
-                value: Any = _scalar(tag, event.value, mark, source)
-            except StrategyError as exc:
-                deferred.append(exc)
-                value = None
-            if parent is not None and isinstance(parent.value, dict) and parent.key is _NO_KEY:
-                if not deferred:
-                    _key(parent, value, event.value, mark, source, positions, deferred)
-                parent.key, parent.key_mark = value, mark
+                             f"a scalar of {len(text)} characters exceeds the limit of {MAX_SCALAR_CHARS}")
+            value: Any = _plain_scalar(loader, text, event.implicit, mark, source, deferred) \
+                if event.tag is None or event.tag == "!" else _checked_scalar(event.tag, text, mark, source, deferred)
+            if parent is not None and type(parent.value) is dict:
+                if parent.key is _NO_KEY:  # the value is a key
+                    if not deferred:
+                        if type(value) is str and value not in parent.value:
+                            positions[(*parent.path, value)] = (mark.line + 1, mark.column + 1)
+                        else:
+                            _key(parent, value, text, mark, source, positions, deferred)
+                    parent.key = value
+                    continue
+                if type(parent.key) is str:  # a scalar value: no position of its own (its key has one)
+                    parent.value[parent.key] = value
+                parent.key = _NO_KEY
                 continue
             frame = None
         else:  # a mapping or a sequence starts
             if len(stack) + 1 > MAX_DEPTH:
                 raise _error(source, mark, "yaml.too_deep", f"nesting deeper than {MAX_DEPTH} levels")
-            is_map = isinstance(event, MappingStartEvent)
+            is_map = kind is MappingStartEvent
             expected = _MAP if is_map else _SEQ
             tag = event.tag if event.tag not in (None, "!") else loader.resolve(
                 MappingNode if is_map else SequenceNode, None, event.implicit)
@@ -305,7 +347,7 @@ def _build(loader: Any, source: str) -> tuple[Any, dict[tuple, tuple[int, int]]]
             if parent is not None and isinstance(parent.value, dict) and parent.key is _NO_KEY:
                 deferred.append(_error(source, mark, "yaml.non_string_key",
                                        "a mapping key must be a plain string, not a mapping or a list"))
-                parent.key, parent.key_mark = frame, mark  # read and dropped: the error is raised
+                parent.key = frame  # read and dropped: the error is raised
                 stack.append(frame)
                 continue
         path: KeyPath

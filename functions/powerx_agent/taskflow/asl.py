@@ -238,6 +238,23 @@ class _Head:
     retries: bool
 
 
+def _has_reserved_key(value: Any) -> bool:
+    """Whether any key of ``value`` (nested) ends in ``.$``: the common answer, no, without building a path
+    string per key (:func:`_reserved_keys` names them)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            for key, sub in item.items():
+                if str(key).endswith(".$"):
+                    return True
+                if isinstance(sub, dict | list):
+                    pending.append(sub)
+        elif isinstance(item, list):
+            pending.extend(sub for sub in item if isinstance(sub, dict | list))
+    return False
+
+
 def _reserved_keys(value: Any, where: str) -> list[str]:
     found: list[str] = []
     if isinstance(value, dict):
@@ -256,8 +273,8 @@ def _node_document(node: NodeSpec) -> dict[str, Any]:
     doc.pop("after", None)
     doc.pop("when", None)
     doc["kind"] = node.kind
-    bad = _reserved_keys(doc, node.id)
-    if bad:
+    if _has_reserved_key(doc):
+        bad = _reserved_keys(doc, node.id)
         raise TaskflowError(
             f"node '{node.id}' has keys ending in '.$' ({', '.join(bad)}); Step Functions would "
             "read them as JSONPath references. Rename them",
