@@ -49,3 +49,16 @@ def test_given_the_same_library_when_linted_simulated_published_and_seeded_then_
     assert {sid for sid in expected if seeded.strategies.versions(sid)} == expected
     assert not seeded.strategies.versions("hidden-z") and not seeded.strategies.versions("hidden-w")
     assert publish_directory  # the local runtime seeds through the same listing (FakeDeps.create uses it)
+
+
+def test_given_a_symlinked_folder_and_a_nested_tests_folder_when_listed_then_only_the_real_tree_and_nested_tests(
+        tmp_path):
+    root = _library(tmp_path / "lib")
+    (root / "team-b" / "tests").mkdir(parents=True)
+    (root / "team-b" / "tests" / "t.yml").write_text(BASE)
+    (root / "linked").symlink_to(root / "team-a", target_is_directory=True)  # not entered, as rglob does not
+    (root / "dir.yaml").mkdir()
+    (root / "dir.yaml" / "in.yaml").write_text(BASE)
+    assert [p.relative_to(root).as_posix() for p in strategy_files(root)] == [
+        "dir.yaml/in.yaml", "team-a/x.yaml", "team-b/tests/t.yml", "y.draft.yaml"]
+    assert strategy_files(root / "y.draft.yaml") == [root / "y.draft.yaml"]

@@ -190,3 +190,16 @@ def test_given_an_unquoted_jsonpath_with_a_star_when_loaded_then_the_error_says_
 
 def test_given_a_quoted_jsonpath_with_a_star_when_loaded_then_it_is_a_string() -> None:
     assert load_yaml('ids: ["$.items[*].id"]\n', "s.yaml").data == {"ids": ["$.items[*].id"]}
+
+
+def test_given_the_same_scalars_in_many_documents_when_loaded_then_each_answer_is_that_of_a_first_reading() -> None:
+    # untagged short scalars are remembered across documents: a remembered value never changes an answer,
+    # a refused one is refused again with its own place, and a tag still decides over the remembered value
+    first = load_yaml("a: 12\nb: true\nc: 'true'\nd: ~\ne: x\n", "one.yaml").data
+    assert first == {"a": 12, "b": True, "c": "true", "d": None, "e": "x"}
+    again = load_yaml("e: x\nd: ~\nc: 'true'\nb: true\na: 12\nf: !!str 12\n", "two.yaml").data
+    assert again == {**first, "f": "12"} and type(again["a"]) is int
+    for source in ("three.yaml", "four.yaml"):
+        with pytest.raises(StrategyError) as refused:
+            load_yaml("k: 1\nbad: !!int twelve\n", source)
+        assert refused.value.code == "yaml.invalid_scalar" and refused.value.where == f"{source}:2:6"

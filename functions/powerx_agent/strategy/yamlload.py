@@ -86,8 +86,8 @@ _Core12Resolver.add_implicit_resolver(
     list("-+.0123456789"))
 
 _PLAIN: dict[tuple[str, Any], Any] = {}
-_PLAIN_MAX = 65_536
-_PLAIN_MAX_CHARS = 128
+_PLAIN_MAX = 16_384  # at most a few MB, whatever the files hold
+_PLAIN_MAX_CHARS = 64
 _MISSING = object()
 
 
