@@ -106,6 +106,16 @@ def element(browser, by: str, value: str):
         raise AssertionError(f"no {by}={value!r} on {browser.current_url}:\n{browser.page_source[:3000]}") from None
 
 
+def confirm(browser, form: str, reason: str | None = None) -> None:
+    """Fill a confirmation page as an operator does: the reason (when asked), the box ticked, submitted."""
+    from selenium.webdriver.common.by import By
+
+    if reason is not None:
+        element(browser, By.NAME, "reason").send_keys(reason)
+    element(browser, By.NAME, "confirm").click()
+    element(browser, By.CSS_SELECTOR, f"#{form} button[type=submit]").click()
+
+
 def test_given_c1_when_listed_and_opened_then_every_node_succeeded_with_its_output(runtime, console, browser, shots):
     runtime.sandbox.reset()
     result = run_c1(runtime, suffix=f"-browser-{int(time.time() * 1000)}")
@@ -139,9 +149,7 @@ def test_given_a_waiting_review_when_approved_in_the_console_then_the_workflow_f
     screenshot(browser, shots, "reviews")
     css(browser, f'tr[data-review="{review_id}"] a.approve')[0].click()
     screenshot(browser, shots, "approve")
-    element(browser, By.NAME, "reason").send_keys("checked the large report")
-    element(browser, By.NAME, "confirm").click()
-    element(browser, By.CSS_SELECTOR, "#decide button[type=submit]").click()
+    confirm(browser, "decide", "checked the large report")
     assert "approved" in element(browser, By.ID, "done").text
     assert runtime.wait_idle(timeout=60)
     browser.get(console.url + f"workflows/{workflow_id}")
@@ -161,9 +169,7 @@ def test_given_a_review_closed_meanwhile_when_approved_then_the_servers_refusal_
     # someone else approves it first (approving keeps the trail complete for the docs harness's repair run)
     assert decide_review(deps, metrics, review_id, "approved", "someone-else", "closed first").status == 200
     metrics.flush()
-    element(browser, By.NAME, "reason").send_keys("too late")
-    element(browser, By.NAME, "confirm").click()
-    element(browser, By.CSS_SELECTOR, "#decide button[type=submit]").click()
+    confirm(browser, "decide", "too late")
     error = element(browser, By.ID, "error").text
     assert "already closed" in error and "Traceback" not in browser.page_source
     assert runtime.wait_idle(timeout=60)
@@ -206,8 +212,7 @@ def test_given_a_deferred_event_when_replayed_from_the_events_page_then_its_work
     row[0].find_element(By.CSS_SELECTOR, "a.replay").click()
     assert "would send 1" in element(browser, By.ID, "dry-run").text
     screenshot(browser, shots, "replay")
-    element(browser, By.NAME, "confirm").click()
-    element(browser, By.CSS_SELECTOR, "#replay button[type=submit]").click()
+    confirm(browser, "replay")
     assert "Replayed" in element(browser, By.ID, "done").text
     assert runtime.wait_idle(timeout=60)
     workflow_id = workflow_id_for("acme", detail["idempotency_key"])
@@ -231,9 +236,7 @@ def test_given_a_running_canary_when_aborted_from_the_strategies_page_then_the_b
     screenshot(browser, shots, "canary")
     css(browser, f"#canary-{sid} a.reject")[0].click()
     screenshot(browser, shots, "canary-abort")
-    element(browser, By.NAME, "reason").send_keys("failure rate climbing on the archive plugin")
-    element(browser, By.NAME, "confirm").click()
-    element(browser, By.CSS_SELECTOR, "#canary-action button[type=submit]").click()
+    confirm(browser, "canary-action", "failure rate climbing on the archive plugin")
     assert "canary aborted" in element(browser, By.ID, "done").text
     deps = get_deps()
     last = sorted(deps.audit.chain(f"STRAT#{sid}"), key=lambda r: r["seq"])[-1]
