@@ -354,3 +354,10 @@ def test_given_running_canaries_when_promoted_and_aborted_then_the_cli_code_acts
     assert again.status_code == 409 and again.get_json()["code"] == "strategy.no_canary"
     ended = get(client, f"/api/strategies?strategy={aborted}").get_json()["canaries"]
     assert [(c["status"], c["running"]) for c in ended] == [("ABORTED", False)]
+
+
+def test_given_a_refused_page_when_shown_then_it_links_back_to_its_own_section(client):
+    page = get(client, "/strategies/report-on-job-completed/diff?from=1&to=999999").get_data(as_text=True)
+    assert "strategy.version_not_found" in page and 'href="/strategies">back to the strategies' in page
+    assert 'href="/workflows">back to the workflows' in get(client, "/workflows?status=DONE").get_data(as_text=True)
+    assert 'href="/reviews">back to the reviews' in get(client, "/reviews/not-a-review/approve").get_data(as_text=True)
