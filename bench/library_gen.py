@@ -19,7 +19,14 @@ def event_type(i: int) -> str:
     return f"bench.lib.{i % EVENT_TYPES}"
 
 
+def identity(i: int) -> tuple[str, int, tuple[str, ...]]:
+    """Strategy ``i``'s id, weight and tenants (without compiling it)."""
+    tenants = ("*",) if i % 4 else (TENANTS[i % 20], TENANTS[(i + 7) % 20])
+    return f"lib-{i:05d}", i // EVENT_TYPES, tenants
+
+
 def strategy_yaml(i: int) -> str:
+    strategy_id, weight, scope = identity(i)
     kind = f"k{i % 7}"
     shape = i % 10
     if shape == 9:
@@ -37,7 +44,7 @@ def strategy_yaml(i: int) -> str:
                  f"    - {{path: $.payload.name, matches: 'job-[0-9]+-{i % 10}'}}\n")
     else:
         match = f"when: {{path: $.payload.kind, equals: {kind}}}\n"
-    tenants = '["*"]' if i % 4 else f"[{TENANTS[i % 20]}, {TENANTS[(i + 7) % 20]}]"
+    tenants = '["*"]' if scope == ("*",) else f"[{', '.join(scope)}]"
     nodes = [f"    - id: run\n      plugin: p{i % 13}\n      input: {{item: \"${{item}}\", size: \"${{size}}\"}}\n"
              f"      retry: {{attempts: 3, backoff: 1s}}\n"]
     if i % 3 == 0:
@@ -48,9 +55,9 @@ def strategy_yaml(i: int) -> str:
     if i % 5 == 0:
         nodes.append("    - id: review\n      manual_review: {queue: ops, reason: \"large job\", sla: 4h}\n"
                      "      after: [run]\n      when: {path: $.payload.size, gt: 40}\n")
-    return (f"id: lib-{i:05d}\nversion: 1\nstatus: approved\nowner: bench@example.com\n"
+    return (f"id: {strategy_id}\nversion: 1\nstatus: approved\nowner: bench@example.com\n"
             f"description: generated strategy {i} for the library benchmark\n"
-            f"tenants: {tenants}\non: {{event: {event_type(i)}}}\n{match}weight: {i // EVENT_TYPES}\n"
+            f"tenants: {tenants}\non: {{event: {event_type(i)}}}\n{match}weight: {weight}\n"
             f"variables:\n  item: $.payload.id\n  size: {{path: $.payload.size, default: 0}}\n"
             f"flow:\n  timeout: 15m\n  nodes:\n{''.join(nodes)}"
             f"  on_failure:\n    escalate: {{queue: ops, notify: [ops-oncall]}}\n")

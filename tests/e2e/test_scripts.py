@@ -26,12 +26,17 @@ CONTRACT = {
     "properties": {
         "decision": {
             "type": "object",
-            "required": ["event_id", "tenant_id", "event_type", "library_revision", "selected", "candidates"],
+            "required": ["event_id", "tenant_id", "event_type", "library_revision", "selected", "candidates_total",
+                         "near_misses", "others", "candidates"],
             "properties": {
                 "event_id": {"type": "string"}, "tenant_id": {"type": "string"}, "event_type": {"type": "string"},
                 "library_revision": {"type": "string"},
                 "selected": {"oneOf": [{"type": "null"}, {"type": "object",
                                                            "required": ["strategy_id", "version", "weight"]}]},
+                "candidates_total": {"type": "integer", "minimum": 0},
+                "near_misses": {"type": "array", "maxItems": 3, "items": {
+                    "type": "object", "required": ["strategy_id", "version", "reason", "failed"]}},
+                "others": {"type": "object", "additionalProperties": {"type": "integer"}},
                 "candidates": {"type": "array", "items": {
                     "type": "object", "required": ["strategy_id", "version", "matched", "failed"],
                     "properties": {"matched": {"type": "boolean"}, "failed": _FAILED}}},

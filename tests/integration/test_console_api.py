@@ -74,6 +74,33 @@ def test_given_c1_when_its_workflow_is_read_then_every_node_has_status_input_out
     assert data["live"] is False
 
 
+def test_given_a_bounded_decision_record_when_its_workflow_is_shown_then_it_says_where_every_candidate_is(client, c1):
+    data = get(client, f"/api/workflows/{c1.workflow_id}").get_json()["decision"]
+    assert data["complete"] is False and data["candidates_total"] >= 1
+    assert data["candidates"][0]["strategy_id"] == "report-on-job-completed"
+    page = get(client, f"/workflows/{c1.workflow_id}").get_data(as_text=True)
+    assert 'id="decision-bound"' in page and "Test a strategy" in page and "candidate(s) in all" in page
+
+
+def test_given_a_decision_recorded_before_the_bound_when_its_workflow_is_shown_then_every_candidate_is_listed(
+        client, c1):
+    deps = get_deps()
+    bounded = deps.workflows.get(c1.workflow_id)["decision"]
+    old = {k: bounded[k] for k in ("event_id", "tenant_id", "event_type", "library_revision", "selected")}
+    old["candidates"] = [{**bounded["selected"], "matched": True, "failed": None},
+                         {"strategy_id": "older-strategy", "version": 1, "weight": 1, "matched": False,
+                          "failed": {"path": "$.payload.rows", "op": "gt", "expected": 10, "actual": 1}}]
+    deps.workflows.update_meta(c1.workflow_id, decision=old)
+    try:
+        data = get(client, f"/api/workflows/{c1.workflow_id}").get_json()["decision"]
+        assert data["complete"] is True and data["candidates_total"] == 2
+        assert [c["strategy_id"] for c in data["candidates"]] == ["report-on-job-completed", "older-strategy"]
+        page = get(client, f"/workflows/{c1.workflow_id}").get_data(as_text=True)
+        assert "older-strategy" in page and 'id="decision-bound"' not in page
+    finally:
+        deps.workflows.update_meta(c1.workflow_id, decision=bounded)
+
+
 def test_given_workflows_when_listed_with_filters_and_pages_then_counts_and_pages_follow(client, c1):
     data = get(client, "/api/workflows?tenant=acme&size=1").get_json()
     assert data["size"] == 1 and len(data["items"]) == 1 and data["total"] >= 1
@@ -178,6 +205,9 @@ def test_given_strategies_when_listed_diffed_and_tested_then_the_published_libra
     event = {"source": "powerx.plugins", "detail-type": "plugin.job.completed", "detail": c1_event("-console-test")}
     tested = post(client, context, "/api/strategies/test", {"event": json.dumps(event)}).get_json()
     assert tested["decision"]["selected"]["strategy_id"] == "report-on-job-completed"
+    # the test page explains every candidate, beside the bounded record the matcher writes
+    assert tested["decision"]["candidates_total"] == len(tested["decision"]["candidates"]) >= 1
+    assert tested["decision"]["candidates"][0]["strategy_id"] == "report-on-job-completed"
     assert tested["variables"]["report_name"] == "daily-42"
     bad = post(client, context, "/api/strategies/test", {"event": "[1]"})
     assert bad.status_code == 400 and bad.get_json()["code"] == "console.bad_event"

@@ -8,6 +8,7 @@ from helpers import chain_kinds, detail, send
 from powerx_agent.deps import get_deps
 from powerx_agent.escalation.service import review_id_for
 from powerx_agent.ingest.service import workflow_id_for
+from powerx_agent.strategy.decision import listed
 
 
 def test_given_globex_report_job_when_strategy_needs_a_plugin_globex_may_not_use_then_refused_and_escalated(rt, uid):
@@ -43,7 +44,7 @@ def test_given_strategy_for_acme_only_when_another_tenant_sends_its_event_then_n
     assert send(rt, "tenant.request.approved", theirs, source="powerx.tenants") is None
     workflow_id = workflow_id_for(other, theirs["idempotency_key"])
     decision = next(r for r in get_deps().audit.chain(f"WF#{workflow_id}") if r["kind"] == "decision")
-    candidates = [c["strategy_id"] for c in decision["data"]["decision"]["candidates"]]
+    candidates = [c["strategy_id"] for c in listed(decision["data"]["decision"])]
     assert "provision-on-request-approved" not in candidates
     assert decision["data"]["decision"]["selected"] is None
     assert "escalation.opened" in chain_kinds(workflow_id)

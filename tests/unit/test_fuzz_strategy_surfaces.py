@@ -26,6 +26,7 @@ from powerx_agent.errors import StrategyError
 from powerx_agent.ingest.service import UNREGISTERED_TENANT, Ingestor
 from powerx_agent.json_limits import JsonLimitError, check_value
 from powerx_agent.match.service import Matcher
+from powerx_agent.strategy.decision import RECORD_BUDGET, record_size
 from powerx_agent.strategy.evaluate import EventFacts, evaluate
 from powerx_agent.strategy.library import build_library
 from powerx_agent.strategy.lint import lint_text
@@ -271,7 +272,8 @@ def test_given_any_strategy_when_linted_then_documented_codes_and_if_accepted_it
             continue  # the envelope refuses it before any strategy sees it
         found = evaluate(library, EventFacts(event_type, "powerx.plugins", "acme", "e-1", "k-1", detail),
                          {"owner": "o@example.com"})
-        assert found.decision.to_dict()["candidates"] is not None
+        assert found.decision.explained()["candidates"] is not None
+        assert record_size(found.decision.to_dict()) <= RECORD_BUDGET
         try:
             _ = found.variables
         except StrategyError as exc:  # the matcher escalates it as input_too_large

@@ -7,9 +7,17 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from powerx_agent.strategy.conditions import compile_condition
+from powerx_agent.strategy.conditions import compile_condition, type_key
+from powerx_agent.strategy.decision import (
+    CONDITION_FAILED,
+    KEY_MISMATCH,
+    NEAR_MISSES,
+    RANKED_BELOW,
+    near_miss,
+)
 from powerx_agent.strategy.dsl import Strategy
-from powerx_agent.strategy.index import StrategyIndex, evaluate
+from powerx_agent.strategy.index import StrategyIndex, _key_for, evaluate
+from powerx_agent.strategy.paths import MISSING
 
 EVENT_TYPES = ["a.created", "a.deleted", "b.done"]
 TENANTS = ["acme", "globex"]
@@ -67,7 +75,7 @@ def test_given_equal_weights_when_both_match_then_lowest_id_wins_and_record_expl
                                                               event_id="e1", doc={"payload": {"n": 1}},
                                                               bus_event={})
     assert selected.strategy.id == "s-001"
-    record = decision.to_dict()
+    record = decision.explained()
     assert record["library_revision"] == "r7"
     assert [c["strategy_id"] for c in record["candidates"]] == ["s-001", "s-002", "s-003"]
     assert record["candidates"][2]["failed"]["op"] == "gt"
@@ -135,6 +143,42 @@ def linear_record(compiled, event_type, tenant, doc, explain_all=True):
     return selected, candidates
 
 
+def linear_summary(compiled, event_type, tenant, doc):
+    """The bounded record's near misses and counts, from a full evaluation of every candidate: the
+    candidates ranked above the selected one (all when none is) whose indexed equality conjunct holds
+    and that failed, then those whose indexed conjunct does not hold, each in selection order."""
+    ordered = sorted((c for c in compiled if event_type in c.strategy.on.event
+                      and c.strategy.applies_to_tenant(tenant)),
+                     key=lambda c: (-c.strategy.weight, c.strategy.id))
+    failures = [evaluate(c, doc, {}) for c in ordered]
+    cutoff = next((pos for pos, f in enumerate(failures) if f is None), len(ordered))
+
+    def key_fails(c):
+        leaf, _, keys = _key_for(c)
+        if leaf is None:
+            return False
+        actual = leaf.path.get(doc)
+        return actual is MISSING or type_key(actual) not in keys
+
+    reasons = [KEY_MISMATCH if key_fails(c) else CONDITION_FAILED for c in ordered[:cutoff]]
+    picked = ([p for p in range(cutoff) if reasons[p] == CONDITION_FAILED][:NEAR_MISSES]
+              + [p for p in range(cutoff) if reasons[p] == KEY_MISMATCH])[:NEAR_MISSES]
+    near = [near_miss(ordered[p].strategy.id, ordered[p].strategy.version, ordered[p].strategy.weight, reasons[p],
+                      failures[p].path, failures[p].op, failures[p].expected, failures[p].actual)[0] for p in picked]
+    counts = {KEY_MISMATCH: 0, CONDITION_FAILED: 0,
+              RANKED_BELOW: len(ordered) - cutoff - (1 if cutoff < len(ordered) else 0)}
+    for p in range(cutoff):
+        if p not in picked:
+            counts[reasons[p]] += 1
+    return near, {k: v for k, v in counts.items() if v}, len(ordered)
+
+
+def assert_record_is_the_linear_summary(decision, compiled, event_type, tenant, doc):
+    near, others, total = linear_summary(compiled, event_type, tenant, doc)
+    record = decision.to_dict()
+    assert (record["near_misses"], record["others"], record["candidates_total"]) == (near, others, total)
+
+
 library_specs = st.lists(st.tuples(st.sampled_from(EVENT_TYPES), st.sampled_from(TENANTS + ["*"]),
                                    st.integers(0, 3), st.one_of(st.none(), conditions)), max_size=30)
 
@@ -153,7 +197,8 @@ def test_given_random_conditions_when_index_prunes_then_record_equals_full_evalu
         expected_selected, expected_candidates = linear_record(compiled, event_type, tenant, doc, explain_all)
         assert (selected.strategy.id if selected else None) == (
             expected_selected.strategy.id if expected_selected else None)
-        assert decision.to_dict()["candidates"] == expected_candidates
+        assert decision.explained()["candidates"] == expected_candidates
+        assert_record_is_the_linear_summary(decision, compiled, event_type, tenant, doc)
 
 
 def test_given_equality_conjunct_when_value_differs_then_strategy_is_pruned_unevaluated_but_explained():
@@ -184,7 +229,7 @@ def test_given_equality_conjunct_when_value_differs_then_strategy_is_pruned_unev
         bus_event={})
     assert selected.strategy.id == "s-001"
     assert [c.condition.calls for c in compiled] == [0, 1, 0]  # the pruned ones were not evaluated
-    record = decision.to_dict()["candidates"]
+    record = decision.explained()["candidates"]
     assert record[0]["failed"] == {"path": "$.payload.kind", "op": "equals", "expected": "red", "actual": "blue"}
     assert record[2]["failed"]["expected"] == "green"
     assert [compiled[0].condition.calls, compiled[2].condition.calls] == [0, 0]  # nor evaluated to explain them
@@ -200,7 +245,7 @@ def test_given_in_with_true_and_one_when_value_is_true_then_it_is_not_pruned():
     decision, selected = index.decide(event_type="a.created", tenant_id="acme", event_id="e",
                                       doc={"payload": {"n": "1"}}, bus_event={})
     assert selected is None
-    assert [c["failed"]["actual"] for c in decision.to_dict()["candidates"]] == ["1", "1"]
+    assert [c["failed"]["actual"] for c in decision.explained()["candidates"]] == ["1", "1"]
 
 
 def test_given_equality_after_another_conjunct_when_both_fail_then_record_names_the_first_failing():
@@ -210,7 +255,7 @@ def test_given_equality_after_another_conjunct_when_both_fail_then_record_names_
         event_type="a.created", tenant_id="acme", event_id="e", doc={"payload": {"n": 1, "kind": "blue"}},
         bus_event={})
     assert selected is None
-    assert decision.to_dict()["candidates"][0]["failed"] == {"path": "$.payload.n", "op": "gt", "expected": 5,
+    assert decision.explained()["candidates"][0]["failed"] == {"path": "$.payload.n", "op": "gt", "expected": 5,
                                                              "actual": 1}
 
 
@@ -237,7 +282,8 @@ def test_given_key_and_numeric_strategies_when_range_plan_selects_then_it_equals
     expected_selected, expected_candidates = linear_record(compiled, "a.created", "acme", doc, explain_all)
     assert (selected.strategy.id if selected else None) == (
         expected_selected.strategy.id if expected_selected else None)
-    assert decision.to_dict()["candidates"] == expected_candidates
+    assert decision.explained()["candidates"] == expected_candidates
+    assert_record_is_the_linear_summary(decision, compiled, "a.created", "acme", doc)
 
 
 def test_given_express_flow_over_five_minutes_when_linted_then_the_compiler_limit_is_a_lint_error():
@@ -249,3 +295,36 @@ def test_given_express_flow_over_five_minutes_when_linted_then_the_compiler_limi
     errors = [f for f in findings if f.severity == "error"]
     assert [f.code for f in errors] == ["flow.express_timeout"]
     assert errors[0].line == 8 and "600 s" in errors[0].message
+
+
+def test_given_many_pruned_candidates_when_the_record_is_written_then_at_most_a_few_are_evaluated():
+    calls = []
+
+    class Counting:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def evaluate(self, doc):
+            calls.append("evaluate")
+            return self.inner.evaluate(doc)
+
+        def matches(self, doc):
+            calls.append("matches")
+            return self.inner.matches(doc)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    compiled = []
+    for i in range(200):  # the key is not the leading conjunct: explaining a pruned one means evaluating it
+        c = make_when(i, "a.created", "*", i % 7, {"all": [{"path": "$.payload.n", "gt": 0},
+                                                          {"path": "$.payload.kind", "equals": f"k{i}"}]})
+        compiled.append(FakeCompiled(c.strategy, Counting(c.condition)))
+    decision, selected = StrategyIndex(compiled, "r").decide(
+        event_type="a.created", tenant_id="acme", event_id="e", doc={"payload": {"kind": "k150", "n": 3}},
+        bus_event={})
+    assert selected.strategy.id == "s-150" and calls == ["matches"]
+    record = decision.to_dict()
+    assert len(calls) == 1 + NEAR_MISSES  # the record explains the nearest misses only
+    assert record["others"] == {KEY_MISMATCH: 200 - 1 - NEAR_MISSES - record["others"].get(RANKED_BELOW, 0),
+                                RANKED_BELOW: record["others"][RANKED_BELOW]}

@@ -199,7 +199,8 @@ def test(event_file: Path = typer.Option(None, "--event", help="EventBridge even
     tenant = tenant_of(registry, facts.tenant_id)
     found = evaluate(library, facts, tenant)
     decision, selected = found.decision, found.selected
-    out: dict[str, Any] = {"decision": decision.to_dict(), "variables": {}, "taskflow": None, "rejected": rejected}
+    # the record the matcher would write, plus every candidate explained (``candidates``)
+    out: dict[str, Any] = {"decision": decision.explained(), "variables": {}, "taskflow": None, "rejected": rejected}
     if selected is not None:
         out["variables"] = found.variables
         out["plugins_not_allowed"] = refused_plugins(found, tenant, registry)

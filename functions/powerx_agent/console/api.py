@@ -164,13 +164,14 @@ def _error_text(error: Any) -> str | None:
 def workflow(deps: Deps, workflow_id: str) -> dict[str, Any]:
     """One workflow: its record, execution, graph colours, every node (input and output redacted as the
     audit trail redacts them, attempts, errors, duration, generation, the downstream call), the decision
-    with every candidate, the audit chain with its verification, links to the consoles and logs."""
+    (selected, nearest misses, the others counted by reason), the audit chain with its verification, links to the consoles and logs."""
     from powerx_agent.audit.chain import check_chain
     from powerx_agent.nodes.runner import render
     from powerx_agent.ops.history import load_history
     from powerx_agent.ops.takeover import TakeoverError
     from powerx_agent.ops.view import console_url
     from powerx_agent.ops.workflow import show_workflow
+    from powerx_agent.strategy.decision import candidates_total, listed
 
     if not _WORKFLOW.fullmatch(workflow_id):
         raise ApiError(400, "console.bad_parameter", f"{workflow_id[:80]!r} is not a workflow id (wf-...)")
@@ -221,7 +222,10 @@ def workflow(deps: Deps, workflow_id: str) -> dict[str, Any]:
         "nodes": nodes,
         "decision": {"reason": reason, "selected": decision.get("selected"),
                      "library_revision": decision.get("library_revision"),
-                     "candidates": redact(decision.get("candidates") or [])},
+                     # a bounded record lists the selected and nearest misses and counts the rest;
+                     # a record written before the bound lists every candidate
+                     "complete": "candidates" in decision, "candidates_total": candidates_total(decision),
+                     "others": decision.get("others") or {}, "candidates": redact(listed(decision))},
         "audit": {"chain": chain_id, "records": [{k: r.get(k) for k in ("seq", "ts", "kind", "node_id", "status",
                                                                         "actor")} for r in chain],
                   "verified": not gaps, "gaps": [str(g) for g in gaps], "rebased": rebased},
@@ -456,7 +460,8 @@ def strategy_diff(deps: Deps, strategy_id: str, params: Mapping[str, Any]) -> di
 
 
 def strategy_test(deps: Deps, event_text: str) -> dict[str, Any]:
-    """The same evaluation as ``strategy test``, against the library the matcher serves now."""
+    """The same evaluation as ``strategy test``, against the library the matcher serves now: the
+    decision record plus every candidate explained (``candidates``)."""
     from powerx_agent.json_limits import MAX_DEPTH, JsonLimitError, loads
     from powerx_agent.match.service import Matcher
     from powerx_agent.ops.strategy import event_facts
@@ -478,7 +483,7 @@ def strategy_test(deps: Deps, event_text: str) -> dict[str, Any]:
     library = Matcher(deps, deps.metrics()).library()
     tenant = deps.tenants.get(facts.tenant_id) or {"owner": "<tenant owner>"}
     found = evaluate(library, facts, tenant)
-    return {"library_revision": library.revision, "decision": redact(found.decision.to_dict()),
+    return {"library_revision": library.revision, "decision": redact(found.decision.explained()),
             "reason": found.decision.reason(),
             "variables": redact(found.variables) if found.selected is not None else {},
             "when": found.when if found.selected is not None else {}}

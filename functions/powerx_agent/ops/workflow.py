@@ -38,6 +38,7 @@ from powerx_agent.ops.takeover import (
     public_review,
 )
 from powerx_agent.status import WORKFLOW_ACTIVE, WORKFLOW_TERMINAL
+from powerx_agent.strategy.decision import candidates_total
 from powerx_agent.strategy.loader import load_strategy_text, strategy_files
 from powerx_agent.taskflow.limits import check_execution_input
 
@@ -102,7 +103,7 @@ def show_workflow(deps: Deps, workflow_id: str) -> dict[str, Any]:
                       if execution else None),
         "decision": {"strategy_id": selected.get("strategy_id"), "version": selected.get("version"),
                      "weight": selected.get("weight"), "library_revision": decision.get("library_revision"),
-                     "candidates": len(decision.get("candidates") or [])},
+                     "candidates": candidates_total(decision)},
         "nodes": nodes,
         "open_reviews": reviews,
     }

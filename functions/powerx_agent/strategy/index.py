@@ -12,13 +12,14 @@ Built once per library revision. Looking up an event costs:
 
 So the cost per event depends on the strategies that can match it, not on the size of the library.
 
-The decision record stays complete and identical to a full evaluation of every candidate: it
-lists every candidate in selection order, and is produced when it is first read
-(:class:`~powerx_agent.strategy.decision.Decision`). A pruned strategy whose key is its *leading*
-conjunct (the condition evaluated first; ``evaluate`` reports the first failing conjunct) is
-explained from the key alone (path, operator, expected, actual) without evaluating it; any other
-candidate that was not evaluated on the hot path is evaluated then. ``tests/unit/
-test_strategy_index.py`` checks the records against a linear scan with hypothesis.
+The decision record (:class:`~powerx_agent.strategy.decision.Decision`) is produced when it is
+first read, and bounded: the selection, at most ``NEAR_MISSES`` nearest misses, the other candidates
+counted by reason. The misses are the ones the hot path already met (the first that passed the index
+and failed), then the first the index pruned; each is explained without evaluating it when its
+failing condition is known (its *leading* key, or the one numeric comparison of a range bucket),
+from a template made once per strategy. Every candidate in selection order, each with its first
+failing condition, is produced only on request (``Decision.candidates``). ``tests/unit/
+test_strategy_index.py`` checks both against a linear scan with hypothesis.
 """
 
 from __future__ import annotations
@@ -28,11 +29,22 @@ import heapq
 import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from powerx_agent.strategy.conditions import All, Leaf, is_number, type_key
-from powerx_agent.strategy.decision import Candidate, Decision, FailedCondition
+from powerx_agent.strategy.decision import (
+    CONDITION_FAILED,
+    KEY_MISMATCH,
+    NEAR_MISSES,
+    RANKED_BELOW,
+    Candidate,
+    Decision,
+    FailedCondition,
+    MissTemplate,
+    Summary,
+    near_miss,
+)
 from powerx_agent.strategy.loader import CompiledStrategy, Identity
 from powerx_agent.strategy.paths import MISSING
 
@@ -61,6 +73,9 @@ class _Entry:
     keys: frozenset            # type_key values under which key_leaf holds
     holds: Callable[[dict, dict], bool]  # the hot-path test, given that key_leaf holds
     range_leaf: Leaf | None    # when ``holds`` is exactly one numeric comparison on a simple path
+    templates: dict[str, MissTemplate] = field(default_factory=dict, compare=False)
+    """reason → how this strategy shows as a nearest miss failing its key (KEY_MISMATCH, when the key
+    leads) or its range comparison (CONDITION_FAILED): made once, at most two per strategy."""
 
 
 NUMERIC_OPS = ("gt", "gte", "lt", "lte")
@@ -265,43 +280,131 @@ class StrategyIndex:
                 if view.single:
                     plan = group.plans.get(key)
         selected_pos = -1
+        failed_live = 0
+        near: list[int] = []   # the first NEAR_MISSES evaluated positions that failed, in selection order
         if plan is not None:  # one bucket of "key and one numeric comparison" strategies: a bisection
             selected_pos = plan.select(plan.leaf.path.get(doc))
+            failed_live = -1   # the bucket's positions before the selected one: counted if the record is read
         else:
             ordered = live[0] if len(live) == 1 else heapq.merge(*live)
             for pos in ordered:
                 if entries[pos].holds(doc, bus_event):
                     selected_pos = pos
                     break
+                if failed_live < NEAR_MISSES:
+                    near.append(pos)
+                failed_live += 1
         selected = entries[selected_pos].member.full() if selected_pos >= 0 else None
-        shown = len(entries) if explain_all or selected_pos < 0 else selected_pos + 1
-
-        def resolve() -> tuple[Candidate, ...]:
-            out = []
-            for pos in range(shown):
-                entry = entries[pos]
-                group = view.group_of[pos]
-                actual = actuals[group] if group >= 0 else MISSING
-                pruned = group >= 0 and (actual is MISSING or type_key(actual) not in entry.keys)
-                if pruned and entry.key_leading:  # explained by its key alone, never evaluated
-                    assert entry.key_leaf is not None
-                    found = entry.key_leaf.failure_for(actual)
-                    failure: FailedCondition | None = FailedCondition(found.path, found.op, found.expected,
-                                                                      found.actual)
-                else:
-                    failure = evaluate(entry.member, doc, bus_event)
-                member = entry.member
-                out.append(Candidate(member.id, member.version, member.weight, failure is None, failure))
-            return tuple(out)
-
+        explainer = _Explainer(view, actuals, doc, bus_event, selected_pos, live[0] if plan is not None else (),
+                               failed_live, near, len(entries) if explain_all or selected_pos < 0 else selected_pos + 1)
         decision = Decision(
             event_id=event_id, tenant_id=tenant_id, event_type=event_type, library_revision=self.revision,
             selected=None if selected is None else {
                 "strategy_id": selected.strategy.id, "version": selected.strategy.version,
                 "weight": selected.strategy.weight},
-            resolve=resolve,
+            candidates_total=len(entries), summarise=explainer.summary, resolve=explainer.candidates,
         )
         return decision, selected
+
+
+def _template(entry: _Entry, leaf: Leaf, reason: str) -> MissTemplate:
+    """How ``entry`` shows as a nearest miss failing ``leaf``: made once, kept on the entry."""
+    member = entry.member
+    template = entry.templates[reason] = MissTemplate(member.id, member.version, member.weight, reason,
+                                                      leaf.path.expr, leaf.op, leaf.expected)
+    return template
+
+
+class _Explainer:
+    """What one decision needs to explain itself when its record is read: the record's nearest misses
+    and counts (:meth:`summary`, at most NEAR_MISSES explanations), or every candidate (:meth:`candidates`)."""
+
+    __slots__ = ("view", "actuals", "doc", "bus_event", "selected_pos", "bucket", "failed_live", "near", "shown")
+
+    def __init__(self, view: _View, actuals: list[Any], doc: dict[str, Any], bus_event: dict[str, Any],
+                 selected_pos: int, bucket: tuple[int, ...], failed_live: int, near: list[int], shown: int) -> None:
+        self.view, self.actuals, self.doc, self.bus_event = view, actuals, doc, bus_event
+        self.selected_pos, self.bucket, self.failed_live, self.near, self.shown = (
+            selected_pos, bucket, failed_live, near, shown)
+
+    def pruned(self, pos: int) -> bool:
+        view = self.view
+        group = view.group_of[pos]
+        if group < 0:
+            return False
+        actual = self.actuals[group]
+        return actual is MISSING or type_key(actual) not in view.entries[pos].keys
+
+    def explain(self, pos: int) -> FailedCondition | None:
+        view = self.view
+        entry = view.entries[pos]
+        if entry.key_leading and self.pruned(pos):  # explained by its key alone, never evaluated
+            assert entry.key_leaf is not None
+            found = entry.key_leaf.failure_for(self.actuals[view.group_of[pos]])
+            return FailedCondition(found.path, found.op, found.expected, found.actual)
+        return evaluate(entry.member, self.doc, self.bus_event)
+
+    def _evaluated(self, entry: _Entry, reason: str) -> tuple[dict[str, Any], int]:
+        failure = evaluate(entry.member, self.doc, self.bus_event)
+        assert failure is not None  # ranked above the selection, or nothing selected: it failed
+        member = entry.member
+        return near_miss(member.id, member.version, member.weight, reason, failure.path, failure.op,
+                         failure.expected, failure.actual)
+
+    def candidates(self) -> tuple[Candidate, ...]:
+        out = []
+        for pos in range(self.shown):
+            failure = self.explain(pos)
+            member = self.view.entries[pos].member
+            out.append(Candidate(member.id, member.version, member.weight, failure is None, failure))
+        return tuple(out)
+
+    def summary(self) -> Summary:
+        """The nearest misses: those ranked above the selected one (all, when none was) that passed
+        the index and failed a condition, then those the index pruned, each in selection order; the
+        rest counted by reason. At most NEAR_MISSES explanations, whatever the size of the library."""
+        view, selected_pos, near, failed_live = self.view, self.selected_pos, self.near, self.failed_live
+        entries = view.entries
+        total = len(entries)
+        if failed_live < 0:  # decided by a range plan: its bucket's positions before the selected one failed
+            bucket = self.bucket
+            failed_live = bisect.bisect_left(bucket, selected_pos) if selected_pos >= 0 else len(bucket)
+            near = list(bucket[:min(failed_live, NEAR_MISSES)])
+        cutoff = selected_pos if selected_pos >= 0 else total
+        doc, actuals, group_of = self.doc, self.actuals, view.group_of
+        misses = []
+        read: tuple[str, Any] = ("", MISSING)  # the range path last read, and its value (a bucket shares one)
+        for pos in near:  # passed the index, failed: its one numeric comparison, when that is all it tests
+            entry = entries[pos]
+            leaf = entry.range_leaf
+            if leaf is None:
+                misses.append(self._evaluated(entry, CONDITION_FAILED))
+                continue
+            if read[0] != leaf.path.expr:
+                read = (leaf.path.expr, leaf.path.get(doc))
+            template = entry.templates.get(CONDITION_FAILED) or _template(entry, leaf, CONDITION_FAILED)
+            misses.append(template.with_actual(read[1]))
+        keyed = 0
+        pos = 0
+        while len(misses) < NEAR_MISSES and pos < cutoff:  # few steps: at most NEAR_MISSES live ones skipped
+            if self.pruned(pos):
+                entry = entries[pos]
+                keyed += 1
+                if entry.key_leading:  # its key is what failed first
+                    assert entry.key_leaf is not None
+                    template = entry.templates.get(KEY_MISMATCH) or _template(entry, entry.key_leaf, KEY_MISMATCH)
+                    misses.append(template.with_actual(actuals[group_of[pos]]))
+                else:
+                    misses.append(self._evaluated(entry, KEY_MISMATCH))
+            pos += 1
+        others = {}
+        if n := cutoff - failed_live - keyed:
+            others[KEY_MISMATCH] = n
+        if n := failed_live - len(near):
+            others[CONDITION_FAILED] = n
+        if n := total - cutoff - (1 if selected_pos >= 0 else 0):
+            others[RANKED_BELOW] = n
+        return Summary(tuple(misses), others)
 
 
 def evaluate(compiled: Member, doc: dict[str, Any], bus_event: dict[str, Any]) -> FailedCondition | None:
