@@ -135,6 +135,9 @@ def test_given_c1_when_listed_and_opened_then_every_node_succeeded_with_its_outp
     assert '"plugin": "report-renderer"' in render_output and '"name": "daily-42"' in render_output
     assert css(browser, "#graph svg") and css(browser, "#chain-state")[0].text.lower() == "verified"
     assert css(browser, "#console-link")[0].get_attribute("href").startswith("https://us-east-1.console.aws")
+    # the bounded decision record: the selected strategy listed, the rest counted, where to see every candidate
+    assert css(browser, '#decision tr.candidate[data-matched="True"]')
+    assert "candidate(s) in all, every one listed" in css(browser, "#decision-bound")[0].text
     screenshot(browser, shots, "workflow")
 
 

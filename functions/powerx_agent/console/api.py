@@ -225,7 +225,8 @@ def workflow(deps: Deps, workflow_id: str) -> dict[str, Any]:
                      # a bounded record lists the selected and nearest misses and counts the rest;
                      # a record written before the bound lists every candidate
                      "complete": "candidates" in decision, "candidates_total": candidates_total(decision),
-                     "others": decision.get("others") or {}, "candidates": redact(listed(decision))},
+                     "others": decision.get("others") or {}, "candidates": redact(listed(decision)),
+                     "unlisted": candidates_total(decision) - len(listed(decision))},
         "audit": {"chain": chain_id, "records": [{k: r.get(k) for k in ("seq", "ts", "kind", "node_id", "status",
                                                                         "actor")} for r in chain],
                   "verified": not gaps, "gaps": [str(g) for g in gaps], "rebased": rebased},
