@@ -189,6 +189,13 @@ def test_given_the_other_pages_when_opened_then_they_render_and_are_captured(run
     element(browser, By.CSS_SELECTOR, "#strategy-test button").click()
     assert "report-on-job-completed" in element(browser, By.ID, "decision-reason").text
     screenshot(browser, shots, "strategy-test")
+    # a decision record's revision (the workflow page links here with it): no longer kept, and said so
+    browser.get(console.url + "strategies/test?revision=r999999")
+    assert element(browser, By.NAME, "revision").get_attribute("value") == "r999999"
+    element(browser, By.NAME, "event").send_keys((REPO / "tests/events/c1-plugin-job-completed.json").read_text())
+    element(browser, By.CSS_SELECTOR, "#strategy-test button").click()
+    assert "r999999 is no longer kept" in element(browser, By.ID, "revision-note").text
+    assert css(browser, "tr.candidate")
     browser.get(console.url + "health?verify=1h")
     assert len(css(browser, "#metrics tr[data-metric]")) == 5 and "completeness" in css(browser, "#audit-verify")[0].text
     screenshot(browser, shots, "health")

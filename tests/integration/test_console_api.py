@@ -95,7 +95,8 @@ def test_given_a_bounded_decision_record_when_its_workflow_is_shown_then_it_says
         assert data["unlisted"] == 46
         page = get(client, f"/workflows/{c1.workflow_id}").get_data(as_text=True)
         assert "50 candidate(s) in all;" in page and "40 key mismatch, 6 ranked below." in page
-        assert 'href="/strategies/test">Test a strategy</a>' in page and "$.payload.rows gt 100000" in page
+        assert f'href="/strategies/test?revision={quote(bounded["library_revision"])}">Test a strategy</a>' in page
+        assert "$.payload.rows gt 100000" in page
     finally:
         deps.workflows.update_meta(c1.workflow_id, decision=bounded)
 
@@ -227,6 +228,14 @@ def test_given_strategies_when_listed_diffed_and_tested_then_the_published_libra
     assert tested["decision"]["candidates_total"] == len(tested["decision"]["candidates"]) >= 1
     assert tested["decision"]["candidates"][0]["strategy_id"] == "report-on-job-completed"
     assert tested["variables"]["report_name"] == "daily-42"
+    # against a decision record's library revision: the current one, or one no longer kept (said so)
+    current = tested["library_revision"]
+    same = post(client, context, "/api/strategies/test", {"event": json.dumps(event), "revision": current}).get_json()
+    assert same["library_revision"] == current and same["note"] is None
+    gone = post(client, context, "/api/strategies/test", {"event": json.dumps(event), "revision": "r999999"}).get_json()
+    assert gone["library_revision"] == current and "r999999 is no longer kept" in gone["note"]
+    refused = post(client, context, "/api/strategies/test", {"event": json.dumps(event), "revision": "<b>"})
+    assert refused.status_code == 400 and refused.get_json()["code"] == "console.bad_parameter"
     bad = post(client, context, "/api/strategies/test", {"event": "[1]"})
     assert bad.status_code == 400 and bad.get_json()["code"] == "console.bad_event"
     deep = post(client, context, "/api/strategies/test", {"event": "[" * 500 + "]" * 500})

@@ -134,3 +134,18 @@ def test_given_a_warm_matcher_and_a_broken_new_revision_when_refreshed_then_it_k
     store.yaml = "not: a strategy\n"
     assert matcher.library().revision == "r10"
     assert metrics.library_errors == 2
+
+
+def test_given_a_decision_of_an_earlier_revision_when_its_library_is_asked_then_served_while_its_artifact_is_kept():
+    store = PublishedLibrary()
+    for revision in (1, 2, 3):
+        store.publish(revision)
+    matcher, metrics = matcher_over(store)
+    assert matcher.library_at("r3") is matcher.library()
+    earlier = matcher.library_at("r2")
+    assert earlier is not None and earlier.revision == "r2" and earlier.get(SID).strategy.version == 3
+    assert matcher.library_at("r2+c4").revision == "r2"  # the canaries that ran then are not reproduced
+    store.publish(4)  # the artifact of r1 is no longer kept (three are)
+    assert matcher.library_at("r1") is None
+    assert matcher.library_at("r99") is None and matcher.library_at("dir:strategies") is None
+    assert metrics.library_errors == 0

@@ -37,6 +37,7 @@ EVENT_ID_WINDOW = "7d"
 _WINDOW = re.compile(r"^(\d{1,4}[mhd]|\d{4}-\d{2}-\d{2}(T[0-9:.]{2,15}(Z|[+-]\d{2}:\d{2})?)?)$")
 _REVIEW = re.compile(r"^rv-[0-9a-f]{20}$")
 _WORKFLOW = re.compile(r"^wf-[a-z0-9-]{1,100}$")
+_REVISION = re.compile(r"^(r[0-9]{1,12}(\+c[0-9]{1,12})?|dir:[\x21-\x7e]{1,200})$")  # a record's library_revision
 
 
 class ApiError(Exception):
@@ -460,14 +461,18 @@ def strategy_diff(deps: Deps, strategy_id: str, params: Mapping[str, Any]) -> di
             "left": str(old.get("yaml") or ""), "right": str(new.get("yaml") or "")}
 
 
-def strategy_test(deps: Deps, event_text: str) -> dict[str, Any]:
-    """The same evaluation as ``strategy test``, against the library the matcher serves now: the
-    decision record plus every candidate explained (``candidates``)."""
+def strategy_test(deps: Deps, event_text: str, revision: str | None = None) -> dict[str, Any]:
+    """The same evaluation as ``strategy test``: the decision record plus every candidate explained
+    (``candidates``), against the library the matcher serves now, or against library ``revision`` (a
+    decision record's) while its artifact is kept; ``note`` says when that was not possible."""
     from powerx_agent.json_limits import MAX_DEPTH, JsonLimitError, loads
     from powerx_agent.match.service import Matcher
     from powerx_agent.ops.strategy import event_facts
     from powerx_agent.strategy.evaluate import evaluate
 
+    revision = revision or None
+    if revision is not None and not _REVISION.fullmatch(revision):
+        raise ApiError(400, "console.bad_parameter", f"{revision[:80]!r} is not a library revision (r<N>)")
     raw = event_text.encode()
     if len(raw) > 256 * 1024:
         raise ApiError(413, "console.too_large", "an event is at most 256 KiB")
@@ -481,10 +486,21 @@ def strategy_test(deps: Deps, event_text: str) -> dict[str, Any]:
         facts = event_facts(event)
     except AgentError as exc:
         raise _refused(exc) from None
-    library = Matcher(deps, deps.metrics()).library()
+    matcher = Matcher(deps, deps.metrics())
+    library, note = matcher.library(), None
+    if revision and revision != library.revision:
+        earlier = matcher.library_at(revision)
+        if earlier is None:
+            note = (f"library {revision} is no longer kept (the newest revisions' artifacts are): evaluated "
+                    f"against {library.revision}, the library the matcher serves now")
+        else:
+            library = earlier
+            if earlier.revision != revision:
+                note = (f"evaluated against {earlier.revision} without the canaries that ran in {revision}: "
+                        "the decision record's arm says which arm decided")
     tenant = deps.tenants.get(facts.tenant_id) or {"owner": "<tenant owner>"}
     found = evaluate(library, facts, tenant)
-    return {"library_revision": library.revision, "decision": redact(found.decision.explained()),
+    return {"library_revision": library.revision, "note": note, "decision": redact(found.decision.explained()),
             "reason": found.decision.reason(),
             "variables": redact(found.variables) if found.selected is not None else {},
             "when": found.when if found.selected is not None else {}}

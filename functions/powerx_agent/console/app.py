@@ -192,7 +192,7 @@ def create_app(context: ConsoleContext) -> Flask:
 
     @app.post("/api/strategies/test")
     def api_strategy_test() -> Any:
-        return jsonify(api.strategy_test(deps(), field("event") or ""))
+        return jsonify(api.strategy_test(deps(), field("event") or "", field("revision")))
 
     @app.get("/api/health")
     def api_health() -> Any:
@@ -280,10 +280,11 @@ def create_app(context: ConsoleContext) -> Flask:
 
     @app.route("/strategies/test", methods=["GET", "POST"])
     def test_page() -> Any:
-        if request.method == "GET":
-            return page("strategy_test.html", event_text="", result=None)
-        text = field("event") or ""
-        return page("strategy_test.html", event_text=text, result=api.strategy_test(deps(), text))
+        if request.method == "GET":  # ?revision=: a decision record's library (the workflow page links here)
+            return page("strategy_test.html", event_text="", result=None, revision=request.args.get("revision", ""))
+        text, revision = field("event") or "", field("revision") or ""
+        return page("strategy_test.html", event_text=text, revision=revision,
+                    result=api.strategy_test(deps(), text, revision))
 
     @app.get("/health")
     def health_page() -> Any:

@@ -12,6 +12,7 @@ succeeded; a redelivery finds the workflow and never starts it again (:meth:`Mat
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,7 @@ from powerx_agent.taskflow.limits import check_execution_input
 if TYPE_CHECKING:
     from powerx_agent.deps import Deps
 
+_REVISION = re.compile(r"r([0-9]{1,12})(?:\+c[0-9]{1,12})?")  # a published revision, with running canaries or not
 SKIPPED_AT_MATCH = "when condition false (skipped at match time: the flow runs on its Express head)"
 
 
@@ -128,6 +130,31 @@ class Matcher:
             self._library_error(exc, "strategy library not loaded; serving the last good one")
 
         return cache.get(current, load, on_error, fallback)
+
+    def library_at(self, revision: str) -> Library | None:
+        """The library a decision record names (its ``library_revision``), to explain that decision
+        again: the current library when it is that revision; otherwise the published revision ``r<N>``
+        from its kept artifact (the newest ones are kept), without the canaries that ran then (a
+        record's ``arm`` says which arm decided). None when the revision is no longer kept, or is a
+        directory library other than the current one."""
+        current = self.library()
+        if revision == current.revision:
+            return current
+        found = _REVISION.fullmatch(revision)
+        if found is None:
+            return None
+        number = int(found.group(1))
+        if current.revision.partition("+")[0] == f"r{number}":  # the same revision, other canaries
+            return Library(f"r{number}", current.members, current.index)
+        for pointer in self.deps.strategies.revision_head().get("artifacts") or []:
+            if int(pointer.get("revision") or 0) == number:
+                try:
+                    return library_from_artifact(artifact.read(self.deps.strategies.artifact, pointer, number),
+                                                 f"r{number}")
+                except AgentError as exc:
+                    self._library_error(exc, "earlier library artifact not served")
+                    return None
+        return None
 
     def _canary(self, strategy_id: str, entry: dict[str, Any]) -> tuple[CanaryPlan, CompiledStrategy]:
         """A running canary's plan and its version, compiled (one read: the version item)."""
