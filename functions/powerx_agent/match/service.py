@@ -202,15 +202,16 @@ class Matcher:
         if selected is not None:
             telemetry.bind(strategy_id=selected.strategy.id)
         chain = workflow_chain(workflow_id)
+        record = decision.to_dict()  # the bounded record: in the audit trail and the workflow's META
         self.deps.audit.append(AuditEntry(
             "decision", chain, tenant_id=tenant_id, event_id=event["event_id"], workflow_id=workflow_id,
             strategy_id=selected.strategy.id if selected else None, status="MATCHED" if selected else "UNMATCHED",
-            data={"decision": decision.to_dict(), "reason": decision.reason()}))
+            data={"decision": record, "reason": decision.reason()}))
         # 1 for a matched event, 0 for a miss: the average is the hit rate (alarm: 100 * (1 - avg) > 20)
         self.metrics.add(spec.METRICS["hit_rate"], 1.0 if selected else 0.0, "None", tenant=tenant_id)
         if selected is None:
             return self._unmatched(context, decision.reason())
-        return self._launch(context, found, started)
+        return self._launch(context, found, record, started)
 
     def _unmatched(self, context: dict[str, Any], why: str) -> dict[str, Any]:
         event, tenant = context["event"], context["tenant"]
@@ -222,7 +223,8 @@ class Matcher:
         self.deps.events.finish(tenant["tenant_id"], event["idempotency_key"], status="COMPLETED", outcome="escalated")
         return {"outcome": "escalated", "workflow_id": context["workflow_id"], **result}
 
-    def _launch(self, context: dict[str, Any], found: Evaluation, started: float) -> dict[str, Any]:
+    def _launch(self, context: dict[str, Any], found: Evaluation, record: dict[str, Any],
+                started: float) -> dict[str, Any]:
         event, tenant, compiled = context["event"], context["tenant"], found.selected
         assert compiled is not None
         tenant_id, workflow_id, strategy = tenant["tenant_id"], context["workflow_id"], compiled.strategy
@@ -266,7 +268,7 @@ class Matcher:
              "idempotency_key": event["idempotency_key"], "event_type": event["event_type"],
              "strategy_id": strategy.id, "strategy_version": strategy.version,
              "state_machine_arn": state_machine_arn, "state_machine_type": flow.type, "type_reason": flow.type_reason,
-             "decision": found.decision.to_dict(), "traceparent": context["trace"]["traceparent"],
+             "decision": record, "traceparent": context["trace"]["traceparent"],
              **self._state_machine_meta(full), **self._state_machine_meta(flow), **continuation,
              "received_at": context.get("received_at")},
             [n.id for n in strategy.flow.nodes], skipped=skipped)
