@@ -157,11 +157,10 @@ class Summary(NamedTuple):
 
 
 class Decision:
-    """One decision. ``candidates_total`` candidates (the approved strategies of the event type and
-    tenant), ``summary`` the nearest misses and counts (produced on first access by ``summarise``
-    when not given), and ``candidates`` every candidate explained, produced on first access by
-    ``resolve`` when not given: the indexed matcher selects without explaining every candidate
-    (see :mod:`powerx_agent.strategy.index`)."""
+    """One decision over ``candidates_total`` candidates (the approved strategies of the event type
+    and tenant). Nothing is explained while selecting (see :mod:`powerx_agent.strategy.index`):
+    ``summary``, the nearest misses and counts the record holds, is produced by ``summarise`` when
+    first read; ``candidates``, every candidate explained, by ``resolve`` when first read."""
 
     __slots__ = ("event_id", "tenant_id", "event_type", "library_revision", "selected", "candidates_total",
                  "_summary", "_summarise", "_candidates", "_resolve", "arm")
@@ -215,7 +214,9 @@ class Decision:
         return self.selected is not None
 
     def to_dict(self) -> dict[str, Any]:
-        """The bounded record (what the matcher writes): at most :data:`RECORD_BUDGET` bytes."""
+        """The bounded record (what the matcher writes): at most :data:`RECORD_BUDGET` bytes, listing fewer
+        misses when long values need it (unless its other fields alone are longer, which the
+        envelope's limits on ids and event types keep from happening without a canary ``arm``)."""
         summary = self.summary
         near = [m for m, _ in summary.near_misses]
         others = dict(summary.others)
