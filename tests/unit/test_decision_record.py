@@ -224,3 +224,15 @@ def test_given_any_fields_when_a_record_is_sized_then_the_bound_holds_and_the_re
     assert record_size(record) <= RECORD_BUDGET or (record["near_misses"] == [] and arm is not None)
     assert len(record["near_misses"]) + sum(record["others"].values()) + (1 if selected else 0) == \
         decision.candidates_total
+
+
+def test_given_a_record_with_unlisted_candidates_when_the_workflow_view_shows_it_then_counts_and_where_to_look():
+    from powerx_agent.ops.view import _unlisted
+
+    index = StrategyIndex([GeneratedMember(i) for i in range(LIBRARY_SIZE)], "r7")
+    record = decide(index, 7)[0].to_dict()  # bench.lib.33: 50 candidates
+    shown = _unlisted(record)
+    unlisted = sum(record["others"].values())
+    assert unlisted > 0 and f"{record['candidates_total']} candidate(s) in all; not listed: " in shown
+    assert "strategy test --event FILE" in shown and "library r7" in shown
+    assert _unlisted({**record, "candidates": []}) == "" and _unlisted(None) == ""

@@ -21,6 +21,7 @@ from powerx_agent.audit.kinds import AuditKind
 from powerx_agent.audit.records import workflow_chain
 from powerx_agent.errors import AgentError
 from powerx_agent.redaction import redact
+from powerx_agent.strategy.decision import candidates_total, listed
 from powerx_agent.taskflow.graph import STATUS_COLOURS, to_svg
 
 if TYPE_CHECKING:
@@ -118,6 +119,20 @@ def _offset(ms: float | None) -> str:
     return "" if ms is None else f"+{ms:.0f} ms"
 
 
+def _unlisted(decision: dict[str, Any] | None) -> str:
+    """What a bounded decision record does not list, and where every candidate is explained."""
+    if not decision or "candidates" in decision:  # none, or a record that lists every candidate
+        return ""
+    unlisted = candidates_total(decision) - len(listed(decision))
+    if unlisted <= 0:
+        return ""
+    counts = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in sorted((decision.get("others") or {}).items()))
+    return (f'<p id="decision-unlisted" class="muted">{candidates_total(decision)} candidate(s) in all; not listed: '
+            f"{escape(counts)}. Every candidate with why it missed: <code>powerx-agent strategy test --event FILE"
+            f"</code>, or the console's Test a strategy page with library "
+            f"{escape(str(decision.get('library_revision') or ''))}.</p>")
+
+
 def render_view(deps: Deps, workflow_id: str) -> str:
     meta = deps.workflows.get(workflow_id)
     if meta is None:
@@ -201,7 +216,7 @@ strategy {escape(strategy)} · {link}</div></header>
 <section id="nodes"><h2>Nodes</h2><table><tr><th>node</th><th>kind</th><th>status</th><th>attempts</th>
 <th>duration</th><th>error</th></tr>{''.join(node_rows)}</table></section>
 <section id="summary"><h2>Workflow</h2><table class="kv">{summary}</table></section>
-<section id="decision"><h2>Decision</h2><p>{escape(str(reason or ''))}</p>{_json(redact(decision))}</section>
+<section id="decision"><h2>Decision</h2><p>{escape(str(reason or ''))}</p>{_unlisted(decision)}{_json(redact(decision))}</section>
 <section id="event"><h2>Event (redacted)</h2>{_json(event_view)}</section>
 <section class="wide" id="timeline"><h2>Execution timeline</h2>{source}<table><tr><th>at</th><th>event</th><th>state</th>
 <th>error</th></tr>{timeline}</table></section>
