@@ -47,8 +47,9 @@ def test_given_writes_to_an_indexed_table_when_metered_then_units_and_index_writ
         probe.get_item(TableName=TABLE, Key={"pk": {"S": uid}}, ConsistentRead=True)
         runtime.harness("dynamodb").get_item(TableName=TABLE, Key={"pk": {"S": uid}})  # not the product's
     use = meter.tables[TABLE]
-    assert meter.requests[("dynamodb", "PutItem")] == 2 and meter.requests[("dynamodb", "UpdateItem")] == 2
-    assert meter.requests[("dynamodb", "GetItem")] == 1
+    # this table's requests only: the shared runtime may still be finishing an earlier test's workflow
+    assert use.write_requests == 2 + 2
+    assert use.read_requests == 1  # the harness's read is left out
     assert use.failed_conditions == 1
     # 1.5 KB put = 2 units; the failed put is sized by the stored item = 2; 2 + 1 for the updates
     assert use.wru == 2 + 2 + 2 + 1
