@@ -1,7 +1,7 @@
 """The embedded runtime's DynamoDB patches (local/motopatch/: streams 6, dynamodb 7 and 11): stream records reach their
 function in ordered batches off the write path, and a table query reads only its partition while
-answering exactly as a full-table query would (order, limit, pagination, both directions), and a
-conditional write is atomic."""
+answering exactly as a full-table query would (order, limit, pagination, both directions), a
+conditional write is atomic, and a read sees a whole update or none of it."""
 
 from __future__ import annotations
 
@@ -165,6 +165,47 @@ def test_given_many_threads_putting_one_item_conditionally_when_raced_then_exact
         with ThreadPoolExecutor(max_workers=16) as pool:
             won = list(pool.map(put, range(16)))
         assert won.count(True) == 1
+
+
+def test_given_an_update_of_two_attributes_when_read_meanwhile_then_every_read_sees_both_or_neither(
+        rt, uid, monkeypatch):
+    """motopatch 11: moto applies an update's SET actions one by one; a read answered in between saw
+    half of the update. The gap between two actions is widened to 20 ms, and readers poll through it."""
+    import threading
+
+    from moto.dynamodb.parsing import executors
+
+    original = executors.SetExecutor.execute
+
+    def slow(self: Any, item: Any) -> None:
+        original(self, item)
+        time.sleep(0.02)
+
+    monkeypatch.setattr(executors.SetExecutor, "execute", slow)
+    ddb, table = rt.client("dynamodb"), get_deps().settings.workflows_table
+    key = {"pk": {"S": f"TEST#torn-{uid}"}, "sk": {"S": "META"}}
+    ddb.put_item(TableName=table, Item={**key, "status": {"S": "RUNNING"}})
+    seen: list[tuple[str, bool]] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            item = ddb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
+            seen.append((item["status"]["S"], "failure_reason" in item))
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for reader in readers:
+        reader.start()
+    time.sleep(0.05)
+    ddb.update_item(TableName=table, Key=key, UpdateExpression="SET #s = :s, updated_at = :t, failure_reason = :r",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={":s": {"S": "FAILED"}, ":t": {"N": "1"}, ":r": {"S": "review_rejected"}})
+    time.sleep(0.05)
+    done.set()
+    for reader in readers:
+        reader.join()
+    assert ("RUNNING", False) in seen and ("FAILED", True) in seen
+    assert set(seen) == {("RUNNING", False), ("FAILED", True)}
 
 
 def test_given_a_transaction_whose_last_condition_fails_when_written_then_nothing_changed(rt, uid):

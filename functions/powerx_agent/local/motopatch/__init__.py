@@ -64,7 +64,11 @@ Checked against moto 5.2.5 (the version pinned by ``pyproject.toml``: ``moto[ser
     answers requests on many threads. Two conditional writes of one item can then both pass their
     condition (two appends at one audit sequence number: one record silently replaces the other; two
     takeovers of one expired lease). DynamoDB applies each conditional write atomically. The patch
-    serialises moto's writes (one re-entrant lock per process); reads are not held.
+    serialises moto's writes (one re-entrant lock per process). moto also applies an update's actions
+    to the stored item one by one, so a read answered meanwhile saw half of it (a workflow FAILED
+    without its ``failure_reason``); DynamoDB reads an item before or after a write. The read
+    requests (``DynamoHandler.get_item``, ``batch_get_item``, ``query``, ``scan``,
+    ``transact_get_items``), their answers built, hold the same lock.
 12. ``StateTaskServiceCallback._wait_for_task_token_heartbeat`` (Step Functions executor): on AWS a
     task token is valid from the moment the execution enters the task state ("Task tokens are
     generated ... in the context object when a workflow enters a task state", SendTaskHeartbeat API
@@ -144,5 +148,6 @@ def apply(rule_lambda_target: Callable[[dict[str, Any], dict[str, Any]], None]) 
         sqs.patch_attributes()  # 10
         dynamodb.patch_transaction_rollback()  # 13
         dynamodb.patch_atomic_writes()  # 11
+        dynamodb.patch_whole_item_reads()  # 11
         stepfunctions.patch_early_outcome()  # 12
         _state["applied"] = True

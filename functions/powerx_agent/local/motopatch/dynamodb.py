@@ -1,5 +1,6 @@
 """Patches 7, 11 and 13 (see the package's docstring): a table query reads its partition, a conditional
-write is atomic, and a transaction rolls back the items it names instead of copying whole tables."""
+write is atomic (and a read sees a whole write), and a transaction rolls back the items it names
+instead of copying whole tables."""
 
 from __future__ import annotations
 
@@ -44,6 +45,25 @@ def patch_atomic_writes() -> None:
 
     for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
         setattr(DynamoDBBackend, name, held(getattr(DynamoDBBackend, name)))
+
+
+def patch_whole_item_reads() -> None:
+    """moto applies an update's actions to the stored item one by one, and builds a read's answer from
+    the stored items after its lookup: a read in another thread could see half an update (status
+    FAILED without the failure_reason set beside it). DynamoDB reads an item before or after a write,
+    never in between. Each read request, its answer built, runs under the write lock (under the GIL,
+    serialising these CPU-only sections costs next to nothing)."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    def held(method: Callable[..., Any]) -> Callable[..., Any]:
+        def read(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with _write_lock:
+                return method(self, *args, **kwargs)
+
+        return read
+
+    for name in ("get_item", "batch_get_item", "query", "scan", "transact_get_items"):
+        setattr(DynamoHandler, name, held(getattr(DynamoHandler, name)))
 
 
 # -- 13. transactions roll back the items they name, not a copy of whole tables --------------------
