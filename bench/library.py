@@ -193,7 +193,7 @@ every cold matcher in a fresh process of its own (wall clock, interpreter start 
 Load average (1 min) of the machine at the end of this part: {r['load_average']:.1f} on {os.cpu_count()} cores: wall
 clock on a busy machine is the CPU time stretched by the other work; the CPU column is what the command
 itself costs. Lint with one process: {cpu['lint --jobs 1'] * 1000 / n:.2f} ms of CPU per file, the interpreter
-start and imports included.
+start and imports included; where it goes, and a CPU target: [benchmarks-lint.md](benchmarks-lint.md).
 
 The artifact of that revision: {art['bytes']:,} bytes in {art['chunks']} DynamoDB items. The revision item
 (`LIBRARY / REVISION`, with the active map of {n:,} strategies) is {r['revision_item_bytes']:,} bytes as DynamoDB JSON.
