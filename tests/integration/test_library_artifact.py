@@ -42,10 +42,14 @@ class Counting:
 
 
 def cold_matcher() -> tuple[Matcher, Counting, dict[str, int]]:
-    """A matcher with nothing cached, over the runtime's DynamoDB, counting its requests."""
+    """A matcher with nothing cached, over the runtime's DynamoDB, counting its requests (on a client of
+    its own: the shared one also carries the runtime's background work, the audit stream's reads)."""
+    import boto3
+
     deps = get_deps()
     calls = {"n": 0}
-    ddb = deps.client("dynamodb")
+    ddb = boto3.session.Session().client("dynamodb", region_name=deps.settings.region,
+                                         endpoint_url=deps.settings.endpoint_url)
     ddb.meta.events.register("before-call.dynamodb.*", lambda **kw: calls.__setitem__("n", calls["n"] + 1))
     from powerx_agent.adapters.strategies_store import StrategiesStore
 
