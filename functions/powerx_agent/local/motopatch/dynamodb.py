@@ -31,39 +31,38 @@ def patch_partition_query() -> None:
     Table.query = query
 
 
-# -- 11. a conditional write is atomic, as in DynamoDB ------------------------------------------
-_write_lock = threading.RLock()
+# -- 11. a conditional write is atomic, and a read sees a whole write, as in DynamoDB -------------
+_item_lock = threading.RLock()
+
+
+def _hold_item_lock(cls: Any, names: tuple[str, ...]) -> None:
+    """Each of ``cls``'s methods ``names`` runs under the one item lock (re-entrant: a request may nest)."""
+    def held(method: Callable[..., Any]) -> Callable[..., Any]:
+        def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with _item_lock:
+                return method(self, *args, **kwargs)
+
+        return locked
+
+    for name in names:
+        setattr(cls, name, held(getattr(cls, name)))
+
+
 def patch_atomic_writes() -> None:
     from moto.dynamodb.models import DynamoDBBackend
 
-    def held(method: Callable[..., Any]) -> Callable[..., Any]:
-        def write(self: Any, *args: Any, **kwargs: Any) -> Any:
-            with _write_lock:
-                return method(self, *args, **kwargs)
-
-        return write
-
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
-        setattr(DynamoDBBackend, name, held(getattr(DynamoDBBackend, name)))
+    _hold_item_lock(DynamoDBBackend, ("put_item", "update_item", "delete_item", "transact_write_items"))
 
 
 def patch_whole_item_reads() -> None:
     """moto applies an update's actions to the stored item one by one, and builds a read's answer from
     the stored items after its lookup: a read in another thread could see half an update (status
     FAILED without the failure_reason set beside it). DynamoDB reads an item before or after a write,
-    never in between. Each read request, its answer built, runs under the write lock (under the GIL,
+    never in between. Each read request, its answer built, runs under the writes' lock (under the GIL,
     serialising these CPU-only sections costs next to nothing)."""
     from moto.dynamodb.responses import DynamoHandler
 
-    def held(method: Callable[..., Any]) -> Callable[..., Any]:
-        def read(self: Any, *args: Any, **kwargs: Any) -> Any:
-            with _write_lock:
-                return method(self, *args, **kwargs)
-
-        return read
-
-    for name in ("get_item", "batch_get_item", "query", "scan", "transact_get_items"):
-        setattr(DynamoHandler, name, held(getattr(DynamoHandler, name)))
+    _hold_item_lock(DynamoHandler, ("get_item", "batch_get_item", "query", "scan", "transact_get_items"))
 
 
 # -- 13. transactions roll back the items they name, not a copy of whole tables --------------------
