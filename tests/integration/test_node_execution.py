@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from helpers import chain_kinds, detail, send
+
+
+@pytest.fixture(autouse=True)
+def nothing_in_flight(rt: Any) -> None:
+    """Each test counts the calls its own workflow makes: a workflow an earlier test left running (a retry
+    started by an operator command) would use up the faults injected here."""
+    assert rt.wait_idle(timeout=120)
+    rt.sandbox.reset()
 
 
 def test_given_plugin_fails_twice_with_5xx_when_workflow_runs_then_retried_and_succeeds(rt, uid):

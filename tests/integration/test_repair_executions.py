@@ -77,8 +77,9 @@ def test_given_execution_without_workflow_record_when_repaired_then_meta_nodes_a
     applied = repair_json(since, "--apply")
     assert [(f["code"], f["applied"]) for f in about(applied["findings"], orphan)] == [("execution.orphan", True)]
     after = emf_totals()
-    # the engine never counted this workflow or its nodes (no record to move): repair does
-    assert (after["generated"] - before["generated"], after["node_success"] - before["node_success"]) == (1, 3)
+    # the engine never counted this workflow (no META to move): repair does. Its nodes recorded and counted
+    # themselves as they ran (a node's first move creates its status item), so repair counts none of them
+    assert (after["generated"] - before["generated"], after["node_success"] - before["node_success"]) == (1, 0)
     wf = deps.workflows.get(orphan)
     assert wf is not None and wf["status"] == "SUCCEEDED" and wf["execution_arn"] == arn
     assert (wf["tenant_id"], wf["event_id"], wf["strategy_id"], wf["strategy_version"], wf["traceparent"]) == (
@@ -92,6 +93,7 @@ def test_given_execution_without_workflow_record_when_repaired_then_meta_nodes_a
     assert recreated[0]["data"]["nodes"]["approve"] == "SKIPPED"
     reconstructed = {(r["data"].get("reconstructs"), r.get("node_id")) for r in chain if r["kind"] == "audit.repaired"}
     assert ("workflow.started", None) in reconstructed
+    assert {r.get("node_id") for r in chain if r["kind"] == "node.succeeded"} == {"render", "archive", "tell-owner"}
     # agent_events holds another workflow for this key: no acceptance or decision is invented
     assert not {k for k, _ in reconstructed} & {"event.accepted", "decision"}
     ops = [r for r in deps.audit.chain("OPS#repair") if r["data"].get("subject") == orphan]

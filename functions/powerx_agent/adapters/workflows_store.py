@@ -9,6 +9,12 @@ docs/operations-takeover.md): a retry starts a new *attempt generation*. ``begin
 number higher than the one recorded on the item (conditional), keep what the previous generation
 ended with in ``history``, and the caller audits every such move. ``fill_node`` records an outcome
 done by hand (SUCCEEDED with ``filled_by``) from any status but SUCCEEDED.
+
+A node has no item until its first transition: a PENDING node is one that META's ``node_ids`` names and
+that has no item yet (``get`` and ``get_node`` give it as an *implicit* item, ``implicit: True``). Every
+move a node may make starts from PENDING, so a node's first transition is the same conditional update with
+"no item yet" as one of the states it may come from. (Writing a PENDING item per node at creation cost one
+write per node per event, for items that said nothing META does not: docs/write-path.md.)
 """
 
 from __future__ import annotations
@@ -27,6 +33,20 @@ def wf_pk(workflow_id: str) -> str:
     return f"WF#{workflow_id}"
 
 
+def node_identity(workflow_id: str, node_id: str) -> dict[str, str]:
+    """The attributes a node item is created with by its first write."""
+    return {"node_id": node_id, "workflow_id": workflow_id}
+
+
+def with_implicit_nodes(meta: dict[str, Any], items: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``items`` (node id -> item) plus an implicit PENDING item for each node META names that has none."""
+    workflow_id = str(meta.get("workflow_id"))
+    implicit = {node_id: {"pk": wf_pk(workflow_id), "sk": f"NODE#{node_id}", **node_identity(workflow_id, node_id),
+                          "status": NodeStatus.PENDING.value, "attempts": 0, "implicit": True}
+                for node_id in meta.get("node_ids") or () if node_id not in items}
+    return {**items, **implicit}
+
+
 class WorkflowsStore:
     def __init__(self, ddb: Any, table: str) -> None:
         self._ddb = ddb
@@ -34,20 +54,22 @@ class WorkflowsStore:
 
     # -- workflows ---------------------------------------------------------------------------
     def create(self, meta: dict[str, Any], node_ids: list[str], skipped: dict[str, str] | None = None) -> bool:
-        """Write one PENDING item per node (SKIPPED with its reason for those in ``skipped``), then META;
-        False when the workflow already exists.
+        """Write a SKIPPED item (with its reason) for each node in ``skipped``, then META naming every node
+        in ``node_ids``; False when the workflow already exists. The other nodes are PENDING without an
+        item (see the module's docstring).
 
-        The nodes go first and META last, each put conditional: a crash in between leaves nodes that
-        the redelivery finds in place (their puts are no-ops) before it writes META, so a workflow
-        never exists without its nodes, and a redelivery never resets a node that has moved on.
-        (A TransactWriteItems would do the same in one request, at twice the write units per item
-        on the busiest table: see docs/capacity.md.)"""
+        The skipped nodes go first and META last, each put conditional: a crash in between leaves items
+        that the redelivery finds in place (their puts are no-ops) before it writes META, so a workflow
+        never exists without its skipped nodes, and a redelivery never resets a node that has moved on.
+        A skipped node keeps an item because SKIPPED is terminal: the conditional update of a node's
+        first transition can only see the node's own item, not META."""
         now = round(time.time(), 3)
         item = {"pk": wf_pk(meta["workflow_id"]), "sk": "META", "status": "PENDING", "created_at": now,
                 "gsi1pk": tenant_key(meta["tenant_id"], meta["workflow_id"]),
                 "gsi1sk": f"{now:017.3f}#{meta['workflow_id']}", "node_ids": list(node_ids), **meta}
-        for node_id in node_ids:
-            self.ensure_node(meta["workflow_id"], node_id, skipped=(skipped or {}).get(node_id))
+        for node_id, reason in (skipped or {}).items():
+            if node_id in node_ids:
+                self.ensure_node(meta["workflow_id"], node_id, skipped=reason)
         return self._put_new(item)
 
     def _put_new(self, item: dict[str, Any]) -> bool:
@@ -110,11 +132,13 @@ class WorkflowsStore:
         return self._transition(wf_pk(workflow_id), "META", status, WORKFLOW_FROM[status], fields)
 
     def transition_node(self, workflow_id: str, node_id: str, status: NodeStatus | str, **fields: Any) -> bool:
+        """Move a node forward; its first move (from PENDING, which every move allows) creates its item."""
         status = NodeStatus(status)
-        return self._transition(wf_pk(workflow_id), f"NODE#{node_id}", status, NODE_FROM[status], fields)
+        return self._transition(wf_pk(workflow_id), f"NODE#{node_id}", status, NODE_FROM[status],
+                                {**fields, **node_identity(workflow_id, node_id)}, may_create=True)
 
     def _transition(self, pk: str, sk: str, status: str, allowed_from: tuple[str, ...],
-                    fields: dict[str, Any]) -> bool:
+                    fields: dict[str, Any], may_create: bool = False) -> bool:
         fields = {k: v for k, v in fields.items() if v is not None}
         sets = ["#s = :status", "updated_at = :now"]
         names = {"#s": "status"}
@@ -125,7 +149,8 @@ class WorkflowsStore:
             sets.append(f"#f{i} = :v{i}")
         for i, prev in enumerate(allowed_from):
             vals[f"from{i}"] = prev
-        condition = "attribute_exists(pk) AND #s IN (" + ", ".join(f":from{i}" for i in range(len(allowed_from))) + ")"
+        statuses = "#s IN (" + ", ".join(f":from{i}" for i in range(len(allowed_from))) + ")"
+        condition = f"(attribute_not_exists(pk) OR {statuses})" if may_create else f"attribute_exists(pk) AND {statuses}"
         try:
             self._ddb.update_item(TableName=self._table, Key=key(pk=pk, sk=sk),
                                   UpdateExpression="SET " + ", ".join(sets), ConditionExpression=condition,
@@ -145,7 +170,7 @@ class WorkflowsStore:
         meta = next((i for i in items if i["sk"] == "META"), None)
         if meta is None:
             return None
-        meta["nodes"] = {i["node_id"]: i for i in items if i["sk"].startswith("NODE#")}
+        meta["nodes"] = with_implicit_nodes(meta, {i["node_id"]: i for i in items if i["sk"].startswith("NODE#")})
         return meta
 
     def list_workflows(self, tenant_id: str | None = None, limit: int = 100,
@@ -277,9 +302,15 @@ class WorkflowsStore:
 
     # -- manual takeover: attempt generations (the documented exception to forward-only) -----
     def get_node(self, workflow_id: str, node_id: str) -> dict[str, Any] | None:
+        """The node's item; its implicit PENDING item when META names it and it has none yet."""
         out = self._ddb.get_item(TableName=self._table, Key=key(pk=wf_pk(workflow_id), sk=f"NODE#{node_id}"),
                                  ConsistentRead=True)
-        return from_item(out.get("Item"))
+        item = from_item(out.get("Item"))
+        if item is not None:
+            return item
+        meta = from_item(self._ddb.get_item(TableName=self._table, Key=key(pk=wf_pk(workflow_id), sk="META"),
+                                            ConsistentRead=True).get("Item"))
+        return with_implicit_nodes(meta, {}).get(node_id) if meta else None
 
     def begin_generation(self, workflow_id: str, generation: int, previous: dict[str, Any],
                          **fields: Any) -> bool:
@@ -294,7 +325,7 @@ class WorkflowsStore:
         """A node → PENDING for attempt ``generation`` (attempts restart at 0); ``previous`` goes to
         ``history``."""
         return self._new_generation(wf_pk(workflow_id), f"NODE#{node_id}", "PENDING", generation, previous,
-                                    {"attempts": 0, **fields},
+                                    {"attempts": 0, **fields, **node_identity(workflow_id, node_id)},
                                     remove=("error", "last_error", "output", "duration", "reason", "filled_by",
                                             "filled_from", "filled_at"), allowed_from=None)
 
@@ -313,7 +344,9 @@ class WorkflowsStore:
         removes = [name for name in remove if name not in fields]
         for i, name in enumerate(removes):
             names[f"#r{i}"] = name
-        condition = "attribute_exists(pk) AND (attribute_not_exists(#g) OR #g < :gen)"
+        # a node without an item (PENDING, never moved) gets one; META always exists
+        condition = "(attribute_not_exists(#g) OR #g < :gen)" if sk != "META" else \
+            "attribute_exists(pk) AND (attribute_not_exists(#g) OR #g < :gen)"
         if allowed_from:
             for i, prev in enumerate(allowed_from):
                 vals[f"from{i}"] = prev
@@ -333,12 +366,16 @@ class WorkflowsStore:
 
     def put_back(self, item: dict[str, Any], generation: int) -> None:
         """Undo a move to attempt ``generation`` (:meth:`begin_generation`, :meth:`reset_node`): put the
-        item back as it was read, unless it moved on since (its generation is no longer ``generation``)."""
+        item back as it was read (an implicit node: no item again), unless it moved on since (its generation
+        is no longer ``generation``)."""
         stored = {k: v for k, v in item.items() if k != "nodes"}
+        condition = {"ConditionExpression": "#g = :gen", "ExpressionAttributeNames": {"#g": "generation"},
+                     "ExpressionAttributeValues": values(gen=generation)}
         try:
-            self._ddb.put_item(TableName=self._table, Item=to_item(stored), ConditionExpression="#g = :gen",
-                               ExpressionAttributeNames={"#g": "generation"},
-                               ExpressionAttributeValues=values(gen=generation))
+            if stored.get("implicit"):
+                self._ddb.delete_item(TableName=self._table, Key=key(pk=stored["pk"], sk=stored["sk"]), **condition)
+            else:
+                self._ddb.put_item(TableName=self._table, Item=to_item(stored), **condition)
         except Exception as exc:  # noqa: BLE001
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
@@ -346,9 +383,14 @@ class WorkflowsStore:
                              "not put back", code="takeover.moved_on") from None
 
     def restore_node(self, item: dict[str, Any], status: str) -> None:
-        """Undo a move of a node item away from ``status`` made by this command (put the item back as read)."""
+        """Undo a move of a node item away from ``status`` made by this command (put the item back as read;
+        an implicit node has no item again)."""
         try:
-            self._ddb.put_item(TableName=self._table, Item=to_item(item), ConditionExpression="attribute_exists(pk)")
+            if item.get("implicit"):
+                self._ddb.delete_item(TableName=self._table, Key=key(pk=item["pk"], sk=item["sk"]),
+                                      ConditionExpression="attribute_exists(pk)")
+            else:
+                self._ddb.put_item(TableName=self._table, Item=to_item(item), ConditionExpression="attribute_exists(pk)")
         except Exception as exc:  # noqa: BLE001
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
@@ -357,16 +399,20 @@ class WorkflowsStore:
 
     def fill_node(self, workflow_id: str, node_id: str, output: Any, by: str, filled_from: str) -> bool:
         """Record an outcome done by hand: SUCCEEDED with ``filled_by``, from any status but
-        SUCCEEDED (conditional on the status the caller saw, so two operators cannot both fill)."""
+        SUCCEEDED (conditional on the status the caller saw, so two operators cannot both fill; PENDING:
+        the node may have no item yet)."""
+        seen = "#s = :from_"
+        if filled_from == NodeStatus.PENDING:
+            seen = f"(attribute_not_exists(pk) OR {seen})"
         try:
             self._ddb.update_item(
                 TableName=self._table, Key=key(pk=wf_pk(workflow_id), sk=f"NODE#{node_id}"),
                 UpdateExpression="SET #s = :ok, #o = :out, filled_by = :by, filled_from = :from_, "
-                                 "filled_at = :now, updated_at = :now",
-                ConditionExpression="attribute_exists(pk) AND #s = :from_",
+                                 "filled_at = :now, updated_at = :now, node_id = :nid, workflow_id = :wid",
+                ConditionExpression=seen if filled_from == NodeStatus.PENDING else f"attribute_exists(pk) AND {seen}",
                 ExpressionAttributeNames={"#s": "status", "#o": "output"},
                 ExpressionAttributeValues=values(ok="SUCCEEDED", out=output, by=by, from_=filled_from,
-                                                 now=round(time.time(), 3)))
+                                                 now=round(time.time(), 3), nid=node_id, wid=workflow_id))
             return True
         except Exception as exc:  # noqa: BLE001
             if error_code(exc) != "ConditionalCheckFailedException":

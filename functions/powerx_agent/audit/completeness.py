@@ -11,8 +11,8 @@ A workflow's unit is its chain ``WF#<workflow id>`` together with its ``agent_ev
   status, written in the current attempt generation (after the last ``workflow.retried``);
 - every node item with a terminal status has the node's outcome in the chain (``node.succeeded`` /
   ``.failed`` / ``.skipped`` / ``.stopped`` / ``.filled``, or a reconstruction of one), the outcome
-  agrees with the item (a ``node.reset`` of a retry starts the node afresh), and every node the chain or
-  the META's ``node_ids`` names has its item;
+  agrees with the item (a ``node.reset`` of a retry starts the node afresh), and every node the chain
+  names has its item (a node META's ``node_ids`` names has none until it first moves: it is PENDING);
 - a finished workflow has no node still PENDING or RUNNING;
 - an active workflow's execution is running, or is an Express execution no log record speaks of yet
   (then the unit is *in flight*, not a gap).
@@ -196,6 +196,8 @@ def check_workflow(workflow_id: str, records: list[dict[str, Any]], meta: dict[s
         audited = node_states(records)
         for node_id in sorted(set(audited) | set(meta.get("node_ids") or ())):
             item = nodes.get(node_id)
+            if item is not None and item.get("implicit") and node_id in audited:
+                item = None  # PENDING because it has no item, where the chain says it moved
             if item is None or not item.get("status"):
                 what = "no status item" if item is None else "a status item without a status"
                 said = f"the chain says {audited[node_id]}" if node_id in audited else "the workflow names it"

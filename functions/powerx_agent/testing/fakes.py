@@ -32,6 +32,7 @@ from powerx_agent.adapters.events_store import Claim, event_pk
 from powerx_agent.adapters.flags import DynamoFlagStore, Flags
 from powerx_agent.adapters.metrics import MetricsRecorder
 from powerx_agent.adapters.state_machines import Started, state_machine_arn
+from powerx_agent.adapters.workflows_store import node_identity, with_implicit_nodes
 from powerx_agent.audit.records import GENESIS, AuditEntry, seal
 from powerx_agent.clock import SYSTEM_CLOCK, AdjustableClock, Clock
 from powerx_agent.errors import AgentError
@@ -117,9 +118,10 @@ class FakeWorkflowsStore:
             if (pk, "META") in self.items:
                 return False
             self.items[(pk, "META")] = {"pk": pk, "sk": "META", "status": "PENDING",
-                                        "created_at": round(time.time(), 3), **meta}
-        for node_id in node_ids:
-            self.ensure_node(meta["workflow_id"], node_id, skipped=(skipped or {}).get(node_id))
+                                        "created_at": round(time.time(), 3), "node_ids": list(node_ids), **meta}
+        for node_id, reason in (skipped or {}).items():  # the other nodes have no item until they move
+            if node_id in node_ids:
+                self.ensure_node(meta["workflow_id"], node_id, skipped=reason)
         return True
 
     def ensure_node(self, workflow_id: str, node_id: str, skipped: str | None = None) -> None:
@@ -150,7 +152,12 @@ class FakeWorkflowsStore:
         return self._transition((f"WF#{workflow_id}", "META"), status, WORKFLOW_FROM[status], fields)
 
     def transition_node(self, workflow_id: str, node_id: str, status: str, **fields: Any) -> bool:
-        return self._transition((f"WF#{workflow_id}", f"NODE#{node_id}"), status, NODE_FROM[status], fields)
+        key = (f"WF#{workflow_id}", f"NODE#{node_id}")
+        with self._lock:  # a node's first move creates its item, as in the real store
+            if key not in self.items:
+                self.items[key] = {"pk": key[0], "sk": key[1], **node_identity(workflow_id, node_id),
+                                   "status": "PENDING", "attempts": 0}
+        return self._transition(key, status, NODE_FROM[status], fields)
 
     def _transition(self, key: tuple[str, str], status: str, allowed_from: tuple[str, ...],
                     fields: dict[str, Any]) -> bool:
@@ -168,7 +175,8 @@ class FakeWorkflowsStore:
         if meta is None:
             return None
         out = dict(meta)
-        out["nodes"] = {i["node_id"]: dict(i) for (p, s), i in self.items.items() if p == pk and s.startswith("NODE#")}
+        out["nodes"] = with_implicit_nodes(out, {i["node_id"]: dict(i) for (p, s), i in self.items.items()
+                                                 if p == pk and s.startswith("NODE#")})
         return out
 
     def list_workflows(self, tenant_id: str | None = None, limit: int = 100,
@@ -213,7 +221,10 @@ class FakeWorkflowsStore:
 
     def get_node(self, workflow_id: str, node_id: str) -> dict[str, Any] | None:
         item = self.items.get((f"WF#{workflow_id}", f"NODE#{node_id}"))
-        return dict(item) if item else None
+        if item:
+            return dict(item)
+        meta = self.items.get((f"WF#{workflow_id}", "META"))
+        return with_implicit_nodes(meta, {}).get(node_id) if meta else None
 
     def get_review(self, review_id: str) -> dict[str, Any] | None:
         item = self.items.get((f"REVIEW#{review_id}", "META"))
