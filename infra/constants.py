@@ -112,7 +112,7 @@ TABLE_ACCESS: dict[str, dict[str, tuple[str, ...]]] = {
         spec.STRATEGIES_TABLE.name: (_GET, "dynamodb:DeleteItem", _UPDATE),
         # canary tally: the arm of a workflow decided in another process (Query of its chain) and the
         # audit record of an automatic abort (strategy.canary_aborted); catch-up after the flag
-        # audit-streaming was off queries the by_time index (listed in INDEX_QUERIES)
+        # audit-streaming was off queries the by_time index (listed in INDEX_QUERIES), then each chain it names
         spec.AUDIT_TABLE.name: AUDIT_APPEND,
     },
     "callbacks_api": {

@@ -32,13 +32,19 @@ def flags_restored(rt) -> Iterator[None]:
     send(rt, "plugin.job.completed", detail("flush"))  # one more stream batch: catch up anything held
 
 
-def forwarded_chains(rt) -> set[str]:
+def forwarded(rt) -> set[tuple[str, int]]:
+    """``(chain, seq)`` of every audit log line."""
     logs = rt.client("logs")
-    chains = set()
+    lines = set()
     for page in logs.get_paginator("filter_log_events").paginate(logGroupName=get_deps().settings.audit_log_group):
         for event in page["events"]:
-            chains.add(json.loads(event["message"])["chain"])
-    return chains
+            line = json.loads(event["message"])
+            lines.add((line["chain"], line["seq"]))
+    return lines
+
+
+def forwarded_chains(rt) -> set[str]:
+    return {chain for chain, _ in forwarded(rt)}
 
 
 def test_given_flag_set_when_shown_then_state_changes_and_change_is_audited(flags_restored, uid):
@@ -70,6 +76,10 @@ def test_given_audit_streaming_off_when_events_flow_then_records_kept_and_caught
     send(rt, "plugin.job.completed", resumed)
     chains = forwarded_chains(rt)
     assert paused_chain in chains and f"WF#{workflow_id_for('acme', resumed['idempotency_key'])}" in chains
+    # every paused record, those the sparse time index leaves out (all but the first of a minute) included
+    paused_records = deps.audit.chain(paused_chain)
+    assert {(paused_chain, r["seq"]) for r in paused_records} <= forwarded(rt)
+    assert any("day" not in r for r in paused_records)
     assert StreamCursor(deps.ddb, deps.settings.strategies_table).get() is None
 
 

@@ -41,8 +41,10 @@ class FakeCursor:
 class FakeAudit:
     def __init__(self, records: list[dict]) -> None:
         self.records = records
+        self.consistent: bool | None = None
 
-    def since(self, ts: str) -> list[dict]:
+    def since(self, ts: str, *, consistent: bool = False) -> list[dict]:
+        self.consistent = consistent
         return sorted((r for r in self.records if r["ts"] >= ts), key=lambda r: r["ts"])
 
 
@@ -58,9 +60,11 @@ def test_given_cursor_held_when_flag_on_again_then_backlog_forwarded_once_and_cu
     stored = [rec(1, "2026-11-28T10:00:01Z"), rec(2, "2026-11-28T10:00:02Z"), rec(3, "2026-11-28T10:00:03Z"),
               rec(1, "2026-11-28T09:00:00Z", chain="WF#old")]
     sink, cursor = FakeSink(), FakeCursor("2026-11-28T10:00:01Z")
-    out = forward([stored[2]], streaming_on=True, sink=sink, cursor=cursor, audit=FakeAudit(stored))
+    audit = FakeAudit(stored)
+    out = forward([stored[2]], streaming_on=True, sink=sink, cursor=cursor, audit=audit)
     assert [(line["chain"], line["seq"]) for line in sink.lines] == [("WF#w", 1), ("WF#w", 2), ("WF#w", 3)]
     assert out["forwarded"] == 3 and out["caught_up"] == 2 and cursor.since is None
+    assert audit.consistent is True  # records the sparse index does not hold are found by a chain read
 
 
 def test_given_forwarding_fails_during_catch_up_then_cursor_is_put_back():

@@ -6,32 +6,45 @@ import random
 import threading
 import time
 from collections import OrderedDict
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from powerx_agent.adapters.aws import error_code
 from powerx_agent.adapters.dynamo import all_items, fan_out, from_item, key, to_item, values
-from powerx_agent.audit.records import GENESIS, AuditEntry, seal
+from powerx_agent.audit.records import GENESIS, AuditEntry, iso_at, minute_of, seal
 from powerx_agent.audit.shards import time_keys
+from powerx_agent.clock import SYSTEM_CLOCK, Clock
 from powerx_agent.errors import RetryableError
 
 _MAX_ATTEMPTS = 12
 
+Tail = tuple[int, str, str | None]
+"""A chain's last record as the next one needs it: ``seq``, ``hash`` and ``ts`` (None for an empty chain)."""
+
+
+def _position(record: dict[str, Any]) -> Tail:
+    return int(record["seq"]), str(record["hash"]), record.get("ts")
+
 
 class AuditStore:
-    def __init__(self, ddb: Any, table: str) -> None:
+    def __init__(self, ddb: Any, table: str, clock: Clock = SYSTEM_CLOCK) -> None:
         self._ddb = ddb
         self._table = table
-        self._tails: OrderedDict[str, tuple[int, str]] = OrderedDict()  # chain -> (seq, hash) last written here
+        self._clock = clock  # the records' ts
+        self._tails: OrderedDict[str, Tail] = OrderedDict()  # chain -> its last record written here
         self._lock = threading.Lock()
 
-    def _tail(self, chain: str) -> tuple[int, str]:
+    def _now(self) -> str:
+        return iso_at(self._clock.time())
+
+    def _tail(self, chain: str) -> Tail:
         with self._lock:
             cached = self._tails.get(chain)
         if cached is not None:
             return cached
         return self._read_tail(chain)
 
-    def _read_tail(self, chain: str) -> tuple[int, str]:
+    def _read_tail(self, chain: str) -> Tail:
         out = self._ddb.query(
             TableName=self._table,
             KeyConditionExpression="pk = :pk",
@@ -42,9 +55,8 @@ class AuditStore:
         )
         items = out.get("Items", [])
         if not items:
-            return 0, GENESIS
-        last = from_item(items[0]) or {}
-        return int(last["seq"]), str(last["hash"])
+            return 0, GENESIS, None
+        return _position(from_item(items[0]))
 
     def append(self, entry: AuditEntry) -> dict[str, Any]:
         """Write the next record of ``entry.chain``; concurrent writers retry on the condition.
@@ -53,9 +65,9 @@ class AuditStore:
         (``ReturnValuesOnConditionCheckFailure``) and chains onto it directly; only a second loss
         in a row re-reads the tail (one query), so a contended append costs one more put, not a
         query and a put."""
-        seq, prev = self._tail(entry.chain)
+        seq, prev, prev_ts = self._tail(entry.chain)
         for attempt in range(_MAX_ATTEMPTS):
-            record = seal(entry, seq + 1, prev)
+            record = seal(entry, seq + 1, prev, self._now(), prev_ts)
             try:
                 self._ddb.put_item(
                     TableName=self._table,
@@ -68,12 +80,12 @@ class AuditStore:
                     raise
                 winner = from_item(getattr(exc, "response", {}).get("Item"))
                 if winner and attempt % 2 == 0:
-                    seq, prev = int(winner["seq"]), str(winner["hash"])
+                    seq, prev, prev_ts = _position(winner)
                 else:
                     time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
-                    seq, prev = self._read_tail(entry.chain)
+                    seq, prev, prev_ts = self._read_tail(entry.chain)
                 continue
-            self._remember(entry.chain, record["seq"], record["hash"])
+            self._remember(record)
             return record
         raise RetryableError(f"could not append to audit chain {entry.chain} after {_MAX_ATTEMPTS} attempts",
                              code="audit.contention")
@@ -84,12 +96,12 @@ class AuditStore:
         caller to commit in the same transaction as the change they record: both happen or neither.
         A writer that appended to the chain in between cancels the transaction; read again and retry.
         Call :meth:`committed` with the records once the transaction succeeded."""
-        tails: dict[str, tuple[int, str]] = {}
+        tails: dict[str, Tail] = {}
         records, actions = [], []
         for entry in entries:
-            seq, prev = tails.get(entry.chain) or self._read_tail(entry.chain)
-            record = seal(entry, seq + 1, prev)
-            tails[entry.chain] = (int(record["seq"]), str(record["hash"]))
+            seq, prev, prev_ts = tails.get(entry.chain) or self._read_tail(entry.chain)
+            record = seal(entry, seq + 1, prev, self._now(), prev_ts)
+            tails[entry.chain] = _position(record)
             records.append(record)
             actions.append({"Put": {"TableName": self._table, "Item": to_item(record),
                                     "ConditionExpression": "attribute_not_exists(pk)"}})
@@ -97,21 +109,23 @@ class AuditStore:
 
     def committed(self, records: list[dict[str, Any]]) -> None:
         for record in records:
-            self._remember(record["pk"], int(record["seq"]), str(record["hash"]))
+            self._remember(record)
+
     def first_record(self, entry: AuditEntry) -> tuple[dict[str, Any], dict[str, Any]]:
         """The first record of a chain that has none yet, as a ``TransactWriteItems`` Put that fails
         when the chain has a record (then append with :meth:`append`), and the record itself
         (:meth:`written` once the transaction succeeded)."""
-        record = seal(entry, 1, GENESIS)
+        record = seal(entry, 1, GENESIS, self._now())
         return {"Put": {"TableName": self._table, "Item": to_item(record),
                         "ConditionExpression": "attribute_not_exists(pk)"}}, record
 
     def written(self, record: dict[str, Any]) -> None:
-        self._remember(record["pk"], record["seq"], record["hash"])
+        self._remember(record)
 
-    def _remember(self, chain: str, seq: int, digest: str) -> None:
+    def _remember(self, record: dict[str, Any]) -> None:
+        chain = str(record["pk"])
         with self._lock:
-            self._tails[chain] = (seq, digest)
+            self._tails[chain] = _position(record)
             self._tails.move_to_end(chain)
             while len(self._tails) > 4096:
                 self._tails.popitem(last=False)
@@ -128,28 +142,52 @@ class AuditStore:
         self._ddb.delete_item(TableName=self._table, Key=key(pk=chain, seq=seq))
 
     # -- read paths for verify, metrics, catch-up (additive) -----------------------------------
-    def since(self, ts: str, until: str | None = None) -> list[dict[str, Any]]:
-        """Every record with ``ts`` at or after ``ts`` (ISO, UTC), in time order, via the ``by_time`` GSI
-        (partition ``day`` = a day's shard, :func:`powerx_agent.audit.shards.time_keys`; sort ``ts_seq`` =
-        ``<ts>#<chain>#<seq>``): every shard of every day up to today, queried in parallel, merged."""
-        from datetime import UTC, date, datetime, timedelta
+    def touched(self, ts: str, until: str | None = None) -> dict[str, int]:
+        """The chains that may have a record at or after ``ts`` (ISO, UTC), each with the lowest ``seq`` from
+        which to read it, from the ``by_time`` GSI (partition ``day`` = a day's shard,
+        :func:`powerx_agent.audit.shards.time_keys`; sort ``ts_seq`` = ``<ts>#<chain>#<seq>``): every shard
+        of every day up to ``until`` (else today), in parallel, from the start of ``ts``'s minute.
 
+        The index holds the first record of each chain in each minute
+        (:func:`powerx_agent.audit.records.indexed`) and every record written before it was sparse. A
+        record at or after ``ts`` is either indexed or follows, in its chain and its minute, an indexed
+        one: so every chain with a record in the window is here, with a ``seq`` at or below that record's.
+        A chain written in ``ts``'s minute only before ``ts`` is here too (a superset)."""
         start = date.fromisoformat(ts[:10])
         end = date.fromisoformat(until[:10]) if until else datetime.now(UTC).date()
         queries: list[dict[str, Any]] = []
         day = start
         while day <= end:
             for shard in time_keys(day.isoformat()):
-                query: dict[str, Any] = {"KeyConditionExpression": "#d = :d", "ExpressionAttributeNames": {"#d": "day"},
+                query: dict[str, Any] = {"KeyConditionExpression": "#d = :d", "ProjectionExpression": "#p, #s",
+                                         "ExpressionAttributeNames": {"#d": "day", "#p": "pk", "#s": "seq"},
                                          "ExpressionAttributeValues": values(d=shard)}
                 if day == start:
                     query["KeyConditionExpression"] += " AND ts_seq >= :t"
-                    query["ExpressionAttributeValues"] = values(d=shard, t=ts)
+                    query["ExpressionAttributeValues"] = values(d=shard, t=minute_of(ts))
                 queries.append(query)
             day += timedelta(days=1)
-        records = fan_out(self._ddb, self._table, "by_time", queries)
+        first: dict[str, int] = {}
+        for hit in fan_out(self._ddb, self._table, "by_time", queries):
+            first[hit["pk"]] = min(int(hit["seq"]), first.get(hit["pk"], int(hit["seq"])))
+        return first
+
+    def since(self, ts: str, until: str | None = None, *, consistent: bool = False) -> list[dict[str, Any]]:
+        """Every record with ``ts`` at or after ``ts`` (and at or before ``until``), in time order (``ts_seq``).
+
+        Costs the index queries of :meth:`touched` (one per shard per day) and then one Query per chain
+        found (``pk`` = the chain, ``seq`` from its first index hit on, ``ts`` filtered), in parallel.
+        The chain reads are eventually consistent unless ``consistent``: the index entry that named a
+        chain may be newer than what an eventually consistent read of the chain returns, and a record
+        that is not indexed is found only by that read (the audit stream's catch-up asks for it)."""
+        condition, names = "#t >= :t", {"#p": "pk", "#s": "seq", "#t": "ts"}
         if until:
-            records = [r for r in records if r["ts"] <= until]
+            condition += " AND #t <= :u"
+        queries = [{"KeyConditionExpression": "#p = :p AND #s >= :s", "FilterExpression": condition,
+                    "ExpressionAttributeNames": names, "ConsistentRead": consistent,
+                    "ExpressionAttributeValues": values(p=chain, s=seq, t=ts, **({"u": until} if until else {}))}
+                   for chain, seq in self.touched(ts, until).items()]
+        records = fan_out(self._ddb, self._table, None, queries)
         return sorted(records, key=lambda r: r["ts_seq"])
 
 

@@ -82,15 +82,16 @@ def all_items(ddb: Any, operation: str, **kwargs: Any) -> Iterator[dict[str, Any
 FAN_OUT_WORKERS = 16
 
 
-def fan_out(ddb: Any, table: str, index: str, queries: list[dict[str, Any]],
+def fan_out(ddb: Any, table: str, index: str | None, queries: list[dict[str, Any]],
             limit: int | None = None) -> list[dict[str, Any]]:
-    """The items of many queries of one index (the shards of a sharded key), run in parallel; each query
-    is followed over all its pages, or up to ``limit`` items. Unordered: the caller merges."""
+    """The items of many queries of one index (the shards of a sharded key), or of the table itself
+    (``index`` None: several partitions), run in parallel; each query is followed over all its pages, or
+    up to ``limit`` items. Unordered: the caller merges."""
     from concurrent.futures import ThreadPoolExecutor
 
     def run(query: dict[str, Any]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
-        kwargs = {"TableName": table, "IndexName": index, **query}
+        kwargs = {"TableName": table, **({"IndexName": index} if index else {}), **query}
         if limit is not None:
             kwargs["Limit"] = limit
         for page in pages(ddb, "query", **kwargs):

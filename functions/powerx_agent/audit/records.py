@@ -29,6 +29,25 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def iso_at(seconds: float) -> str:
+    """``seconds`` since the epoch in the form of :func:`now_iso` (a record's ``ts``)."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def minute_of(ts: str) -> str:
+    """The minute bucket of an ISO time: ``YYYY-MM-DDTHH:MM``."""
+    return ts[:16]
+
+
+def indexed(seq: int, ts: str, prev_ts: str | None) -> bool:
+    """Whether a record carries the time index key (``day``): the first record of its chain (or one whose
+    predecessor's time is not known) and the first of its chain in each minute. Every other record shares
+    its minute with its predecessor, so walking a chain back from any record ends, within the same minute,
+    at an indexed one: querying the index from the start of ``T``'s minute finds every chain with a record
+    at or after ``T`` (``AuditStore.since``)."""
+    return seq == 1 or prev_ts is None or minute_of(ts) != minute_of(prev_ts)
+
+
 def _numbers_as_stored(value: Any) -> Any:
     """Numbers as DynamoDB gives them back: an integral float (``1000.0``) reads back as ``1000``,
     so the hash is computed over that form and a stored record verifies after a round trip."""
@@ -71,14 +90,18 @@ class AuditEntry:
         self.kind = AuditKind(self.kind)
 
 
-def seal(entry: AuditEntry, seq: int, prev_hash: str, ts: str | None = None) -> dict[str, Any]:
-    """The stored record: entry fields + chain position + hash over everything else."""
+def seal(entry: AuditEntry, seq: int, prev_hash: str, ts: str | None = None,
+         prev_ts: str | None = None) -> dict[str, Any]:
+    """The stored record: entry fields + chain position + hash over everything else (``day``, the time
+    index's key, included when the record carries it: see :func:`indexed`). ``prev_ts`` is the time of
+    the record at ``seq - 1``; without it the record is indexed."""
     ts = ts or now_iso()
     record: dict[str, Any] = {
         "pk": entry.chain,
         "seq": seq,
         "ts": ts,
-        "day": time_key(ts[:10], entry.chain),  # the time index's key, sharded (audit.shards)
+        # the time index's key, sharded (audit.shards), on the first record of the chain in each minute
+        "day": time_key(ts[:10], entry.chain) if indexed(seq, ts, prev_ts) else None,
         "ts_seq": f"{ts}#{entry.chain}#{seq:08d}",
         "kind": str(entry.kind),
         "tenant_id": entry.tenant_id,

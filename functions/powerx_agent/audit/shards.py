@@ -15,8 +15,9 @@ import hashlib
 import re
 
 TIME_SHARDS = 256
-"""Shards of the audit time index (``by_time``, key ``D#<day>#<nnn>``): at 2,000 C-1 events/s about 16,000
-records/s of about 1.4 write units each (the index holds whole records) ÷ 256 ≈ 90 units/s per shard."""
+"""Shards of the audit time index (``by_time``, key ``D#<day>#<nnn>``): sized when every record was indexed
+(at 2,000 C-1 events/s about 16,000 records/s of about 1.4 write units each ÷ 256 ≈ 90 units/s per shard);
+with only the first record of a chain in each minute indexed, about 2,500 entries/s ÷ 256 ≈ 10 per shard."""
 TENANT_SHARDS = 128
 """Shards of the tenant index of workflows (``gsi1``, key ``T#<tenant>#<nnn>``): at 2,000 events/s of one
 tenant, 3 META writes per workflow of about 2 units each ÷ 128 ≈ 90 units/s per shard."""

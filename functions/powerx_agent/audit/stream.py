@@ -44,8 +44,11 @@ def forward(records: list[dict[str, Any]], *, streaming_on: bool, sink: Any, cur
     Off: nothing is forwarded (the records are already safe in ``agent_audit``); the time of the
     earliest unforwarded record is held in the cursor (``FLAGS / AUDIT_CURSOR``, the minimum wins).
     On: if a cursor is held, this invocation takes it (exactly one taker), forwards every record
-    written since then (``by_time`` GSI, time order) and then the batch itself (records of the batch
-    that the catch-up already covered are not sent twice). If forwarding fails the cursor is put
+    written since then in time order (``audit.since``) and then the batch itself (records of the batch
+    that the catch-up already covered are not sent twice). The catch-up reads each chain the sparse
+    ``by_time`` GSI names with a strongly consistent Query: a paused record that is not indexed is found
+    only by that read, and it was written before the cursor was taken, so a consistent read sees it
+    where a lagging replica might not. If forwarding fails the cursor is put
     back, so nothing is lost; delivery is at least once (each log line carries ``chain`` and
     ``seq`` to de-duplicate on).
     """
@@ -59,7 +62,8 @@ def forward(records: list[dict[str, Any]], *, streaming_on: bool, sink: Any, cur
     batch_keys = {(r.get("pk"), r.get("seq")) for r in records}
     try:
         if held:
-            caught_up = [r for r in audit.since(held) if (r.get("pk"), r.get("seq")) not in batch_keys]
+            caught_up = [r for r in audit.since(held, consistent=True)
+                         if (r.get("pk"), r.get("seq")) not in batch_keys]
             _put(sink, caught_up)
         _put(sink, records)
     except Exception:

@@ -103,8 +103,9 @@ class Scope:
 def gather(deps: Deps, tenant: str | None = None, since: str | None = None) -> Scope:
     since_iso = normalise_since(since)
     if since_iso:
-        touched = {r["pk"] for r in deps.audit.since(since_iso)}
-        chains = {pk: deps.audit.chain(pk) for pk in touched}
+        chains = {pk: deps.audit.chain(pk) for pk in deps.audit.touched(since_iso)}
+        # the index names every chain of the window and a few more (written in its first minute, before it)
+        chains = {pk: rs for pk, rs in chains.items() if any(r["ts"] >= since_iso for r in rs)}
     else:
         chains = defaultdict(list)
         for record in deps.audit.scan_all():

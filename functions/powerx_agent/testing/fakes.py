@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -248,6 +249,19 @@ class FakeWorkflowsStore:
             self.items[(f"REVIEW#{review_id}", "META")][flag] = round(time.time(), 3)
 
 
+class FakeClock(Clock):
+    """A clock that stands where the test puts it: ``at`` is an ISO time (what an audit record's ``ts`` says)."""
+
+    def __init__(self, at: str = "2001-01-01T00:00:00.000Z") -> None:
+        self.at = at
+
+    def time(self) -> float:
+        return datetime.fromisoformat(self.at.replace("Z", "+00:00")).timestamp()
+
+    def monotonic(self) -> float:
+        return self.time()
+
+
 class FakeAuditStore:
     """Hash-chained records per chain, sealed with the real ``seal`` (so ``audit.chain.check_chain`` applies)."""
 
@@ -258,8 +272,8 @@ class FakeAuditStore:
     def append(self, entry: AuditEntry) -> dict[str, Any]:
         with self._lock:
             records = self.chains.setdefault(entry.chain, [])
-            prev = records[-1]["hash"] if records else GENESIS
-            record = seal(entry, len(records) + 1, prev)
+            prev, prev_ts = (records[-1]["hash"], records[-1]["ts"]) if records else (GENESIS, None)
+            record = seal(entry, len(records) + 1, prev, prev_ts=prev_ts)
             records.append(record)
             return record
 
