@@ -33,6 +33,15 @@ class NodeStatus(StrEnum):
     ESCALATED = "ESCALATED"
 
 
+class EventStatus(StrEnum):
+    """An event's status as ``powerx-agent events`` reads it from the event's chain."""
+
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    DEFERRED = "DEFERRED"
+    REJECTED = "REJECTED"
+
+
 WORKFLOW_ACTIVE: frozenset[WorkflowStatus] = frozenset({WorkflowStatus.PENDING, WorkflowStatus.RUNNING})
 WORKFLOW_TERMINAL: frozenset[WorkflowStatus] = frozenset(WorkflowStatus) - WORKFLOW_ACTIVE
 NODE_ACTIVE: frozenset[NodeStatus] = frozenset({NodeStatus.PENDING, NodeStatus.RUNNING})

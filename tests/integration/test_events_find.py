@@ -88,10 +88,13 @@ def test_given_deferred_events_when_listed_as_jsonl_then_replay_file_runs_them_a
 def test_given_bad_arguments_when_events_commands_run_then_one_line_and_no_traceback(rt, uid):
     missing = run("events", "show", f"nothing-{uid}", "--since", "5m")
     assert missing.exit_code == 1 and "events.not_found" in missing.output and "Traceback" not in missing.output
-    status = run("events", "list", "--status", "LOST")
-    assert status.exit_code == 1 and "events.bad_status" in status.output
+    # malformed arguments are usage errors (exit 2), refused before anything is read
+    status = run("events", "list", "--status", "COMPLETED,LOST")
+    assert status.exit_code == 2 and "Invalid value for '--status': unknown status LOST" in status.output
     window = run("events", "list", "--since", "yesterday-ish")
-    assert window.exit_code == 1 and "events.bad_window" in window.output
+    assert window.exit_code == 2 and "Invalid value for '--since': 'yesterday-ish' is neither" in window.output
+    until = run("events", "list", "--until", "99999999999d")
+    assert until.exit_code == 2 and "reaches back more than" in until.output and "Traceback" not in until.output
     brackets = run("events", "show", f"[{uid}]", "--since", "5m")
     assert f"[{uid}]" in brackets.output  # user text is never read as markup
 
@@ -114,4 +117,6 @@ def test_given_workflows_when_listed_by_strategy_window_and_event_then_only_thos
     (row,) = json.loads(run("workflow", "list", "--event", body["event_id"], "--format", "json").stdout)
     assert row["created_at"].endswith("Z") and "T" in row["created_at"] and row["generation"] == 1
     bad = run("workflow", "list", "--since", "a while")
-    assert bad.exit_code == 1 and "workflow.bad_window" in bad.output and "Traceback" not in bad.output
+    assert bad.exit_code == 2 and "Invalid value for '--since'" in bad.output and "Traceback" not in bad.output
+    status = run("workflow", "list", "--status", "done")
+    assert status.exit_code == 2 and "unknown status DONE: one of PENDING" in status.output

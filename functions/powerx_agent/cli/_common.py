@@ -230,6 +230,34 @@ def actor(by: str | None, alias: str | None = None) -> str:
     return chosen.strip()
 
 
+# -- arguments checked before anything runs (a usage error: exit 2) --------------------------------
+
+
+def check_window(param: typer.CallbackParam, value: str | None) -> str | None:
+    """A window bound: an ISO time or a duration back from now (15m / 2h / 3d)."""
+    from powerx_agent.ops.audit import normalise_since
+
+    if value:
+        try:
+            normalise_since(value)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param=param) from None
+    return value
+
+
+def check_statuses(allowed: Sequence[str]) -> Callable[[typer.CallbackParam, Any], Any]:
+    """A ``--status`` option: each value (repeated or comma-separated) one of ``allowed``, any case."""
+
+    def check(param: typer.CallbackParam, value: Any) -> Any:
+        given = value if isinstance(value, list | tuple) else [value] if value else []
+        unknown = sorted({s.strip().upper() for v in given for s in str(v).split(",") if s.strip()} - set(allowed))
+        if unknown:
+            raise typer.BadParameter(f"unknown status {', '.join(unknown)}: one of {', '.join(allowed)}", param=param)
+        return value
+
+    return check
+
+
 # -- running --------------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from powerx_agent.cli._common import (
     ListFormatOpt,
     Output,
     QueryOpt,
+    check_window,
     run_logic,
     status_text,
     styled,
@@ -25,7 +26,8 @@ app = typer.Typer(help="Audit trail: verify completeness and integrity, show a c
 @app.command("verify")
 def verify_cmd(tenant: str = typer.Option(None, "--tenant", help="only this tenant's events and workflows"),
                since: str = typer.Option(None, "--since",
-                                         help="only records since an ISO time (2026-11-28T10:00:00Z) or 15m/2h/3d"),
+                                         help="only records since an ISO time (2026-11-28T10:00:00Z) or 15m/2h/3d",
+                                         callback=check_window),
                stale_after: float = typer.Option(900.0, "--stale-after",
                                                  help="seconds after which an IN_PROGRESS event is stuck, "
                                                       "not in flight"),

@@ -17,6 +17,8 @@ from powerx_agent.cli._common import (
     FormatOpt,
     Output,
     QueryOpt,
+    check_statuses,
+    check_window,
     err,
     format_option,
     run_logic,
@@ -25,11 +27,13 @@ from powerx_agent.cli._common import (
     styled,
     table,
 )
+from powerx_agent.status import EventStatus
 
 app = typer.Typer(help="Find events: by id, idempotency key or EventBridge EventId; list by status.",
                   no_args_is_help=True)
 
-SinceOpt = typer.Option("1h", "--since", help="window start: an ISO time (2026-11-28T10:00:00Z) or 15m/2h/3d")
+SinceOpt = typer.Option("1h", "--since", help="window start: an ISO time (2026-11-28T10:00:00Z) or 15m/2h/3d",
+                        callback=check_window)
 
 
 def _row(view: dict[str, Any]) -> dict[str, Any]:
@@ -40,7 +44,8 @@ def _row(view: dict[str, Any]) -> dict[str, Any]:
 def show_cmd(wanted: str = typer.Argument(..., metavar="ID",
                                           help="event id, idempotency key, EventBridge EventId or workflow id"),
              tenant: str = typer.Option(None, "--tenant", help="the event's tenant (looks a key up at any age)"),
-             since: str = typer.Option("7d", "--since", help="how far back to search (ISO time or 15m/2h/30d)"),
+             since: str = typer.Option("7d", "--since", help="how far back to search (ISO time or 15m/2h/30d)",
+                                       callback=check_window),
              fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """One event: status, rejection reason, decision, workflow, deliveries, and its audit records."""
     from powerx_agent.ops.events import show_event
@@ -87,10 +92,12 @@ def show_cmd(wanted: str = typer.Argument(..., metavar="ID",
 @app.command("list")
 def list_cmd(tenant: str = typer.Option(None, "--tenant", help="only this tenant"),
              status: list[str] = typer.Option(None, "--status", help="IN_PROGRESS | COMPLETED | DEFERRED | REJECTED "
-                                                                     "(repeat or comma-separate)"),
+                                                                     "(repeat or comma-separate)",
+                                              callback=check_statuses(tuple(EventStatus))),
              event_type: str = typer.Option(None, "--type", help="only this event type"),
              since: str = SinceOpt,
-             until: str = typer.Option(None, "--until", help="window end (ISO time or 15m/2h/3d ago)"),
+             until: str = typer.Option(None, "--until", help="window end (ISO time or 15m/2h/3d ago)",
+                                       callback=check_window),
              limit: int = typer.Option(100, "--limit", min=1, max=10_000),
              fmt: str = format_option("jsonl"), query: str = QueryOpt) -> None:
     """Events of a window, newest first. `--format jsonl` writes each kept event as `replay --file` reads

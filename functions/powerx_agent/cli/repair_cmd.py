@@ -8,12 +8,22 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from powerx_agent.cli._common import ByAliasOpt, ByOpt, FormatOpt, Output, QueryOpt, actor, styled
+from powerx_agent.cli._common import (
+    ByAliasOpt,
+    ByOpt,
+    FormatOpt,
+    Output,
+    QueryOpt,
+    actor,
+    check_window,
+    styled,
+)
 
 
 def repair_cmd(apply: bool = typer.Option(False, "--apply", help="perform the fixes (default: dry run)"),
                tenant: str = typer.Option(None, "--tenant", help="only this tenant's workflows and chains"),
-               since: str = typer.Option(None, "--since", help="only records since an ISO time or 15m/2h/3d"),
+               since: str = typer.Option(None, "--since", help="only records since an ISO time or 15m/2h/3d",
+                                         callback=check_window),
                by: str = ByOpt, by_alias: str = ByAliasOpt, fmt: str = FormatOpt, query: str = QueryOpt) -> None:
     """Validate agent_workflows against Step Functions and the audit trail; fix with --apply.
 

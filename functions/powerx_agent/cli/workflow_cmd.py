@@ -21,6 +21,8 @@ from powerx_agent.cli._common import (
     Output,
     QueryOpt,
     actor,
+    check_statuses,
+    check_window,
     run_logic,
     session,
     status_text,
@@ -28,6 +30,7 @@ from powerx_agent.cli._common import (
     table,
     with_timestamps,
 )
+from powerx_agent.status import WorkflowStatus
 
 app = typer.Typer(help="Inspect workflows and take them over by hand: retry, fill, stop.", no_args_is_help=True)
 
@@ -39,10 +42,13 @@ def _ms(value: Any) -> str:
 @app.command("list")
 def list_cmd(tenant: str = typer.Option(None, "--tenant", help="only this tenant"),
              status: str = typer.Option(None, "--status", help="PENDING | RUNNING | SUCCEEDED | FAILED | "
-                                                                "ESCALATED | STOPPED"),
+                                                                "ESCALATED | STOPPED",
+                                        callback=check_statuses(tuple(WorkflowStatus))),
              strategy: str = typer.Option(None, "--strategy", help="only workflows of this strategy id"),
-             since: str = typer.Option(None, "--since", help="created since an ISO time or 15m/2h/3d ago"),
-             until: str = typer.Option(None, "--until", help="created until an ISO time or 15m/2h/3d ago"),
+             since: str = typer.Option(None, "--since", help="created since an ISO time or 15m/2h/3d ago",
+                                       callback=check_window),
+             until: str = typer.Option(None, "--until", help="created until an ISO time or 15m/2h/3d ago",
+                                       callback=check_window),
              event: str = typer.Option(None, "--event", help="started by this event (event id or idempotency key)"),
              limit: int = typer.Option(100, "--limit", min=1, max=10_000),
              fmt: str = ListFormatOpt, query: str = QueryOpt) -> None:

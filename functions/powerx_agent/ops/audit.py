@@ -77,20 +77,30 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+MAX_LOOKBACK_DAYS = 36_500
+"""The longest relative window (``100000d`` would be before the year 1 and cannot be a time)."""
+
+
 def normalise_since(since: str | None) -> str | None:
     """Accept an ISO date/time (``2026-11-28``, ``2026-11-28T10:00:00Z``) or a relative ``15m``/``2h``/``3d``."""
     if not since:
         return None
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     if since[-1:] in units and since[:-1].replace(".", "", 1).isdigit():
-        return _iso(time.time() - float(since[:-1]) * units[since[-1]])
+        back = float(since[:-1]) * units[since[-1]]
+        if back > MAX_LOOKBACK_DAYS * 86400:
+            raise ValueError(f"{since!r} reaches back more than {MAX_LOOKBACK_DAYS} days; give an ISO time")
+        return _iso(time.time() - back)
     try:
         parsed = datetime.fromisoformat(since.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise ValueError(f"--since {since!r} is neither an ISO time nor a duration like 15m / 2h / 3d") from exc
+        raise ValueError(f"{since!r} is neither an ISO time nor a duration like 15m / 2h / 3d") from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return _iso(parsed.timestamp())
+    try:
+        return _iso(parsed.timestamp())
+    except (ValueError, OverflowError, OSError):  # a time zone takes it past year 1 or 9999
+        raise ValueError(f"{since!r} is outside the years 1 to 9999 in UTC") from None
 
 
 @dataclass

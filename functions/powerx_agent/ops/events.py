@@ -25,13 +25,14 @@ from powerx_agent.audit.records import workflow_chain
 from powerx_agent.errors import AgentError
 from powerx_agent.ingest.service import workflow_id_for
 from powerx_agent.ops.audit import normalise_since
+from powerx_agent.status import EventStatus
 
 if TYPE_CHECKING:
     from powerx_agent.deps import Deps
 
 EVENT_KINDS = ("event.accepted", "event.deferred", "event.rejected", "event.duplicate", "event.takeover",
                "event.resumed")
-STATUSES = ("IN_PROGRESS", "COMPLETED", "DEFERRED", "REJECTED")
+STATUSES = tuple(EventStatus)
 DEFAULT_SHOW_WINDOW = "7d"
 MAX_ID_CHARS = 256
 
