@@ -37,6 +37,9 @@ class IndexSpec:
     name: str
     partition_key: str
     sort_key: str | None = None
+    projection: str = "ALL"
+    """ALL | KEYS_ONLY. DynamoDB writes to an index only when a write changes the index's keys or its
+    projected attributes: with KEYS_ONLY, an update of anything but the keys writes nothing to the index."""
 
 
 @dataclass(frozen=True)
@@ -67,9 +70,12 @@ WORKFLOWS_TABLE = TableSpec(
     "pk",
     "sk",
     indexes=(
-        # open review tasks and workflows by tenant: gsi1pk = "REVIEW#OPEN" / "T#<tenant>#<shard>" (audit/shards.py;
-        # "WF#<tenant>" before the key was sharded)
+        # open review tasks: gsi1pk = "REVIEW#OPEN"; and workflows by tenant created before by_tenant existed:
+        # gsi1pk = "T#<tenant>#<shard>" (audit/shards.py; "WF#<tenant>" before the key was sharded)
         IndexSpec("gsi1", "gsi1pk", "gsi1sk"),
+        # workflows by tenant: tpk = "T#<tenant>#<shard>", tsk = "<created_at>#<workflow id>"; keys only, so a
+        # status change of META (which rewrites the whole item) is no index write (docs/write-path.md)
+        IndexSpec("by_tenant", "tpk", "tsk", projection="KEYS_ONLY"),
     ),
 )
 STRATEGIES_TABLE = TableSpec("agent_strategies", "pk", "sk")

@@ -15,6 +15,7 @@ _STREAMS = {
 }
 
 
+_PROJECTIONS = {"ALL": dynamodb.ProjectionType.ALL, "KEYS_ONLY": dynamodb.ProjectionType.KEYS_ONLY}
 _TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
 
 
@@ -63,6 +64,6 @@ class Tables(Construct):
                 index_name=index.name,
                 partition_key=_attr(table_spec, index.partition_key),
                 sort_key=_attr(table_spec, index.sort_key) if index.sort_key else None,
-                projection_type=dynamodb.ProjectionType.ALL,
+                projection_type=_PROJECTIONS[index.projection],
             )
         return table

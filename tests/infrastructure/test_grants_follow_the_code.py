@@ -47,8 +47,10 @@ OPERATOR_ONLY: dict[tuple[str, str], str] = {
     ("adapters/strategies_store.py", "dynamodb:Query"): "StrategiesStore.versions: CLI strategy list/diff",
     ("adapters/strategies_store.py", "dynamodb:DeleteItem"): "StrategiesStore.unpublish (undoing a publish): CLI",
     ("adapters/strategies_store.py", "dynamodb:UpdateItem"): "StrategiesStore.attach_artifact/mark_canary: CLI",
-    ("adapters/strategies_store.py", "dynamodb:BatchGetItem"): "StrategiesStore.version_items: building a library "
-                                                               "artifact (CLI approve/rollback/library rebuild)",
+    # adapters/dynamo.py batch_get, used by StrategiesStore.version_items (building a library artifact: CLI
+    # approve/rollback/library rebuild) and WorkflowsStore.list_workflows by tenant (reading the METAs the keys-only
+    # by_tenant index names: CLI workflow list / stop-tenant and the console; no handler lists workflows)
+    ("adapters/dynamo.py", "dynamodb:BatchGetItem"): "batch_get: CLI/console (strategy library builds, workflow list)",
     ("adapters/strategies_store.py", "dynamodb:BatchWriteItem"): "StrategiesStore.put_artifact/delete_artifact: "
                                                                  "CLI approve/rollback/library rebuild",
     ("adapters/strategies_store.py", "dynamodb:TransactWriteItems"): "no such IAM action: a transaction is "
@@ -175,3 +177,19 @@ def test_given_the_operator_only_list_when_compared_with_the_code_then_every_ent
     called = {(module, action) for (module, _m), (actions, _l) in called_operations().items() for action in actions}
     stale = [entry for entry in OPERATOR_ONLY if entry not in called]
     assert not stale, f"OPERATOR_ONLY entries no longer in the code (remove them): {stale}"
+
+
+# the operator-only reads behind adapters/dynamo.py batch_get: a handler calling one of these needs the grant
+# (BatchGetItem on the table; for list_workflows by tenant also Query on agent_workflows/index/by_tenant)
+BATCH_GET_CALLERS = ("list_workflows", "version_items")
+
+
+def test_given_the_shipped_code_when_scanned_then_no_handler_lists_workflows_or_reads_strategy_versions_in_batch():
+    found = sorted(
+        f"{path.relative_to(PACKAGE).as_posix()}:{node.lineno} calls {node.func.attr}"
+        for path in shipped_modules_reached_by_handlers() if path.relative_to(PACKAGE).parts[0] != "adapters"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in BATCH_GET_CALLERS
+    )
+    assert not found, "grant BatchGetItem (and the by_tenant Query) to the function, then drop the OPERATOR_ONLY entry: " \
+        + "; ".join(found)

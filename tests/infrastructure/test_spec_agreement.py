@@ -35,11 +35,12 @@ def test_tables_agree_on_keys_indexes_streams_and_ttl(synth):
             name: table_spec.attribute_type(name) for name in table_spec.key_attributes
         }
         indexes = {
-            i["IndexName"]: {k["KeyType"]: k["AttributeName"] for k in i["KeySchema"]}
+            i["IndexName"]: ({k["KeyType"]: k["AttributeName"] for k in i["KeySchema"]},
+                             i["Projection"]["ProjectionType"])
             for i in props.get("GlobalSecondaryIndexes", [])
         }
         assert indexes == {
-            i.name: {k: v for k, v in (("HASH", i.partition_key), ("RANGE", i.sort_key)) if v}
+            i.name: ({k: v for k, v in (("HASH", i.partition_key), ("RANGE", i.sort_key)) if v}, i.projection)
             for i in table_spec.indexes
         }
         assert props.get("StreamSpecification", {}).get("StreamViewType") == table_spec.stream

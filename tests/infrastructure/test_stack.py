@@ -47,6 +47,27 @@ def test_tables_key_rotates_and_tables_are_retained_by_default(synth):
         assert table["Properties"]["DeletionProtectionEnabled"] is True
 
 
+GSI1_AS_DEPLOYED = {"IndexName": "gsi1", "KeySchema": [{"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                                                       {"AttributeName": "gsi1sk", "KeyType": "RANGE"}],
+                    "Projection": {"ProjectionType": "ALL"}}
+
+
+def test_workflows_table_keeps_gsi1_as_deployed_and_adds_the_keys_only_tenant_index_in_place(synth):
+    # written out, not derived from spec: gsi1 is what deployed stacks have (open reviews and workflows created
+    # before by_tenant are read from it; changing its keys or projection would drop and rebuild it); the
+    # table's logical id and name stay, so adding one index is an in-place update (CloudFormation adds one
+    # GSI per update)
+    resource = synth.resources["TablesAgentWorkflowsA6BF2458"]
+    table = resource["Properties"]
+    assert table["TableName"] == "agent_workflows"
+    assert table["GlobalSecondaryIndexes"] == [GSI1_AS_DEPLOYED, {
+        "IndexName": "by_tenant", "KeySchema": [{"AttributeName": "tpk", "KeyType": "HASH"},
+                                                {"AttributeName": "tsk", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"}}]
+    assert {"AttributeName": "tpk", "AttributeType": "S"} in table["AttributeDefinitions"]
+    assert {"AttributeName": "tsk", "AttributeType": "S"} in table["AttributeDefinitions"]
+
+
 # --- queues -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("queue_spec", spec.QUEUES, ids=lambda q: q.name)
 def test_queue_matches_spec_with_redrive(synth, queue_spec):

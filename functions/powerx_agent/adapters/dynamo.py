@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, overload
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from powerx_agent.errors import AgentError
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()
@@ -102,3 +105,28 @@ def fan_out(ddb: Any, table: str, index: str | None, queries: list[dict[str, Any
 
     with ThreadPoolExecutor(max_workers=min(FAN_OUT_WORKERS, max(1, len(queries)))) as pool:
         return [item for items in pool.map(run, queries) for item in items]
+
+
+BATCH_GET_KEYS = 100  # BatchGetItem's most keys per request
+BATCH_GET_ATTEMPTS = 12
+
+
+def batch_get(ddb: Any, table: str, keys: list[dict[str, Any]], consistent: bool = True,
+              code: str = "dynamodb.unprocessed", attempts: int = BATCH_GET_ATTEMPTS) -> list[dict[str, Any]]:
+    """The items of ``keys`` (DynamoDB-typed keys) by BatchGetItem, 100 keys a request, as plain Python
+    values; absent items are left out, the order is DynamoDB's. Keys DynamoDB leaves unprocessed (throttling,
+    the 16 MB response limit) are asked again with exponential backoff, at most ``attempts`` times per
+    request; then AgentError(``code``)."""
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(keys), BATCH_GET_KEYS):
+        request: dict[str, Any] = {table: {"Keys": keys[start:start + BATCH_GET_KEYS], "ConsistentRead": consistent}}
+        for attempt in range(attempts):
+            out = ddb.batch_get_item(RequestItems=request)
+            found += [from_item(raw) for raw in out.get("Responses", {}).get(table, [])]
+            request = out.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(min(1.0, 0.02 * 2 ** attempt))
+        else:
+            raise AgentError(f"DynamoDB kept keys of a batch read of {table} unprocessed", code=code)
+    return found

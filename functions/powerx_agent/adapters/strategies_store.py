@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from powerx_agent.adapters.aws import error_code
-from powerx_agent.adapters.dynamo import all_items, from_item, key, pages, to_item, values
+from powerx_agent.adapters.dynamo import all_items, batch_get, from_item, key, pages, to_item, values
 from powerx_agent.errors import AgentError
 
 CHUNK_BYTES = 350_000
@@ -270,19 +270,7 @@ class StrategiesStore:
         return {**result, "previous": previous}
 
     def _items(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        for start in range(0, len(keys), 100):
-            request: dict[str, Any] = {self._table: {"Keys": keys[start:start + 100], "ConsistentRead": True}}
-            for attempt in range(12):
-                out = self._ddb.batch_get_item(RequestItems=request)
-                found += [from_item(raw) or {} for raw in out.get("Responses", {}).get(self._table, [])]
-                request = out.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(min(1.0, 0.02 * 2 ** attempt))
-            else:
-                raise AgentError("DynamoDB kept keys of a batch read unprocessed", code="strategy.contention")
-        return found
+        return batch_get(self._ddb, self._table, keys, code="strategy.contention")
 
     def rollback(self, strategy_id: str, actor: str, to_version: int | None = None,
                  build: Builder | None = None) -> dict[str, Any]:

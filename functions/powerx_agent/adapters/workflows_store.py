@@ -23,8 +23,8 @@ import time
 from typing import Any
 
 from powerx_agent.adapters.aws import error_code
-from powerx_agent.adapters.dynamo import all_items, fan_out, from_item, key, pages, to_item, values
-from powerx_agent.audit.shards import tenant_key, tenant_keys
+from powerx_agent.adapters.dynamo import all_items, batch_get, fan_out, from_item, key, pages, to_item, values
+from powerx_agent.audit.shards import tenant_key, tenant_keys, tenant_shard_keys
 from powerx_agent.errors import AgentError
 from powerx_agent.status import NODE_FROM, WORKFLOW_FROM, WORKFLOW_TERMINAL, NodeStatus, WorkflowStatus
 
@@ -65,8 +65,8 @@ class WorkflowsStore:
         first transition can only see the node's own item, not META."""
         now = round(time.time(), 3)
         item = {"pk": wf_pk(meta["workflow_id"]), "sk": "META", "status": "PENDING", "created_at": now,
-                "gsi1pk": tenant_key(meta["tenant_id"], meta["workflow_id"]),
-                "gsi1sk": f"{now:017.3f}#{meta['workflow_id']}", "node_ids": list(node_ids), **meta}
+                "tpk": tenant_key(meta["tenant_id"], meta["workflow_id"]),
+                "tsk": f"{now:017.3f}#{meta['workflow_id']}", "node_ids": list(node_ids), **meta}
         for node_id, reason in (skipped or {}).items():
             if node_id in node_ids:
                 self.ensure_node(meta["workflow_id"], node_id, skipped=reason)
@@ -175,18 +175,38 @@ class WorkflowsStore:
 
     def list_workflows(self, tenant_id: str | None = None, limit: int = 100,
                        since: float | None = None) -> list[dict[str, Any]]:
-        """METAs, newest first; ``since``: created at or after (epoch seconds)."""
-        if tenant_id:  # the newest ``limit`` of every shard (and of the key before sharding), merged
-            condition, bound = "gsi1pk = :p", {}
-            if since is not None:
-                condition, bound = condition + " AND gsi1sk >= :s", {"s": f"{since:017.3f}"}
-            queries = [{"KeyConditionExpression": condition, "ExpressionAttributeValues": values(p=shard, **bound),
-                        "ScanIndexForward": False} for shard in tenant_keys(tenant_id)]
-            found = fan_out(self._ddb, self._table, "gsi1", queries, limit=limit)
-            return sorted(found, key=lambda i: str(i.get("gsi1sk", "")), reverse=True)[:limit]
+        """METAs, newest first; ``since``: created at or after (epoch seconds).
+
+        By tenant, two layouts are read and merged, nothing migrated: ``by_tenant`` (keys only: ``tpk`` /
+        ``tsk``, every workflow created since the index exists) and ``gsi1`` (all attributes: ``gsi1pk`` /
+        ``gsi1sk``, workflows created before, under the sharded key or ``WF#<tenant>``). The newest ``limit``
+        entries of every shard of both are merged, the newest ``limit`` of them kept, and the METAs that
+        ``by_tenant`` names only by key are read with BatchGetItem (docs/write-path.md, "No hot key")."""
+        if tenant_id:
+            return self._list_tenant(tenant_id, limit, since)
         items = [i for i in self._scan(filter_sk="META")
                  if since is None or float(i.get("created_at") or 0) >= since]
         return sorted(items, key=lambda i: i.get("created_at", 0), reverse=True)[:limit]
+
+    def _list_tenant(self, tenant_id: str, limit: int, since: float | None) -> list[dict[str, Any]]:
+        # by_tenant gives keys (pk, sk, tpk, tsk), gsi1 whole METAs (which have no tsk)
+        entries = self._newest("by_tenant", "tpk", "tsk", tenant_shard_keys(tenant_id), limit, since) \
+            + self._newest("gsi1", "gsi1pk", "gsi1sk", tenant_keys(tenant_id), limit, since)
+        newest = sorted(entries, key=lambda e: str(e.get("tsk") or e.get("gsi1sk")), reverse=True)[:limit]
+        wanted = [key(pk=e["pk"], sk=e["sk"]) for e in newest if "tsk" in e]
+        metas = {m["pk"]: m for m in batch_get(self._ddb, self._table, wanted, consistent=False)}
+        found = [metas.get(e["pk"]) if "tsk" in e else e for e in newest]
+        return [m for m in found if m is not None]  # a META deleted between the two reads is left out
+
+    def _newest(self, index: str, pk_name: str, sk_name: str, partitions: list[str], limit: int,
+                since: float | None) -> list[dict[str, Any]]:
+        """The newest ``limit`` entries of each partition of a tenant index, unordered."""
+        condition, bound = f"{pk_name} = :p", {}
+        if since is not None:
+            condition, bound = condition + f" AND {sk_name} >= :s", {"s": f"{since:017.3f}"}
+        queries = [{"KeyConditionExpression": condition, "ExpressionAttributeValues": values(p=partition, **bound),
+                    "ScanIndexForward": False} for partition in partitions]
+        return fan_out(self._ddb, self._table, index, queries, limit=limit)
 
     def _scan(self, filter_sk: str) -> list[dict[str, Any]]:
         return [i for i in all_items(self._ddb, "scan", TableName=self._table, FilterExpression="sk = :sk",

@@ -19,8 +19,9 @@ TIME_SHARDS = 256
 (at 2,000 C-1 events/s about 16,000 records/s of about 1.4 write units each ÷ 256 ≈ 90 units/s per shard);
 with only the first record of a chain in each minute indexed, about 2,500 entries/s ÷ 256 ≈ 10 per shard."""
 TENANT_SHARDS = 128
-"""Shards of the tenant index of workflows (``gsi1``, key ``T#<tenant>#<nnn>``): at 2,000 events/s of one
-tenant, 3 META writes per workflow of about 2 units each ÷ 128 ≈ 90 units/s per shard."""
+"""Shards of the tenant index of workflows (``by_tenant``, key ``T#<tenant>#<nnn>``; ``gsi1`` before it): sized
+when each of the 3 META writes of a workflow wrote about 2 units to the index (at 2,000 events/s of one tenant
+≈ 90 units/s per shard); keys only, the index takes one entry of one unit per workflow, ≈ 16 units/s per shard."""
 
 _SHARDED = re.compile(r"^([DT]#.+)#(\d{3})$")
 
@@ -44,10 +45,15 @@ def time_keys(day: str) -> list[str]:
     return [f"D#{day}#{n:03d}" for n in range(TIME_SHARDS)] + [day]
 
 
+def tenant_shard_keys(tenant_id: str) -> list[str]:
+    """The shards of ``tenant_id`` in the tenant index."""
+    return [f"T#{tenant_id}#{n:03d}" for n in range(TENANT_SHARDS)]
+
+
 def tenant_keys(tenant_id: str) -> list[str]:
     """Every key of ``tenant_id`` in the tenant index: its shards, then ``WF#<tenant>`` (workflows created
     before the keys were sharded)."""
-    return [f"T#{tenant_id}#{n:03d}" for n in range(TENANT_SHARDS)] + [f"WF#{tenant_id}"]
+    return tenant_shard_keys(tenant_id) + [f"WF#{tenant_id}"]
 
 
 def shard_family(table: str, index: str, key: str) -> tuple[str, int] | None:

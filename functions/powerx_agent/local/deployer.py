@@ -99,7 +99,7 @@ def _tables(ddb: Any, out: Deployment) -> None:
                 "IndexName": index.name,
                 "KeySchema": [{"AttributeName": index.partition_key, "KeyType": "HASH"}]
                 + ([{"AttributeName": index.sort_key, "KeyType": "RANGE"}] if index.sort_key else []),
-                "Projection": {"ProjectionType": "ALL"}} for index in table.indexes]
+                "Projection": {"ProjectionType": index.projection}} for index in table.indexes]
         if table.stream:
             kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": table.stream}
         described = ddb.create_table(**kwargs)["TableDescription"]

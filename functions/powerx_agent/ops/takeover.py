@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from powerx_agent import spec
 from powerx_agent.audit.kinds import AuditKind
 from powerx_agent.audit.records import AuditEntry, workflow_chain
 from powerx_agent.errors import AgentError
@@ -14,7 +15,8 @@ from powerx_agent.escalation.backlog import emit_backlog
 if TYPE_CHECKING:
     from powerx_agent.deps import Deps
 
-_ROUTING_FIELDS = ("pk", "sk", "gsi1pk", "gsi1sk", "task_token")
+_ROUTING_FIELDS = (*spec.WORKFLOWS_TABLE.key_attributes, "task_token")
+"""What an operator is never shown: the table's and its indexes' keys (both tenant index layouts) and the token."""
 
 
 class TakeoverError(AgentError):

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from powerx_agent import spec
 from powerx_agent.adapters.execution_logs import is_express_execution
 from powerx_agent.audit.chain import effective_kinds
 from powerx_agent.audit.completeness import current_generation
@@ -95,7 +96,7 @@ def show_workflow(deps: Deps, workflow_id: str) -> dict[str, Any]:
                       "reason": item.get("reason"), "filled_by": item.get("filled_by"),
                       "history": item.get("history", [])})
     reviews = [public_review(r) for r in deps.workflows.open_reviews_for(workflow_id)]
-    meta_out = {k: v for k, v in meta.items() if k not in ("nodes", "decision", "pk", "sk", "gsi1pk", "gsi1sk")}
+    meta_out = {k: v for k, v in meta.items() if k not in ("nodes", "decision", *spec.WORKFLOWS_TABLE.key_attributes)}
     return {
         "workflow": meta_out,
         "execution": ({"arn": execution["executionArn"], "status": execution["status"],

@@ -35,6 +35,7 @@ from powerx_agent.adapters.metrics import MetricsRecorder
 from powerx_agent.adapters.state_machines import Started, state_machine_arn
 from powerx_agent.adapters.workflows_store import node_identity, with_implicit_nodes
 from powerx_agent.audit.records import GENESIS, AuditEntry, seal
+from powerx_agent.audit.shards import tenant_key
 from powerx_agent.clock import SYSTEM_CLOCK, AdjustableClock, Clock
 from powerx_agent.errors import AgentError
 from powerx_agent.settings import Settings, load_settings
@@ -118,8 +119,11 @@ class FakeWorkflowsStore:
         with self._lock:
             if (pk, "META") in self.items:
                 return False
-            self.items[(pk, "META")] = {"pk": pk, "sk": "META", "status": "PENDING",
-                                        "created_at": round(time.time(), 3), "node_ids": list(node_ids), **meta}
+            now = round(time.time(), 3)
+            self.items[(pk, "META")] = {"pk": pk, "sk": "META", "status": "PENDING", "created_at": now,
+                                        "tpk": tenant_key(meta["tenant_id"], meta["workflow_id"]),
+                                        "tsk": f"{now:017.3f}#{meta['workflow_id']}", "node_ids": list(node_ids),
+                                        **meta}
         for node_id, reason in (skipped or {}).items():  # the other nodes have no item until they move
             if node_id in node_ids:
                 self.ensure_node(meta["workflow_id"], node_id, skipped=reason)
@@ -185,7 +189,8 @@ class FakeWorkflowsStore:
         metas = [dict(i) for (p, s), i in self.items.items() if s == "META" and p.startswith("WF#")
                  and (tenant_id is None or i.get("tenant_id") == tenant_id)
                  and (since is None or float(i.get("created_at") or 0) >= since)]
-        return sorted(metas, key=lambda i: i.get("created_at", 0), reverse=True)[:limit]
+        # newest first, ties by workflow id: the order of the tenant index's sort key
+        return sorted(metas, key=lambda i: (i.get("created_at", 0), str(i.get("workflow_id"))), reverse=True)[:limit]
 
     def put_callback(self, callback_id: str, *, task_token: str, workflow_id: str, node_id: str,
                      kind: str, expires_at: float) -> None:
