@@ -142,53 +142,64 @@ class AuditStore:
         self._ddb.delete_item(TableName=self._table, Key=key(pk=chain, seq=seq))
 
     # -- read paths for verify, metrics, catch-up (additive) -----------------------------------
-    def touched(self, ts: str, until: str | None = None) -> dict[str, int]:
-        """The chains that may have a record at or after ``ts`` (ISO, UTC), each with the lowest ``seq`` from
-        which to read it, from the ``by_time`` GSI (partition ``day`` = a day's shard,
-        :func:`powerx_agent.audit.shards.time_keys`; sort ``ts_seq`` = ``<ts>#<chain>#<seq>``): every shard
-        of every day up to ``until`` (else today), in parallel, from the start of ``ts``'s minute.
+    def index_hits(self, ts: str, until: str | None = None) -> list[tuple[str, int, str]]:
+        """``(chain, seq, ts_seq)`` of every ``by_time`` entry from ``ts`` on, in ``ts_seq`` order: every shard
+        of every day up to ``until`` (else today), in parallel (partition ``day`` = a day's shard,
+        :func:`powerx_agent.audit.shards.time_keys`; sort ``ts_seq`` = ``<ts>#<chain>#<seq>``).
 
-        The index holds the first record of each chain in each minute
-        (:func:`powerx_agent.audit.records.indexed`) and every record written before it was sparse. A
-        record at or after ``ts`` is either indexed or follows, in its chain and its minute, an indexed
-        one: so every chain with a record in the window is here, with a ``seq`` at or below that record's.
-        A chain written in ``ts``'s minute only before ``ts`` is here too (a superset)."""
+        ``ts`` an ISO time: from the start of its minute. The index holds the first record of each chain in
+        each minute (:func:`powerx_agent.audit.records.indexed`) and every record written before it was
+        sparse. A record at or after ``ts`` is either indexed or follows, in its chain and its minute, an
+        indexed one: so every chain with a record in the window has a hit here, at or below that record.
+        ``ts`` a ``ts_seq`` (an entry's own key, as a resumed catch-up holds it): from that entry on, exactly."""
+        exact = "#" in ts
         start = date.fromisoformat(ts[:10])
         end = date.fromisoformat(until[:10]) if until else datetime.now(UTC).date()
         queries: list[dict[str, Any]] = []
         day = start
         while day <= end:
             for shard in time_keys(day.isoformat()):
-                query: dict[str, Any] = {"KeyConditionExpression": "#d = :d", "ProjectionExpression": "#p, #s",
+                query: dict[str, Any] = {"KeyConditionExpression": "#d = :d", "ProjectionExpression": "#p, #s, ts_seq",
                                          "ExpressionAttributeNames": {"#d": "day", "#p": "pk", "#s": "seq"},
                                          "ExpressionAttributeValues": values(d=shard)}
                 if day == start:
                     query["KeyConditionExpression"] += " AND ts_seq >= :t"
-                    query["ExpressionAttributeValues"] = values(d=shard, t=minute_of(ts))
+                    query["ExpressionAttributeValues"] = values(d=shard, t=ts if exact else minute_of(ts))
                 queries.append(query)
             day += timedelta(days=1)
+        hits = fan_out(self._ddb, self._table, "by_time", queries)
+        return sorted(((str(h["pk"]), int(h["seq"]), str(h["ts_seq"])) for h in hits), key=lambda h: h[2])
+
+    def touched(self, ts: str, until: str | None = None) -> dict[str, int]:
+        """The chains that may have a record at or after ``ts``, each with the lowest ``seq`` from which to read
+        it (:meth:`index_hits`). A chain written in ``ts``'s minute only before ``ts`` is here too (a superset)."""
         first: dict[str, int] = {}
-        for hit in fan_out(self._ddb, self._table, "by_time", queries):
-            first[hit["pk"]] = min(int(hit["seq"]), first.get(hit["pk"], int(hit["seq"])))
+        for chain, seq, _ in self.index_hits(ts, until):
+            first[chain] = min(seq, first.get(chain, seq))
         return first
 
-    def since(self, ts: str, until: str | None = None, *, consistent: bool = False) -> list[dict[str, Any]]:
-        """Every record with ``ts`` at or after ``ts`` (and at or before ``until``), in time order (``ts_seq``).
-
-        Costs the index queries of :meth:`touched` (one per shard per day) and then one Query per chain
-        found (``pk`` = the chain, ``seq`` from its first index hit on, ``ts`` filtered), in parallel.
-        The chain reads are eventually consistent unless ``consistent``: the index entry that named a
-        chain may be newer than what an eventually consistent read of the chain returns, and a record
-        that is not indexed is found only by that read (the audit stream's catch-up asks for it)."""
+    def records_of(self, starts: dict[str, int], ts: str, until: str | None = None, *,
+                   consistent: bool = False) -> list[dict[str, Any]]:
+        """The records of each chain of ``starts`` from its ``seq`` on with ``ts`` at or after ``ts`` (and at or
+        before ``until``), one Query per chain, in parallel, in time order (``ts_seq``)."""
         condition, names = "#t >= :t", {"#p": "pk", "#s": "seq", "#t": "ts"}
         if until:
             condition += " AND #t <= :u"
         queries = [{"KeyConditionExpression": "#p = :p AND #s >= :s", "FilterExpression": condition,
                     "ExpressionAttributeNames": names, "ConsistentRead": consistent,
                     "ExpressionAttributeValues": values(p=chain, s=seq, t=ts, **({"u": until} if until else {}))}
-                   for chain, seq in self.touched(ts, until).items()]
-        records = fan_out(self._ddb, self._table, None, queries)
-        return sorted(records, key=lambda r: r["ts_seq"])
+                   for chain, seq in starts.items()]
+        return sorted(fan_out(self._ddb, self._table, None, queries), key=lambda r: r["ts_seq"])
+
+    def since(self, ts: str, until: str | None = None, *, consistent: bool = False) -> list[dict[str, Any]]:
+        """Every record with ``ts`` at or after ``ts`` (and at or before ``until``), in time order (``ts_seq``).
+
+        Costs the index queries of :meth:`index_hits` (one per shard per day) and then one Query per chain
+        found (``pk`` = the chain, ``seq`` from its first index hit on, ``ts`` filtered), in parallel.
+        The chain reads are eventually consistent unless ``consistent``: the index entry that named a
+        chain may be newer than what an eventually consistent read of the chain returns, and a record
+        that is not indexed is found only by that read (the audit stream's catch-up asks for it)."""
+        return self.records_of(self.touched(ts, until), ts, until, consistent=consistent)
 
 
 class StreamCursor:
