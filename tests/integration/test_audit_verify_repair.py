@@ -11,11 +11,11 @@ import typer
 from typer.testing import CliRunner
 
 from powerx_agent.adapters.dynamo import key
+from powerx_agent.audit.records import iso_at as _iso
 from powerx_agent.cli import metrics_cmd, repair_cmd
 from powerx_agent.cli.main import app
 from powerx_agent.deps import get_deps
 from powerx_agent.local.demo import run_c1
-from powerx_agent.ops.audit import _iso
 
 runner = CliRunner()
 ops_app = typer.Typer()

@@ -18,9 +18,9 @@ import pytest
 from typer.testing import CliRunner
 
 from powerx_agent import spec
+from powerx_agent.audit.records import iso_at as _iso
 from powerx_agent.cli.main import app
 from powerx_agent.deps import get_deps
-from powerx_agent.ops.audit import _iso
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "aws_examples" / "sfn-express-log-records-succeeded.json"
 STREAM = "states/LoggingAndMaskingWorkflow/2024-04-24-11-50/00000000"  # as in the example's published output

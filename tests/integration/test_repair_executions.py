@@ -14,10 +14,10 @@ from typing import Any
 from test_review_and_takeover import big_report
 from typer.testing import CliRunner
 
+from powerx_agent.audit.records import iso_at as _iso
 from powerx_agent.cli.main import app
 from powerx_agent.deps import get_deps
 from powerx_agent.local.demo import run_c1
-from powerx_agent.ops.audit import _iso
 from powerx_agent.ops.repair import Repair
 from powerx_agent.ops.repair import repair as run_repair
 

@@ -38,6 +38,11 @@ def node_identity(workflow_id: str, node_id: str) -> dict[str, str]:
     return {"node_id": node_id, "workflow_id": workflow_id}
 
 
+def unmoved_or(condition: str) -> str:
+    """A node item's update condition that also holds for a node with no item yet (PENDING)."""
+    return f"(attribute_not_exists(pk) OR {condition})"
+
+
 def with_implicit_nodes(meta: dict[str, Any], items: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """``items`` (node id -> item) plus an implicit PENDING item for each node META names that has none."""
     workflow_id = str(meta.get("workflow_id"))
@@ -150,7 +155,7 @@ class WorkflowsStore:
         for i, prev in enumerate(allowed_from):
             vals[f"from{i}"] = prev
         statuses = "#s IN (" + ", ".join(f":from{i}" for i in range(len(allowed_from))) + ")"
-        condition = f"(attribute_not_exists(pk) OR {statuses})" if may_create else f"attribute_exists(pk) AND {statuses}"
+        condition = unmoved_or(statuses) if may_create else f"attribute_exists(pk) AND {statuses}"
         try:
             self._ddb.update_item(TableName=self._table, Key=key(pk=pk, sk=sk),
                                   UpdateExpression="SET " + ", ".join(sets), ConditionExpression=condition,
@@ -421,15 +426,13 @@ class WorkflowsStore:
         """Record an outcome done by hand: SUCCEEDED with ``filled_by``, from any status but
         SUCCEEDED (conditional on the status the caller saw, so two operators cannot both fill; PENDING:
         the node may have no item yet)."""
-        seen = "#s = :from_"
-        if filled_from == NodeStatus.PENDING:
-            seen = f"(attribute_not_exists(pk) OR {seen})"
+        seen = unmoved_or("#s = :from_") if filled_from == NodeStatus.PENDING else "attribute_exists(pk) AND #s = :from_"
         try:
             self._ddb.update_item(
                 TableName=self._table, Key=key(pk=wf_pk(workflow_id), sk=f"NODE#{node_id}"),
                 UpdateExpression="SET #s = :ok, #o = :out, filled_by = :by, filled_from = :from_, "
                                  "filled_at = :now, updated_at = :now, node_id = :nid, workflow_id = :wid",
-                ConditionExpression=seen if filled_from == NodeStatus.PENDING else f"attribute_exists(pk) AND {seen}",
+                ConditionExpression=seen,
                 ExpressionAttributeNames={"#s": "status", "#o": "output"},
                 ExpressionAttributeValues=values(ok="SUCCEEDED", out=output, by=by, from_=filled_from,
                                                  now=round(time.time(), 3), nid=node_id, wid=workflow_id))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,13 +26,13 @@ GENESIS = "0" * 64
 LOG_FIELDS = ("event_id", "strategy_id", "workflow_id", "node_id", "status", "duration", "escalation_reason")
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def iso_at(seconds: float) -> str:
-    """``seconds`` since the epoch in the form of :func:`now_iso` (a record's ``ts``)."""
+    """``seconds`` since the epoch as RFC 3339 UTC with milliseconds (a record's ``ts``)."""
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def now_iso() -> str:
+    return iso_at(time.time())
 
 
 def minute_of(ts: str) -> str:

@@ -20,7 +20,6 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import typer
@@ -108,7 +107,9 @@ def rfc3339(value: Any) -> Any:
     """An epoch (seconds) as RFC 3339 UTC with milliseconds; anything else unchanged."""
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 1e9:
         return value
-    return datetime.fromtimestamp(float(value), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    from powerx_agent.audit.records import iso_at
+
+    return iso_at(float(value))
 
 
 TIME_KEYS = ("first_seen", "lease_until", "expires_at", "ended", "ts_epoch")

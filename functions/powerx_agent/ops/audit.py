@@ -32,6 +32,7 @@ from powerx_agent.audit.completeness import (
     WF_TERMINAL_FOR_STATUS,
     check_workflow,
 )
+from powerx_agent.audit.records import iso_at
 from powerx_agent.errors import AgentError
 
 if TYPE_CHECKING:
@@ -73,10 +74,6 @@ def _epoch(ts: str) -> float:
     return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 MAX_LOOKBACK_DAYS = 36_500
 """The longest relative window (``100000d`` would be before the year 1 and cannot be a time)."""
 
@@ -90,7 +87,7 @@ def normalise_since(since: str | None) -> str | None:
         back = float(since[:-1]) * units[since[-1]]
         if back > MAX_LOOKBACK_DAYS * 86400:
             raise ValueError(f"{since!r} reaches back more than {MAX_LOOKBACK_DAYS} days; give an ISO time")
-        return _iso(time.time() - back)
+        return iso_at(time.time() - back)
     try:
         parsed = datetime.fromisoformat(since.replace("Z", "+00:00"))
     except ValueError as exc:
@@ -98,7 +95,7 @@ def normalise_since(since: str | None) -> str | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     try:
-        return _iso(parsed.timestamp())
+        return iso_at(parsed.timestamp())
     except (ValueError, OverflowError, OSError):  # a time zone takes it past year 1 or 9999
         raise ValueError(f"{since!r} is outside the years 1 to 9999 in UTC") from None
 
